@@ -1,0 +1,295 @@
+// Package config defines the server's configuration as one typed value,
+// loaded from FLOWNEXUS_* environment variables and command-line flags
+// (flags win) and validated before anything starts. There is no global
+// configuration: the loaded Config is passed down by value.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// DevSecretKey is the public development secret used when none is set and
+// debug is on. It is refused when debug is off.
+const DevSecretKey = "flownexus-development-secret-key-not-for-production"
+
+// MinSecretKeyLen is the shortest secret key accepted with debug off.
+const MinSecretKeyLen = 32
+
+// Config is the whole server configuration. The zero value is not valid;
+// use Default or Load.
+type Config struct {
+	DataDir      string   // directory for the SQLite database, firmware and state
+	DatabaseURL  string   // "" means the SQLite file DataDir/flownexus.db
+	HTTPListen   string   // dashboard, REST API, health and metrics
+	CoAPListen   string   // plain CoAP/UDP; "" disables it
+	CoAPSListen  string   // CoAP over DTLS; "" disables it
+	FWListen     string   // IoT-safe firmware HTTPS; "" disables it
+	FirmwareDir  string   // "" means DataDir/firmware
+	RedisURL     string   // "" means single node
+	Debug        bool     // development mode: permits the development secret
+	AllowedHosts []string // Host header allow list ("*" allows any, ".example.com" a domain and its subdomains)
+	CSRFOrigins  []string // extra origins trusted for state-changing browser requests
+	SecretKey    string   // signs sessions and encrypts credentials at rest
+	LogFormat    string   // "text" or "json"
+	LogLevel     string   // "debug", "info", "warn" or "error"
+
+	secretFromDefault bool
+}
+
+// Default returns the development defaults of DESIGN.md.
+func Default() Config {
+	return Config{
+		DataDir:      "./data",
+		HTTPListen:   ":8000",
+		CoAPListen:   ":5683",
+		CoAPSListen:  ":5684",
+		FWListen:     ":8443",
+		Debug:        true,
+		AllowedHosts: []string{"localhost", "127.0.0.1", "[::1]"},
+		LogFormat:    "text",
+		LogLevel:     "info",
+	}
+}
+
+// Database returns the effective database URL: DatabaseURL, or the SQLite
+// file in the data directory.
+func (c Config) Database() string {
+	if c.DatabaseURL != "" {
+		return c.DatabaseURL
+	}
+	return filepath.Join(c.DataDir, "flownexus.db")
+}
+
+// IsPostgres reports whether the database URL selects PostgreSQL.
+func (c Config) IsPostgres() bool {
+	return strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://")
+}
+
+// Firmware returns the effective firmware directory.
+func (c Config) Firmware() string {
+	if c.FirmwareDir != "" {
+		return c.FirmwareDir
+	}
+	return filepath.Join(c.DataDir, "firmware")
+}
+
+// UsesDevSecret reports whether the public development key is in use.
+func (c Config) UsesDevSecret() bool { return c.SecretKey == DevSecretKey }
+
+// Env is how Load reads the environment: os.LookupEnv in production, MapEnv
+// in tests.
+type Env func(key string) (string, bool)
+
+// Load builds a Config from the environment and the flags in args, parsed
+// with fs (which Load extends with the configuration flags; callers may
+// have added their own flags before). Flags win over environment
+// variables. It returns every problem found, one per line, and does not
+// validate (call Validate).
+func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
+	c := Default()
+	var errs []error
+	get := func(key string) string { v, _ := env(key); return v }
+	str := func(p *string, key string) {
+		if v := get(key); v != "" {
+			*p = v
+		}
+	}
+	list := func(p *[]string, key string) {
+		if v, ok := env(key); ok {
+			*p = splitList(v)
+		}
+	}
+	str(&c.DataDir, "FLOWNEXUS_DATA_DIR")
+	str(&c.DatabaseURL, "FLOWNEXUS_DATABASE_URL")
+	// Listen addresses may be set to "" to disable a listener, so an empty
+	// but present variable counts.
+	for key, p := range map[string]*string{
+		"FLOWNEXUS_HTTP_LISTEN":  &c.HTTPListen,
+		"FLOWNEXUS_COAP_LISTEN":  &c.CoAPListen,
+		"FLOWNEXUS_COAPS_LISTEN": &c.CoAPSListen,
+		"FLOWNEXUS_FW_LISTEN":    &c.FWListen,
+	} {
+		if v, ok := env(key); ok {
+			*p = v
+		}
+	}
+	str(&c.FirmwareDir, "FLOWNEXUS_FIRMWARE_DIR")
+	str(&c.RedisURL, "FLOWNEXUS_REDIS_URL")
+	str(&c.LogFormat, "FLOWNEXUS_LOG_FORMAT")
+	str(&c.LogLevel, "FLOWNEXUS_LOG_LEVEL")
+	if v := get("FLOWNEXUS_DEBUG"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLOWNEXUS_DEBUG=%q: want true or false", v))
+		}
+		c.Debug = b
+	}
+	list(&c.AllowedHosts, "FLOWNEXUS_ALLOWED_HOSTS")
+	list(&c.CSRFOrigins, "FLOWNEXUS_CSRF_ORIGINS")
+
+	key, keyFile := get("FLOWNEXUS_SECRET_KEY"), get("FLOWNEXUS_SECRET_KEY_FILE")
+	switch {
+	case key != "" && keyFile != "":
+		errs = append(errs, errors.New("FLOWNEXUS_SECRET_KEY and FLOWNEXUS_SECRET_KEY_FILE are both set: set one"))
+	case keyFile != "":
+		b, err := os.ReadFile(keyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLOWNEXUS_SECRET_KEY_FILE: %w", err))
+		}
+		c.SecretKey = strings.TrimRight(string(b), "\r\n")
+		if err == nil && c.SecretKey == "" {
+			errs = append(errs, fmt.Errorf("FLOWNEXUS_SECRET_KEY_FILE: %s is empty", keyFile))
+		}
+	default:
+		c.SecretKey = key
+	}
+
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (FLOWNEXUS_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "database URL; postgres://… selects PostgreSQL, default SQLite in the data directory (FLOWNEXUS_DATABASE_URL)")
+	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "HTTP listen address (FLOWNEXUS_HTTP_LISTEN)")
+	fs.StringVar(&c.CoAPListen, "coap-listen", c.CoAPListen, "CoAP/UDP listen address, empty disables (FLOWNEXUS_COAP_LISTEN)")
+	fs.StringVar(&c.CoAPSListen, "coaps-listen", c.CoAPSListen, "CoAP/DTLS listen address, empty disables (FLOWNEXUS_COAPS_LISTEN)")
+	fs.StringVar(&c.FWListen, "fw-listen", c.FWListen, "firmware HTTPS listen address, empty disables (FLOWNEXUS_FW_LISTEN)")
+	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware directory, default firmware/ in the data directory (FLOWNEXUS_FIRMWARE_DIR)")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for multi-node setups (FLOWNEXUS_REDIS_URL)")
+	fs.BoolVar(&c.Debug, "debug", c.Debug, "development mode (FLOWNEXUS_DEBUG)")
+	fs.Func("allowed-hosts", "comma-separated Host header allow list (FLOWNEXUS_ALLOWED_HOSTS)", func(s string) error {
+		c.AllowedHosts = splitList(s)
+		return nil
+	})
+	fs.Func("csrf-origins", "comma-separated trusted origins (FLOWNEXUS_CSRF_ORIGINS)", func(s string) error {
+		c.CSRFOrigins = splitList(s)
+		return nil
+	})
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (FLOWNEXUS_LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error (FLOWNEXUS_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.SecretKey == "" {
+		c.SecretKey = DevSecretKey
+		c.secretFromDefault = true
+	}
+	return c, errors.Join(errs...)
+}
+
+// MapEnv returns an Env over a map, for tests.
+func MapEnv(m map[string]string) Env {
+	return func(key string) (string, bool) {
+		v, ok := m[key]
+		return v, ok
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate checks every field and the fields against each other, and
+// returns all problems found joined, each naming the setting.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data directory (--data-dir, FLOWNEXUS_DATA_DIR) must not be empty")
+	}
+	if c.DatabaseURL != "" && !c.IsPostgres() {
+		if strings.Contains(c.DatabaseURL, "://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
+			bad("database URL (--database-url, FLOWNEXUS_DATABASE_URL) %q: want postgres://…, sqlite://PATH or a file path", redact(c.DatabaseURL))
+		}
+	}
+	if c.IsPostgres() {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || u.Host == "" {
+			bad("database URL (--database-url, FLOWNEXUS_DATABASE_URL) %q: not a valid PostgreSQL URL", redact(c.DatabaseURL))
+		}
+	}
+	if c.HTTPListen == "" {
+		bad("HTTP listen address (--http-listen, FLOWNEXUS_HTTP_LISTEN) must not be empty")
+	}
+	for _, l := range []struct{ name, flag, v string }{
+		{"HTTP", "http-listen", c.HTTPListen},
+		{"CoAP", "coap-listen", c.CoAPListen},
+		{"CoAP/DTLS", "coaps-listen", c.CoAPSListen},
+		{"firmware HTTPS", "fw-listen", c.FWListen},
+	} {
+		if l.v == "" {
+			continue
+		}
+		if err := checkListen(l.v); err != nil {
+			bad("%s listen address (--%s, FLOWNEXUS_%s) %q: %v", l.name, l.flag,
+				strings.ToUpper(strings.ReplaceAll(l.flag, "-", "_")), l.v, err)
+		}
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			bad("Redis URL (--redis-url, FLOWNEXUS_REDIS_URL) %q: want redis://host:port/db", redact(c.RedisURL))
+		}
+	}
+	if len(c.AllowedHosts) == 0 {
+		bad("allowed hosts (--allowed-hosts, FLOWNEXUS_ALLOWED_HOSTS) must not be empty")
+	}
+	for _, h := range c.AllowedHosts {
+		if strings.ContainsAny(h, "/ ") || strings.Contains(h, "://") {
+			bad("allowed host %q: want a host name or address without scheme or path", h)
+		}
+	}
+	for _, o := range c.CSRFOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("CSRF origin %q (--csrf-origins, FLOWNEXUS_CSRF_ORIGINS): want scheme://host[:port]", o)
+		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log format (--log-format, FLOWNEXUS_LOG_FORMAT) %q: want text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log level (--log-level, FLOWNEXUS_LOG_LEVEL) %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if !c.Debug {
+		switch {
+		case c.SecretKey == "" || c.secretFromDefault:
+			bad("secret key is missing: with debug off set FLOWNEXUS_SECRET_KEY or FLOWNEXUS_SECRET_KEY_FILE (generate one with `flownexus secret`)")
+		case c.SecretKey == DevSecretKey:
+			bad("secret key is the public development key: with debug off set a secret of your own (`flownexus secret`)")
+		case len(c.SecretKey) < MinSecretKeyLen:
+			bad("secret key is %d bytes: with debug off it must be at least %d bytes (`flownexus secret`)", len(c.SecretKey), MinSecretKeyLen)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port or :port")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return errors.New("port must be a number in 0..65535")
+	}
+	return nil
+}
+
+// redact hides the password of a URL for messages.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}

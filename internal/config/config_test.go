@@ -1,0 +1,163 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func load(t *testing.T, env map[string]string, args ...string) (Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return Load(fs, args, MapEnv(env))
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	if c.HTTPListen != ":8000" || c.CoAPListen != ":5683" || c.CoAPSListen != ":5684" || c.FWListen != ":8443" {
+		t.Errorf("listen defaults: %+v", c)
+	}
+	if !c.Debug || !c.UsesDevSecret() {
+		t.Errorf("debug %v, dev secret %v; want both", c.Debug, c.UsesDevSecret())
+	}
+	if got, want := c.Database(), filepath.Join("data", "flownexus.db"); got != want {
+		t.Errorf("Database() = %q, want %q", got, want)
+	}
+	if got := strings.Join(c.AllowedHosts, ","); got != "localhost,127.0.0.1,[::1]" {
+		t.Errorf("allowed hosts %q", got)
+	}
+}
+
+func TestFlagsWinOverEnv(t *testing.T) {
+	env := map[string]string{
+		"FLOWNEXUS_HTTP_LISTEN":   ":9000",
+		"FLOWNEXUS_DATA_DIR":      "/env/dir",
+		"FLOWNEXUS_ALLOWED_HOSTS": "a.example, b.example",
+		"FLOWNEXUS_DEBUG":         "false",
+		"FLOWNEXUS_SECRET_KEY":    strings.Repeat("k", 40),
+	}
+	c, err := load(t, env, "--http-listen", "127.0.0.1:9100", "--allowed-hosts", "c.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPListen != "127.0.0.1:9100" {
+		t.Errorf("flag lost: %q", c.HTTPListen)
+	}
+	if c.DataDir != "/env/dir" || c.Debug {
+		t.Errorf("env lost: %+v", c)
+	}
+	if strings.Join(c.AllowedHosts, ",") != "c.example" {
+		t.Errorf("allowed hosts %v", c.AllowedHosts)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEmptyListenDisables(t *testing.T) {
+	c, err := load(t, map[string]string{"FLOWNEXUS_COAP_LISTEN": ""}, "--fw-listen=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CoAPListen != "" || c.FWListen != "" {
+		t.Errorf("want disabled, got coap %q fw %q", c.CoAPListen, c.FWListen)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateMessages(t *testing.T) {
+	long := strings.Repeat("s", 40)
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"bad debug", map[string]string{"FLOWNEXUS_DEBUG": "maybe"}, nil, `FLOWNEXUS_DEBUG="maybe": want true or false`},
+		{"empty data dir", nil, []string{"--data-dir", ""}, "data directory (--data-dir, FLOWNEXUS_DATA_DIR) must not be empty"},
+		{"bad http listen", nil, []string{"--http-listen", "8000"}, `HTTP listen address (--http-listen, FLOWNEXUS_HTTP_LISTEN) "8000": want host:port or :port`},
+		{"empty http listen", nil, []string{"--http-listen", ""}, "HTTP listen address (--http-listen, FLOWNEXUS_HTTP_LISTEN) must not be empty"},
+		{"bad coap port", nil, []string{"--coap-listen", ":70000"}, `CoAP listen address (--coap-listen, FLOWNEXUS_COAP_LISTEN) ":70000": port must be a number in 0..65535`},
+		{"bad coaps", nil, []string{"--coaps-listen", "x"}, `CoAP/DTLS listen address (--coaps-listen, FLOWNEXUS_COAPS_LISTEN) "x"`},
+		{"bad fw", nil, []string{"--fw-listen", ":https"}, `firmware HTTPS listen address (--fw-listen, FLOWNEXUS_FW_LISTEN) ":https": port must be a number`},
+		{"bad db url", nil, []string{"--database-url", "mysql://x/y"}, `database URL (--database-url, FLOWNEXUS_DATABASE_URL) "mysql://x/y": want postgres://…`},
+		{"pg without host", nil, []string{"--database-url", "postgres:///db"}, "not a valid PostgreSQL URL"},
+		{"pg password hidden", nil, []string{"--database-url", "mysql://u:hunter2@h/db"}, "u:xxxxx@h"},
+		{"bad redis", nil, []string{"--redis-url", "http://x"}, `Redis URL (--redis-url, FLOWNEXUS_REDIS_URL) "http://x": want redis://host:port/db`},
+		{"no hosts", map[string]string{"FLOWNEXUS_ALLOWED_HOSTS": " , "}, nil, "allowed hosts (--allowed-hosts, FLOWNEXUS_ALLOWED_HOSTS) must not be empty"},
+		{"host with scheme", nil, []string{"--allowed-hosts", "https://x"}, `allowed host "https://x": want a host name`},
+		{"bad csrf", nil, []string{"--csrf-origins", "example.com"}, `CSRF origin "example.com"`},
+		{"bad log format", nil, []string{"--log-format", "xml"}, `log format (--log-format, FLOWNEXUS_LOG_FORMAT) "xml": want text or json`},
+		{"bad log level", nil, []string{"--log-level", "loud"}, `log level (--log-level, FLOWNEXUS_LOG_LEVEL) "loud"`},
+		{"secret missing", map[string]string{"FLOWNEXUS_DEBUG": "false"}, nil, "secret key is missing"},
+		{"secret is dev default", map[string]string{"FLOWNEXUS_DEBUG": "false", "FLOWNEXUS_SECRET_KEY": DevSecretKey}, nil, "secret key is the public development key"},
+		{"secret short", map[string]string{"FLOWNEXUS_SECRET_KEY": "short"}, []string{"--debug=false"}, "secret key is 5 bytes: with debug off it must be at least 32 bytes"},
+		{"secret both", map[string]string{"FLOWNEXUS_SECRET_KEY": long, "FLOWNEXUS_SECRET_KEY_FILE": "/x"}, nil, "FLOWNEXUS_SECRET_KEY and FLOWNEXUS_SECRET_KEY_FILE are both set"},
+		{"secret file missing", map[string]string{"FLOWNEXUS_SECRET_KEY_FILE": "/nonexistent/key"}, nil, "FLOWNEXUS_SECRET_KEY_FILE: open /nonexistent/key"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := load(t, tc.env, tc.args...)
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q\nwant it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("password leaked: %q", err)
+			}
+		})
+	}
+}
+
+func TestSecretKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "key")
+	secret := strings.Repeat("x", 48)
+	if err := os.WriteFile(f, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := load(t, map[string]string{"FLOWNEXUS_SECRET_KEY_FILE": f, "FLOWNEXUS_DEBUG": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SecretKey != secret {
+		t.Fatalf("secret %q, want trailing newline trimmed", c.SecretKey)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid secret file refused: %v", err)
+	}
+
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, nil, 0o600)
+	if _, err := load(t, map[string]string{"FLOWNEXUS_SECRET_KEY_FILE": empty}); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Fatalf("empty key file: %v", err)
+	}
+}
+
+func TestAllProblemsReported(t *testing.T) {
+	c, err := load(t, nil, "--http-listen", "x", "--log-format", "xml", "--debug=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate()
+	if n := strings.Count(err.Error(), "\n") + 1; n != 3 {
+		t.Fatalf("want 3 problems, got %d: %v", n, err)
+	}
+}

@@ -1,0 +1,230 @@
+// Package httpd is the operator-facing HTTP server: it owns the listener,
+// the middleware every request passes (Host allow-list, panic recovery,
+// access metrics and logging), and the /healthz and /metrics endpoints.
+// The dashboard and the REST API mount their routes on it with Handle.
+package httpd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options configure a Server. Logger and Registry must not be nil.
+type Options struct {
+	AllowedHosts []string // see HostAllowed
+	Version      string
+	Commit       string
+	// Ping reports database health for /healthz; nil means no database.
+	Ping     func(ctx context.Context) error
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+// Server serves HTTP. Routes must be added with Handle before Serve.
+type Server struct {
+	opts     Options
+	mux      *http.ServeMux
+	srv      *http.Server
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// New builds a server with /healthz and /metrics routed and its metrics
+// registered in o.Registry.
+func New(o Options) *Server {
+	s := &Server{
+		opts: o,
+		mux:  http.NewServeMux(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flownexus_http_requests_total",
+			Help: "HTTP requests by method and status code.",
+		}, []string{"method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "flownexus_http_request_duration_seconds",
+			Help:    "HTTP request latency.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"method"}),
+	}
+	o.Registry.MustRegister(s.requests, s.duration)
+	s.mux.HandleFunc("GET /healthz", s.health)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelError),
+	}))
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Handle routes pattern (net/http ServeMux syntax, e.g. "GET /api/v1/x")
+// to h behind the server's middleware.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Handler returns the routed handler wrapped in the middleware.
+func (s *Server) Handler() http.Handler {
+	return s.hostCheck(s.observe(s.mux))
+}
+
+// Serve accepts connections on ln until Shutdown; it returns nil after a
+// Shutdown and the accept error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting, waits for in-flight requests to finish until
+// ctx ends, then closes remaining connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	return err
+}
+
+type health struct {
+	Status   string `json:"status"`
+	Version  string `json:"version"`
+	Commit   string `json:"commit"`
+	Database string `json:"database"`
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	h := health{Status: "ok", Version: s.opts.Version, Commit: s.opts.Commit, Database: "none"}
+	code := http.StatusOK
+	if s.opts.Ping != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.opts.Ping(ctx); err != nil {
+			s.opts.Logger.Warn("health check: database unreachable", "err", err)
+			h.Status, h.Database, code = "unavailable", "unreachable", http.StatusServiceUnavailable
+		} else {
+			h.Database = "ok"
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(h)
+}
+
+// HostAllowed reports whether the Host header value host (with or without
+// port) matches the allow list: an exact name or address, "*" for any host,
+// or ".example.com" for example.com and all its subdomains. Matching
+// ignores case and a trailing dot.
+func HostAllowed(allowed []string, host string) bool {
+	h := strings.ToLower(stripPort(host))
+	h = strings.TrimSuffix(h, ".")
+	if h == "" {
+		return false
+	}
+	for _, a := range allowed {
+		a = strings.ToLower(a)
+		switch {
+		case a == "*":
+			return true
+		case strings.HasPrefix(a, "."):
+			if h == a[1:] || strings.HasSuffix(h, a) {
+				return true
+			}
+		case a == h || stripBrackets(a) == stripBrackets(h):
+			return true
+		}
+	}
+	return false
+}
+
+func stripPort(host string) string {
+	if strings.HasPrefix(host, "[") {
+		if i := strings.LastIndex(host, "]"); i >= 0 {
+			return host[:i+1]
+		}
+		return host
+	}
+	if i := strings.LastIndex(host, ":"); i >= 0 && strings.Count(host, ":") == 1 {
+		return host[:i]
+	}
+	return host
+}
+
+func stripBrackets(h string) string { return strings.TrimSuffix(strings.TrimPrefix(h, "["), "]") }
+
+func (s *Server) hostCheck(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !HostAllowed(s.opts.AllowedHosts, r.Host) {
+			s.opts.Logger.Warn("request refused: Host not allowed", "host", r.Host, "remote_addr", r.RemoteAddr,
+				"hint", "add it to FLOWNEXUS_ALLOWED_HOSTS")
+			http.Error(w, "400 Bad Request: Host not allowed", http.StatusBadRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type recorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush for event streams.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// observe records metrics, logs server errors once, and turns a panic in a
+// handler into a 500 that is logged with the request.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.opts.Logger.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", p)
+				if rec.code == 0 {
+					http.Error(rec, "500 Internal Server Error", http.StatusInternalServerError)
+				}
+			}
+			code := rec.code
+			if code == 0 {
+				code = http.StatusOK
+			}
+			s.requests.WithLabelValues(r.Method, strconv.Itoa(code)).Inc()
+			s.duration.WithLabelValues(r.Method).Observe(time.Since(start).Seconds())
+			if code >= 500 {
+				s.opts.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code,
+					"remote_addr", r.RemoteAddr)
+			}
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
