@@ -46,10 +46,10 @@ func ParsePath(s string) (Path, error) {
 	if s == "" || s[0] != '/' {
 		return Path{}, fmt.Errorf("lwm2m: path %q: must start with '/'", s)
 	}
-	rest := strings.TrimSuffix(s[1:], "/")
-	if rest == "" {
+	if s == "/" {
 		return Root, nil
 	}
+	rest := strings.TrimSuffix(s[1:], "/")
 	var p Path
 	for seg := range strings.SplitSeq(rest, "/") {
 		if p.depth == 4 {
