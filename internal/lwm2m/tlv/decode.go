@@ -94,13 +94,14 @@ func Decode(data []byte, base lwm2m.Path, types lwm2m.TypeFunc) ([]lwm2m.Record,
 	}
 	// Size the result from a quick count, capped so that a large payload
 	// that later turns out malformed does not allocate much.
-	n := min(countLeaves(data, 0, len(data), 0), 256)
+	leaves, all := countElements(data, 0, len(data), 0)
 	d := decoder{
-		data:  data,
-		base:  base,
-		types: types,
-		out:   make([]lwm2m.Record, 0, n),
-		offs:  make([]int, 0, n),
+		data:    data,
+		base:    base,
+		types:   types,
+		out:     make([]lwm2m.Record, 0, min(leaves, 256)),
+		seen:    make([]element, 0, min(all, 256)),
+		ordered: true,
 	}
 	if err := d.list(0, len(data), lwm2m.Root, true); err != nil {
 		return nil, err
@@ -118,8 +119,16 @@ type decoder struct {
 	base    lwm2m.Path
 	types   lwm2m.TypeFunc
 	out     []lwm2m.Record
-	offs    []int // offs[i] is the offset of the element that produced out[i]
-	ordered bool  // false once a record did not sort after its predecessor
+	seen    []element // every element decoded so far, in input order
+	ordered bool      // every element so far sorted after its predecessor and did not lie under a leaf
+}
+
+// element is the path and offset of a decoded element, kept to find
+// repeated paths.
+type element struct {
+	path lwm2m.Path
+	off  int
+	leaf bool
 }
 
 // list decodes the elements in data[off:end]. parent is the path of the
@@ -135,6 +144,7 @@ func (d *decoder) list(off, end int, parent lwm2m.Path, top bool) error {
 		if err != nil {
 			return err
 		}
+		d.note(element{path: p, off: h.off, leaf: h.kind.leaf()})
 		if h.kind.leaf() {
 			if err := d.leaf(h, p); err != nil {
 				return err
@@ -229,13 +239,7 @@ func (d *decoder) leaf(h header, p lwm2m.Path) error {
 	if err != nil {
 		return err
 	}
-	if n := len(d.out); n == 0 {
-		d.ordered = true
-	} else if last := d.out[n-1].Path; d.ordered && (p.Compare(last) <= 0 || p.HasPrefix(last)) {
-		d.ordered = false
-	}
 	d.out = append(d.out, lwm2m.Record{Path: p, Value: v})
-	d.offs = append(d.offs, h.off)
 	return nil
 }
 
@@ -322,58 +326,69 @@ func signed(b []byte) (int64, bool) {
 	return 0, false
 }
 
-// checkUnique reports the first path that repeats, or that is given both as
-// a resource and as one of its resource instances. It is only needed when
-// the records did not arrive in strictly increasing path order.
-func (d *decoder) checkUnique() error {
-	idx := make([]int, len(d.out))
-	for i := range idx {
-		idx[i] = i
+// note records a decoded element. While elements arrive in strictly
+// increasing path order and none lies under a leaf, no path can repeat;
+// checkUnique looks closer once that order breaks.
+func (d *decoder) note(e element) {
+	if n := len(d.seen); n > 0 && d.ordered {
+		last := d.seen[n-1]
+		if e.path.Compare(last.path) <= 0 || last.leaf && e.path.HasPrefix(last.path) {
+			d.ordered = false
+		}
 	}
-	slices.SortStableFunc(idx, func(a, b int) int { return d.out[a].Path.Compare(d.out[b].Path) })
-	for k := 1; k < len(idx); k++ {
-		prev, cur := d.out[idx[k-1]].Path, d.out[idx[k]].Path
-		if !cur.HasPrefix(prev) {
+	d.seen = append(d.seen, e)
+}
+
+// checkUnique reports the first element whose path repeats, or that lies
+// under a leaf (a resource given both with a value and with resource
+// instances).
+func (d *decoder) checkUnique() error {
+	es := slices.Clone(d.seen)
+	slices.SortStableFunc(es, func(a, b element) int { return a.path.Compare(b.path) })
+	for k := 1; k < len(es); k++ {
+		prev, cur := es[k-1], es[k]
+		if !cur.path.HasPrefix(prev.path) || !prev.leaf && cur.path != prev.path {
 			continue
 		}
-		at := max(d.offs[idx[k-1]], d.offs[idx[k]])
-		if cur == prev {
-			return lwm2m.Errorf(lwm2m.FormatTLV, at+1, "identifier", "duplicate path %s", cur)
+		at := max(prev.off, cur.off) + 1
+		if cur.path == prev.path {
+			return lwm2m.Errorf(lwm2m.FormatTLV, at, "identifier", "%s occurs twice", cur.path)
 		}
-		return lwm2m.Errorf(lwm2m.FormatTLV, at+1, "identifier",
-			"%s is given both as a resource and as resource instances", prev)
+		return lwm2m.Errorf(lwm2m.FormatTLV, at, "identifier",
+			"%s is given both with a value and with resource instances", prev.path)
 	}
 	return nil
 }
 
-// countLeaves counts the Resource and Resource Instance elements in
-// data[off:end] to size the result; it stops quietly at malformed input,
-// which the decoding pass reports.
-func countLeaves(data []byte, off, end, level int) int {
-	n := 0
+// countElements counts the leaf elements and all elements in data[off:end]
+// to size the result; it stops quietly at malformed input, which the
+// decoding pass reports.
+func countElements(data []byte, off, end, level int) (leaves, all int) {
 	for off < end {
 		t := data[off]
 		p := off + 1 + 1 + int(t>>5&1)
-		l := int(t & 0x07)
+		n := int(t & 0x07)
 		if w := int(t>>3) & 0x03; w > 0 {
 			if p+w > end {
-				return n
+				return
 			}
-			l = 0
+			n = 0
 			for _, b := range data[p : p+w] {
-				l = l<<8 | int(b)
+				n = n<<8 | int(b)
 			}
 			p += w
 		}
-		if p > end || l > end-p {
-			return n
+		if p > end || n > end-p {
+			return
 		}
+		all++
 		if k := kind(t >> 6); k.leaf() {
-			n++
+			leaves++
 		} else if level < 2 {
-			n += countLeaves(data, p, p+l, level+1)
+			l, a := countElements(data, p, p+n, level+1)
+			leaves, all = leaves+l, all+a
 		}
-		off = p + l
+		off = p + n
 	}
-	return n
+	return
 }
