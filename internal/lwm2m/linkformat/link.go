@@ -171,11 +171,31 @@ func (p rawParam) value() string { return string(p.val) }
 // param returns the first parameter named name (case-insensitive).
 func (r *rawLink) param(name string) (rawParam, bool) {
 	for _, p := range r.params {
-		if len(p.name) == len(name) && strings.EqualFold(string(p.name), name) {
+		if equalFold(p.name, name) {
 			return p, true
 		}
 	}
 	return rawParam{}, false
+}
+
+// equalFold compares an ASCII name without regard to case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 func errAt(off int, field, format string, args ...any) error {
