@@ -2,13 +2,10 @@ package objects
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -58,9 +55,10 @@ func (e *ParseError) Unwrap() error { return e.Err }
 //     <Operations> (R, W, RW, E or empty) and <Type> (a name
 //     lwm2m.ParseType accepts, or empty);
 //   - optional, empty when absent: <Description1>, <ObjectURN>,
-//     <LWM2MVersion>, <RangeEnumeration>, <Units>, <Description>;
-//     <ObjectVersion> defaults to "1.0" and must read MAJOR.MINOR when given;
-//   - ignored: unknown elements and attributes, namespaces, comments.
+//     <RangeEnumeration>, <Units>, <Description>; <ObjectVersion> defaults
+//     to "1.0" and must read MAJOR.MINOR when given;
+//   - ignored: <LWM2MVersion>, unknown elements and attributes, namespaces,
+//     comments.
 //
 // Names have white space runs collapsed to one space ("LWM2M  Server URI"
 // reads "LWM2M Server URI"); other text is trimmed. Input above MaxFileSize,
@@ -85,106 +83,6 @@ func parse(name string, data []byte) ([]*ObjectDef, error) {
 	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
 	p := &parser{file: name, d: xml.NewDecoder(bytes.NewReader(data))}
 	return p.document()
-}
-
-// LoadFile parses the DDF file at path and adds its objects to r, replacing
-// definitions with the same IDs. It returns the number of objects added; on
-// any error it adds nothing. Errors name the file as path and the line.
-func (r *Registry) LoadFile(path string) (int, error) {
-	defs, err := readFile(path)
-	if err != nil {
-		return 0, err
-	}
-	r.store(defs)
-	return len(defs), nil
-}
-
-// LoadDir parses every *.xml file in dir (not its subdirectories) and adds
-// the objects of the files that parse, replacing definitions with the same
-// IDs; a file with an error contributes nothing. When several files in dir
-// define the same object, the highest ObjectVersion wins, then the file
-// that sorts last by name. It returns the number of objects added and all
-// errors joined (errors.Join), one per bad file.
-func (r *Registry) LoadDir(dir string) (int, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, fmt.Errorf("objects: %w", err)
-	}
-	var errs []error
-	chosen := make(map[uint16]*ObjectDef)
-	var order []uint16
-	for _, e := range entries {
-		if e.IsDir() || !strings.EqualFold(filepath.Ext(e.Name()), ".xml") {
-			continue
-		}
-		defs, err := readFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, d := range defs {
-			old, ok := chosen[d.ID]
-			if !ok {
-				order = append(order, d.ID)
-			}
-			if !ok || compareVersions(d.Version, old.Version) >= 0 {
-				chosen[d.ID] = d
-			}
-		}
-	}
-	defs := make([]*ObjectDef, 0, len(order))
-	for _, id := range order {
-		defs = append(defs, chosen[id])
-	}
-	if len(defs) > 0 {
-		r.store(defs)
-	}
-	return len(defs), errors.Join(errs...)
-}
-
-func readFile(path string) ([]*ObjectDef, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("objects: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("objects: %w", err)
-	}
-	return parse(path, data)
-}
-
-// compareVersions orders "MAJOR.MINOR" versions numerically; Parse has
-// checked their form.
-func compareVersions(a, b string) int {
-	am, an := splitVersion(a)
-	bm, bn := splitVersion(b)
-	return cmp.Or(cmp.Compare(am, bm), cmp.Compare(an, bn))
-}
-
-func splitVersion(v string) (major, minor uint64) {
-	ma, mi, _ := strings.Cut(v, ".")
-	major, _ = strconv.ParseUint(ma, 10, 32)
-	minor, _ = strconv.ParseUint(mi, 10, 32)
-	return major, minor
-}
-
-func validVersion(v string) bool {
-	ma, mi, ok := strings.Cut(v, ".")
-	return ok && isDigits(ma) && isDigits(mi) && len(ma) <= 9 && len(mi) <= 9
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // parser reads one DDF document token by token, so that every error can
@@ -270,6 +168,7 @@ func (p *parser) document() ([]*ObjectDef, error) {
 	var defs []*ObjectDef
 	seenRoot := false
 	for {
+		before := p.line()
 		t, err := p.token()
 		if err == io.EOF {
 			if !seenRoot {
@@ -293,8 +192,10 @@ func (p *parser) document() ([]*ObjectDef, error) {
 				return nil, err
 			}
 		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
-				return nil, p.errAt(p.line(), nil, "not an LwM2M DDF file: text outside the root element")
+			if text := bytes.TrimLeft(t, " \t\r\n"); len(text) > 0 {
+				// Report the line where the text starts, not where it ends.
+				line := before + bytes.Count(t[:len(t)-len(text)], []byte("\n"))
+				return nil, p.errAt(line, nil, "not an LwM2M DDF file: text outside the root element")
 			}
 		}
 	}
@@ -391,15 +292,14 @@ func (p *parser) leaves(fields map[string]*field, nested func(xml.StartElement) 
 func (p *parser) object() (*ObjectDef, int, error) {
 	start := p.line()
 	var (
-		name, desc, id, urn, lwm2mVer, ver, multi, mand field
-		resources                                       []ResourceDef
-		haveResources                                   bool
-		resIDs                                          = make(map[uint16]bool)
+		name, desc, id, urn, ver, multi, mand field
+		resources                             []ResourceDef
+		haveResources                         bool
+		resIDs                                = make(map[uint16]bool)
 	)
 	fields := map[string]*field{
 		"Name": &name, "Description1": &desc, "ObjectID": &id, "ObjectURN": &urn,
-		"LWM2MVersion": &lwm2mVer, "ObjectVersion": &ver,
-		"MultipleInstances": &multi, "Mandatory": &mand,
+		"ObjectVersion": &ver, "MultipleInstances": &multi, "Mandatory": &mand,
 	}
 	err := p.leaves(fields, func(se xml.StartElement) (bool, error) {
 		if se.Name.Local != "Resources" {
@@ -442,7 +342,7 @@ func (p *parser) object() (*ObjectDef, int, error) {
 	d.ID = n
 	prefix := fmt.Sprintf("object %d: ", d.ID)
 	if d.Name == "" {
-		return nil, 0, p.errAt(lineOr(name, start), nil, "object %d: missing or empty <Name>", d.ID)
+		return nil, 0, p.errAt(lineOr(name, start), nil, "%smissing or empty <Name>", prefix)
 	}
 	if d.Multiple, err = p.choice(multi, start, prefix, "MultipleInstances", "Multiple", "Single"); err != nil {
 		return nil, 0, err
@@ -453,10 +353,10 @@ func (p *parser) object() (*ObjectDef, int, error) {
 	if d.Version == "" {
 		d.Version = "1.0"
 	} else if !validVersion(d.Version) {
-		return nil, 0, p.errAt(ver.line, nil, "object version %q: want MAJOR.MINOR", d.Version)
+		return nil, 0, p.errAt(ver.line, nil, "%sObjectVersion %q: want MAJOR.MINOR", prefix, d.Version)
 	}
 	if !haveResources {
-		return nil, 0, p.errAt(start, nil, "object %d: missing <Resources>", d.ID)
+		return nil, 0, p.errAt(start, nil, "%smissing <Resources>", prefix)
 	}
 	nd, err := normalize(*d)
 	if err != nil { // unreachable: IDs were checked as they were read
@@ -474,24 +374,17 @@ func (p *parser) item(se xml.StartElement, ids map[uint16]bool) (ResourceDef, er
 		return ResourceDef{}, p.errAt(start, nil, "more than %d resources in the file", MaxResources)
 	}
 	var (
-		idAttr  string
-		hasID   bool
-		r       ResourceDef
-		ok      bool
-		err     error
-		name    field
-		ops     field
-		multi   field
-		mand    field
-		typ     field
-		rng     field
-		units   field
-		desc    field
-		visible = map[string]*field{
-			"Name": &name, "Operations": &ops, "MultipleInstances": &multi, "Mandatory": &mand,
-			"Type": &typ, "RangeEnumeration": &rng, "Units": &units, "Description": &desc,
-		}
+		r                                             ResourceDef
+		ok                                            bool
+		err                                           error
+		idAttr                                        string
+		hasID                                         bool
+		name, ops, multi, mand, typ, rng, units, desc field
 	)
+	fields := map[string]*field{
+		"Name": &name, "Operations": &ops, "MultipleInstances": &multi, "Mandatory": &mand,
+		"Type": &typ, "RangeEnumeration": &rng, "Units": &units, "Description": &desc,
+	}
 	for _, a := range se.Attr {
 		if a.Name.Local == "ID" {
 			idAttr, hasID = a.Value, true
@@ -507,25 +400,25 @@ func (p *parser) item(se xml.StartElement, ids map[uint16]bool) (ResourceDef, er
 		return r, p.errAt(start, nil, "resource %d defined twice", r.ID)
 	}
 	ids[r.ID] = true
-	if err := p.leaves(visible, nil); err != nil {
+	if err := p.leaves(fields, nil); err != nil {
 		return r, err
 	}
 
 	prefix := fmt.Sprintf("resource %d: ", r.ID)
 	if r.Name = collapse(name.text); r.Name == "" {
-		return r, p.errAt(lineOr(name, start), nil, "resource %d: missing or empty <Name>", r.ID)
+		return r, p.errAt(lineOr(name, start), nil, "%smissing or empty <Name>", prefix)
 	}
 	if !ops.set {
-		return r, p.errAt(start, nil, "resource %d: missing <Operations>", r.ID)
+		return r, p.errAt(start, nil, "%smissing <Operations>", prefix)
 	}
 	if r.Operations, err = ParseOps(ops.text); err != nil {
-		return r, p.errAt(ops.line, err, "resource %d: unknown operations %q (want R, W, RW, E or empty)", r.ID, strings.TrimSpace(ops.text))
+		return r, p.errAt(ops.line, err, "%sunknown operations %q (want R, W, RW, E or empty)", prefix, strings.TrimSpace(ops.text))
 	}
 	if !typ.set {
-		return r, p.errAt(start, nil, "resource %d: missing <Type>", r.ID)
+		return r, p.errAt(start, nil, "%smissing <Type>", prefix)
 	}
 	if r.Type, err = lwm2m.ParseType(typ.text); err != nil {
-		return r, p.errAt(typ.line, err, "resource %d: unknown type %q", r.ID, strings.TrimSpace(typ.text))
+		return r, p.errAt(typ.line, err, "%sunknown type %q", prefix, strings.TrimSpace(typ.text))
 	}
 	if r.Multiple, err = p.choice(multi, start, prefix, "MultipleInstances", "Multiple", "Single"); err != nil {
 		return r, err
@@ -579,4 +472,22 @@ func lineOr(f field, start int) int {
 		return f.line
 	}
 	return start
+}
+
+// validVersion reports whether v reads MAJOR.MINOR.
+func validVersion(v string) bool {
+	ma, mi, ok := strings.Cut(v, ".")
+	return ok && isDigits(ma) && isDigits(mi) && len(ma) <= 9 && len(mi) <= 9
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -18,7 +18,7 @@ import (
 // lookup sees a definition either entirely before or entirely after a change.
 // Definitions returned by lookups are shared and must not be modified.
 type Registry struct {
-	mu   sync.Mutex                           // serializes writers
+	mu   sync.Mutex                            // serializes writers
 	defs atomic.Pointer[map[uint16]*ObjectDef] // never modified once stored
 }
 
