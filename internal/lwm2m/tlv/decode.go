@@ -63,7 +63,7 @@ func (h header) end() int { return h.valOff + h.valLen }
 
 // ErrRootBase is returned by Decode and Encode for the root path: TLV cannot
 // address the whole data tree.
-var ErrRootBase = errors.New("tlv: the root path cannot be encoded as TLV")
+var ErrRootBase = errors.New("tlv: TLV cannot address the root path")
 
 // Decode decodes a TLV payload that answers a Read or Observe of base, or is
 // the body of a Write to base. base must be an object, object instance,
@@ -120,7 +120,7 @@ type decoder struct {
 	types   lwm2m.TypeFunc
 	out     []lwm2m.Record
 	seen    []element // every element decoded so far, in input order
-	ordered bool      // every element so far sorted after its predecessor and did not lie under a leaf
+	ordered bool      // each element so far sorted after the one before and not under a leaf
 }
 
 // element is the path and offset of a decoded element, kept to find
