@@ -1,0 +1,31 @@
+# flownexus developer targets. The README's test command is the contract;
+# these are conveniences around it.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/flownexus/flownexus/internal/version.Version=$(VERSION) \
+           -X github.com/flownexus/flownexus/internal/version.Commit=$(COMMIT)
+FUZZTIME ?= 10s
+
+.PHONY: build run test lint bench fuzz ci
+build:
+	go build -ldflags "$(LDFLAGS)" -o flownexus ./cmd/flownexus
+
+run:
+	go run -ldflags "$(LDFLAGS)" ./cmd/flownexus serve
+
+test:
+	go test -race ./...
+
+lint:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	go vet ./...
+
+bench:
+	go test -run '^$$' -bench . -benchmem ./...
+
+# Run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m for a long run).
+fuzz:
+	FUZZTIME=$(FUZZTIME) scripts/fuzz-all
+
+ci:
+	bash .ci/run

@@ -1,0 +1,173 @@
+// Package cli implements the flownexus subcommands. It owns the wiring of
+// the server's parts and their start and shutdown order; everything below
+// it receives its configuration and dependencies as values.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/flownexus/flownexus/internal/auth"
+	"github.com/flownexus/flownexus/internal/config"
+	"github.com/flownexus/flownexus/internal/version"
+)
+
+// IO is the process environment a command runs in.
+type IO struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Env    config.Env
+	// IsTerminal reports whether Stdin is an interactive terminal and
+	// ReadPassword reads one line from it without echo; both nil in tests.
+	IsTerminal   func() bool
+	ReadPassword func() (string, error)
+}
+
+// errUsage marks an error whose message is a usage text; it exits 2.
+var errUsage = errors.New("usage")
+
+const usage = `flownexus — LwM2M device management
+
+Usage: flownexus <command> [flags]
+
+Commands:
+  serve      run the server (HTTP, CoAP, workers)
+  migrate    apply database migrations and exit
+  user       manage operators: user create NAME [--admin] [--password-stdin] | user passwd NAME | user list
+  token      manage API tokens: token create --user NAME [--name LABEL]
+  secret     print a new random secret key for FLOWNEXUS_SECRET_KEY
+  version    print version and commit
+
+Every command that opens the database takes the configuration flags; run
+'flownexus serve -h' to list them with their FLOWNEXUS_* variables.
+`
+
+// Main runs the command in args and returns the process exit code: 0 on
+// success, 1 on failure, 2 on a usage error. Errors are printed on one
+// line each to io.Stderr.
+func Main(ctx context.Context, iox IO, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(iox.Stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		err = runServe(ctx, iox, rest)
+	case "migrate":
+		err = runMigrate(ctx, iox, rest)
+	case "user":
+		err = runUser(ctx, iox, rest)
+	case "token":
+		err = runToken(ctx, iox, rest)
+	case "secret":
+		fmt.Fprintln(iox.Stdout, auth.NewSecretKey())
+	case "version", "--version", "-version":
+		fmt.Fprintf(iox.Stdout, "flownexus %s (commit %s)\n", version.Version, version.Revision())
+	case "help", "-h", "--help":
+		fmt.Fprint(iox.Stdout, usage)
+	default:
+		err = fmt.Errorf("%w: unknown command %q\n%s", errUsage, cmd, usage)
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(iox.Stderr, "flownexus:", strings.TrimPrefix(err.Error(), "usage: "))
+		return 2
+	}
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintln(iox.Stderr, "flownexus:", line)
+	}
+	return 1
+}
+
+// OS returns the IO of the running process.
+func OS() IO {
+	return IO{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Env: os.LookupEnv,
+		IsTerminal:   stdinIsTerminal,
+		ReadPassword: readPasswordNoEcho,
+	}
+}
+
+// flagSet makes a flag set that reports errors instead of exiting.
+func flagSet(iox IO, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("flownexus "+name, flag.ContinueOnError)
+	fs.SetOutput(iox.Stderr)
+	return fs
+}
+
+// loadConfig parses the configuration flags of a command and validates the
+// result. extra adds command-specific flags before parsing. Positional
+// arguments may be mixed with flags; they are returned in order.
+func loadConfig(iox IO, name string, args []string, extra func(fs *flag.FlagSet)) (config.Config, []string, error) {
+	fs := flagSet(iox, name)
+	if extra != nil {
+		extra(fs)
+	}
+	// Flags may follow positional arguments ("user create NAME --admin"):
+	// parse, take one positional, parse the rest, repeat.
+	var cfg config.Config
+	var pos []string
+	var err error
+	first := true
+	for {
+		if first {
+			cfg, err = config.Load(fs, args, iox.Env)
+			first = false
+		} else {
+			err = fs.Parse(args)
+		}
+		if err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return cfg, nil, err
+			}
+			return cfg, nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, pos, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, pos, nil
+}
+
+// newLogger builds the process logger: text for a terminal, JSON with
+// --log-format json.
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// readLine reads one line from r without its line ending.
+func readLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		if errors.Is(err, io.EOF) {
+			return "", errors.New("no input on stdin")
+		}
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
