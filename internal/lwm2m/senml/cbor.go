@@ -1,0 +1,218 @@
+package senml
+
+import (
+	"errors"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/flownexus/flownexus/internal/lwm2m"
+)
+
+// maxRecords bounds the records of a SenML-CBOR pack.
+const maxRecords = 65536
+
+// decMode reads device input: a pack of maps with plain values, so nesting
+// deeper than a value inside a record, long maps, tags and repeated keys
+// are refused before anything is allocated for them.
+var decMode = mustDecMode(cbor.DecOptions{
+	DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+	MaxNestedLevels:  4,
+	MaxArrayElements: maxRecords,
+	MaxMapPairs:      2 * nLabels,
+	IndefLength:      cbor.IndefLengthAllowed, // zcbor-based clients write indefinite arrays
+	TagsMd:           cbor.TagsForbidden,
+	IntDec:           cbor.IntDecConvertNone,
+	UTF8:             cbor.UTF8RejectInvalid,
+})
+
+// encMode writes definite lengths, floats as float64 (readable by every
+// client decoder) and keeps NaN payloads.
+var encMode = mustEncMode(cbor.EncOptions{
+	ShortestFloat: cbor.ShortestFloatNone,
+	NaNConvert:    cbor.NaNConvertNone,
+	InfConvert:    cbor.InfConvertNone,
+	IndefLength:   cbor.IndefLengthForbidden,
+	NilContainers: cbor.NilContainerAsEmpty,
+	TagsMd:        cbor.TagsForbidden,
+})
+
+func mustDecMode(o cbor.DecOptions) cbor.DecMode {
+	m, err := o.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func mustEncMode(o cbor.EncOptions) cbor.EncMode {
+	m, err := o.EncMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// DecodeCBOR decodes a SenML-CBOR pack (content format 112) whose names
+// resolve at or below base, typing values with types (nil knows no types).
+// Records come back in document order. Malformed input gives a
+// *lwm2m.DecodeError whose Offset is the record index.
+func (o DecodeOptions) DecodeCBOR(data []byte, base lwm2m.Path, types lwm2m.TypeFunc) ([]lwm2m.Record, error) {
+	objs, err := parseCBOR(data)
+	if err != nil {
+		return nil, err
+	}
+	r := newResolver(lwm2m.FormatSenMLCBOR, base, types, o.Now)
+	out := make([]lwm2m.Record, 0, len(objs))
+	for i, obj := range objs {
+		var raw rawRecord
+		if err := raw.fromCBOR(i, obj); err != nil {
+			return nil, err
+		}
+		rec, err := r.record(i, &raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// DecodePathsCBOR decodes the SenML-CBOR body of a Read-Composite or
+// Observe-Composite request: a pack of names without values.
+func DecodePathsCBOR(data []byte) ([]lwm2m.Path, error) {
+	objs, err := parseCBOR(data)
+	if err != nil {
+		return nil, err
+	}
+	r := newResolver(lwm2m.FormatSenMLCBOR, lwm2m.Root, nil, time.Time{})
+	out := make([]lwm2m.Path, 0, len(objs))
+	for i, obj := range objs {
+		var raw rawRecord
+		if err := raw.fromCBOR(i, obj); err != nil {
+			return nil, err
+		}
+		p, err := r.path(i, &raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// EncodeCBOR encodes records at or below base as a SenML-CBOR pack, laid
+// out as EncodeJSON does, with integer labels and "vlo" as a text key.
+func EncodeCBOR(base lwm2m.Path, rs []lwm2m.Record) ([]byte, error) {
+	w, err := wire(base, rs, false)
+	if err != nil {
+		return nil, err
+	}
+	return encMode.Marshal(w)
+}
+
+// EncodePathsCBOR encodes a Read-Composite or Observe-Composite request
+// body: one record per path, each with its full name.
+func EncodePathsCBOR(paths []lwm2m.Path) ([]byte, error) {
+	return encMode.Marshal(wirePaths(paths))
+}
+
+// parseCBOR splits a SenML-CBOR pack into records.
+func parseCBOR(data []byte) ([]map[any]any, error) {
+	if len(data) == 0 {
+		return nil, lwm2m.Errorf(lwm2m.FormatSenMLCBOR, -1, "", "empty input")
+	}
+	var objs []map[any]any
+	if err := decMode.Unmarshal(data, &objs); err != nil {
+		var te *cbor.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, lwm2m.Errorf(lwm2m.FormatSenMLCBOR, -1, "", "a SenML pack must be an array of maps, not %s", te.CBORType)
+		}
+		return nil, lwm2m.Errorf(lwm2m.FormatSenMLCBOR, -1, "", "%s", strings.TrimPrefix(err.Error(), "cbor: "))
+	}
+	if objs == nil {
+		return nil, lwm2m.Errorf(lwm2m.FormatSenMLCBOR, -1, "", "a SenML pack must be an array of maps, not null")
+	}
+	for i, obj := range objs {
+		if obj == nil {
+			return nil, lwm2m.Errorf(lwm2m.FormatSenMLCBOR, i, "", "record is null, not a map")
+		}
+	}
+	return objs, nil
+}
+
+// fromCBOR reads the fields of record i. Positive integer keys decode as
+// uint64, negative ones as int64, text keys as string.
+func (r *rawRecord) fromCBOR(i int, obj map[any]any) error {
+	var fields [nLabels]any
+	var present [nLabels]bool
+	var unknown string
+	for k, v := range obj {
+		l := -1
+		switch k := k.(type) {
+		case uint64:
+			if k < 16 {
+				if x, ok := cborLabels[int64(k)]; ok {
+					l = x
+				}
+			}
+		case int64:
+			if x, ok := cborLabels[k]; ok {
+				l = x
+			}
+		case string:
+			if k == "vlo" {
+				l = lVLO
+			} else if mustUnderstand(k) && (unknown == "" || k < unknown) {
+				unknown = k
+			}
+		}
+		if l >= 0 {
+			fields[l], present[l] = v, true
+		}
+	}
+	if unknown != "" {
+		return lwm2m.Errorf(lwm2m.FormatSenMLCBOR, i, unknown, "unknown must-understand label")
+	}
+	return fill(r, lwm2m.FormatSenMLCBOR, i, &fields, &present, cborReader{})
+}
+
+// cborReader reads field values decoded into Go values by decMode.
+type cborReader struct{}
+
+func (cborReader) str(v any) (string, string) {
+	if s, ok := v.(string); ok {
+		return s, ""
+	}
+	return "", "must be a text string"
+}
+
+func (cborReader) num(v any) (number, string) {
+	switch v := v.(type) {
+	case uint64:
+		return uintNum(v), ""
+	case int64:
+		return intNum(v), ""
+	case float64:
+		return floatNum(v), ""
+	case big.Int, *big.Int:
+		return number{}, "integer is out of range"
+	}
+	return number{}, "must be a number"
+}
+
+func (cborReader) boolean(v any) (bool, string) {
+	if b, ok := v.(bool); ok {
+		return b, ""
+	}
+	return false, "must be true or false"
+}
+
+func (cborReader) bytes(v any) ([]byte, string) {
+	if b, ok := v.([]byte); ok {
+		return b, ""
+	}
+	return nil, "must be a byte string"
+}
