@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// AuditEntry records one thing an operator (or the system) did.
+type AuditEntry struct {
+	ID         int64
+	Time       time.Time // zero on append means now
+	UserID     int64     // 0: not a user (the system, a device)
+	Actor      string    // who, by name, kept when the user is deleted
+	Action     string    // e.g. "endpoint.write", "user.create"
+	Target     string    // e.g. an endpoint name
+	Detail     json.RawMessage
+	RemoteAddr string
+}
+
+const auditCols = "id, time, user_id, actor, action, target, detail, remote_addr"
+
+func scanAudit(r rowScanner) (AuditEntry, error) {
+	var a AuditEntry
+	var t int64
+	var user sql.NullInt64
+	var detail sql.NullString
+	if err := r.Scan(&a.ID, &t, &user, &a.Actor, &a.Action, &a.Target, &detail, &a.RemoteAddr); err != nil {
+		return AuditEntry{}, err
+	}
+	a.Time, a.UserID, a.Detail = fromMillis(t), user.Int64, fromJSONText(detail)
+	return a, nil
+}
+
+// AppendAudit appends an entry to the audit log and returns it as stored.
+func (s *Store) AppendAudit(ctx context.Context, a AuditEntry) (AuditEntry, error) {
+	op := fmt.Sprintf("append audit %q", a.Action)
+	if a.Action == "" {
+		return AuditEntry{}, fmt.Errorf("store: %s: empty action", op)
+	}
+	detail, err := jsonText("detail", a.Detail)
+	if err != nil {
+		return AuditEntry{}, fmt.Errorf("store: %s: %w", op, err)
+	}
+	t := a.Time
+	if t.IsZero() {
+		t = s.now()
+	}
+	out, err := scanAudit(s.wdb.QueryRowContext(ctx, `
+		INSERT INTO audit_log (time, user_id, actor, action, target, detail, remote_addr)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+auditCols,
+		millis(t), nullID(a.UserID), a.Actor, a.Action, a.Target, detail, a.RemoteAddr))
+	return out, wrap(op, err)
+}
+
+// AuditFilter selects entries for ListAudit; zero fields do not restrict.
+type AuditFilter struct {
+	UserID   int64
+	BeforeID int64 // entries older than this one: the next page
+	Limit    int   // <= 0: 100
+}
+
+// ListAudit returns audit entries matching f, newest first.
+func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if f.UserID != 0 {
+		where = append(where, "user_id = "+arg(f.UserID))
+	}
+	if f.BeforeID != 0 {
+		where = append(where, "id < "+arg(f.BeforeID))
+	}
+	q := "SELECT " + auditCols + " FROM audit_log"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC LIMIT " + arg(limitOr(f.Limit, 100))
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("list audit", err)
+	}
+	out, err := collect(rows, scanAudit)
+	return out, wrap("list audit", err)
+}

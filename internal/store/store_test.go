@@ -1,0 +1,310 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/lwm2m"
+)
+
+var allTables = []string{
+	"site", "endpoint", "resource_type", "event", "resource", "resource_latest", "event_resource",
+	"users", "membership", "api_token", "endpoint_operation", "firmware", "firmware_update",
+	"audit_log", "credential",
+}
+
+func TestMigrateFromEmpty(t *testing.T) {
+	ctx := context.Background()
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			url := sqliteTestURL(t)
+			if engine == "postgres" {
+				url = postgresTestURL(t)
+			}
+			s := openTestStore(t, url, false)
+			if s.Dialect() != engine {
+				t.Errorf("Dialect() = %q, want %q", s.Dialect(), engine)
+			}
+			cur, latest, err := s.SchemaVersion(ctx)
+			if err != nil || cur != 0 || latest < 1 {
+				t.Fatalf("SchemaVersion() = %d, %d, %v; want 0, >= 1, nil", cur, latest, err)
+			}
+			if err := s.CheckSchema(ctx); !errors.Is(err, ErrSchemaOutdated) {
+				t.Fatalf("CheckSchema() on an empty database = %v, want ErrSchemaOutdated", err)
+			}
+			applied, err := s.Migrate(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(applied) != int(latest) || applied[0] != 1 || applied[len(applied)-1] != latest {
+				t.Errorf("Migrate applied %v, want 1..%d", applied, latest)
+			}
+			cur, _, err = s.SchemaVersion(ctx)
+			if err != nil || cur != latest {
+				t.Fatalf("after Migrate: SchemaVersion() = %d, %v; want %d", cur, err, latest)
+			}
+			if err := s.CheckSchema(ctx); err != nil {
+				t.Fatalf("CheckSchema() after Migrate = %v", err)
+			}
+			if applied, err := s.Migrate(ctx); err != nil || len(applied) != 0 {
+				t.Fatalf("second Migrate = %v, %v; want nothing applied", applied, err)
+			}
+			for _, table := range allTables {
+				var n int
+				if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != 0 {
+					t.Errorf("table %s: count = %d, %v", table, n, err)
+				}
+			}
+		})
+	}
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if _, err := s.WriteDB().ExecContext(ctx,
+			"INSERT INTO goose_db_version (version_id, is_applied) VALUES (999, TRUE)"); err != nil {
+			t.Fatal(err)
+		}
+		cur, latest, err := s.SchemaVersion(ctx)
+		if err != nil || cur != 999 {
+			t.Fatalf("SchemaVersion() = %d, %d, %v; want 999", cur, latest, err)
+		}
+		err = s.CheckSchema(ctx)
+		if !errors.Is(err, ErrSchemaTooNew) {
+			t.Fatalf("CheckSchema() = %v, want ErrSchemaTooNew", err)
+		}
+		if !strings.Contains(err.Error(), "999") || !strings.Contains(err.Error(), "up to 1") {
+			t.Errorf("CheckSchema() error %q does not name both versions", err)
+		}
+		if _, err := s.Migrate(ctx); !errors.Is(err, ErrSchemaTooNew) {
+			t.Fatalf("Migrate() = %v, want ErrSchemaTooNew", err)
+		}
+	})
+}
+
+func TestOpenURLForms(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, url := range []string{
+		filepath.Join(dir, "plain.db"),
+		"sqlite://" + filepath.Join(dir, "scheme.db"),
+		"file:" + filepath.Join(dir, "file.db"),
+		filepath.Join(dir, "odd name %41 #1.db"),
+	} {
+		s, err := Open(ctx, url, Options{})
+		if err != nil {
+			t.Errorf("Open(%q): %v", url, err)
+			continue
+		}
+		if _, err := s.Migrate(ctx); err != nil {
+			t.Errorf("Migrate(%q): %v", url, err)
+		}
+		s.Close()
+	}
+	for _, name := range []string{"plain.db", "scheme.db", "file.db", "odd name %41 #1.db"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("database file not where the URL says: %v", err)
+		}
+	}
+	for _, url := range []string{"", "sqlite://", ":memory:", filepath.Join(dir, "x.db") + "?mode=ro"} {
+		if s, err := Open(ctx, url, Options{}); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded, want an error", url)
+		}
+	}
+}
+
+// checkOneLine fails unless err is a single-line message starting "store: ".
+func checkOneLine(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "store: ") || strings.ContainsAny(msg, "\n\r\t") {
+		t.Errorf("error is not one line starting with \"store: \": %q", msg)
+	}
+}
+
+func TestOpenNotSQLite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flownexus.db")
+	content := strings.Repeat("this is a text file, not a database\n", 50)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), path, Options{})
+	checkOneLine(t, err)
+	want := "store: " + path + " is not a SQLite database (file is not a database)"
+	if err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
+	}
+	if got, _ := os.ReadFile(path); string(got) != content {
+		t.Error("Open modified the file")
+	}
+}
+
+func TestOpenBadDirectory(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "regular")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		path, want string
+	}{
+		{filepath.Join(file, "flownexus.db"), "not a directory"},
+		{filepath.Join(dir, "missing", "flownexus.db"), "no such file or directory"},
+		{dir, "not a regular file"},
+	}
+	for _, c := range cases {
+		_, err := Open(context.Background(), c.path, Options{})
+		checkOneLine(t, err)
+		if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.path) {
+			t.Errorf("Open(%q) = %q, want the path and %q", c.path, err, c.want)
+		}
+	}
+}
+
+func TestOpenUnwritableDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "locked")
+	if err := os.Mkdir(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	if f, err := os.Create(filepath.Join(dir, "probe")); err == nil {
+		f.Close()
+		t.Skip("running with privileges that ignore directory permissions (root)")
+	}
+	path := filepath.Join(dir, "flownexus.db")
+	_, err := Open(context.Background(), path, Options{})
+	checkOneLine(t, err)
+	if !strings.Contains(err.Error(), "cannot create files in directory "+dir) {
+		t.Errorf("error = %q", err)
+	}
+}
+
+func TestOpenUnreachablePostgres(t *testing.T) {
+	start := time.Now()
+	_, err := Open(context.Background(), "postgres://flownexus:s3cr3t-pw@127.0.0.1:1/x", Options{})
+	if d := time.Since(start); d > 7*time.Second {
+		t.Errorf("Open took %v", d)
+	}
+	checkOneLine(t, err)
+	if !strings.HasPrefix(err.Error(), "store: cannot reach PostgreSQL at 127.0.0.1:1: ") {
+		t.Errorf("error = %q", err)
+	}
+	if strings.Contains(err.Error(), "s3cr3t-pw") {
+		t.Errorf("error shows the password: %q", err)
+	}
+	// A server that does not answer at all: the connect timeout applies.
+	start = time.Now()
+	_, err = Open(context.Background(), "postgres://u:s3cr3t-pw@192.0.2.1:5432/x?connect_timeout=1", Options{})
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Open of a silent address took %v", d)
+	}
+	checkOneLine(t, err)
+	if strings.Contains(err.Error(), "s3cr3t-pw") {
+		t.Errorf("error shows the password: %q", err)
+	}
+	_, err = Open(context.Background(), "postgres://u:s3cr3t-pw@127.0.0.1:notaport/x", Options{})
+	checkOneLine(t, err)
+	if strings.Contains(err.Error(), "s3cr3t-pw") {
+		t.Errorf("error shows the password: %q", err)
+	}
+}
+
+func TestOpenPostgresMissingDatabase(t *testing.T) {
+	u := postgresTestURL(t)
+	u = strings.Replace(u, "/flownexus_test_", "/no_such_database_", 1)
+	_, err := Open(context.Background(), u, Options{})
+	checkOneLine(t, err)
+	if !strings.HasPrefix(err.Error(), "store: cannot connect to PostgreSQL at ") || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("error = %q", err)
+	}
+}
+
+func TestSQLiteReadPoolIsReadOnly(t *testing.T) {
+	s := openTestStore(t, sqliteTestURL(t), true)
+	if _, err := s.DB().Exec("INSERT INTO site (name, created_at) VALUES ('x', 0)"); err == nil {
+		t.Fatal("write through DB() succeeded on SQLite")
+	}
+	if _, err := s.WriteDB().Exec("INSERT INTO site (name, created_at) VALUES ('x', 0)"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.GetSiteByName(context.Background(), "x"); err != nil || st.Name != "x" {
+		t.Fatalf("read after write: %+v, %v", st, err)
+	}
+	var mode string
+	if err := s.DB().QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v", mode, err)
+	}
+	var fk int
+	if err := s.DB().QueryRow("PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
+		t.Errorf("foreign_keys = %d, %v", fk, err)
+	}
+}
+
+// Two stores on one SQLite file (a CLI command next to a running server)
+// write concurrently without "database is locked".
+func TestSQLiteTwoProcessesWrite(t *testing.T) {
+	url := sqliteTestURL(t)
+	a := openTestStore(t, url, true)
+	b := openTestStore(t, url, false)
+	ctx := context.Background()
+	ea := mustEndpoint(t, a, "urn:dev:a")
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 20 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			vals := make([]ResourceValue, 200)
+			for j := range vals {
+				vals[j] = ResourceValue{EndpointID: ea.ID, Path: lwm2m.NewPath(3303, uint16(i), 5700), Value: lwm2m.Float(float64(j))}
+			}
+			errs <- a.InsertResources(ctx, vals)
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := b.CreateUser(ctx, "user"+string(rune('a'+i)), "h", false)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	users, err := a.ListUsers(ctx)
+	if err != nil || len(users) != 20 {
+		t.Errorf("ListUsers: %d users, %v", len(users), err)
+	}
+}
+
+func TestErrorsWrapped(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		_, err := s.GetEndpoint(context.Background(), "urn:dev:missing")
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("err = %v", err)
+		}
+		if want := `store: get endpoint "urn:dev:missing": not found`; err.Error() != want {
+			t.Errorf("err = %q, want %q", err, want)
+		}
+		if _, err := s.CreateSite(context.Background(), "a"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.CreateSite(context.Background(), "a")
+		if !errors.Is(err, ErrConflict) || !strings.HasPrefix(err.Error(), `store: create site "a": conflict: `) {
+			t.Errorf("duplicate site: %v", err)
+		}
+	})
+}

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// APIToken is a bearer token for the REST API. Only its SHA-256 (hex) is
+// stored; Prefix is its first characters, to tell tokens apart.
+type APIToken struct {
+	ID         int64
+	UserID     int64
+	Name       string
+	TokenHash  string
+	Prefix     string
+	CreatedAt  time.Time
+	LastUsedAt time.Time // zero: never
+	ExpiresAt  time.Time // zero: never expires
+}
+
+// Expired reports whether the token has expired at now.
+func (t APIToken) Expired(now time.Time) bool {
+	return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt)
+}
+
+const tokenCols = "id, user_id, name, token_hash, prefix, created_at, last_used_at, expires_at"
+
+func scanToken(r rowScanner, extra ...any) (APIToken, error) {
+	var t APIToken
+	var created int64
+	var used, expires sql.NullInt64
+	dest := append([]any{&t.ID, &t.UserID, &t.Name, &t.TokenHash, &t.Prefix, &created, &used, &expires}, extra...)
+	if err := r.Scan(dest...); err != nil {
+		return APIToken{}, err
+	}
+	t.CreatedAt, t.LastUsedAt, t.ExpiresAt = fromMillis(created), fromNullMillis(used), fromNullMillis(expires)
+	return t, nil
+}
+
+func scanTokenOnly(r rowScanner) (APIToken, error) { return scanToken(r) }
+
+// CreateAPIToken stores a token of the user; expires zero means never. A
+// hash already stored is ErrConflict.
+func (s *Store) CreateAPIToken(ctx context.Context, userID int64, name, tokenHash, prefix string, expires time.Time) (APIToken, error) {
+	op := fmt.Sprintf("create API token %q of user %d", name, userID)
+	if tokenHash == "" {
+		return APIToken{}, fmt.Errorf("store: %s: empty token hash", op)
+	}
+	t, err := scanToken(s.wdb.QueryRowContext(ctx, `
+		INSERT INTO api_token (user_id, name, token_hash, prefix, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+tokenCols,
+		userID, name, tokenHash, prefix, millis(s.now()), nullMillis(expires)))
+	return t, wrap(op, err)
+}
+
+// GetAPITokenByHash returns the token with the given hash and its user,
+// expired or not (see APIToken.Expired).
+func (s *Store) GetAPITokenByHash(ctx context.Context, tokenHash string) (APIToken, User, error) {
+	var u User
+	var userCreated int64
+	var userLogin sql.NullInt64
+	t, err := scanToken(s.rdb.QueryRowContext(ctx, `
+		SELECT t.id, t.user_id, t.name, t.token_hash, t.prefix, t.created_at, t.last_used_at, t.expires_at,
+			u.id, u.username, u.password_hash, u.is_admin, u.created_at, u.last_login_at
+		FROM api_token t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`, tokenHash),
+		&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &userCreated, &userLogin)
+	if err != nil {
+		return APIToken{}, User{}, wrap("get API token by hash", err)
+	}
+	u.CreatedAt, u.LastLoginAt = fromMillis(userCreated), fromNullMillis(userLogin)
+	return t, u, nil
+}
+
+// TouchAPIToken records that the token was used at t.
+func (s *Store) TouchAPIToken(ctx context.Context, id int64, t time.Time) error {
+	return wrap(fmt.Sprintf("touch API token %d", id), requireRow(s.wdb.ExecContext(ctx,
+		"UPDATE api_token SET last_used_at = $2 WHERE id = $1", id, millis(t))))
+}
+
+// ListAPITokens returns the user's tokens, newest first.
+func (s *Store) ListAPITokens(ctx context.Context, userID int64) ([]APIToken, error) {
+	op := fmt.Sprintf("list API tokens of user %d", userID)
+	rows, err := s.rdb.QueryContext(ctx, "SELECT "+tokenCols+" FROM api_token WHERE user_id = $1 ORDER BY id DESC", userID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, err := collect(rows, scanTokenOnly)
+	return out, wrap(op, err)
+}
+
+// DeleteAPIToken revokes a token.
+func (s *Store) DeleteAPIToken(ctx context.Context, id int64) error {
+	return wrap(fmt.Sprintf("delete API token %d", id),
+		requireRow(s.wdb.ExecContext(ctx, "DELETE FROM api_token WHERE id = $1", id)))
+}

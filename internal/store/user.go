@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// User is an operator account. PasswordHash is whatever the caller stored
+// (the store never hashes).
+type User struct {
+	ID           int64
+	Username     string
+	PasswordHash string
+	IsAdmin      bool
+	CreatedAt    time.Time
+	LastLoginAt  time.Time // zero: never
+}
+
+const userCols = "id, username, password_hash, is_admin, created_at, last_login_at"
+
+func scanUser(r rowScanner) (User, error) {
+	var u User
+	var created int64
+	var last sql.NullInt64
+	if err := r.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &created, &last); err != nil {
+		return User{}, err
+	}
+	u.CreatedAt, u.LastLoginAt = fromMillis(created), fromNullMillis(last)
+	return u, nil
+}
+
+// CreateUser adds a user; a username already taken is ErrConflict.
+func (s *Store) CreateUser(ctx context.Context, username, passwordHash string, isAdmin bool) (User, error) {
+	op := fmt.Sprintf("create user %q", username)
+	if username == "" {
+		return User{}, fmt.Errorf("store: %s: empty username", op)
+	}
+	u, err := scanUser(s.wdb.QueryRowContext(ctx,
+		"INSERT INTO users (username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4) RETURNING "+userCols,
+		username, passwordHash, isAdmin, millis(s.now())))
+	return u, wrap(op, err)
+}
+
+// GetUser returns the user with the given id.
+func (s *Store) GetUser(ctx context.Context, id int64) (User, error) {
+	u, err := scanUser(s.rdb.QueryRowContext(ctx, "SELECT "+userCols+" FROM users WHERE id = $1", id))
+	return u, wrap(fmt.Sprintf("get user %d", id), err)
+}
+
+// GetUserByName returns the user with the given username (exact match).
+func (s *Store) GetUserByName(ctx context.Context, username string) (User, error) {
+	u, err := scanUser(s.rdb.QueryRowContext(ctx, "SELECT "+userCols+" FROM users WHERE username = $1", username))
+	return u, wrap(fmt.Sprintf("get user %q", username), err)
+}
+
+// ListUsers returns all users ordered by username.
+func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
+	rows, err := s.rdb.QueryContext(ctx, "SELECT "+userCols+" FROM users ORDER BY username")
+	if err != nil {
+		return nil, wrap("list users", err)
+	}
+	out, err := collect(rows, scanUser)
+	return out, wrap("list users", err)
+}
+
+// SetPassword replaces the user's password hash.
+func (s *Store) SetPassword(ctx context.Context, id int64, passwordHash string) error {
+	return wrap(fmt.Sprintf("set password of user %d", id), requireRow(s.wdb.ExecContext(ctx,
+		"UPDATE users SET password_hash = $2 WHERE id = $1", id, passwordHash)))
+}
+
+// SetAdmin grants or revokes the administrator flag.
+func (s *Store) SetAdmin(ctx context.Context, id int64, isAdmin bool) error {
+	return wrap(fmt.Sprintf("set admin of user %d", id), requireRow(s.wdb.ExecContext(ctx,
+		"UPDATE users SET is_admin = $2 WHERE id = $1", id, isAdmin)))
+}
+
+// TouchLogin records a successful login at t.
+func (s *Store) TouchLogin(ctx context.Context, id int64, t time.Time) error {
+	return wrap(fmt.Sprintf("touch login of user %d", id), requireRow(s.wdb.ExecContext(ctx,
+		"UPDATE users SET last_login_at = $2 WHERE id = $1", id, millis(t))))
+}
+
+// DeleteUser removes the user with its memberships and API tokens; the
+// operations it queued remain, without a user.
+func (s *Store) DeleteUser(ctx context.Context, id int64) error {
+	return wrap(fmt.Sprintf("delete user %d", id),
+		requireRow(s.wdb.ExecContext(ctx, "DELETE FROM users WHERE id = $1", id)))
+}
+
+// Role is a user's role in a site.
+type Role string
+
+// The roles, each including the rights of the ones before: viewers see,
+// operators also act on devices, admins also manage the site.
+const (
+	RoleViewer   Role = "viewer"
+	RoleOperator Role = "operator"
+	RoleAdmin    Role = "admin"
+)
+
+// Membership gives a user a role in a site.
+type Membership struct {
+	UserID int64
+	SiteID int64
+	Role   Role
+}
+
+func scanMembership(r rowScanner) (Membership, error) {
+	var m Membership
+	err := r.Scan(&m.UserID, &m.SiteID, &m.Role)
+	return m, err
+}
+
+// SetMembership gives the user the role in the site, replacing any role it
+// had there. A missing user or site is ErrConflict.
+func (s *Store) SetMembership(ctx context.Context, userID, siteID int64, role Role) error {
+	op := fmt.Sprintf("set membership of user %d in site %d", userID, siteID)
+	switch role {
+	case RoleViewer, RoleOperator, RoleAdmin:
+	default:
+		return fmt.Errorf("store: %s: invalid role %q", op, role)
+	}
+	_, err := s.wdb.ExecContext(ctx, `
+		INSERT INTO membership (user_id, site_id, role) VALUES ($1, $2, $3)
+		ON CONFLICT (user_id, site_id) DO UPDATE SET role = excluded.role`, userID, siteID, role)
+	return wrap(op, err)
+}
+
+// GetMembership returns the user's membership in the site.
+func (s *Store) GetMembership(ctx context.Context, userID, siteID int64) (Membership, error) {
+	m, err := scanMembership(s.rdb.QueryRowContext(ctx,
+		"SELECT user_id, site_id, role FROM membership WHERE user_id = $1 AND site_id = $2", userID, siteID))
+	return m, wrap(fmt.Sprintf("get membership of user %d in site %d", userID, siteID), err)
+}
+
+// ListMemberships returns the user's memberships ordered by site id.
+func (s *Store) ListMemberships(ctx context.Context, userID int64) ([]Membership, error) {
+	op := fmt.Sprintf("list memberships of user %d", userID)
+	rows, err := s.rdb.QueryContext(ctx,
+		"SELECT user_id, site_id, role FROM membership WHERE user_id = $1 ORDER BY site_id", userID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, err := collect(rows, scanMembership)
+	return out, wrap(op, err)
+}
+
+// ListSiteMembers returns the site's memberships ordered by user id.
+func (s *Store) ListSiteMembers(ctx context.Context, siteID int64) ([]Membership, error) {
+	op := fmt.Sprintf("list members of site %d", siteID)
+	rows, err := s.rdb.QueryContext(ctx,
+		"SELECT user_id, site_id, role FROM membership WHERE site_id = $1 ORDER BY user_id", siteID)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	out, err := collect(rows, scanMembership)
+	return out, wrap(op, err)
+}
+
+// DeleteMembership removes the user from the site.
+func (s *Store) DeleteMembership(ctx context.Context, userID, siteID int64) error {
+	return wrap(fmt.Sprintf("delete membership of user %d in site %d", userID, siteID), requireRow(s.wdb.ExecContext(ctx,
+		"DELETE FROM membership WHERE user_id = $1 AND site_id = $2", userID, siteID)))
+}
