@@ -126,24 +126,30 @@ func mustQuote(name, value string) bool {
 	return false
 }
 
-// isPtoken reports whether c is a ptokenchar of RFC 6690 §2.
-func isPtoken(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'()*+-./:<=>?@[]^_`{|}~", c) >= 0
-}
+// Character classes of RFC 6690 §2 and RFC 5988 §5.
+const (
+	classPtoken   = 1 << iota // ptokenchar
+	classParmname             // parmname character, plus '*' for extended names such as title*
+)
 
-// isParmname reports whether c may appear in a parameter name (RFC 5988
-// parmname, plus '*' for extended names such as title*).
-func isParmname(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+var charClass = func() (t [256]uint8) {
+	for c := range 256 {
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if alnum || strings.IndexByte("!#$%&'()*+-./:<=>?@[]^_`{|}~", byte(c)) >= 0 {
+			t[c] |= classPtoken
+		}
+		if alnum || strings.IndexByte("!#$&+-.^_`|~*", byte(c)) >= 0 {
+			t[c] |= classParmname
+		}
 	}
-	return strings.IndexByte("!#$&+-.^_`|~*", c) >= 0
-}
+	return t
+}()
+
+// isPtoken reports whether c is a ptokenchar of RFC 6690 §2.
+func isPtoken(c byte) bool { return charClass[c]&classPtoken != 0 }
+
+// isParmname reports whether c may appear in a parameter name.
+func isParmname(c byte) bool { return charClass[c]&classParmname != 0 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 

@@ -59,7 +59,9 @@ func (r Registration) Object(id uint16) (ObjectLink, bool) {
 func ParseRegistration(data []byte) (Registration, error) {
 	reg := Registration{RootPath: "/"}
 
-	// First pass: find the root link, which may appear anywhere.
+	// One scan finds the root link, which may appear anywhere, and keeps
+	// every link's target and ver; the object links are resolved against
+	// the root path afterwards.
 	type rootLink struct {
 		found     bool
 		off       int
@@ -68,8 +70,19 @@ func ParseRegistration(data []byte) (Registration, error) {
 		ct        rawParam
 		hasCT     bool
 	}
+	type objLink struct {
+		off, targetOff, verOff int
+		target, ver            []byte // alias data (ver may be unescaped)
+		hasVer                 bool
+	}
 	var rt, slash rootLink
+	links := make([]objLink, 0, 32)
 	err := scan(data, func(r *rawLink) error {
+		l := objLink{off: r.off, target: r.target, targetOff: r.targetOff}
+		if v, ok := r.param("ver"); ok {
+			l.ver, l.verOff, l.hasVer = v.val, v.valOff, true
+		}
+		links = append(links, l)
 		var dst *rootLink
 		if p, ok := r.param("rt"); ok && hasField(p.val, "oma.lwm2m") {
 			if rt.found {
@@ -81,7 +94,6 @@ func ParseRegistration(data []byte) (Registration, error) {
 		} else {
 			return nil
 		}
-		// The slices alias data, which outlives the scan.
 		*dst = rootLink{found: true, off: r.off, target: r.target, targetOff: r.targetOff}
 		dst.ct, dst.hasCT = r.param("ct")
 		return nil
@@ -110,50 +122,46 @@ func ParseRegistration(data []byte) (Registration, error) {
 		}
 	}
 
-	// Second pass: the object and instance links.
 	type entry struct {
 		obj    uint16
 		inst   int32 // -1 for an object link
 		ver    string
 		verOff int
 	}
-	entries := make([]entry, 0, 16)
-	err = scan(data, func(r *rawLink) error {
-		if r.off == rootOff {
-			return nil
+	entries := make([]entry, 0, len(links))
+	for i := range links {
+		l := &links[i]
+		if l.off == rootOff {
+			continue
 		}
-		t, toff := r.target, r.targetOff
+		t, toff := l.target, l.targetOff
 		if len(root) > 1 && len(t) > 0 && t[0] == '/' {
 			if !bytes.HasPrefix(t, root) || (len(t) > len(root) && t[len(root)] != '/') {
-				return errAt(toff, "path", "link %q is outside the root path %q", t, root)
+				return Registration{}, errAt(toff, "path", "link %q is outside the root path %q", t, root)
 			}
 			t, toff = t[len(root):], toff+len(root)
 		}
 		p, err := parsePath(t, toff)
 		if err != nil {
-			return err
+			return Registration{}, err
 		}
 		switch {
 		case p.IsRoot():
-			return errAt(toff, "path", "second link to the root path")
+			return Registration{}, errAt(toff, "path", "second link to the root path")
 		case p.Depth() > 2:
-			return errAt(toff, "path", "link %q is deeper than an object instance", r.target)
+			return Registration{}, errAt(toff, "path", "link %q is deeper than an object instance", l.target)
 		}
 		e := entry{obj: p.Object(), inst: -1}
 		if p.IsInstance() {
 			e.inst = int32(p.Instance())
 		}
-		if v, ok := r.param("ver"); ok {
-			if !validVersion(v.val) {
-				return errAt(v.valOff, "ver", "version %q is not major.minor", v.val)
+		if l.hasVer {
+			if !validVersion(l.ver) {
+				return Registration{}, errAt(l.verOff, "ver", "version %q is not major.minor", l.ver)
 			}
-			e.ver, e.verOff = internVersion(v.val), v.valOff
+			e.ver, e.verOff = internVersion(l.ver), l.verOff
 		}
 		entries = append(entries, e)
-		return nil
-	})
-	if err != nil {
-		return Registration{}, err
 	}
 	if len(entries) == 0 {
 		return reg, nil
