@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"strings"
 	"time"
@@ -64,26 +65,48 @@ func errorf(i int, field, format string, args ...any) error {
 	return lwm2m.Errorf(lwm2m.FormatJSON, i, field, format, args...)
 }
 
-// root reads the top-level object: bn, bt and the entries of e.
+// root reads the top-level object: bn, bt and the entries of e. Keys are
+// matched exactly (case-sensitive); unknown keys are skipped.
 func (d *decoder) root(data []byte) ([]map[string]json.RawMessage, error) {
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, errorf(-1, "", "an OMA-LwM2M-JSON document must be a JSON object")
 	}
-	var doc struct {
-		BN json.RawMessage `json:"bn"`
-		BT json.RawMessage `json:"bt"`
-		E  json.RawMessage `json:"e"`
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return nil, errorf(-1, "", "invalid JSON at byte %d: %v", se.Offset, se)
+	var bn, bt json.RawMessage
+	var entries []map[string]json.RawMessage
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, syntaxErr(err)
 		}
-		return nil, errorf(-1, "", "%v", err)
+		switch key, _ := tok.(string); key {
+		case "e":
+			entries = nil
+			err = dec.Decode(&entries)
+		case "bn":
+			err = dec.Decode(&bn)
+		case "bt":
+			err = dec.Decode(&bt)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return nil, errorf(-1, "e", "must be an array of entry objects")
+			}
+			return nil, syntaxErr(err)
+		}
 	}
-	if doc.BN != nil {
-		s, ok := str(doc.BN)
+	if _, err := dec.Token(); err != nil {
+		return nil, syntaxErr(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errorf(-1, "", "data after the JSON object")
+	}
+	if bn != nil {
+		s, ok := str(bn)
 		if !ok {
 			return nil, errorf(-1, "bn", "must be a string")
 		}
@@ -101,19 +124,15 @@ func (d *decoder) root(data []byte) ([]map[string]json.RawMessage, error) {
 		}
 		d.bn = s
 	}
-	if doc.BT != nil {
-		n, why := num(doc.BT)
+	if bt != nil {
+		n, why := num(bt)
 		if why != "" {
 			return nil, errorf(-1, "bt", "%s", why)
 		}
 		d.bt, d.hasBT = n, true
 	}
-	if len(doc.E) == 0 || doc.E[0] != '[' {
+	if entries == nil {
 		return nil, errorf(-1, "e", "must be an array of entries")
-	}
-	var entries []map[string]json.RawMessage
-	if err := json.Unmarshal(doc.E, &entries); err != nil {
-		return nil, errorf(-1, "e", "entries must be JSON objects")
 	}
 	for i, e := range entries {
 		if e == nil {
@@ -121,6 +140,17 @@ func (d *decoder) root(data []byte) ([]map[string]json.RawMessage, error) {
 		}
 	}
 	return entries, nil
+}
+
+func syntaxErr(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return errorf(-1, "", "invalid JSON at byte %d: %v", se.Offset, se)
+	}
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return errorf(-1, "", "truncated JSON")
+	}
+	return errorf(-1, "", "%v", err)
 }
 
 // entry resolves entry i into a record.

@@ -31,9 +31,9 @@
 // unsigned, float or time when exact in that type, vs becomes string or
 // corelnk, and a field that does not fit the resource's type (vs for an
 // integer, v for a boolean, 1.5 for an integer, -1 for an unsigned) is an
-// error. For paths the TypeFunc does not know, a number that is an exact
-// integer becomes integer (unsigned above math.MaxInt64), any other number a
-// float, and vs a string.
+// error. For paths the TypeFunc does not know (or reports as TypeNone), a
+// number that is an exact integer becomes integer (unsigned above
+// math.MaxInt64), any other number a float, and vs a string.
 //
 // # Time
 //

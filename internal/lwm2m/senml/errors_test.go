@@ -187,10 +187,10 @@ func TestCBORRecordLimit(t *testing.T) {
 // allocating for them.
 func TestCBORHugeLengthsDoNotAllocate(t *testing.T) {
 	for _, h := range []string{
-		"9b 00000000ffffffff a0",                           // array of 2^32-1 records
-		"9a 00010000 a0",                                   // 65536 records, one present
+		"9b 00000000ffffffff a0", // array of 2^32-1 records
+		"9a 00010000 a0",         // 65536 records, one present
 		"81 a2 00 66 2f332f302f39 08 5b 00000000ffffffff 00", // 4 GiB byte string
-		"81 bb 00000000ffffffff 00 00",                      // 2^32-1 map pairs
+		"81 bb 00000000ffffffff 00 00",                       // 2^32-1 map pairs
 	} {
 		data := unhex(t, h)
 		var before, after runtime.MemStats

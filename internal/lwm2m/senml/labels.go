@@ -109,7 +109,6 @@ func fill[T any, R fieldReader[T]](r *rawRecord, f lwm2m.MediaType, i int, field
 			r.hasBN = true
 		case lN:
 			r.n, why = rd.str(v)
-			r.hasN = true
 		case lBU, lU:
 			_, why = rd.str(v)
 		case lBT:

@@ -43,7 +43,7 @@ const (
 // fields are applied and the value is typed.
 type rawRecord struct {
 	bn, n              string
-	hasBN, hasN        bool
+	hasBN              bool
 	bt, t, bv          number
 	hasBT, hasT, hasBV bool
 
