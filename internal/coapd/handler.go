@@ -1,0 +1,397 @@
+package coapd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/ingest"
+	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
+	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+// maxEndpointName bounds the ep parameter (a URN is far shorter).
+const maxEndpointName = 255
+
+// answer is what a route handler decided to send.
+type answer struct {
+	code     codes.Code
+	location []string // Location-Path segments
+}
+
+// handle is the one go-coap handler: it routes requests by method and path
+// and notifications by token, and writes the answer or the mapped error.
+func (s *Server) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool.Message) {
+	defer func() {
+		// A handler bug must not take the server down; the device gets
+		// 5.00 and the log the panic.
+		if p := recover(); p != nil {
+			s.log.Error("coap handler panic", "remote_addr", remoteAddr(w).String(), "panic", fmt.Sprint(p))
+			_ = w.SetResponse(codes.InternalServerError, message.TextPlain, nil)
+		}
+	}()
+	code := r.Code()
+	switch {
+	case code == codes.Empty:
+		return // empty ACK/RST of something we sent: nothing to answer
+	case code >= codes.Created:
+		s.notification(w, r)
+		return
+	}
+	segs := pathSegments(r)
+	var (
+		ans      answer
+		err      error
+		endpoint string
+	)
+	switch {
+	case len(segs) == 1 && segs[0] == "rd":
+		if code != codes.POST {
+			err = errMethod
+			break
+		}
+		ans, endpoint, err = s.register(r, remoteAddr(w))
+	case len(segs) == 2 && segs[0] == "rd":
+		switch code {
+		case codes.POST:
+			ans, endpoint, err = s.update(r, segs[1], remoteAddr(w))
+		case codes.DELETE:
+			ans, endpoint, err = s.deregister(r, segs[1])
+		default:
+			err = errMethod
+		}
+	case len(segs) == 1 && segs[0] == "dp":
+		if code != codes.POST {
+			err = errMethod
+			break
+		}
+		ans, endpoint, err = s.send(r, remoteAddr(w))
+	default:
+		err = errNotFound
+	}
+	if err != nil {
+		c, msg := codeFor(err)
+		var body io.ReadSeeker
+		if msg != "" {
+			body = bytes.NewReader([]byte(msg))
+		}
+		_ = w.SetResponse(c, message.TextPlain, body)
+		lvl := s.log.Info
+		if c >= codes.InternalServerError {
+			lvl = s.log.Error
+		}
+		lvl("coap request refused", "endpoint", endpoint, "remote_addr", remoteAddr(w).String(),
+			"path", "/"+strings.Join(segs, "/"), "method", code.String(), "code", devmgmt.CodeString(c), "err", err)
+		return
+	}
+	if err := w.SetResponse(ans.code, message.TextPlain, nil); err != nil {
+		s.log.Error("coap response failed", "endpoint", endpoint, "remote_addr", remoteAddr(w).String(), "err", err)
+		return
+	}
+	for _, l := range ans.location {
+		w.Message().AddOptionString(message.LocationPath, l)
+	}
+}
+
+// pathSegments returns the Uri-Path options of r.
+func pathSegments(r *pool.Message) []string {
+	opts := r.Options()
+	var segs []string
+	for _, o := range opts {
+		if o.ID == message.URIPath {
+			segs = append(segs, string(o.Value))
+		}
+	}
+	return segs
+}
+
+func remoteAddr(w *responsewriter.ResponseWriter[*udpclient.Conn]) netip.AddrPort {
+	if a, ok := w.Conn().RemoteAddr().(*net.UDPAddr); ok {
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
+
+// regParams are the query parameters of Register and Update.
+type regParams struct {
+	ep, lwm2m, b, sms       string
+	hasEP, hasVersion, hasB bool
+	hasSMS, queue           bool
+	lt                      uint32
+	hasLT                   bool
+}
+
+func parseParams(r *pool.Message) (regParams, error) {
+	var p regParams
+	for _, o := range r.Options() {
+		if o.ID != message.URIQuery {
+			continue
+		}
+		q := string(o.Value)
+		k, v, hasV := strings.Cut(q, "=")
+		switch k {
+		case "ep":
+			p.ep, p.hasEP = v, true
+		case "lt":
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n == 0 {
+				return p, badRequest("lt=%q is not a positive integer", v)
+			}
+			p.lt, p.hasLT = uint32(n), true
+		case "lwm2m":
+			p.lwm2m, p.hasVersion = v, true
+		case "b":
+			if v == "" || strings.Trim(v, "UQSNT") != "" {
+				return p, badRequest("b=%q is not a binding", v)
+			}
+			p.b, p.hasB = v, true
+		case "sms":
+			p.sms, p.hasSMS = v, true
+		case "Q":
+			if hasV {
+				return p, badRequest("Q takes no value")
+			}
+			p.queue = true
+		}
+	}
+	return p, nil
+}
+
+// objectLinks reads and parses the link-format payload of Register or
+// Update; ok is false when there is none.
+func objectLinks(r *pool.Message) (reg linkformat.Registration, raw []byte, ok bool, err error) {
+	if cf, err := r.ContentFormat(); err == nil && cf != message.AppLinkFormat {
+		return reg, nil, false, fmt.Errorf("%w: %s, want link-format", errFormat, lwm2m.MediaType(cf))
+	}
+	raw, err = r.ReadBody()
+	if err != nil {
+		return reg, nil, false, badRequest("payload: %v", err)
+	}
+	if len(raw) == 0 {
+		return reg, nil, false, nil
+	}
+	reg, err = linkformat.ParseRegistration(raw)
+	if err != nil {
+		return reg, nil, false, err
+	}
+	return reg, raw, true, nil
+}
+
+func (s *Server) register(r *pool.Message, addr netip.AddrPort) (answer, string, error) {
+	p, err := parseParams(r)
+	if err != nil {
+		return answer{}, p.ep, err
+	}
+	switch {
+	case !p.hasEP || p.ep == "":
+		return answer{}, "", badRequest("missing endpoint name (ep)")
+	case len(p.ep) > maxEndpointName:
+		return answer{}, "", badRequest("endpoint name longer than %d bytes", maxEndpointName)
+	}
+	ver, err := lwm2m.ParseVersion(p.lwm2m)
+	if err != nil {
+		return answer{}, p.ep, fmt.Errorf("%w: lwm2m=%q", errVersion, p.lwm2m)
+	}
+	if !p.hasVersion {
+		ver = lwm2m.V1_0
+	}
+	links, raw, _, err := objectLinks(r)
+	if err != nil {
+		return answer{}, p.ep, err
+	}
+	if links.RootPath == "" {
+		links.RootPath = "/"
+	}
+	req := registry.RegisterRequest{
+		Endpoint:    p.ep,
+		Lifetime:    s.lifetime,
+		Version:     ver,
+		Binding:     p.b,
+		Queue:       p.queue || (ver == lwm2m.V1_0 && strings.Contains(p.b, "Q")),
+		SMS:         p.sms,
+		Objects:     links,
+		ObjectLinks: string(raw),
+		Addr:        addr,
+	}
+	if p.hasLT {
+		req.Lifetime = p.lt
+	}
+	reg, err := s.reg.Register(r.Context(), req)
+	if err != nil {
+		return answer{}, p.ep, err
+	}
+	s.log.Info("registered", "endpoint", reg.Endpoint, "remote_addr", addr.String(), "registration", reg.ID,
+		"lwm2m", string(reg.Version), "lifetime", reg.Lifetime, "binding", reg.Binding, "queue", reg.Queue)
+	s.activity(r, Activity{Kind: ActivityRegister, Registration: reg})
+	return answer{code: codes.Created, location: []string{"rd", reg.ID}}, reg.Endpoint, nil
+}
+
+func (s *Server) update(r *pool.Message, id string, addr netip.AddrPort) (answer, string, error) {
+	p, err := parseParams(r)
+	if err != nil {
+		return answer{}, "", err
+	}
+	links, raw, hasLinks, err := objectLinks(r)
+	if err != nil {
+		return answer{}, "", err
+	}
+	req := registry.UpdateRequest{
+		Lifetime:   p.lt,
+		Binding:    p.b,
+		Queue:      p.queue || strings.Contains(p.b, "Q"),
+		SMS:        p.sms,
+		HasSMS:     p.hasSMS,
+		HasObjects: hasLinks,
+		Objects:    links,
+		Addr:       addr,
+	}
+	if hasLinks {
+		req.ObjectLinks = string(raw)
+	}
+	reg, err := s.reg.Update(r.Context(), id, req)
+	if err != nil {
+		return answer{}, "", err
+	}
+	s.log.Debug("registration updated", "endpoint", reg.Endpoint, "remote_addr", addr.String(), "registration", reg.ID)
+	s.activity(r, Activity{Kind: ActivityUpdate, Registration: reg})
+	return answer{code: codes.Changed}, reg.Endpoint, nil
+}
+
+func (s *Server) deregister(r *pool.Message, id string) (answer, string, error) {
+	reg, err := s.reg.Deregister(r.Context(), id)
+	if err != nil {
+		return answer{}, "", err
+	}
+	s.log.Info("deregistered", "endpoint", reg.Endpoint, "registration", reg.ID)
+	return answer{code: codes.Deleted}, reg.Endpoint, nil
+}
+
+// send handles the Send operation (POST /dp): SenML or LwM2M-CBOR values
+// of the device registered from the source address, stored as one event.
+func (s *Server) send(r *pool.Message, addr netip.AddrPort) (answer, string, error) {
+	reg, ok := s.reg.ByAddr(addr)
+	if !ok {
+		return answer{}, "", fmt.Errorf("%w: send from %s", errForbidden, addr)
+	}
+	cf, err := r.ContentFormat()
+	if err != nil {
+		return answer{}, reg.Endpoint, fmt.Errorf("%w: send without content format", errFormat)
+	}
+	f := lwm2m.MediaType(cf)
+	switch f {
+	case lwm2m.FormatSenMLCBOR, lwm2m.FormatSenMLJSON, lwm2m.FormatLwM2MCBOR:
+	default:
+		return answer{}, reg.Endpoint, fmt.Errorf("%w: %s for send", errFormat, f)
+	}
+	body, err := r.ReadBody()
+	if err != nil {
+		return answer{}, reg.Endpoint, badRequest("payload: %v", err)
+	}
+	recs, err := devmgmt.Decode(f, body, lwm2m.Root, s.types)
+	if err != nil {
+		return answer{}, reg.Endpoint, err
+	}
+	if len(recs) == 0 {
+		return answer{}, reg.Endpoint, badRequest("send without values")
+	}
+	item := ingest.Report(reg.EndpointID, ingest.KindSend, recs, s.reg.Now())
+	if len(recs) == 1 {
+		item.Event = eventOf(reg.EndpointID, ingest.KindSend, item)
+	}
+	if err := s.ingest.Write(r.Context(), item); err != nil {
+		return answer{}, reg.Endpoint, storeError(err)
+	}
+	s.reg.Seen(reg.ID)
+	s.activity(r, Activity{Kind: ActivitySend, Registration: reg})
+	return answer{code: codes.Changed}, reg.Endpoint, nil
+}
+
+// eventOf makes the event of a one-value report: a Send is an event even
+// with one value.
+func eventOf(endpointID int64, kind string, it ingest.Item) (ev store.Event) {
+	ev.EndpointID, ev.Kind = endpointID, kind
+	ev.ReceivedAt = it.Values[0].ReceivedAt
+	ev.Time = it.Values[0].DeviceTime
+	return ev
+}
+
+// storeError marks a failure to store as the server's, not the device's.
+func storeError(err error) error {
+	if errors.Is(err, ingest.ErrClosed) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w: %w", errUnavailable, err)
+	}
+	return err
+}
+
+// notification handles a message with a response code: a notification of
+// an observation, found by token. Its values are stored before the handler
+// returns, so go-coap's ACK of a confirmable notification follows the
+// commit. An unknown token is answered with Reset.
+func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool.Message) {
+	obs, reg, ok := s.reg.Observation(r.Token())
+	if !ok {
+		// processReceived turns this empty answer into a Reset.
+		_ = w.SetResponse(codes.Empty, message.TextPlain, nil)
+		s.log.Debug("notification for unknown token", "remote_addr", remoteAddr(w).String(),
+			"token", fmt.Sprintf("%x", []byte(r.Token())), "code", devmgmt.CodeString(r.Code()))
+		return
+	}
+	path := obs.Path().String()
+	if r.Code() != codes.Content && r.Code() != codes.Changed {
+		// An error code ends the observation (RFC 7641 §4.2).
+		s.reg.RemoveObservation(obs.Token)
+		s.log.Info("observation ended by device", "endpoint", reg.Endpoint, "remote_addr", remoteAddr(w).String(),
+			"path", path, "code", devmgmt.CodeString(r.Code()))
+		return
+	}
+	f := obs.Format
+	if cf, err := r.ContentFormat(); err == nil {
+		f = lwm2m.MediaType(cf)
+	}
+	body, err := r.ReadBody()
+	if err == nil {
+		var recs []lwm2m.Record
+		recs, err = devmgmt.Decode(f, body, obs.Path(), s.types)
+		if err == nil && len(recs) > 0 {
+			item := ingest.Report(reg.EndpointID, ingest.KindNotify, recs, s.reg.Now())
+			if obs.Composite && len(recs) == 1 {
+				item.Event = eventOf(reg.EndpointID, ingest.KindNotify, item)
+			}
+			if err = s.ingest.Write(r.Context(), item); err != nil {
+				// Not stored: no ACK, so the device retransmits.
+				s.log.Error("notification not stored", "endpoint", reg.Endpoint, "remote_addr", remoteAddr(w).String(),
+					"path", path, "err", err)
+				_ = w.SetResponse(codes.Empty, message.TextPlain, nil)
+				w.Message().SetOptionUint32(optSilence, 1)
+				return
+			}
+		}
+	}
+	if err != nil {
+		// Acknowledged anyway: a retransmission carries the same bad
+		// payload.
+		c, _ := codeFor(err)
+		s.log.Info("bad notification", "endpoint", reg.Endpoint, "remote_addr", remoteAddr(w).String(),
+			"path", path, "code", devmgmt.CodeString(c), "err", err)
+	}
+	s.reg.Seen(reg.ID)
+	if s.onActivity != nil {
+		s.onActivity(Activity{Kind: ActivityNotify, Registration: reg})
+	}
+}

@@ -1,0 +1,280 @@
+package coapd
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	coapnet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/net/monitor/inactivity"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/options/config"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
+
+	"github.com/flownexus/flownexus/internal/ingest"
+	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/registry"
+)
+
+// ActivityKind says which message an Activity reports.
+type ActivityKind uint8
+
+// The device messages reported to Config.OnActivity.
+const (
+	ActivityRegister ActivityKind = iota + 1
+	ActivityUpdate
+	ActivitySend
+	ActivityNotify
+)
+
+func (k ActivityKind) String() string {
+	switch k {
+	case ActivityRegister:
+		return "register"
+	case ActivityUpdate:
+		return "update"
+	case ActivitySend:
+		return "send"
+	case ActivityNotify:
+		return "notify"
+	}
+	return "activity(?)"
+}
+
+// Activity is a message a registered device sent and the server accepted.
+type Activity struct {
+	Kind         ActivityKind
+	Registration registry.Registration
+}
+
+// Config wires a Server.
+type Config struct {
+	Registry *registry.Registry // required
+	Ingest   *ingest.Writer     // required: stores Send and notification values
+	// Types types decoded values (objects.Default().TypeOf).
+	Types lwm2m.TypeFunc
+	// OnActivity, when set, is called after the answer to a Register,
+	// Update, Send or notification has been written, on the connection's
+	// goroutine: it must not block (start a goroutine for slow work). This
+	// is where auto-observe (devmgmt.Manager.AutoObserve on
+	// ActivityRegister) and queue-mode wake-ups are hooked in.
+	OnActivity func(Activity)
+	// IdleTimeout closes a device's CoAP connection state after this long
+	// without traffic; <= 0 means 30 s. See the package documentation.
+	IdleTimeout time.Duration
+	// DefaultLifetime is the lifetime of a Register without lt; <= 0
+	// means 86400 s, the LwM2M default.
+	DefaultLifetime uint32
+	// Logger receives the request log and go-coap's errors; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the CoAP/UDP server. Create it with New, start it with Listen
+// and Serve (or Start), stop it with Stop.
+type Server struct {
+	reg        *registry.Registry
+	ingest     *ingest.Writer
+	types      lwm2m.TypeFunc
+	onActivity func(Activity)
+	lifetime   uint32
+	log        *slog.Logger
+
+	srv *udpserver.Server
+
+	mu     sync.Mutex
+	l      *coapnet.UDPConn // guarded by mu
+	served chan struct{}    // closed when Serve returns; guarded by mu
+}
+
+// New returns a Server. It panics when Registry or Ingest is nil.
+func New(cfg Config) *Server {
+	if cfg.Registry == nil || cfg.Ingest == nil {
+		panic("coapd: Config.Registry and Config.Ingest are required")
+	}
+	s := &Server{
+		reg:        cfg.Registry,
+		ingest:     cfg.Ingest,
+		types:      cfg.Types,
+		onActivity: cfg.OnActivity,
+		lifetime:   cfg.DefaultLifetime,
+		log:        cfg.Logger,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.lifetime == 0 {
+		s.lifetime = 86400
+	}
+	idle := cfg.IdleTimeout
+	if idle <= 0 {
+		idle = 30 * time.Second
+	}
+	onInactive := func(cc *udpclient.Conn) { _ = cc.Close() }
+	s.srv = udp.NewServer(
+		options.WithHandlerFunc(s.handle),
+		options.WithErrors(func(err error) {
+			s.log.Debug("coap transport", "err", err)
+		}),
+		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpclient.Conn](processReceived)),
+		udpInactivity{func() udpclient.InactivityMonitor {
+			return udpclient.DeferInactivityWhileConfirmableMessagesPending(inactivity.New(idle, onInactive))
+		}},
+		options.WithPeriodicRunner(func(f func(time.Time) bool) {
+			go func() {
+				t := time.NewTicker(min(idle/4, time.Second))
+				defer t.Stop()
+				for now := range t.C {
+					if !f(now) {
+						return
+					}
+				}
+			}()
+		}),
+	)
+	return s
+}
+
+// udpInactivity installs an inactivity monitor factory on the UDP server.
+type udpInactivity struct {
+	create func() udpclient.InactivityMonitor
+}
+
+func (o udpInactivity) UDPServerApply(cfg *udpserver.Config) { cfg.CreateInactivityMonitor = o.create }
+
+// Listen binds the UDP socket ("127.0.0.1:0", ":5683").
+func (s *Server) Listen(addr string) error {
+	l, err := coapnet.NewListenUDP("udp", addr)
+	if err != nil {
+		return fmt.Errorf("coapd: listen %s: %w", addr, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.l != nil {
+		_ = l.Close()
+		return errors.New("coapd: already listening")
+	}
+	s.l = l
+	s.served = make(chan struct{})
+	return nil
+}
+
+// Serve serves on the socket bound by Listen until Stop.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	l, served := s.l, s.served
+	s.mu.Unlock()
+	if l == nil {
+		return errors.New("coapd: Serve before Listen")
+	}
+	defer close(served)
+	if err := s.srv.Serve(l); err != nil {
+		return fmt.Errorf("coapd: serve: %w", err)
+	}
+	return nil
+}
+
+// Start is Listen followed by Serve in a new goroutine; a Serve error is
+// logged.
+func (s *Server) Start(addr string) error {
+	if err := s.Listen(addr); err != nil {
+		return err
+	}
+	go func() {
+		if err := s.Serve(); err != nil {
+			s.log.Error("coap server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr returns the bound address, or the zero AddrPort before Listen.
+func (s *Server) Addr() netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.l == nil {
+		return netip.AddrPort{}
+	}
+	if a, ok := s.l.LocalAddr().(*net.UDPAddr); ok {
+		return a.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// Stop closes the socket and every connection and waits for Serve to
+// return. Handlers waiting on the ingest writer finish with it; stop the
+// ingest writer after the server.
+func (s *Server) Stop() {
+	s.srv.Stop()
+	s.mu.Lock()
+	served := s.served
+	s.mu.Unlock()
+	if served != nil {
+		<-served
+	}
+}
+
+// Dial returns a connection to addr over the server's socket, reusing the
+// live one or creating a new one. It is the devmgmt.DialFunc.
+func (s *Server) Dial(addr netip.AddrPort) (*udpclient.Conn, error) {
+	cc, err := s.srv.NewConn(net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return nil, fmt.Errorf("coapd: dial %s: %w", addr, err)
+	}
+	return cc, nil
+}
+
+// optSilence is a private-use option (RFC 7252 §12.2 reserves 65000 and
+// above) the notification handler puts on its empty answer to ask for no
+// answer at all; it never leaves the server.
+const optSilence message.OptionID = 65000
+
+// processReceived runs go-coap's handling of a received message and turns
+// the empty answer the notification handler asks for into a Reset, or into
+// silence when it carries optSilence: go-coap answers a confirmable message
+// with an ACK of its own (and caches it for duplicates), and only an empty
+// answer escapes both, so the change is made after go-coap's handling.
+func processReceived(req *pool.Message, cc *udpclient.Conn, handler config.HandlerFunc[*udpclient.Conn]) {
+	mid := req.MessageID()
+	isResponse := req.Code() >= codes.Created
+	cc.ProcessReceivedMessageWithHandler(req, func(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool.Message) {
+		handler(w, r)
+		m := w.Message()
+		if isResponse && m.IsModified() && m.Code() == codes.Empty {
+			if m.HasOption(optSilence) {
+				m.SetModified(false)
+				return
+			}
+			m.SetType(message.Reset)
+			m.SetMessageID(mid)
+			m.SetToken(nil)
+			m.ResetOptionsTo(nil)
+			m.SetBody(nil)
+		}
+	})
+}
+
+// afterWrite runs fn once the answer to r has been written.
+func afterWrite(r *pool.Message, fn func()) {
+	if !responsewriter.AfterWrite(r.Context(), fn) {
+		fn()
+	}
+}
+
+// activity reports a to OnActivity after the answer to r is written.
+func (s *Server) activity(r *pool.Message, a Activity) {
+	if s.onActivity == nil {
+		return
+	}
+	afterWrite(r, func() { s.onActivity(a) })
+}

@@ -1,0 +1,50 @@
+// Package devmgmt performs LwM2M device-management and information-reporting
+// operations on registered devices: Read, Discover, Write (replace and
+// partial update), Write-Attributes, Execute, Create, Delete,
+// Read-Composite, Write-Composite, Observe and Cancel (single and
+// composite). Manager is the one type every caller above the CoAP server
+// uses: the REST API, the dashboard and the job worker.
+//
+// # Addressing and transport
+//
+// Devices are named by endpoint name. The Manager finds the live
+// registration in the registry (ErrOffline when there is none), opens a
+// CoAP exchange to the registration's address through the Dial function the
+// CoAP server provides (a connection from the server's own socket, so the
+// device sees the server's port; see package coapd), and sends one
+// confirmable request. Retransmission follows RFC 7252 (go-coap retransmits
+// confirmable messages with exponential back-off) and large payloads move
+// block-wise (Block1 for writes, Block2 for reads) transparently. Requests
+// to the client's alternate root path ("/lwm2m/3/0") are made when the
+// client registered one.
+//
+// # Timeouts and errors
+//
+// Every operation runs under ctx; when ctx has no deadline, Config.Timeout
+// applies. A device that does not answer in time gives an error matching
+// ErrTimeout (and context.DeadlineExceeded). A device that answers with a
+// CoAP error code gives a *CoAPError keeping the code and the diagnostic
+// payload: an error answer is never a success. A response in a content
+// format the server cannot decode, or that fails to decode, gives an error
+// matching ErrBadResponse.
+//
+// # Content formats
+//
+// Requests ask for, and write in, the format lwm2m.ReadFormat,
+// lwm2m.WriteFormat and lwm2m.CompositeFormat choose from the client's
+// LwM2M version and announced formats. Responses are decoded by their own
+// Content-Format with Decode, typed by Config.Types.
+//
+// # Observations
+//
+// Observe chooses the token, records the observation in the registry's
+// token table and then sends the request; notifications are routed by
+// token by the CoAP server, which decodes and stores them, not by a
+// per-connection observation of the CoAP library. An observation therefore
+// outlives the idle connection it was made on. The value in the Observe
+// response is stored like a notification. Cancel sends the Observe
+// deregistration (Observe: 1) with the same token and forgets the token
+// whatever the device answers. AutoObserve applies a configured list of
+// observations to a device after each Register, limited to the objects and
+// instances the device announced.
+package devmgmt

@@ -1,0 +1,19 @@
+// Package ingest commits device data to the store in batches: values from
+// notifications and Sends of every device are collected by a single writer
+// goroutine and written in one transaction per batch, so that thousands of
+// small reports per second cost tens of transactions, not thousands.
+//
+// A caller hands its values to Writer.Write and is blocked until the batch
+// holding them is committed (or failed). This is what lets the CoAP server
+// acknowledge a confirmable notification or Send only after its data is
+// durable: the device's retransmission covers anything lost before that.
+//
+// A batch is closed when it holds Options.MaxValues values or when
+// Options.MaxDelay has passed since its first item arrived, whichever comes
+// first; while a batch commits, the next one fills. If a batch fails, its
+// items are committed one by one so that one bad item (say, a value of an
+// endpoint deleted meanwhile) fails only its own caller.
+//
+// Writer is safe for concurrent use. Start it once; Close stops accepting
+// items, commits what was accepted and returns.
+package ingest

@@ -1,0 +1,281 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("ingest: writer closed")
+
+// Options tune a Writer. The zero Options is valid.
+type Options struct {
+	// MaxValues closes a batch when it holds this many values; <= 0
+	// means 2000.
+	MaxValues int
+	// MaxDelay closes a batch this long after its first item arrived; <= 0
+	// means 5 ms.
+	MaxDelay time.Duration
+	// Queue is how many Write calls may wait for the writer before Write
+	// blocks; <= 0 means 8192.
+	Queue int
+	// Logger receives one line per failed batch; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Item is a group of values to store: with Event.Kind set, one event
+// linking all of Values (a composite notification, a Send); with an empty
+// Event.Kind, loose values.
+type Item struct {
+	Event  store.Event
+	Values []store.ResourceValue
+}
+
+func (it Item) size() int { return max(len(it.Values), 1) }
+
+// Stats are counters since Start.
+type Stats struct {
+	Batches int64 // committed transactions
+	Values  int64 // values committed
+	Items   int64 // items committed
+	Failed  int64 // items that could not be committed
+}
+
+type request struct {
+	ctx   context.Context
+	items []Item
+	done  chan error // buffered, one result
+}
+
+// Writer is the batching ingest writer. Create it with New.
+type Writer struct {
+	st       *store.Store
+	maxVals  int
+	maxDelay time.Duration
+	log      *slog.Logger
+
+	in       chan *request
+	stop     chan struct{}
+	finished chan struct{}
+
+	closeOnce sync.Once
+	mu        sync.RWMutex // guards closed against sends on in
+	closed    bool
+
+	statsMu sync.Mutex
+	stats   Stats // guarded by statsMu
+}
+
+// New returns a Writer over st. Call Start before Write.
+func New(st *store.Store, opts Options) *Writer {
+	w := &Writer{
+		st:       st,
+		maxVals:  opts.MaxValues,
+		maxDelay: opts.MaxDelay,
+		log:      opts.Logger,
+		stop:     make(chan struct{}),
+		finished: make(chan struct{}),
+	}
+	if w.maxVals <= 0 {
+		w.maxVals = 2000
+	}
+	if w.maxDelay <= 0 {
+		w.maxDelay = 5 * time.Millisecond
+	}
+	q := opts.Queue
+	if q <= 0 {
+		q = 8192
+	}
+	w.in = make(chan *request, q)
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	return w
+}
+
+// Start runs the writer goroutine.
+func (w *Writer) Start() { go w.loop() }
+
+// Close stops accepting items, waits until every accepted item is
+// committed or failed, and returns. Later calls return at once.
+func (w *Writer) Close() {
+	w.closeOnce.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
+		close(w.stop)
+	})
+	<-w.finished
+}
+
+// Stats returns the counters.
+func (w *Writer) Stats() Stats {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	return w.stats
+}
+
+// Write stores items and returns once they are committed, with nil, or
+// have failed. Items of one call are committed in the same transaction.
+// When ctx ends before the commit, Write returns ctx's error; the items may
+// still be committed.
+func (w *Writer) Write(ctx context.Context, items ...Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	req := &request{ctx: ctx, items: items, done: make(chan error, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case w.in <- req:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// WriteValues is Write of one item of loose values, in the signature the
+// registry's History option takes.
+func (w *Writer) WriteValues(ctx context.Context, vals []store.ResourceValue) error {
+	return w.Write(ctx, Item{Values: vals})
+}
+
+func (w *Writer) loop() {
+	defer close(w.finished)
+	var batch []*request
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		batch = batch[:0]
+		var first *request
+		select {
+		case first = <-w.in:
+		case <-w.stop:
+			w.drain()
+			return
+		}
+		batch = append(batch, first)
+		n := first.size()
+		timer.Reset(w.maxDelay)
+	fill:
+		for n < w.maxVals {
+			select {
+			case r := <-w.in:
+				batch = append(batch, r)
+				n += r.size()
+			case <-timer.C:
+				break fill
+			case <-w.stop:
+				break fill
+			}
+		}
+		timer.Stop()
+		w.commit(batch)
+	}
+}
+
+// drain commits everything still queued after Close.
+func (w *Writer) drain() {
+	for {
+		var batch []*request
+		n := 0
+	collect:
+		for n < w.maxVals {
+			select {
+			case r := <-w.in:
+				batch = append(batch, r)
+				n += r.size()
+			default:
+				break collect
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		w.commit(batch)
+	}
+}
+
+func (r *request) size() int {
+	n := 0
+	for _, it := range r.items {
+		n += it.size()
+	}
+	return n
+}
+
+// commit writes the batch in one transaction; on failure each request is
+// retried alone so that only the faulty ones fail.
+func (w *Writer) commit(batch []*request) {
+	var items []store.IngestItem
+	for _, r := range batch {
+		items = appendItems(items, r.items)
+	}
+	// The batch belongs to many callers: none of their contexts may cancel
+	// it. A bound keeps a stuck database from holding the writer forever.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := w.st.IngestBatch(ctx, items)
+	if err == nil {
+		w.count(batch, 1, nil)
+		for _, r := range batch {
+			r.done <- nil
+		}
+		return
+	}
+	if len(batch) == 1 {
+		w.log.Error("ingest failed", "items", len(items), "err", err)
+		w.count(batch, 0, err)
+		batch[0].done <- err
+		return
+	}
+	w.log.Warn("ingest batch failed, retrying its items one by one", "items", len(items), "err", err)
+	for _, r := range batch {
+		err := w.st.IngestBatch(ctx, appendItems(nil, r.items))
+		if err != nil {
+			w.log.Error("ingest failed", "items", len(r.items), "err", err)
+		}
+		w.count([]*request{r}, 1, err)
+		r.done <- err
+	}
+}
+
+func appendItems(dst []store.IngestItem, items []Item) []store.IngestItem {
+	for _, it := range items {
+		dst = append(dst, store.IngestItem{Event: it.Event, Values: it.Values})
+	}
+	return dst
+}
+
+func (w *Writer) count(rs []*request, batches int64, err error) {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	for _, r := range rs {
+		if err != nil {
+			w.stats.Failed += int64(len(r.items))
+			continue
+		}
+		w.stats.Items += int64(len(r.items))
+		for _, it := range r.items {
+			w.stats.Values += int64(len(it.Values))
+		}
+	}
+	if err == nil {
+		w.stats.Batches += batches
+	}
+}
