@@ -1,0 +1,284 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+// Endpoint is an endpoint as the API shows it.
+type Endpoint struct {
+	Name            string     `json:"name" example:"urn:imei:356938035643809"`
+	Online          bool       `json:"online"`
+	RegistrationID  string     `json:"registration_id,omitempty"`
+	RegisteredAt    *time.Time `json:"registered_at,omitempty"`
+	LastSeen        *time.Time `json:"last_seen,omitempty"`
+	Address         string     `json:"address,omitempty"`
+	LifetimeSeconds int64      `json:"lifetime_seconds"`
+	Binding         string     `json:"binding,omitempty"`
+	LwM2MVersion    string     `json:"lwm2m_version,omitempty"`
+	QueueMode       bool       `json:"queue_mode"`
+	FirmwareVersion string     `json:"firmware_version,omitempty"`
+	CreatedAt       time.Time  `json:"created_at"`
+}
+
+// Object is one object the endpoint announced at registration.
+type Object struct {
+	ID        uint16   `json:"id"`
+	Name      string   `json:"name,omitempty" doc:"From the object definitions; empty for unknown objects"`
+	Version   string   `json:"version,omitempty"`
+	Instances []uint16 `json:"instances"`
+}
+
+// Value is one resource value.
+type Value struct {
+	Path       string     `json:"path" example:"/3303/0/5700"`
+	Name       string     `json:"name,omitempty" doc:"Resource name from the object definitions"`
+	Type       string     `json:"type" example:"float"`
+	Value      any        `json:"value" doc:"number, string, boolean; opaque as base64, objlnk as obj:inst, time as RFC 3339"`
+	DeviceTime *time.Time `json:"device_time,omitempty" doc:"Timestamp the device gave the value"`
+	ReceivedAt *time.Time `json:"received_at,omitempty"`
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func toEndpoint(e store.Endpoint) Endpoint {
+	return Endpoint{
+		Name: e.Name, Online: e.Online, RegistrationID: e.RegistrationID,
+		RegisteredAt: optTime(e.RegisteredAt), LastSeen: optTime(e.LastSeen), Address: e.Address,
+		LifetimeSeconds: int64(e.Lifetime / time.Second), Binding: e.Binding, LwM2MVersion: e.LwM2MVersion,
+		QueueMode: e.QueueMode, FirmwareVersion: e.FirmwareVersion, CreatedAt: e.CreatedAt.UTC(),
+	}
+}
+
+func (a *API) resourceName(p lwm2m.Path) string {
+	if p.Depth() < 3 {
+		return ""
+	}
+	if r, ok := a.opts.Objects.Resource(p.Object(), p.Resource()); ok {
+		return r.Name
+	}
+	return ""
+}
+
+func (a *API) toValue(p lwm2m.Path, v lwm2m.Value, deviceTime, received time.Time) Value {
+	return Value{Path: p.String(), Name: a.resourceName(p), Type: v.Type().String(), Value: jsonValue(v),
+		DeviceTime: optTime(deviceTime), ReceivedAt: optTime(received)}
+}
+
+func (a *API) recordValues(rs []lwm2m.Record) []Value {
+	out := make([]Value, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, a.toValue(r.Path, r.Value, r.Time, time.Time{}))
+	}
+	return out
+}
+
+type listEndpointsInput struct {
+	Online string `query:"online" enum:"true,false," doc:"Only online (true) or offline (false) endpoints"`
+	Q      string `query:"q" doc:"Only endpoints whose name contains this text"`
+	Limit  int    `query:"limit" default:"50" minimum:"1" maximum:"1000"`
+	Offset int    `query:"offset" default:"0" minimum:"0"`
+}
+
+type listEndpointsOutput struct {
+	Body struct {
+		Items  []Endpoint `json:"items"`
+		Total  int        `json:"total" doc:"Endpoints matching the filter, over all pages"`
+		Limit  int        `json:"limit"`
+		Offset int        `json:"offset"`
+	}
+}
+
+type endpointInput struct {
+	Endpoint string `path:"ep" doc:"Endpoint name" example:"urn:imei:356938035643809"`
+}
+
+type endpointOutput struct {
+	Body struct {
+		Endpoint
+		Objects []Object `json:"objects"`
+		Values  []Value  `json:"values" doc:"Latest value of every resource the server has received"`
+	}
+}
+
+type historyInput struct {
+	Endpoint string    `path:"ep"`
+	Path     string    `query:"path" required:"true" doc:"Resource or resource instance path" example:"/3303/0/5700"`
+	From     time.Time `query:"from" doc:"Start of the range (RFC 3339), default 24 hours before to"`
+	To       time.Time `query:"to" doc:"End of the range (RFC 3339), default now"`
+	Limit    int       `query:"limit" default:"1000" minimum:"1" maximum:"100000"`
+}
+
+type historyOutput struct {
+	Body struct {
+		Path   string    `json:"path"`
+		From   time.Time `json:"from"`
+		To     time.Time `json:"to"`
+		Values []Value   `json:"values" doc:"Newest first"`
+	}
+}
+
+type Event struct {
+	ID         int64     `json:"id"`
+	Kind       string    `json:"kind" example:"send"`
+	Time       time.Time `json:"time"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+type eventsInput struct {
+	Endpoint string `path:"ep"`
+	Limit    int    `query:"limit" default:"100" minimum:"1" maximum:"1000"`
+}
+
+type eventsOutput struct {
+	Body struct {
+		Items []Event `json:"items" doc:"Newest first"`
+	}
+}
+
+func (a *API) routes(h huma.API) {
+	huma.Register(h, huma.Operation{
+		OperationID: "list-endpoints", Method: http.MethodGet, Path: Prefix + "/endpoints",
+		Summary: "List endpoints", Tags: []string{"endpoints"},
+	}, a.listEndpoints)
+	huma.Register(h, huma.Operation{
+		OperationID: "get-endpoint", Method: http.MethodGet, Path: Prefix + "/endpoints/{ep}",
+		Summary: "One endpoint with its objects and latest values", Tags: []string{"endpoints"},
+	}, a.getEndpoint)
+	huma.Register(h, huma.Operation{
+		OperationID: "get-history", Method: http.MethodGet, Path: Prefix + "/endpoints/{ep}/history",
+		Summary: "Values of one path over a time range", Tags: []string{"endpoints"},
+	}, a.history)
+	huma.Register(h, huma.Operation{
+		OperationID: "list-events", Method: http.MethodGet, Path: Prefix + "/endpoints/{ep}/events",
+		Summary: "Events (notifications, sends) of an endpoint", Tags: []string{"endpoints"},
+	}, a.events)
+	a.operationRoutes(h)
+}
+
+func (a *API) endpoint(ctx context.Context, name string) (store.Endpoint, error) {
+	e, err := a.opts.Store.GetEndpoint(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return e, problem(http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %q", name))
+	}
+	if err != nil {
+		return e, a.fail(ctx, err)
+	}
+	return e, nil
+}
+
+func (a *API) listEndpoints(ctx context.Context, in *listEndpointsInput) (*listEndpointsOutput, error) {
+	f := store.EndpointFilter{NameLike: in.Q, Limit: in.Limit, Offset: in.Offset}
+	if in.Online != "" {
+		on := in.Online == "true"
+		f.Online = &on
+	}
+	eps, total, err := a.opts.Store.ListEndpoints(ctx, f)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &listEndpointsOutput{}
+	out.Body.Items = make([]Endpoint, 0, len(eps))
+	for _, e := range eps {
+		out.Body.Items = append(out.Body.Items, toEndpoint(e))
+	}
+	out.Body.Total, out.Body.Limit, out.Body.Offset = total, in.Limit, in.Offset
+	return out, nil
+}
+
+func (a *API) getEndpoint(ctx context.Context, in *endpointInput) (*endpointOutput, error) {
+	e, err := a.endpoint(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	out := &endpointOutput{}
+	out.Body.Endpoint = toEndpoint(e)
+	out.Body.Objects = []Object{}
+	if e.ObjectLinks != "" {
+		if reg, err := linkformat.ParseRegistration([]byte(e.ObjectLinks)); err == nil {
+			for _, o := range reg.Objects {
+				obj := Object{ID: o.ID, Version: o.Version, Instances: o.Instances}
+				if obj.Instances == nil {
+					obj.Instances = []uint16{}
+				}
+				if def, ok := a.opts.Objects.Object(o.ID); ok {
+					obj.Name = def.Name
+				}
+				out.Body.Objects = append(out.Body.Objects, obj)
+			}
+		}
+	}
+	vals, err := a.opts.Store.LatestResources(ctx, e.ID, lwm2m.Root)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out.Body.Values = make([]Value, 0, len(vals))
+	for _, v := range vals {
+		out.Body.Values = append(out.Body.Values, a.toValue(v.Path, v.Value, v.DeviceTime, v.ReceivedAt))
+	}
+	return out, nil
+}
+
+func (a *API) history(ctx context.Context, in *historyInput) (*historyOutput, error) {
+	p, err := lwm2m.ParsePath(in.Path)
+	if err != nil || p.Depth() < 3 {
+		return nil, badRequest(fmt.Sprintf("path %q: want a resource path such as /3303/0/5700", in.Path))
+	}
+	to, from := in.To, in.From
+	if to.IsZero() {
+		to = a.opts.Now()
+	}
+	if from.IsZero() {
+		from = to.Add(-24 * time.Hour)
+	}
+	if !from.Before(to) {
+		return nil, badRequest("from must be before to")
+	}
+	e, err := a.endpoint(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := a.opts.Store.ResourceHistory(ctx, e.ID, p, from, to, in.Limit)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &historyOutput{}
+	out.Body.Path, out.Body.From, out.Body.To = p.String(), from.UTC(), to.UTC()
+	out.Body.Values = make([]Value, 0, len(vals))
+	for _, v := range vals {
+		out.Body.Values = append(out.Body.Values, a.toValue(v.Path, v.Value, v.DeviceTime, v.ReceivedAt))
+	}
+	return out, nil
+}
+
+func (a *API) events(ctx context.Context, in *eventsInput) (*eventsOutput, error) {
+	e, err := a.endpoint(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := a.opts.Store.ListEvents(ctx, e.ID, in.Limit)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	out := &eventsOutput{}
+	out.Body.Items = make([]Event, 0, len(evs))
+	for _, ev := range evs {
+		out.Body.Items = append(out.Body.Items, Event{ID: ev.ID, Kind: ev.Kind, Time: ev.Time.UTC(), ReceivedAt: ev.ReceivedAt.UTC()})
+	}
+	return out, nil
+}

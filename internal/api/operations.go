@@ -1,0 +1,517 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
+)
+
+// Operations run now: they need the device online and answer with the
+// device's response or an error naming why it failed (offline, timeout,
+// the device's CoAP code).
+
+type pathsBody struct {
+	Path  string   `json:"path,omitempty" doc:"One path" example:"/3/0"`
+	Paths []string `json:"paths,omitempty" doc:"Several paths: a composite operation (LwM2M 1.1+)"`
+}
+
+type readInput struct {
+	Endpoint string `path:"ep"`
+	Body     pathsBody
+}
+
+type writeInput struct {
+	Endpoint string `path:"ep"`
+	Body     struct {
+		Path   string                     `json:"path,omitempty" doc:"Resource, resource instance or object instance to write" example:"/1/0/1"`
+		Value  json.RawMessage            `json:"value,omitempty" doc:"The value, for a single resource or resource instance"`
+		Values map[string]json.RawMessage `json:"values,omitempty" doc:"Values keyed by path relative to path (\"1\", \"7/0\"), or absolute paths for a composite write without path"`
+		Mode   string                     `json:"mode,omitempty" enum:"replace,update," doc:"replace (PUT) or update (partial, POST); default replace for a resource, update for an instance"`
+	}
+}
+
+type executeInput struct {
+	Endpoint string `path:"ep"`
+	Body     struct {
+		Path string `json:"path" example:"/3/0/4"`
+		Args string `json:"args,omitempty" doc:"Execute arguments, e.g. 0='v1',1"`
+	}
+}
+
+type attributesInput struct {
+	Endpoint string `path:"ep"`
+	Body     struct {
+		Path       string                     `json:"path" example:"/3303/0/5700"`
+		Attributes map[string]json.RawMessage `json:"attributes" doc:"pmin, pmax, gt, lt, st, epmin, epmax, edge, con, hqmax; null removes one"`
+	}
+}
+
+type createInput struct {
+	Endpoint string `path:"ep"`
+	Body     struct {
+		Path     string                     `json:"path" doc:"Object to create an instance in" example:"/3303"`
+		Instance *uint16                    `json:"instance,omitempty" doc:"Instance ID; the device chooses when absent"`
+		Values   map[string]json.RawMessage `json:"values" doc:"Resource values keyed by resource ID (\"5700\", \"7/0\")"`
+	}
+}
+
+type deleteInput struct {
+	Endpoint string `path:"ep"`
+	Body     struct {
+		Path string `json:"path" example:"/3303/1"`
+	}
+}
+
+// OperationResult is the answer to an operation run now.
+type OperationResult struct {
+	Endpoint    string         `json:"endpoint"`
+	Operation   string         `json:"operation" example:"read"`
+	Paths       []string       `json:"paths"`
+	Values      []Value        `json:"values,omitempty" doc:"Decoded values of a read or observe"`
+	Links       []DiscoverLink `json:"links,omitempty" doc:"Discover result"`
+	Location    string         `json:"location,omitempty" doc:"Path of the instance a create made"`
+	Observation string         `json:"observation,omitempty" doc:"Token of the observation (hex)"`
+}
+
+// DiscoverLink is one link of a Discover answer.
+type DiscoverLink struct {
+	Path       string   `json:"path"`
+	Attributes []string `json:"attributes,omitempty" example:"pmin=10"`
+	Dim        *int     `json:"dim,omitempty"`
+	Version    string   `json:"version,omitempty"`
+}
+
+type resultOutput struct{ Body OperationResult }
+
+type observationsOutput struct {
+	Body struct {
+		Items []Observation `json:"items"`
+	}
+}
+
+// Observation is an observation the server holds on a device.
+type Observation struct {
+	Token     string   `json:"token"`
+	Paths     []string `json:"paths"`
+	Composite bool     `json:"composite"`
+	Format    string   `json:"format"`
+}
+
+func (a *API) operationRoutes(h huma.API) {
+	op := func(id, path, summary string) huma.Operation {
+		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: Prefix + "/endpoints/{ep}/" + path,
+			Summary: summary, Tags: []string{"device operations"}}
+	}
+	huma.Register(h, op("read", "read", "Read a path, or several (Read-Composite)"), a.read)
+	huma.Register(h, op("discover", "discover", "Discover the resources and attributes under a path"), a.discover)
+	huma.Register(h, op("write", "write", "Write values (replace or partial update; composite without path)"), a.write)
+	huma.Register(h, op("execute", "execute", "Execute a resource"), a.execute)
+	huma.Register(h, op("write-attributes", "write-attributes", "Set notification attributes of a path"), a.writeAttributes)
+	huma.Register(h, op("create", "create", "Create an object instance"), a.create)
+	huma.Register(h, op("delete", "delete", "Delete an object instance"), a.deleteInstance)
+	huma.Register(h, op("observe", "observe", "Observe a path, or several (Observe-Composite)"), a.observe)
+	huma.Register(h, op("cancel-observe", "cancel-observe", "Cancel an observation"), a.cancelObserve)
+	huma.Register(h, huma.Operation{OperationID: "list-observations", Method: http.MethodGet,
+		Path: Prefix + "/endpoints/{ep}/observations", Summary: "Observations held on the device",
+		Tags: []string{"device operations"}}, a.observations)
+}
+
+func parsePaths(b pathsBody) ([]lwm2m.Path, error) {
+	raw := b.Paths
+	if b.Path != "" {
+		if len(raw) > 0 {
+			return nil, badRequest("give path or paths, not both")
+		}
+		raw = []string{b.Path}
+	}
+	if len(raw) == 0 {
+		return nil, badRequest("path is required")
+	}
+	out := make([]lwm2m.Path, 0, len(raw))
+	for _, s := range raw {
+		p, err := lwm2m.ParsePath(s)
+		if err != nil {
+			return nil, badRequest(err.Error())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func pathStrings(ps []lwm2m.Path) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+// opContext bounds a device operation and checks the endpoint exists, so
+// an unknown endpoint is a 404 rather than "offline".
+func (a *API) opContext(ctx context.Context, ep string) (context.Context, context.CancelFunc, error) {
+	if _, err := a.endpoint(ctx, ep); err != nil {
+		return nil, nil, err
+	}
+	c, cancel := context.WithTimeout(ctx, a.opts.OpTimeout)
+	return c, cancel, nil
+}
+
+func (a *API) read(ctx context.Context, in *readInput) (*resultOutput, error) {
+	paths, err := parsePaths(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	var rs []lwm2m.Record
+	if len(paths) == 1 && len(in.Body.Paths) == 0 {
+		rs, err = a.opts.Devices.Read(ctx, in.Endpoint, paths[0])
+	} else {
+		rs, err = a.opts.Devices.ReadComposite(ctx, in.Endpoint, paths)
+	}
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "read", Paths: pathStrings(paths), Values: a.recordValues(rs)}}, nil
+}
+
+func (a *API) discover(ctx context.Context, in *readInput) (*resultOutput, error) {
+	paths, err := parsePaths(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) != 1 {
+		return nil, badRequest("discover takes one path")
+	}
+	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	links, err := a.opts.Devices.Discover(ctx, in.Endpoint, paths[0])
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	res := OperationResult{Endpoint: in.Endpoint, Operation: "discover", Paths: pathStrings(paths), Links: []DiscoverLink{}}
+	for _, l := range links {
+		res.Links = append(res.Links, DiscoverLink{Path: l.Path.String(), Attributes: l.Attrs.Query(), Dim: l.Dim, Version: l.Ver})
+	}
+	return &resultOutput{res}, nil
+}
+
+// typedValue converts a JSON value for the resource at p, typed by the
+// object definitions, or by the JSON type for resources they lack.
+func (a *API) typedValue(p lwm2m.Path, raw json.RawMessage) (lwm2m.Value, error) {
+	if t, ok := a.opts.Objects.TypeOf(p); ok {
+		v, err := parseJSONValue(raw, t)
+		if err != nil {
+			return v, badRequest(fmt.Sprintf("value for %s: %v", p, err))
+		}
+		return v, nil
+	}
+	var x any
+	if err := json.Unmarshal(raw, &x); err != nil {
+		return lwm2m.Value{}, badRequest(fmt.Sprintf("value for %s is not JSON", p))
+	}
+	switch v := x.(type) {
+	case string:
+		return lwm2m.String(v), nil
+	case bool:
+		return lwm2m.Bool(v), nil
+	case float64:
+		if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+			return lwm2m.Int(n), nil
+		}
+		return lwm2m.Float(v), nil
+	}
+	return lwm2m.Value{}, badRequest(fmt.Sprintf("value for %s must be a string, number or boolean", p))
+}
+
+// relativeRecords turns {"5700": 20, "7/0": 1} under base into records.
+func (a *API) relativeRecords(base lwm2m.Path, vals map[string]json.RawMessage) ([]lwm2m.Record, error) {
+	rs := make([]lwm2m.Record, 0, len(vals))
+	for k, raw := range vals {
+		p, err := lwm2m.ParsePath(strings.TrimRight(base.String(), "/") + "/" + strings.TrimPrefix(k, "/"))
+		if err != nil || p.Depth() < 3 {
+			return nil, badRequest(fmt.Sprintf("values key %q under %s: want a resource ID or resource/instance", k, base))
+		}
+		v, err := a.typedValue(p, raw)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, lwm2m.Record{Path: p, Value: v})
+	}
+	lwm2m.SortRecords(rs)
+	return rs, nil
+}
+
+func (a *API) write(ctx context.Context, in *writeInput) (*resultOutput, error) {
+	b := in.Body
+	var rs []lwm2m.Record
+	var target lwm2m.Path
+	composite := b.Path == ""
+	switch {
+	case composite:
+		if len(b.Values) == 0 || b.Value != nil {
+			return nil, badRequest("a write needs path with value or values, or values keyed by absolute paths (composite)")
+		}
+		for k, raw := range b.Values {
+			p, err := lwm2m.ParsePath(k)
+			if err != nil || p.Depth() < 3 {
+				return nil, badRequest(fmt.Sprintf("composite write key %q: want an absolute resource path", k))
+			}
+			v, err := a.typedValue(p, raw)
+			if err != nil {
+				return nil, err
+			}
+			rs = append(rs, lwm2m.Record{Path: p, Value: v})
+		}
+		lwm2m.SortRecords(rs)
+	default:
+		p, err := lwm2m.ParsePath(b.Path)
+		if err != nil {
+			return nil, badRequest(err.Error())
+		}
+		target = p
+		switch {
+		case b.Value != nil && len(b.Values) == 0:
+			if p.Depth() < 3 {
+				return nil, badRequest("value needs a resource path; use values for an instance")
+			}
+			v, err := a.typedValue(p, b.Value)
+			if err != nil {
+				return nil, err
+			}
+			rs = []lwm2m.Record{{Path: p, Value: v}}
+		case b.Value == nil && len(b.Values) > 0:
+			if rs, err = a.relativeRecords(p, b.Values); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, badRequest("give value or values")
+		}
+	}
+	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	var paths []lwm2m.Path
+	if composite {
+		for _, r := range rs {
+			paths = append(paths, r.Path)
+		}
+		err = a.opts.Devices.WriteComposite(ctx, in.Endpoint, rs)
+	} else {
+		paths = []lwm2m.Path{target}
+		mode := devmgmt.Replace
+		if b.Mode == "update" || (b.Mode == "" && target.Depth() < 3) {
+			mode = devmgmt.Update
+		}
+		err = a.opts.Devices.Write(ctx, in.Endpoint, target, mode, rs)
+	}
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "write", Paths: pathStrings(paths), Values: a.recordValues(rs)}}, nil
+}
+
+func (a *API) execute(ctx context.Context, in *executeInput) (*resultOutput, error) {
+	p, err := lwm2m.ParsePath(in.Body.Path)
+	if err != nil || !p.IsResource() {
+		return nil, badRequest(fmt.Sprintf("path %q: execute needs a resource path", in.Body.Path))
+	}
+	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if err := a.opts.Devices.Execute(ctx, in.Endpoint, p, in.Body.Args); err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "execute", Paths: []string{p.String()}}}, nil
+}
+
+func (a *API) writeAttributes(ctx context.Context, in *attributesInput) (*resultOutput, error) {
+	p, err := lwm2m.ParsePath(in.Body.Path)
+	if err != nil {
+		return nil, badRequest(err.Error())
+	}
+	var q []string
+	names := make([]string, 0, len(in.Body.Attributes))
+	for k := range in.Body.Attributes {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		raw := strings.TrimSpace(string(in.Body.Attributes[k]))
+		if raw == "null" {
+			q = append(q, k)
+			continue
+		}
+		if _, err := strconv.ParseFloat(raw, 64); err != nil {
+			return nil, badRequest(fmt.Sprintf("attribute %s: want a number or null", k))
+		}
+		q = append(q, k+"="+raw)
+	}
+	attrs, err := linkformat.ParseQuery(q)
+	if err == nil {
+		err = attrs.Validate()
+	}
+	if err != nil {
+		return nil, badRequest(err.Error())
+	}
+	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if err := a.opts.Devices.WriteAttributes(ctx, in.Endpoint, p, attrs); err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "write-attributes", Paths: []string{p.String()}}}, nil
+}
+
+func (a *API) create(ctx context.Context, in *createInput) (*resultOutput, error) {
+	p, err := lwm2m.ParsePath(in.Body.Path)
+	if err != nil || !p.IsObject() {
+		return nil, badRequest(fmt.Sprintf("path %q: create needs an object path such as /3303", in.Body.Path))
+	}
+	e, err := a.endpoint(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	var inst uint16
+	if in.Body.Instance != nil {
+		if *in.Body.Instance > lwm2m.MaxID {
+			return nil, badRequest("instance must be at most 65534")
+		}
+		inst = *in.Body.Instance
+	} else {
+		inst = nextInstance(e.ObjectLinks, p.Object())
+	}
+	rs, err := a.relativeRecords(p.Child(inst), in.Body.Values)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return nil, badRequest("values are required")
+	}
+	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	loc, err := a.opts.Devices.Create(ctx, in.Endpoint, p, rs)
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "create", Paths: []string{p.String()}, Location: loc.String()}}, nil
+}
+
+func (a *API) deleteInstance(ctx context.Context, in *deleteInput) (*resultOutput, error) {
+	p, err := lwm2m.ParsePath(in.Body.Path)
+	if err != nil || !p.IsInstance() {
+		return nil, badRequest(fmt.Sprintf("path %q: delete needs an object instance path such as /3303/1", in.Body.Path))
+	}
+	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if err := a.opts.Devices.Delete(ctx, in.Endpoint, p); err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "delete", Paths: []string{p.String()}}}, nil
+}
+
+func (a *API) observe(ctx context.Context, in *readInput) (*resultOutput, error) {
+	paths, err := parsePaths(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	var rs []lwm2m.Record
+	var token string
+	if len(paths) == 1 && len(in.Body.Paths) == 0 {
+		o, recs, err := a.opts.Devices.Observe(ctx, in.Endpoint, paths[0])
+		if err != nil {
+			return nil, a.fail(ctx, err)
+		}
+		rs, token = recs, fmt.Sprintf("%x", o.Token)
+	} else {
+		o, recs, err := a.opts.Devices.ObserveComposite(ctx, in.Endpoint, paths)
+		if err != nil {
+			return nil, a.fail(ctx, err)
+		}
+		rs, token = recs, fmt.Sprintf("%x", o.Token)
+	}
+	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "observe", Paths: pathStrings(paths),
+		Values: a.recordValues(rs), Observation: token}}, nil
+}
+
+func (a *API) cancelObserve(ctx context.Context, in *readInput) (*resultOutput, error) {
+	paths, err := parsePaths(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if len(paths) == 1 && len(in.Body.Paths) == 0 {
+		err = a.opts.Devices.Cancel(ctx, in.Endpoint, paths[0])
+	} else {
+		err = a.opts.Devices.CancelComposite(ctx, in.Endpoint, paths)
+	}
+	if err != nil {
+		return nil, a.fail(ctx, err)
+	}
+	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "cancel-observe", Paths: pathStrings(paths)}}, nil
+}
+
+func (a *API) observations(ctx context.Context, in *endpointInput) (*observationsOutput, error) {
+	if _, err := a.endpoint(ctx, in.Endpoint); err != nil {
+		return nil, err
+	}
+	out := &observationsOutput{}
+	out.Body.Items = []Observation{}
+	for _, o := range a.opts.Devices.Observations(in.Endpoint) {
+		out.Body.Items = append(out.Body.Items, Observation{Token: fmt.Sprintf("%x", o.Token), Paths: pathStrings(o.Paths),
+			Composite: o.Composite, Format: o.Format.String()})
+	}
+	return out, nil
+}
+
+// nextInstance picks a free instance ID of object obj from the endpoint's
+// registered object links: one above the highest in use, or 0.
+func nextInstance(objectLinks string, obj uint16) uint16 {
+	reg, err := linkformat.ParseRegistration([]byte(objectLinks))
+	if err != nil {
+		return 0
+	}
+	if o, ok := reg.Object(obj); ok && len(o.Instances) > 0 {
+		if last := o.Instances[len(o.Instances)-1]; last < lwm2m.MaxID {
+			return last + 1
+		}
+	}
+	return 0
+}

@@ -1,0 +1,239 @@
+// Package app composes the server from its parts and owns their start and
+// stop order: database, ingest writer, registry sweeper, CoAP listener,
+// HTTP listener on start; the reverse on stop, the database closing last.
+// `flownexus serve` and `flownexus demo` run an App, and the end-to-end
+// tests run the same App on loopback ports so that they exercise exactly
+// the wiring users get.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/flownexus/flownexus/internal/api"
+	"github.com/flownexus/flownexus/internal/coapd"
+	"github.com/flownexus/flownexus/internal/config"
+	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/httpd"
+	"github.com/flownexus/flownexus/internal/ingest"
+	"github.com/flownexus/flownexus/internal/lwm2m/objects"
+	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/store"
+	"github.com/flownexus/flownexus/internal/version"
+)
+
+// Options tune an App beyond its Config, mostly for tests.
+type Options struct {
+	// SweepInterval is how often expired registrations are marked offline;
+	// 0 means 10 s.
+	SweepInterval time.Duration
+	// RegistrationGrace is added to a device's lifetime before it counts
+	// as expired; 0 means 30 s, negative means none.
+	RegistrationGrace time.Duration
+	// OpTimeout bounds one device operation; 0 means 30 s.
+	OpTimeout time.Duration
+}
+
+// App is a composed flownexus server. Its exported fields are the parts,
+// for commands and tests that need them; they are set by New and must not
+// be replaced.
+type App struct {
+	Store    *store.Store
+	Objects  *objects.Registry
+	Registry *registry.Registry
+	Ingest   *ingest.Writer
+	CoAP     *coapd.Server
+	Devices  *devmgmt.Manager
+	API      *api.API
+
+	cfg  config.Config
+	opts Options
+	log  *slog.Logger
+	web  *httpd.Server
+
+	httpLn   net.Listener
+	httpDone chan error
+	stopBg   context.CancelFunc
+	bg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// New opens the database (migrating a fresh or older schema, refusing a
+// newer one) and builds every part. Nothing listens until Start.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*App, error) {
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = 10 * time.Second
+	}
+	if opts.RegistrationGrace == 0 {
+		opts.RegistrationGrace = 30 * time.Second
+	} else if opts.RegistrationGrace < 0 {
+		opts.RegistrationGrace = 0
+	}
+	st, err := OpenStore(ctx, cfg, log, true)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Store: st, cfg: cfg, opts: opts, log: log, Objects: objects.Default()}
+	a.Ingest = ingest.New(st, ingest.Options{Logger: log})
+	a.Registry = registry.New(st, registry.Options{
+		Grace:   opts.RegistrationGrace,
+		Logger:  log,
+		History: a.Ingest.WriteValues,
+	})
+	var dm *devmgmt.Manager
+	a.CoAP = coapd.New(coapd.Config{
+		Registry: a.Registry,
+		Ingest:   a.Ingest,
+		Types:    a.Objects.TypeOf,
+		Logger:   log,
+		OnActivity: func(act coapd.Activity) {
+			if act.Kind == coapd.ActivityRegister {
+				dm.AutoObserve(act.Registration)
+			}
+		},
+	})
+	dm = devmgmt.New(devmgmt.Config{
+		Registry: a.Registry,
+		Dial:     a.CoAP.Dial,
+		Types:    a.Objects.TypeOf,
+		Ingest:   a.Ingest,
+		Timeout:  opts.OpTimeout,
+		Logger:   log,
+	})
+	a.Devices = dm
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.web = httpd.New(httpd.Options{
+		AllowedHosts: cfg.AllowedHosts,
+		Version:      version.Version,
+		Commit:       version.Revision(),
+		Ping:         st.DB().PingContext,
+		Registry:     reg,
+		Logger:       log,
+	})
+	a.API = api.New(api.Options{
+		Store: st, Devices: dm, Objects: a.Objects, Logger: log,
+		Version: version.Version, OpTimeout: opts.OpTimeout,
+	})
+	a.web.Handle(api.Prefix+"/", a.API.Handler())
+	return a, nil
+}
+
+// Start opens the listeners and starts the background work. On error,
+// everything started so far is stopped again.
+func (a *App) Start(ctx context.Context) error {
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopBg = cancel
+	a.Ingest.Start()
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.Registry.Run(bg, a.opts.SweepInterval)
+	}()
+	if a.cfg.CoAPListen != "" {
+		if err := a.CoAP.Start(a.cfg.CoAPListen); err != nil {
+			a.Stop(ctx)
+			return fmt.Errorf("CoAP listener %s: %w", a.cfg.CoAPListen, err)
+		}
+		a.log.Info("CoAP listening", "addr", a.CoAP.Addr().String())
+	}
+	ln, err := net.Listen("tcp", a.cfg.HTTPListen)
+	if err != nil {
+		a.Stop(ctx)
+		return fmt.Errorf("HTTP listener %s: %w", a.cfg.HTTPListen, err)
+	}
+	a.httpLn = ln
+	a.httpDone = make(chan error, 1)
+	go func() { a.httpDone <- a.web.Serve(ln) }()
+	a.log.Info("HTTP listening", "addr", ln.Addr().String(), "version", version.Version)
+	return nil
+}
+
+// HTTPAddr is the bound HTTP address (valid after Start).
+func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// CoAPAddr is the bound CoAP/UDP address (valid after Start with CoAP on).
+func (a *App) CoAPAddr() netip.AddrPort { return a.CoAP.Addr() }
+
+// Done is closed with the HTTP server's error if it stops on its own.
+func (a *App) Done() <-chan error { return a.httpDone }
+
+// Stop shuts down in order: HTTP (in-flight requests finish until ctx
+// ends), CoAP, background work, the ingest writer (every accepted value is
+// committed), and the database last. It is safe to call more than once.
+func (a *App) Stop(ctx context.Context) {
+	a.stopOnce.Do(func() {
+		if a.httpLn != nil {
+			if err := a.web.Shutdown(ctx); err != nil {
+				a.log.Warn("HTTP shutdown incomplete", "err", err)
+			}
+			<-a.httpDone
+			a.log.Info("HTTP stopped")
+		}
+		a.CoAP.Stop()
+		if a.stopBg != nil {
+			a.stopBg()
+		}
+		a.bg.Wait()
+		a.Ingest.Close()
+		a.Store.Close()
+		a.log.Info("database closed")
+	})
+}
+
+// OpenStore prepares the data directory (SQLite), opens the database and
+// checks its schema. With migrate it applies pending migrations; without,
+// a database that needs them is an error. A database written by a newer
+// flownexus is always refused.
+func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool) (*store.Store, error) {
+	if !cfg.IsPostgres() {
+		if err := prepareDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	st, err := store.Open(ctx, cfg.Database(), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	err = st.CheckSchema(ctx)
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrSchemaOutdated) && migrate:
+		if from, to, verr := st.SchemaVersion(ctx); verr == nil {
+			log.Info("migrating database", "from", from, "to", to)
+		}
+		if _, err := st.Migrate(ctx); err != nil {
+			st.Close()
+			return nil, err
+		}
+	default:
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// prepareDir creates the data directory and checks it is writable, so a
+// bad directory fails at start with one clear line.
+func prepareDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w", dir, errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
