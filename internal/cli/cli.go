@@ -39,7 +39,9 @@ const usage = `flownexus — LwM2M device management
 Usage: flownexus <command> [flags]
 
 Commands:
+  demo       the tour: a fresh database, an admin user, the server and a simulated fleet
   serve      run the server (HTTP, CoAP, workers)
+  simulate   run a simulated LwM2M device fleet against a server: simulate --server HOST:PORT --devices N
   migrate    apply database migrations and exit
   user       manage operators: user create NAME [--admin] [--password-stdin] | user passwd NAME | user list
   token      manage API tokens: token create --user NAME [--name LABEL]
@@ -62,6 +64,10 @@ func Main(ctx context.Context, iox IO, args []string) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
 		err = runServe(ctx, iox, rest)
+	case "demo":
+		err = runDemo(ctx, iox, rest)
+	case "simulate":
+		err = runSimulate(ctx, iox, rest)
 	case "migrate":
 		err = runMigrate(ctx, iox, rest)
 	case "user":
