@@ -348,6 +348,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 	if !ok {
 		// processReceived turns this empty answer into a Reset.
 		_ = w.SetResponse(codes.Empty, message.TextPlain, nil)
+		w.Message().SetOptionUint32(optAnswer, answerReset)
 		s.log.Debug("notification for unknown token", "remote_addr", remoteAddr(w).String(),
 			"token", fmt.Sprintf("%x", []byte(r.Token())), "code", devmgmt.CodeString(r.Code()))
 		return
@@ -378,7 +379,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 				s.log.Error("notification not stored", "endpoint", reg.Endpoint, "remote_addr", remoteAddr(w).String(),
 					"path", path, "err", err)
 				_ = w.SetResponse(codes.Empty, message.TextPlain, nil)
-				w.Message().SetOptionUint32(optSilence, 1)
+				w.Message().SetOptionUint32(optAnswer, answerNone)
 				return
 			}
 		}

@@ -152,12 +152,26 @@ type udpInactivity struct {
 
 func (o udpInactivity) UDPServerApply(cfg *udpserver.Config) { cfg.CreateInactivityMonitor = o.create }
 
+// socketBuffer is the receive and send buffer asked of the kernel for the
+// server socket (capped by net.core.rmem_max/wmem_max): a fleet that
+// registers at once after an outage sends bursts the default ~200 KiB
+// would drop, costing each dropped device a 2 s retransmission.
+const socketBuffer = 4 << 20
+
 // Listen binds the UDP socket ("127.0.0.1:0", ":5683").
 func (s *Server) Listen(addr string) error {
-	l, err := coapnet.NewListenUDP("udp", addr)
+	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return fmt.Errorf("coapd: listen %s: %w", addr, err)
 	}
+	c, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return fmt.Errorf("coapd: listen %s: %w", addr, err)
+	}
+	// Best effort: a smaller buffer only costs retransmissions.
+	_ = c.SetReadBuffer(socketBuffer)
+	_ = c.SetWriteBuffer(socketBuffer)
+	l := coapnet.NewUDPConn("udp", c)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.l != nil {
@@ -234,27 +248,35 @@ func (s *Server) Dial(addr netip.AddrPort) (*udpclient.Conn, error) {
 	return cc, nil
 }
 
-// optSilence is a private-use option (RFC 7252 §12.2 reserves 65000 and
-// above) the notification handler puts on its empty answer to ask for no
-// answer at all; it never leaves the server.
-const optSilence message.OptionID = 65000
+// optAnswer is a private-use option (RFC 7252 §12.2 reserves 65000 and
+// above) the notification handler puts on an empty answer to ask
+// processReceived for a Reset (answerReset) or for no answer at all
+// (answerNone). It never leaves the server.
+const optAnswer message.OptionID = 65000
 
-// processReceived runs go-coap's handling of a received message and turns
-// the empty answer the notification handler asks for into a Reset, or into
-// silence when it carries optSilence: go-coap answers a confirmable message
-// with an ACK of its own (and caches it for duplicates), and only an empty
-// answer escapes both, so the change is made after go-coap's handling.
+const (
+	answerReset = 1
+	answerNone  = 2
+)
+
+// processReceived runs go-coap's handling of a received message and then
+// applies the answer the notification handler asked for with optAnswer:
+// go-coap answers a confirmable message with an ACK of its own (and caches
+// it for duplicates), and only an empty answer escapes both, so the change
+// is made after go-coap's handling.
 func processReceived(req *pool.Message, cc *udpclient.Conn, handler config.HandlerFunc[*udpclient.Conn]) {
 	mid := req.MessageID()
 	isResponse := req.Code() >= codes.Created
 	cc.ProcessReceivedMessageWithHandler(req, func(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool.Message) {
 		handler(w, r)
 		m := w.Message()
-		if isResponse && m.IsModified() && m.Code() == codes.Empty {
-			if m.HasOption(optSilence) {
-				m.SetModified(false)
-				return
-			}
+		if !isResponse || !m.IsModified() || m.Code() != codes.Empty {
+			return
+		}
+		switch v, _ := m.GetOptionUint32(optAnswer); v {
+		case answerNone:
+			m.SetModified(false)
+		case answerReset:
 			m.SetType(message.Reset)
 			m.SetMessageID(mid)
 			m.SetToken(nil)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -83,6 +84,18 @@ func (l *logBuffer) String() string {
 
 func newStack(t testing.TB, dbPath string, clock *fakeClock) *stack {
 	t.Helper()
+	return newStackWith(t, dbPath, clock, 0)
+}
+
+// newStackIdle is newStack with the system clock and the given idle
+// timeout.
+func newStackIdle(t testing.TB, dbPath string, idle time.Duration) *stack {
+	t.Helper()
+	return newStackWith(t, dbPath, nil, idle)
+}
+
+func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Duration) *stack {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dbPath, store.Options{})
 	if err != nil {
@@ -92,15 +105,20 @@ func newStack(t testing.TB, dbPath string, clock *fakeClock) *stack {
 		t.Fatal(err)
 	}
 	s := &stack{t: t, dbPath: dbPath, clock: clock, st: st, logs: &logBuffer{}}
-	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: logLevel()}))
 	s.w = ingest.New(st, ingest.Options{Logger: log})
 	s.w.Start()
-	s.reg = registry.New(st, registry.Options{Clock: clock, Logger: log, History: s.w.WriteValues})
+	ropts := registry.Options{Logger: log, History: s.w.WriteValues}
+	if clock != nil {
+		ropts.Clock = clock
+	}
+	s.reg = registry.New(st, ropts)
 	s.srv = coapd.New(coapd.Config{
-		Registry: s.reg,
-		Ingest:   s.w,
-		Types:    objects.Default().TypeOf,
-		Logger:   log,
+		Registry:    s.reg,
+		Ingest:      s.w,
+		Types:       objects.Default().TypeOf,
+		Logger:      log,
+		IdleTimeout: idle,
 		OnActivity: func(a coapd.Activity) {
 			s.mu.Lock()
 			s.activities = append(s.activities, a)
@@ -567,7 +585,7 @@ func rawExchange(t testing.TB, conn *net.UDPConn, m message.Message) message.Mes
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out message.Message
+	out := message.Message{Options: make(message.Options, 0, 16)}
 	if _, err := coder.DefaultCoder.Decode(buf[:n], &out); err != nil {
 		t.Fatal(err)
 	}
@@ -621,5 +639,49 @@ func TestStoppedServerRefusesDial(t *testing.T) {
 	s.close()
 	if _, err := s.srv.Dial(addr); err == nil {
 		t.Fatal("Dial after Stop succeeded")
+	}
+}
+
+// logLevel is Info, or Debug when COAPD_TEST_DEBUG is set.
+func logLevel() slog.Level {
+	if os.Getenv("COAPD_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// TestNotificationAckedAfterCommit: a confirmable notification of a known
+// token gets an ACK (not a Reset), and its value is in the store when the
+// ACK arrives.
+func TestNotificationAckedAfterCommit(t *testing.T) {
+	s := newStack(t, filepath.Join(t.TempDir(), "db.sqlite"), newClock())
+	d := newRawDevice(t, s.addr)
+	defer d.conn.Close()
+	loc, err := d.register("notifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	temp := lwm2m.NewPath(3303, 0, 5700)
+	if err := s.reg.AddObservation(registry.Observation{Token: "tok12345", RegistrationID: strings.TrimPrefix(loc, "/rd/"),
+		Paths: []lwm2m.Path{temp}, Format: lwm2m.FormatText}); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []string{"20.5", "21.25"} {
+		if err := d.notify([]byte("tok12345"), uint32(i+2), v); err != nil {
+			t.Fatal(err)
+		}
+		reg, _ := s.reg.ByEndpoint("notifier")
+		vs, err := s.st.LatestResources(context.Background(), reg.EndpointID, temp)
+		if err != nil || len(vs) != 1 || vs[0].Value.String() != v || vs[0].Value.Type() != lwm2m.TypeFloat {
+			t.Fatalf("after ACK %d: %+v %v", i, vs, err)
+		}
+	}
+	// A bad payload is acknowledged (retransmitting it would not help),
+	// stores nothing and logs one line.
+	if err := d.notify([]byte("tok12345"), 9, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(s.logs.String(), "bad notification"); n != 1 {
+		t.Fatalf("%d bad-notification lines:\n%s", n, s.logs.String())
 	}
 }
