@@ -61,6 +61,9 @@ func (s *Store) IngestEvent(ctx context.Context, ev Event, vals []ResourceValue)
 	if err != nil {
 		return 0, fmt.Errorf("store: %s: %w", op, err)
 	}
+	if err := s.prepareInserts(ctx); err != nil {
+		return 0, wrap(op, err)
+	}
 	var id int64
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx,

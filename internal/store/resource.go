@@ -142,10 +142,11 @@ const resourceCols = "endpoint_id, path, object_id, instance_id, resource_id, re
 
 const resourceNCols = 14
 
-// maxRowsPerInsert keeps a multi-row INSERT under SQLite's limit of 32766
-// bound parameters (PostgreSQL allows 65535). Smaller statements measured no
-// faster.
-const maxRowsPerInsert = 32766 / resourceNCols
+// insertChunk is the most rows one INSERT statement carries (14 parameters
+// each, far below SQLite's limit of 32766). A batch is cut into chunks of
+// insertChunk rows and a remainder in power-of-two sizes, so that nine
+// statements per table, prepared once, serve every batch size.
+const insertChunk = 256
 
 type resourceRow struct {
 	args [resourceNCols]any
@@ -209,36 +210,84 @@ func (s *Store) InsertResources(ctx context.Context, vals []ResourceValue) error
 	if err != nil {
 		return fmt.Errorf("store: insert resources: %w", err)
 	}
+	if err := s.prepareInserts(ctx); err != nil {
+		return wrap("insert resources", err)
+	}
 	return wrap("insert resources", s.inTx(ctx, func(tx *sql.Tx) error {
 		return s.insertResourceRows(ctx, tx, rows)
 	}))
 }
 
 func (s *Store) insertResourceRows(ctx context.Context, tx *sql.Tx, rows []resourceRow) error {
-	mark := byte('$')
-	if s.dialect == DialectSQLite {
-		mark = '?'
-	}
-	args := make([]any, 0, min(len(rows), maxRowsPerInsert)*resourceNCols)
-	for chunk := range chunks(rows, maxRowsPerInsert) {
+	args := make([]any, 0, min(len(rows), insertChunk)*resourceNCols)
+	for chunk := range chunks(rows) {
 		args = args[:0]
 		for i := range chunk {
 			args = append(args, chunk[i].args[:]...)
 		}
-		if _, err := tx.ExecContext(ctx, insertSQL(len(chunk), false, mark), args...); err != nil {
+		if err := s.execInsert(ctx, tx, len(chunk), false, args); err != nil {
 			return err
 		}
 	}
-	latest := latestRows(rows)
-	for chunk := range chunks(latest, maxRowsPerInsert) {
+	for chunk := range chunks(latestRows(rows)) {
 		args = args[:0]
 		for _, r := range chunk {
 			args = append(args, r.args[:]...)
 		}
-		if _, err := tx.ExecContext(ctx, insertSQL(len(chunk), true, mark), args...); err != nil {
+		if err := s.execInsert(ctx, tx, len(chunk), true, args); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// execInsert runs the n-row insert (or latest upsert) in tx. On SQLite it
+// uses the statements prepareInserts prepared on the write connection
+// (call it before the transaction begins): parsing a statement of
+// thousands of parameters costs more than running it. pgx caches prepared
+// statements per connection by itself.
+func (s *Store) execInsert(ctx context.Context, tx *sql.Tx, n int, latest bool, args []any) error {
+	if s.dialect != DialectSQLite {
+		_, err := tx.ExecContext(ctx, insertSQL(n, latest, '$'), args...)
+		return err
+	}
+	s.insertsMu.Lock()
+	stmt := s.inserts[insertSQLKey{n, latest, '?'}]
+	s.insertsMu.Unlock()
+	if stmt == nil { // prepareInserts was not called: correct, only slower
+		_, err := tx.ExecContext(ctx, insertSQL(n, latest, '?'), args...)
+		return err
+	}
+	_, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
+	return err
+}
+
+// prepareInserts prepares, once, the SQLite insert statements of every
+// chunk size. It must run outside a write transaction: preparing needs the
+// one write connection.
+func (s *Store) prepareInserts(ctx context.Context) error {
+	if s.dialect != DialectSQLite {
+		return nil
+	}
+	s.insertsMu.Lock()
+	defer s.insertsMu.Unlock()
+	if s.inserts != nil {
+		return nil
+	}
+	m := map[insertSQLKey]*sql.Stmt{}
+	for n := insertChunk; n > 0; n >>= 1 {
+		for _, latest := range []bool{false, true} {
+			st, err := s.wdb.PrepareContext(ctx, insertSQL(n, latest, '?'))
+			if err != nil {
+				for _, st := range m {
+					st.Close()
+				}
+				return err
+			}
+			m[insertSQLKey{n, latest, '?'}] = st
+		}
+	}
+	s.inserts = m
 	return nil
 }
 
@@ -263,10 +312,15 @@ func latestRows(rows []resourceRow) []*resourceRow {
 	return out
 }
 
-func chunks[T any](s []T, n int) func(yield func([]T) bool) {
+// chunks cuts s into pieces of insertChunk elements and a remainder of
+// power-of-two sizes.
+func chunks[T any](s []T) func(yield func([]T) bool) {
 	return func(yield func([]T) bool) {
 		for len(s) > 0 {
-			k := min(n, len(s))
+			k := insertChunk
+			for k > len(s) {
+				k >>= 1
+			}
 			if !yield(s[:k]) {
 				return
 			}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"math"
 	"reflect"
@@ -319,4 +320,114 @@ func TestInsertResourcesBatch10000(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Negative zero and infinities: PostgreSQL keeps -0.0, SQLite reads it back
+// as +0.0 (documented); both keep the infinities.
+func TestResourceValueSpecialFloats(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		e := mustEndpoint(t, s, "urn:dev:floats")
+		p := lwm2m.NewPath(3303, 0, 5700)
+		if err := s.InsertResources(ctx, []ResourceValue{{EndpointID: e.ID, Path: p, Value: lwm2m.Float(math.Copysign(0, -1))}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ResourceHistory(ctx, e.ID, p, time.Time{}, time.Time{}, 1)
+		if err != nil || len(got) != 1 || got[0].Value.FloatValue() != 0 {
+			t.Fatalf("-0.0 read back as %+v, %v", got, err)
+		}
+		if neg := math.Signbit(got[0].Value.FloatValue()); neg != (s.Dialect() == DialectPostgres) {
+			t.Errorf("%s: sign of -0.0 after the round trip: negative = %v", s.Dialect(), neg)
+		}
+	})
+}
+
+// The history and latest-value queries use their indexes on SQLite.
+func TestResourceQueryPlans(t *testing.T) {
+	s := openTestStore(t, sqliteTestURL(t), true)
+	for q, want := range map[string]string{
+		"SELECT * FROM resource WHERE endpoint_id = 1 AND path = '/3/0/1' AND received_at >= 0 AND received_at < 5 ORDER BY received_at DESC, id DESC LIMIT 10": "resource_history",
+		"SELECT * FROM resource_latest WHERE endpoint_id = 1 AND object_id = 3":                                                                                 "PRIMARY KEY",
+		"SELECT * FROM resource WHERE event_id = 7":                                                                                                             "resource_event",
+	} {
+		rows, err := s.DB().Query("EXPLAIN QUERY PLAN " + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := ""
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			rows.Scan(&id, &parent, &unused, &detail)
+			plan += detail + "\n"
+		}
+		rows.Close()
+		if !strings.Contains(plan, want) || strings.Contains(plan, "SCAN resource") {
+			t.Errorf("%s\nplan:\n%s\nwant %s", q, plan, want)
+		}
+	}
+}
+
+// Concurrent ingest and reads on one store.
+func TestConcurrentIngest(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		e := mustEndpoint(t, s, "urn:dev:concurrent")
+		errs := make(chan error, 16)
+		for w := range 8 {
+			go func() {
+				var err error
+				for i := range 10 {
+					vals := make([]ResourceValue, 100)
+					for j := range vals {
+						vals[j] = ResourceValue{EndpointID: e.ID, Path: lwm2m.NewPath(3303, uint16(w), uint16(j)), Value: lwm2m.Int(int64(i))}
+					}
+					if err = s.InsertResources(ctx, vals); err != nil {
+						break
+					}
+				}
+				errs <- err
+			}()
+			go func() {
+				var err error
+				for range 20 {
+					if _, err = s.LatestResources(ctx, e.ID, lwm2m.Root); err != nil {
+						break
+					}
+				}
+				errs <- err
+			}()
+		}
+		for range 16 {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		var n int
+		if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM resource").Scan(&n); err != nil || n != 8000 {
+			t.Errorf("rows = %d, %v", n, err)
+		}
+	})
+}
+
+// Inserting without the prepared statements (a caller that did not call
+// prepareInserts before its transaction) still works.
+func TestInsertWithoutPreparedStatements(t *testing.T) {
+	s := openTestStore(t, sqliteTestURL(t), true)
+	ctx := context.Background()
+	e := mustEndpoint(t, s, "urn:dev:unprepared")
+	vals := make([]ResourceValue, 300)
+	for i := range vals {
+		vals[i] = ResourceValue{EndpointID: e.ID, Path: lwm2m.NewPath(3303, uint16(i), 5700), Value: lwm2m.Int(int64(i))}
+	}
+	rows, err := s.encodeResourceRows(vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return s.insertResourceRows(ctx, tx, rows) }); err != nil {
+		t.Fatal(err)
+	}
+	if latest, err := s.LatestResources(ctx, e.ID, lwm2m.Root); err != nil || len(latest) != 300 {
+		t.Fatalf("latest: %d values, %v", len(latest), err)
+	}
 }

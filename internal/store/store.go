@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,6 +53,9 @@ type Store struct {
 	wdb     *sql.DB // writes; on SQLite exactly one connection
 	now     func() time.Time
 	goose   *goose.Provider
+
+	insertsMu sync.Mutex
+	inserts   map[insertSQLKey]*sql.Stmt // SQLite: see prepareInserts; guarded by insertsMu
 }
 
 // Open opens the database named by url without changing its schema (see
@@ -92,8 +96,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 // Close closes the connection pools. Calls after the first return nil.
 func (s *Store) Close() error {
 	var err error
+	s.insertsMu.Lock()
+	for _, st := range s.inserts {
+		err = errors.Join(err, st.Close())
+	}
+	s.inserts = nil
+	s.insertsMu.Unlock()
 	if s.wdb != nil {
-		err = s.wdb.Close()
+		err = errors.Join(err, s.wdb.Close())
 	}
 	if s.rdb != nil && s.rdb != s.wdb {
 		err = errors.Join(err, s.rdb.Close())

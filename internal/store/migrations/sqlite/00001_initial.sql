@@ -84,17 +84,18 @@ CREATE INDEX event_endpoint ON event (endpoint_id, id);
 --   opaque                                        -> value_blob
 --   none (executable)                             -> no column
 --
--- Indexes, chosen by measuring ingest (BenchmarkInsertResources):
---   * resource keeps one index, (endpoint_id, path, received_at), serving the
---     history of one path over a time range;
---   * the latest value per path lives in resource_latest, upserted in the
---     same transaction as the history rows (one row per path per batch), so
---     the dashboard's "latest values" query reads a few hundred rows instead
---     of searching the history. Measured on SQLite with 1,000-value batches:
---     the upsert costs about a third of the ingest rate, which stays far
---     above the 5,000 values/s needed; finding latest values from the
---     history index instead costs a scan of every stored value of the
---     endpoint.
+-- Indexes, chosen by measurement (bench_test.go: SQLite file, 1,000-value
+-- transactions, 2-core machine):
+--   * resource keeps one index, (endpoint_id, path, received_at), serving
+--     the history of one path over a time range;
+--   * the latest value of each path lives in resource_latest, upserted in
+--     the same transaction (one row per path per batch). Ingest runs at
+--     about 45-55k values/s with it and 85-100k/s without; reading the
+--     latest values of one endpoint (20 paths) takes 0.15 ms from
+--     resource_latest, against 1.2 ms from the history index at 50 values
+--     per path, growing with the history (9 ms at 200). Ingest stays ten
+--     times above the 5,000 values/s needed; the dashboard read stays
+--     constant.
 CREATE TABLE resource (
     id                 INTEGER PRIMARY KEY,
     endpoint_id        INTEGER NOT NULL REFERENCES endpoint (id) ON DELETE CASCADE,
