@@ -6,18 +6,22 @@ import "time"
 // be safe for concurrent use.
 type Clock interface {
 	Now() time.Time
-	// NewTimer returns a timer that sends the current time on its channel
-	// once d has elapsed.
-	NewTimer(d time.Duration) Timer
+	// NewTimer returns a timer that is not armed.
+	NewTimer() Timer
 }
 
-// Timer is a one-shot timer of a Clock, with the semantics of time.Timer
-// since Go 1.23: after Stop or Reset returns, no stale value is received
-// from C.
+// Timer is a one-shot timer of a Clock. Timers work with absolute
+// deadlines, so that a deadline computed from one reading of Now is kept
+// exactly even when the clock moves before the timer is armed.
 type Timer interface {
+	// C delivers the clock's time when the armed deadline has come.
 	C() <-chan time.Time
-	Stop() bool
-	Reset(d time.Duration) bool
+	// ResetAt arms the timer for deadline, replacing any earlier arming
+	// and discarding an undelivered expiry; a deadline that has passed
+	// fires at once.
+	ResetAt(deadline time.Time)
+	// Stop disarms the timer and discards an undelivered expiry.
+	Stop()
 }
 
 // SystemClock returns the Clock of the time package.
@@ -27,21 +31,26 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-func (systemClock) NewTimer(d time.Duration) Timer { return systemTimer{time.NewTimer(d)} }
+func (systemClock) NewTimer() Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return systemTimer{t}
+}
 
 type systemTimer struct{ t *time.Timer }
 
 func (t systemTimer) C() <-chan time.Time        { return t.t.C }
-func (t systemTimer) Stop() bool                 { return t.t.Stop() }
-func (t systemTimer) Reset(d time.Duration) bool { return t.t.Reset(d) }
+func (t systemTimer) Stop()                      { t.t.Stop() }
+func (t systemTimer) ResetAt(deadline time.Time) { t.t.Reset(time.Until(deadline)) }
 
 // sleep waits d on c, returning false when done is closed first.
 func sleep(c Clock, d time.Duration, done <-chan struct{}) bool {
 	if d <= 0 {
 		return true
 	}
-	t := c.NewTimer(d)
+	t := c.NewTimer()
 	defer t.Stop()
+	t.ResetAt(c.Now().Add(d))
 	select {
 	case <-t.C():
 		return true

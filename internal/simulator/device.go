@@ -74,7 +74,7 @@ type Device struct {
 	lastActive    time.Time
 
 	obs        map[string]*observation // by token
-	notifyMIDs map[int32]string        // message ID of a notification in flight -> token
+	notifyMIDs map[int32]*inflightNote // by message ID of the notification
 	attrs      map[lwm2m.Path]linkformat.Attributes
 	fw         firmware
 	fwWG       sync.WaitGroup // running firmware downloads
@@ -124,7 +124,7 @@ func newDevice(cfg Config, index int, reg *objects.Registry, runner periodic.Fun
 		faultRng:   rand.New(rand.NewPCG(cfg.Seed^0x9e3779b97f4a7c15, uint64(index))),
 		version:    cfg.Version,
 		obs:        map[string]*observation{},
-		notifyMIDs: map[int32]string{},
+		notifyMIDs: map[int32]*inflightNote{},
 		attrs:      map[lwm2m.Path]linkformat.Attributes{},
 		first:      make(chan struct{}),
 	}
@@ -387,17 +387,17 @@ func (d *Device) dial() (*client.Conn, error) {
 func (d *Device) run(ctx context.Context) {
 	defer close(d.done)
 	defer d.firstMu.Do(func() { d.firstErr = ErrStopped; close(d.first) })
-	t := d.clock.NewTimer(time.Hour)
+	t := d.clock.NewTimer()
 	defer t.Stop()
 	for {
-		wait := d.step(ctx)
+		next := d.step(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if wait <= 0 {
+		if next.IsZero() {
 			continue
 		}
-		t.Reset(wait)
+		t.ResetAt(next)
 		select {
 		case <-ctx.Done():
 			return
@@ -408,9 +408,9 @@ func (d *Device) run(ctx context.Context) {
 	}
 }
 
-// step performs everything that is due and returns the time until the
-// next deadline (0: step again at once).
-func (d *Device) step(ctx context.Context) time.Duration {
+// step performs everything that is due and returns the next deadline
+// (zero: step again at once).
+func (d *Device) step(ctx context.Context) time.Time {
 	now := d.clock.Now()
 	d.mu.Lock()
 	if d.wantRegister {
@@ -425,21 +425,21 @@ func (d *Device) step(ctx context.Context) time.Duration {
 		d.mu.Unlock()
 		_ = d.deregister(ctx)
 		d.mu.Lock()
-		d.disabledUntil = d.clock.Now().Add(time.Duration(secs) * time.Second)
+		d.disabledUntil = now.Add(time.Duration(secs) * time.Second)
 	}
 	if !d.disabledUntil.IsZero() {
 		if now.Before(d.disabledUntil) {
-			wait := d.disabledUntil.Sub(now)
+			at := d.disabledUntil
 			d.mu.Unlock()
-			return wait
+			return at
 		}
 		d.disabledUntil = time.Time{}
 	}
 	if !d.registered {
 		if now.Before(d.retryAt) {
-			wait := d.retryAt.Sub(now)
+			at := d.retryAt
 			d.mu.Unlock()
-			return wait
+			return at
 		}
 		d.mu.Unlock()
 		err := d.register(ctx)
@@ -449,9 +449,8 @@ func (d *Device) step(ctx context.Context) time.Duration {
 			d.retries++
 			d.retryAt = d.clock.Now().Add(d.backoffLocked())
 			d.mu.Unlock()
-			return 0
 		}
-		return 0
+		return time.Time{}
 	}
 
 	// Values.
@@ -482,7 +481,7 @@ func (d *Device) step(ctx context.Context) time.Duration {
 	if updateDue {
 		if err := d.update(ctx); err != nil {
 			if !d.Registered() {
-				return 0
+				return time.Time{}
 			}
 		}
 	}
@@ -523,9 +522,9 @@ func (d *Device) step(ctx context.Context) time.Duration {
 		}
 	}
 	if d.wantRegister || d.wantDisable {
-		return 0
+		return time.Time{}
 	}
-	return max(next.Sub(now), 0)
+	return next
 }
 
 // updateAtLocked returns when the next Update is due: at once when one was

@@ -58,10 +58,13 @@ func failed(op string, p lwm2m.Path, err error) response {
 func (d *Device) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
 	if m.Type() == message.Reset {
 		d.mu.Lock()
-		token, ok := d.notifyMIDs[m.MessageID()]
+		n, ok := d.notifyMIDs[m.MessageID()]
+		if ok {
+			n.reset = true
+		}
 		d.mu.Unlock()
 		if ok {
-			d.cancelObservation(token, "reset")
+			d.cancelObservation(n.token, "reset")
 		}
 		return false, nil
 	}
@@ -206,10 +209,7 @@ func (d *Device) serve(r *pool.Message) response {
 		case rq.hasObs && rq.observe == 0:
 			return d.observe(rq)
 		case rq.hasObs && rq.observe == 1:
-			d.cancelObservation(string(rq.token), "cancel")
-			res := d.read(rq)
-			res.op = "cancel"
-			return res
+			return d.cancelObserve(rq)
 		}
 		return d.read(rq)
 	case codes.FETCH:
@@ -355,6 +355,32 @@ func (d *Device) startObservationLocked(o *observation, res response) response {
 		d.wake()
 	}
 	return res
+}
+
+// cancelObserve answers an Observe with Observe=1: it ends the observation with
+// the request's token and answers like a Read of what it observed (a
+// composite one like a Read-Composite of its paths, whatever the path).
+func (d *Device) cancelObserve(rq request) response {
+	d.mu.Lock()
+	o := d.obs[string(rq.token)]
+	d.mu.Unlock()
+	d.cancelObservation(string(rq.token), "cancel")
+	if o == nil || !o.composite {
+		res := d.read(rq)
+		res.op = "cancel"
+		return res
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	recs, err := d.readCompositeLocked(o.paths)
+	if err != nil {
+		return failed("cancel-composite", o.firstPath(), err)
+	}
+	body, err := encode(o.format, lwm2m.Root, recs)
+	if err != nil {
+		return failed("cancel-composite", o.firstPath(), statusf(codes.InternalServerError, "encode %v: %v", o.format, err))
+	}
+	return response{op: "cancel-composite", path: o.firstPath(), code: codes.Content, format: o.format, body: body}
 }
 
 // fetch answers Read-Composite, Observe-Composite and its cancellation.

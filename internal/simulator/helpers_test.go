@@ -27,10 +27,8 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
-func (c *fakeClock) NewTimer(d time.Duration) Timer {
-	t := &fakeTimer{c: c, ch: make(chan time.Time, 1)}
-	t.Reset(d)
-	return t
+func (c *fakeClock) NewTimer() Timer {
+	return &fakeTimer{c: c, ch: make(chan time.Time, 1)}
 }
 
 // Advance moves the clock forward and fires the timers that fall due.
@@ -62,32 +60,29 @@ type fakeTimer struct {
 
 func (t *fakeTimer) C() <-chan time.Time { return t.ch }
 
-func (t *fakeTimer) Stop() bool {
+func (t *fakeTimer) Stop() {
 	t.c.mu.Lock()
-	active := t.c.timers[t]
 	delete(t.c.timers, t)
 	t.c.mu.Unlock()
 	select {
 	case <-t.ch:
 	default:
 	}
-	return active
 }
 
-func (t *fakeTimer) Reset(d time.Duration) bool {
-	active := t.Stop()
+func (t *fakeTimer) ResetAt(deadline time.Time) {
+	t.Stop()
 	t.c.mu.Lock()
-	t.at = t.c.now.Add(d)
-	fire := d <= 0
+	t.at = deadline
+	now := t.c.now
+	fire := !deadline.After(now)
 	if !fire {
 		t.c.timers[t] = true
 	}
-	now := t.c.now
 	t.c.mu.Unlock()
 	if fire {
 		t.ch <- now
 	}
-	return active
 }
 
 // eventLog collects a device's events for the test to wait on.
@@ -177,6 +172,12 @@ func testConfig(t *testing.T, p *peer, clk *fakeClock, log *eventLog) Config {
 	}
 	if log != nil {
 		cfg.OnEvent = log.record
+		if os.Getenv("SIM_EVENTS") != "" {
+			cfg.OnEvent = func(e Event) {
+				t.Logf("event %v op=%q path=%v code=%v err=%v at %v", e.Kind, e.Op, e.Path, e.Code, e.Err, e.Time.Format("15:04:05"))
+				log.record(e)
+			}
+		}
 	}
 	return cfg
 }

@@ -26,6 +26,12 @@ type observation struct {
 	active    bool // the Observe response has been sent
 }
 
+// inflightNote is a notification waiting for its acknowledgement.
+type inflightNote struct {
+	token string
+	reset bool // answered with Reset; guarded by Device.mu
+}
+
 // note is a notification ready to go out.
 type note struct {
 	obs  *observation
@@ -216,6 +222,9 @@ func (d *Device) dueNotificationsLocked(now time.Time) ([]note, time.Time) {
 		o.seq++
 		o.last = cur
 		o.lastAt = now
+		if pmax > 0 {
+			next = earliest(next, now.Add(pmax))
+		}
 		out = append(out, note{obs: o, seq: o.seq, code: codes.Content, recs: cur, body: body})
 	}
 	return out, next
@@ -253,8 +262,9 @@ func (d *Device) notify(ctx context.Context, n note) {
 	mid := conn.GetMessageID()
 	msg.SetMessageID(mid)
 	key := string(n.obs.token)
+	inflight := &inflightNote{token: key}
 	d.mu.Lock()
-	d.notifyMIDs[mid] = key
+	d.notifyMIDs[mid] = inflight
 	d.mu.Unlock()
 	if n.code == codes.Content {
 		d.capture("notify", n.obs.firstPath(), n.obs.format, n.body)
@@ -262,11 +272,12 @@ func (d *Device) notify(ctx context.Context, n note) {
 	err := conn.WriteMessage(msg)
 	d.mu.Lock()
 	delete(d.notifyMIDs, mid)
-	_, still := d.obs[key]
+	reset := inflight.reset
 	d.mu.Unlock()
 	switch {
-	case !still:
-		// Reset by the server (or cancelled meanwhile).
+	case reset:
+		// The server answered with Reset: the monitor ended the
+		// observation.
 		return
 	case err != nil:
 		d.stats.errors.Add(1)

@@ -276,10 +276,16 @@ func (p *peer) none(kind string, d time.Duration) {
 	}
 }
 
+// registration returns a copy of the registration of ep, or nil.
 func (p *peer) registration(ep string) *peerReg {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.byEP[ep]
+	pr := p.byEP[ep]
+	if pr == nil {
+		return nil
+	}
+	c := *pr
+	return &c
 }
 
 // reply is a device's answer, copied out of the pool.
@@ -305,6 +311,8 @@ func copyReply(m *pool.Message) reply {
 	}
 	return r
 }
+
+type poolMessage = pool.Message
 
 // reqOpt adjusts a request before it is sent.
 type reqOpt func(*pool.Message)
@@ -382,7 +390,9 @@ func (p *peer) try(ep string, code codes.Code, path string, cf lwm2m.MediaType, 
 
 // observation is an observation the peer holds on a device.
 type peerObs struct {
-	obs   interface{ Cancel(context.Context, ...message.Option) error }
+	obs interface {
+		Cancel(context.Context, ...message.Option) error
+	}
 	notes chan reply
 	conn  *client.Conn
 	token message.Token
@@ -420,7 +430,8 @@ func (p *peer) observe(ep, path string, paths []lwm2m.Path, opts ...reqOpt) (*pe
 	}
 	po := &peerObs{notes: make(chan reply, 256), conn: pr.conn, token: token}
 	obs, err := pr.conn.DoObserve(req, func(m *pool.Message) {
-		po.notes <- copyReply(m)
+		r := copyReply(m)
+		po.notes <- r
 	})
 	if err != nil {
 		p.t.Fatalf("observe %s: %v", path, err)
