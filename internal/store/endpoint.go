@@ -183,7 +183,7 @@ type EndpointFilter struct {
 	// sites (an empty non-nil slice selects nothing): the sites a user may
 	// see.
 	SiteIDs  []int64
-	NameLike string // case-insensitive substring of the name
+	NameLike string // substring of the name, case-insensitive for ASCII
 	Limit    int    // <= 0: 100
 	Offset   int
 }

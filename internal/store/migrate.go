@@ -53,7 +53,7 @@ func newMigrator(dialect string, db *sql.DB) (*goose.Provider, error) {
 }
 
 // SchemaVersion returns the version of the database schema (0 for an empty
-// database) and the latest version this flownexus knows. It records the
+// database) and the latest version this flownexus knows. It creates the
 // migration bookkeeping table (goose_db_version) if it is missing.
 func (s *Store) SchemaVersion(ctx context.Context) (current, latest int64, err error) {
 	sources := s.goose.ListSources()
