@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math/big"
 	"strings"
-	"time"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -17,7 +16,7 @@ const maxRecords = 65536
 // decMode reads device input: a pack of maps with plain values, so nesting
 // deeper than a value inside a record, long maps, tags and repeated keys
 // are refused before anything is allocated for them.
-var decMode = mustDecMode(cbor.DecOptions{
+var decMode = must(cbor.DecOptions{
 	DupMapKey:        cbor.DupMapKeyEnforcedAPF,
 	MaxNestedLevels:  4,
 	MaxArrayElements: maxRecords,
@@ -26,33 +25,26 @@ var decMode = mustDecMode(cbor.DecOptions{
 	TagsMd:           cbor.TagsForbidden,
 	IntDec:           cbor.IntDecConvertNone,
 	UTF8:             cbor.UTF8RejectInvalid,
-})
+}.DecMode())
 
 // encMode writes definite lengths, floats as float64 (readable by every
 // client decoder) and keeps NaN payloads.
-var encMode = mustEncMode(cbor.EncOptions{
+var encMode = must(cbor.EncOptions{
 	ShortestFloat: cbor.ShortestFloatNone,
 	NaNConvert:    cbor.NaNConvertNone,
 	InfConvert:    cbor.InfConvertNone,
 	IndefLength:   cbor.IndefLengthForbidden,
 	NilContainers: cbor.NilContainerAsEmpty,
 	TagsMd:        cbor.TagsForbidden,
-})
+}.EncMode())
 
-func mustDecMode(o cbor.DecOptions) cbor.DecMode {
-	m, err := o.DecMode()
+// must returns v, panicking on a non-nil err: for package variables built
+// from fixed options (and for test setup).
+func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
 	}
-	return m
-}
-
-func mustEncMode(o cbor.EncOptions) cbor.EncMode {
-	m, err := o.EncMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
+	return v
 }
 
 // DecodeCBOR decodes a SenML-CBOR pack (content format 112) whose names
@@ -60,47 +52,13 @@ func mustEncMode(o cbor.EncOptions) cbor.EncMode {
 // Records come back in document order. Malformed input gives a
 // *lwm2m.DecodeError whose Offset is the record index.
 func (o DecodeOptions) DecodeCBOR(data []byte, base lwm2m.Path, types lwm2m.TypeFunc) ([]lwm2m.Record, error) {
-	objs, err := parseCBOR(data)
-	if err != nil {
-		return nil, err
-	}
-	r := newResolver(lwm2m.FormatSenMLCBOR, base, types, o.Now)
-	out := make([]lwm2m.Record, 0, len(objs))
-	for i, obj := range objs {
-		var raw rawRecord
-		if err := raw.fromCBOR(i, obj); err != nil {
-			return nil, err
-		}
-		rec, err := r.record(i, &raw)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
-	return out, nil
+	return cborPack.records(data, base, types, o.Now)
 }
 
 // DecodePathsCBOR decodes the SenML-CBOR body of a Read-Composite or
 // Observe-Composite request: a pack of names without values.
 func DecodePathsCBOR(data []byte) ([]lwm2m.Path, error) {
-	objs, err := parseCBOR(data)
-	if err != nil {
-		return nil, err
-	}
-	r := newResolver(lwm2m.FormatSenMLCBOR, lwm2m.Root, nil, time.Time{})
-	out := make([]lwm2m.Path, 0, len(objs))
-	for i, obj := range objs {
-		var raw rawRecord
-		if err := raw.fromCBOR(i, obj); err != nil {
-			return nil, err
-		}
-		p, err := r.path(i, &raw)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return cborPack.paths(data)
 }
 
 // EncodeCBOR encodes records at or below base as a SenML-CBOR pack, laid
@@ -118,6 +76,8 @@ func EncodeCBOR(base lwm2m.Path, rs []lwm2m.Record) ([]byte, error) {
 func EncodePathsCBOR(paths []lwm2m.Path) ([]byte, error) {
 	return encMode.Marshal(wirePaths(paths))
 }
+
+var cborPack = pack[map[any]any]{lwm2m.FormatSenMLCBOR, parseCBOR, readCBOR}
 
 // parseCBOR splits a SenML-CBOR pack into records.
 func parseCBOR(data []byte) ([]map[any]any, error) {
@@ -143,9 +103,9 @@ func parseCBOR(data []byte) ([]map[any]any, error) {
 	return objs, nil
 }
 
-// fromCBOR reads the fields of record i. Positive integer keys decode as
+// readCBOR reads the fields of record i. Positive integer keys decode as
 // uint64, negative ones as int64, text keys as string.
-func (r *rawRecord) fromCBOR(i int, obj map[any]any) error {
+func readCBOR(i int, obj map[any]any) (rawRecord, error) {
 	var fields [nLabels]any
 	var present [nLabels]bool
 	var unknown string
@@ -174,9 +134,11 @@ func (r *rawRecord) fromCBOR(i int, obj map[any]any) error {
 		}
 	}
 	if unknown != "" {
-		return lwm2m.Errorf(lwm2m.FormatSenMLCBOR, i, unknown, "unknown must-understand label")
+		return rawRecord{}, lwm2m.Errorf(lwm2m.FormatSenMLCBOR, i, unknown, "unknown must-understand label")
 	}
-	return fill(r, lwm2m.FormatSenMLCBOR, i, &fields, &present, cborReader{})
+	var r rawRecord
+	err := fill(&r, lwm2m.FormatSenMLCBOR, i, &fields, &present, cborReader{})
+	return r, err
 }
 
 // cborReader reads field values decoded into Go values by decMode.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"time"
 	"unicode/utf8"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
@@ -15,48 +14,14 @@ import (
 // Records come back in document order. Malformed input gives a
 // *lwm2m.DecodeError whose Offset is the record index.
 func (o DecodeOptions) DecodeJSON(data []byte, base lwm2m.Path, types lwm2m.TypeFunc) ([]lwm2m.Record, error) {
-	objs, err := parseJSON(data)
-	if err != nil {
-		return nil, err
-	}
-	r := newResolver(lwm2m.FormatSenMLJSON, base, types, o.Now)
-	out := make([]lwm2m.Record, 0, len(objs))
-	for i, obj := range objs {
-		var raw rawRecord
-		if err := raw.fromJSON(i, obj); err != nil {
-			return nil, err
-		}
-		rec, err := r.record(i, &raw)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
-	return out, nil
+	return jsonPack.records(data, base, types, o.Now)
 }
 
 // DecodePathsJSON decodes the SenML-JSON body of a Read-Composite or
 // Observe-Composite request: a pack of names without values. Names are
 // full paths of any depth ("/3", "/3/0/1"); base names apply as in any pack.
 func DecodePathsJSON(data []byte) ([]lwm2m.Path, error) {
-	objs, err := parseJSON(data)
-	if err != nil {
-		return nil, err
-	}
-	r := newResolver(lwm2m.FormatSenMLJSON, lwm2m.Root, nil, time.Time{})
-	out := make([]lwm2m.Path, 0, len(objs))
-	for i, obj := range objs {
-		var raw rawRecord
-		if err := raw.fromJSON(i, obj); err != nil {
-			return nil, err
-		}
-		p, err := r.path(i, &raw)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return jsonPack.paths(data)
 }
 
 // EncodeJSON encodes records at or below base as a SenML-JSON pack: the
@@ -88,6 +53,8 @@ func marshalJSON(w []wireRecord) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
+var jsonPack = pack[map[string]json.RawMessage]{lwm2m.FormatSenMLJSON, parseJSON, readJSON}
+
 // parseJSON splits a SenML-JSON pack into records.
 func parseJSON(data []byte) ([]map[string]json.RawMessage, error) {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
@@ -114,8 +81,8 @@ func parseJSON(data []byte) ([]map[string]json.RawMessage, error) {
 	return objs, nil
 }
 
-// fromJSON reads the fields of record i.
-func (r *rawRecord) fromJSON(i int, obj map[string]json.RawMessage) error {
+// readJSON reads the fields of record i.
+func readJSON(i int, obj map[string]json.RawMessage) (rawRecord, error) {
 	var fields [nLabels]json.RawMessage
 	var present [nLabels]bool
 	var unknown string
@@ -127,9 +94,11 @@ func (r *rawRecord) fromJSON(i int, obj map[string]json.RawMessage) error {
 		}
 	}
 	if unknown != "" {
-		return lwm2m.Errorf(lwm2m.FormatSenMLJSON, i, unknown, "unknown must-understand label")
+		return rawRecord{}, lwm2m.Errorf(lwm2m.FormatSenMLJSON, i, unknown, "unknown must-understand label")
 	}
-	return fill(r, lwm2m.FormatSenMLJSON, i, &fields, &present, jsonReader{})
+	var r rawRecord
+	err := fill(&r, lwm2m.FormatSenMLJSON, i, &fields, &present, jsonReader{})
+	return r, err
 }
 
 // jsonReader reads field values from raw JSON, already validated by

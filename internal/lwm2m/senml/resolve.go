@@ -65,6 +65,54 @@ func (r *rawRecord) setValue(k valKind, label string) string {
 	return ""
 }
 
+// pack is one SenML format's way of reading a pack: parse splits the input
+// into records and read takes the fields of record i. The decoders of both
+// formats run the same loop over it.
+type pack[O any] struct {
+	format lwm2m.MediaType
+	parse  func(data []byte) ([]O, error)
+	read   func(i int, obj O) (rawRecord, error)
+}
+
+// records decodes a pack of records whose names resolve at or below base.
+func (k pack[O]) records(data []byte, base lwm2m.Path, types lwm2m.TypeFunc, now time.Time) ([]lwm2m.Record, error) {
+	objs, err := k.parse(data)
+	if err != nil {
+		return nil, err
+	}
+	r := newResolver(k.format, base, types, now)
+	return resolveAll(objs, k.read, r.record)
+}
+
+// paths decodes a path list: names of any depth below the root, no values.
+func (k pack[O]) paths(data []byte) ([]lwm2m.Path, error) {
+	objs, err := k.parse(data)
+	if err != nil {
+		return nil, err
+	}
+	r := newResolver(k.format, lwm2m.Root, nil, time.Time{})
+	return resolveAll(objs, k.read, r.path)
+}
+
+// resolveAll reads and resolves the records of a pack in document order, so
+// that the first error in the document is the one reported. Records pass by
+// value: through these function values a pointer would escape.
+func resolveAll[O, T any](objs []O, read func(int, O) (rawRecord, error), resolve func(int, rawRecord) (T, error)) ([]T, error) {
+	out := make([]T, 0, len(objs))
+	for i, obj := range objs {
+		raw, err := read(i, obj)
+		if err != nil {
+			return nil, err
+		}
+		v, err := resolve(i, raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 // resolver applies base fields across records (RFC 8428 §4.6) and types
 // values.
 type resolver struct {
@@ -156,19 +204,19 @@ func (r *resolver) name(i int, raw *rawRecord, leaf bool) (lwm2m.Path, error) {
 func pathErr(err error) string { return strings.TrimPrefix(err.Error(), "lwm2m: ") }
 
 // record resolves record i into an LwM2M record.
-func (r *resolver) record(i int, raw *rawRecord) (lwm2m.Record, error) {
-	if err := r.applyBase(i, raw); err != nil {
+func (r *resolver) record(i int, raw rawRecord) (lwm2m.Record, error) {
+	if err := r.applyBase(i, &raw); err != nil {
 		return lwm2m.Record{}, err
 	}
-	p, err := r.name(i, raw, true)
+	p, err := r.name(i, &raw, true)
 	if err != nil {
 		return lwm2m.Record{}, err
 	}
-	v, err := r.value(i, p, raw)
+	v, err := r.value(i, p, &raw)
 	if err != nil {
 		return lwm2m.Record{}, err
 	}
-	t, err := r.time(i, raw)
+	t, err := r.time(i, &raw)
 	if err != nil {
 		return lwm2m.Record{}, err
 	}
@@ -177,8 +225,8 @@ func (r *resolver) record(i int, raw *rawRecord) (lwm2m.Record, error) {
 
 // path resolves record i of a path list (a Read- or Observe-Composite
 // request body): a name of any depth and no value.
-func (r *resolver) path(i int, raw *rawRecord) (lwm2m.Path, error) {
-	if err := r.applyBase(i, raw); err != nil {
+func (r *resolver) path(i int, raw rawRecord) (lwm2m.Path, error) {
+	if err := r.applyBase(i, &raw); err != nil {
 		return lwm2m.Path{}, err
 	}
 	if raw.kind != valNone {
@@ -187,7 +235,7 @@ func (r *resolver) path(i int, raw *rawRecord) (lwm2m.Path, error) {
 	if r.bn == "" && raw.n == "" {
 		return lwm2m.Path{}, r.errorf(i, "n", "record has no name")
 	}
-	return r.name(i, raw, false)
+	return r.name(i, &raw, false)
 }
 
 // value types the record's value field with the resource type at p.

@@ -167,10 +167,3 @@ func TestRoundTripPaths(t *testing.T) {
 		}
 	}
 }
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
-}
