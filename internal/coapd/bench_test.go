@@ -47,7 +47,7 @@ func newRawDevice(tb testing.TB, addr string) *rawDevice {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &rawDevice{conn: c, mid: uint16(time.Now().UnixNano()), buf: make([]byte, 512), in: make([]byte, 1500)}
+	return &rawDevice{conn: c, mid: uint16(time.Now().UnixNano()), buf: make([]byte, 2048), in: make([]byte, 1500)}
 }
 
 // exchange sends m as a confirmable message and waits for the answer with

@@ -63,6 +63,9 @@ func (s *Store) IngestBatch(ctx context.Context, items []IngestItem) error {
 	if err != nil {
 		return fmt.Errorf("store: %s: %w", op, err)
 	}
+	if err := s.prepareInserts(ctx); err != nil {
+		return wrap(op, err)
+	}
 	return wrap(op, s.inTx(ctx, func(tx *sql.Tx) error {
 		for i, it := range items {
 			if it.Event.Kind == "" {
