@@ -1,0 +1,196 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/ingest"
+	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+func openStore(t testing.TB) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+func endpoint(t testing.TB, st *store.Store, name string) int64 {
+	t.Helper()
+	ep, err := st.UpsertEndpointRegistration(context.Background(), store.EndpointRegistration{
+		Name: name, RegistrationID: name, Lifetime: time.Hour, Binding: "U", LwM2MVersion: "1.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep.ID
+}
+
+var temp = lwm2m.NewPath(3303, 0, 5700)
+
+func TestWriteReturnsAfterCommit(t *testing.T) {
+	st := openStore(t)
+	id := endpoint(t, st, "a")
+	w := ingest.New(st, ingest.Options{})
+	w.Start()
+	defer w.Close()
+	ctx := context.Background()
+	for i := range 5 {
+		it := ingest.Report(id, ingest.KindNotify, []lwm2m.Record{{Path: temp, Value: lwm2m.Float(float64(i))}}, time.Now())
+		if err := w.Write(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+		vs, err := st.LatestResources(ctx, id, temp)
+		if err != nil || len(vs) != 1 || vs[0].Value.FloatValue() != float64(i) {
+			t.Fatalf("after Write %d: %+v %v", i, vs, err)
+		}
+	}
+}
+
+func TestConcurrentWritesShareBatches(t *testing.T) {
+	st := openStore(t)
+	ids := make([]int64, 50)
+	for i := range ids {
+		ids[i] = endpoint(t, st, "ep"+string(rune('A'+i)))
+	}
+	w := ingest.New(st, ingest.Options{MaxDelay: 20 * time.Millisecond})
+	w.Start()
+	defer w.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(ids)*10)
+	for _, id := range ids {
+		wg.Go(func() {
+			for k := range 10 {
+				it := ingest.Report(id, ingest.KindNotify, []lwm2m.Record{{Path: temp, Value: lwm2m.Float(float64(k))}}, time.Now())
+				errs <- w.Write(context.Background(), it)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := w.Stats()
+	if s.Values != 500 || s.Items != 500 || s.Failed != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if s.Batches >= 250 {
+		t.Fatalf("%d batches for 500 concurrent items: not batching", s.Batches)
+	}
+}
+
+func TestBadItemFailsAlone(t *testing.T) {
+	st := openStore(t)
+	good := endpoint(t, st, "good")
+	w := ingest.New(st, ingest.Options{MaxDelay: 50 * time.Millisecond})
+	w.Start()
+	defer w.Close()
+	var wg sync.WaitGroup
+	var goodErr, badErr error
+	wg.Go(func() {
+		goodErr = w.Write(context.Background(), ingest.Report(good, ingest.KindNotify,
+			[]lwm2m.Record{{Path: temp, Value: lwm2m.Float(1)}}, time.Now()))
+	})
+	wg.Go(func() {
+		// No endpoint 9999: the foreign key fails the batch.
+		badErr = w.Write(context.Background(), ingest.Report(9999, ingest.KindNotify,
+			[]lwm2m.Record{{Path: temp, Value: lwm2m.Float(2)}}, time.Now()))
+	})
+	wg.Wait()
+	if goodErr != nil || badErr == nil {
+		t.Fatalf("good: %v, bad: %v", goodErr, badErr)
+	}
+	vs, _ := st.LatestResources(context.Background(), good, temp)
+	if len(vs) != 1 {
+		t.Fatalf("good value not stored: %+v", vs)
+	}
+	if s := w.Stats(); s.Failed != 1 || s.Items != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestReportEvents(t *testing.T) {
+	st := openStore(t)
+	id := endpoint(t, st, "ev")
+	w := ingest.New(st, ingest.Options{})
+	w.Start()
+	defer w.Close()
+	t1 := time.Unix(1_700_000_000, 0).UTC()
+	recv := time.Now().UTC().Truncate(time.Millisecond)
+	it := ingest.Report(id, ingest.KindSend, []lwm2m.Record{
+		{Path: temp, Value: lwm2m.Float(1), Time: t1},
+		{Path: temp, Value: lwm2m.Float(2), Time: t1.Add(time.Minute)},
+		{Path: lwm2m.NewPath(3, 0, 7, 1), Value: lwm2m.Int(5)},
+	}, recv)
+	if it.Event.Kind != ingest.KindSend || !it.Event.Time.Equal(t1.Add(time.Minute)) {
+		t.Fatalf("event %+v", it.Event)
+	}
+	if one := ingest.Report(id, ingest.KindNotify, []lwm2m.Record{{Path: temp, Value: lwm2m.Float(1)}}, recv); one.Event.Kind != "" {
+		t.Fatalf("one value made an event: %+v", one.Event)
+	}
+	if err := w.Write(context.Background(), it); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := st.ListEvents(context.Background(), id, 10)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("events %+v %v", evs, err)
+	}
+	vals, err := st.EventResources(context.Background(), evs[0].ID)
+	if err != nil || len(vals) != 3 {
+		t.Fatalf("event values %+v %v", vals, err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	st := openStore(t)
+	id := endpoint(t, st, "c")
+	w := ingest.New(st, ingest.Options{MaxDelay: time.Second})
+	w.Start()
+	done := make(chan error, 1)
+	go func() {
+		done <- w.Write(context.Background(), ingest.Report(id, ingest.KindNotify,
+			[]lwm2m.Record{{Path: temp, Value: lwm2m.Float(1)}}, time.Now()))
+	}()
+	// Close commits what was accepted, without waiting for MaxDelay.
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Fatalf("Close took %v", d)
+	}
+	err := w.Write(context.Background(), ingest.Item{Values: []store.ResourceValue{{EndpointID: id, Path: temp, Value: lwm2m.Float(2)}}})
+	if !errors.Is(err, ingest.ErrClosed) {
+		t.Fatalf("Write after Close: %v", err)
+	}
+	w.Close() // twice is fine
+}
+
+func TestWriteHonoursContext(t *testing.T) {
+	st := openStore(t)
+	w := ingest.New(st, ingest.Options{Queue: 1})
+	// Not started: the queue fills and Write waits for ctx.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	it := ingest.Item{Values: []store.ResourceValue{{EndpointID: 1, Path: temp, Value: lwm2m.Float(2)}}}
+	err := w.Write(ctx, it)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Write on a stalled writer: %v", err)
+	}
+}
