@@ -1,0 +1,218 @@
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
+	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func setup(t *testing.T, grace time.Duration) (*registry.Registry, *store.Store, *clock, string) {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	st, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	c := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
+	return registry.New(st, registry.Options{Clock: c, Grace: grace}), st, c, path
+}
+
+func objectsOf(t *testing.T, s string) linkformat.Registration {
+	t.Helper()
+	r, err := linkformat.ParseRegistration([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func req(name string, port uint16) registry.RegisterRequest {
+	return registry.RegisterRequest{
+		Endpoint: name, Lifetime: 60, Version: lwm2m.V1_1,
+		Addr: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), port),
+	}
+}
+
+func TestObservationTable(t *testing.T) {
+	r, _, _, _ := setup(t, 0)
+	ctx := context.Background()
+	reg, err := r.Register(ctx, req("a", 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	temp := lwm2m.NewPath(3303, 0, 5700)
+	o := registry.Observation{Token: "tok-1", RegistrationID: reg.ID, Paths: []lwm2m.Path{temp}, Format: lwm2m.FormatTLV}
+	if err := r.AddObservation(o); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddObservation(o); err == nil {
+		t.Fatal("token accepted twice")
+	}
+	if err := r.AddObservation(registry.Observation{Token: "tok-x", RegistrationID: "nope"}); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("observation on unknown registration: %v", err)
+	}
+	got, greg, ok := r.Observation([]byte("tok-1"))
+	if !ok || got.Path() != temp || greg.ID != reg.ID {
+		t.Fatalf("lookup: %+v %+v %v", got, greg, ok)
+	}
+	if _, ok := r.FindObservation(reg.ID, false, []lwm2m.Path{temp}); !ok {
+		t.Fatal("FindObservation missed")
+	}
+	if _, ok := r.FindObservation(reg.ID, true, []lwm2m.Path{temp}); ok {
+		t.Fatal("single observation found as composite")
+	}
+	if !r.RemoveObservation("tok-1") || r.RemoveObservation("tok-1") {
+		t.Fatal("remove")
+	}
+	if _, _, ok := r.Observation([]byte("tok-1")); ok {
+		t.Fatal("removed token still routes")
+	}
+
+	// Re-registering drops the observations of the old registration.
+	if err := r.AddObservation(registry.Observation{Token: "tok-2", RegistrationID: reg.ID, Paths: []lwm2m.Path{temp}}); err != nil {
+		t.Fatal(err)
+	}
+	reg2, err := r.Register(ctx, req("a", 1001))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg2.ID == reg.ID {
+		t.Fatal("re-register kept the registration ID")
+	}
+	if _, _, ok := r.Observation([]byte("tok-2")); ok {
+		t.Fatal("observation survived re-register")
+	}
+	if _, ok := r.Get(reg.ID); ok {
+		t.Fatal("old registration still live")
+	}
+	if r.Len() != 1 {
+		t.Fatalf("%d registrations", r.Len())
+	}
+}
+
+func TestAddressIndex(t *testing.T) {
+	r, _, _, _ := setup(t, 0)
+	ctx := context.Background()
+	reg, _ := r.Register(ctx, req("a", 1000))
+	if got, ok := r.ByAddr(reg.Addr); !ok || got.ID != reg.ID {
+		t.Fatal("ByAddr after Register")
+	}
+	moved := netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), 2000)
+	if _, err := r.Update(ctx, reg.ID, registry.UpdateRequest{Addr: moved}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.ByAddr(reg.Addr); ok {
+		t.Fatal("old address still indexed")
+	}
+	if got, ok := r.ByAddr(moved); !ok || got.ID != reg.ID || got.Addr != moved {
+		t.Fatal("new address not indexed")
+	}
+	if _, err := r.Deregister(ctx, reg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.ByAddr(moved); ok {
+		t.Fatal("address indexed after De-register")
+	}
+}
+
+func TestSweepWithGrace(t *testing.T) {
+	r, st, c, _ := setup(t, 10*time.Second)
+	ctx := context.Background()
+	reg, _ := r.Register(ctx, req("a", 1000))
+	c.Advance(65 * time.Second) // past the lifetime, inside the grace
+	if n := r.Sweep(ctx); n != 0 {
+		t.Fatalf("expired inside the grace period")
+	}
+	c.Advance(5 * time.Second)
+	if n := r.Sweep(ctx); n != 1 {
+		t.Fatalf("swept %d", n)
+	}
+	if _, err := r.Lookup(ctx, reg.ID); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("lookup after expiry: %v", err)
+	}
+	ep, _ := st.GetEndpoint(ctx, "a")
+	vs, err := st.ResourceHistory(ctx, ep.ID, registry.PathDeregistered, time.Time{}, time.Now().Add(time.Hour), 10)
+	if err != nil || len(vs) != 1 {
+		t.Fatalf("expiry not recorded: %+v %v", vs, err)
+	}
+}
+
+func TestRestoreFromStore(t *testing.T) {
+	r, st, c, _ := setup(t, 0)
+	ctx := context.Background()
+	rq := req("a", 1000)
+	rq.Objects = objectsOf(t, `</>;rt="oma.lwm2m";ct=110,</3/0>,</3303/0>`)
+	rq.ObjectLinks = `</>;rt="oma.lwm2m";ct=110,</3/0>,</3303/0>`
+	rq.Queue = true
+	reg, err := r.Register(ctx, rq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second registry on the same store: what a restart sees.
+	r2 := registry.New(st, registry.Options{Clock: c})
+	if _, ok := r2.Get(reg.ID); ok {
+		t.Fatal("fresh registry knows the registration before Lookup")
+	}
+	got, err := r2.Lookup(ctx, reg.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Endpoint != "a" || got.Addr != rq.Addr || !got.Queue || !got.HasInstance(3303, 0) ||
+		len(got.Objects.ContentFormats) != 1 || got.EndpointID != reg.EndpointID {
+		t.Fatalf("restored %+v", got)
+	}
+	// Past its lifetime a stored registration is not restored.
+	r3 := registry.New(st, registry.Options{Clock: c})
+	c.Advance(2 * time.Minute)
+	if _, err := r3.Lookup(ctx, reg.ID); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("expired registration restored: %v", err)
+	}
+}
+
+func TestConcurrentRegisters(t *testing.T) {
+	r, _, _, _ := setup(t, 0)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			if _, err := r.Register(ctx, req("same", uint16(3000+i))); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if r.Len() != 1 {
+		t.Fatalf("%d live registrations of one endpoint", r.Len())
+	}
+}
