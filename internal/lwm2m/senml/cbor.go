@@ -151,7 +151,7 @@ func (cborReader) str(v any) (string, string) {
 	return "", "must be a text string"
 }
 
-func (cborReader) num(v any) (number, string) {
+func (cborReader) num(v any) (Number, string) {
 	switch v := v.(type) {
 	case uint64:
 		return uintNum(v), ""
@@ -160,9 +160,9 @@ func (cborReader) num(v any) (number, string) {
 	case float64:
 		return floatNum(v), ""
 	case big.Int, *big.Int:
-		return number{}, "integer is out of range"
+		return Number{}, "integer is out of range"
 	}
-	return number{}, "must be a number"
+	return Number{}, "must be a number"
 }
 
 func (cborReader) boolean(v any) (bool, string) {

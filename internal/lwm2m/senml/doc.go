@@ -61,4 +61,13 @@
 // Records in a time series (one path several times) and multiple-instance
 // resources are returned in document order. All functions are safe for
 // concurrent use.
+//
+// # Building blocks
+//
+// OMA-LwM2M-JSON (package omajson), the SenML dialect of LwM2M 1.0, follows
+// the same rules for names, times and values under other labels. For it the
+// decoders' parts are exported: Resolver (base fields, names, times, value
+// types), Number and the JSON field readers (JSONString, JSONNumber,
+// JSONBool); and the encoders' parts: CommonPrefix, RelativeName and
+// AbsoluteTime.
 package senml

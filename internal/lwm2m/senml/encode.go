@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
 )
@@ -24,30 +25,15 @@ type wireRecord struct {
 }
 
 // wire lays out records for encoding: the base name on the first record is
-// the longest common prefix of all paths (so that every record keeps a
-// non-empty relative name), omitted when that prefix is the root. json
+// the CommonPrefix of the records, omitted when it is the root. json
 // selects base64url text for opaque values instead of byte strings.
 func wire(base lwm2m.Path, rs []lwm2m.Record, json bool) ([]wireRecord, error) {
 	if len(rs) == 0 {
 		return []wireRecord{}, nil
 	}
-	prefix := rs[0].Path
-	for i, r := range rs {
-		if d := r.Path.Depth(); d != 3 && d != 4 {
-			return nil, fmt.Errorf("senml: record %d: %s is not a resource or resource instance", i, r.Path)
-		}
-		if !r.Path.HasPrefix(base) {
-			return nil, fmt.Errorf("senml: record %d: %s is outside %s", i, r.Path, base)
-		}
-		for !r.Path.HasPrefix(prefix) {
-			prefix = prefix.Parent()
-		}
-	}
-	for _, r := range rs {
-		if r.Path == prefix {
-			prefix = prefix.Parent()
-			break
-		}
+	prefix, err := CommonPrefix(base, rs)
+	if err != nil {
+		return nil, fmt.Errorf("senml: %w", err)
 	}
 	out := make([]wireRecord, len(rs))
 	for i, r := range rs {
@@ -55,15 +41,16 @@ func wire(base lwm2m.Path, rs []lwm2m.Record, json bool) ([]wireRecord, error) {
 		if prefix.IsRoot() {
 			w.N = r.Path.String()
 		} else {
-			w.N = relName(r.Path, prefix.Depth())
+			w.N = RelativeName(r.Path, prefix.Depth())
 		}
 		if err := w.setValue(r.Value, json); err != nil {
 			return nil, fmt.Errorf("senml: record %d (%s): %w", i, r.Path, err)
 		}
 		if !r.Time.IsZero() {
-			t, err := wireTime(r)
-			if err != nil {
-				return nil, fmt.Errorf("senml: record %d (%s): %w", i, r.Path, err)
+			t, ok := AbsoluteTime(r.Time)
+			if !ok {
+				return nil, fmt.Errorf("senml: record %d (%s): time %s cannot be written as absolute SenML time",
+					i, r.Path, r.Time.UTC().Format("2006-01-02T15:04:05Z"))
 			}
 			w.T = t
 		}
@@ -74,8 +61,37 @@ func wire(base lwm2m.Path, rs []lwm2m.Record, json bool) ([]wireRecord, error) {
 	return out, nil
 }
 
-// relName formats the IDs of p below depth d as "7/0".
-func relName(p lwm2m.Path, d int) string {
+// CommonPrefix is the base name an encoder writes for rs: the longest path
+// prefix common to all records, one level shorter when a record's path is
+// that prefix itself, so that every record keeps a non-empty relative name;
+// the root for no records. It fails when a record is not a resource or
+// resource instance at or below base.
+func CommonPrefix(base lwm2m.Path, rs []lwm2m.Record) (lwm2m.Path, error) {
+	if len(rs) == 0 {
+		return lwm2m.Root, nil
+	}
+	prefix := rs[0].Path
+	for i, r := range rs {
+		if d := r.Path.Depth(); d != 3 && d != 4 {
+			return lwm2m.Path{}, fmt.Errorf("record %d: %s is not a resource or resource instance", i, r.Path)
+		}
+		if !r.Path.HasPrefix(base) {
+			return lwm2m.Path{}, fmt.Errorf("record %d: %s is outside %s", i, r.Path, base)
+		}
+		for !r.Path.HasPrefix(prefix) {
+			prefix = prefix.Parent()
+		}
+	}
+	for _, r := range rs {
+		if r.Path == prefix {
+			return prefix.Parent(), nil
+		}
+	}
+	return prefix, nil
+}
+
+// RelativeName formats the IDs of p below depth d, as in "7/0".
+func RelativeName(p lwm2m.Path, d int) string {
 	b := make([]byte, 0, 12)
 	for j := d; j < p.Depth(); j++ {
 		if j > d {
@@ -121,17 +137,19 @@ func (w *wireRecord) setValue(v lwm2m.Value, json bool) error {
 	return nil
 }
 
-// wireTime is the record's time as absolute seconds: an integer for whole
-// seconds, a float otherwise.
-func wireTime(r lwm2m.Record) (any, error) {
-	sec, ns := r.Time.Unix(), r.Time.Nanosecond()
+// AbsoluteTime is t as the value of a time field: seconds since the Unix
+// epoch, an int64 for whole seconds and a float64 otherwise. ok is false for
+// times before 2^28 seconds (1978), which a reader would take as relative to
+// now, and after year 9999.
+func AbsoluteTime(t time.Time) (v any, ok bool) {
+	sec, ns := t.Unix(), t.Nanosecond()
 	if sec < relativeLimit || sec >= maxAbsolute {
-		return nil, fmt.Errorf("time %s cannot be written as absolute SenML time", r.Time.UTC().Format("2006-01-02T15:04:05Z"))
+		return nil, false
 	}
 	if ns == 0 {
-		return sec, nil
+		return sec, true
 	}
-	return float64(sec) + float64(ns)/1e9, nil
+	return float64(sec) + float64(ns)/1e9, true
 }
 
 // wirePaths lays out a path list, one full name per record.

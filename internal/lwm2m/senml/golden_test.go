@@ -152,7 +152,7 @@ func untyped(rs []lwm2m.Record) []lwm2m.Record {
 		v := r.Value
 		switch v.Type() {
 		case lwm2m.TypeFloat:
-			v = number{kind: numFloat, f: v.FloatValue()}.natural()
+			v = Number{kind: numFloat, f: v.FloatValue()}.natural()
 		case lwm2m.TypeUnsigned:
 			v = uintNum(v.UintValue()).natural()
 		case lwm2m.TypeTime:

@@ -101,11 +101,13 @@ func readJSON(i int, obj map[string]json.RawMessage) (rawRecord, error) {
 	return r, err
 }
 
-// jsonReader reads field values from raw JSON, already validated by
-// encoding/json.
-type jsonReader struct{}
+// The JSON field readers read one field value of a record already checked
+// by encoding/json: JSON in SenML-JSON and in OMA-LwM2M-JSON alike. Each
+// returns a reason, naming what the field must be, when the value has the
+// wrong type; the caller wraps it in an error for its label.
 
-func (jsonReader) str(v json.RawMessage) (string, string) {
+// JSONString reads a JSON string.
+func JSONString(v json.RawMessage) (s string, why string) {
 	if len(v) < 2 || v[0] != '"' {
 		return "", "must be a string"
 	}
@@ -113,25 +115,29 @@ func (jsonReader) str(v json.RawMessage) (string, string) {
 	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
 		return string(inner), ""
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
+	var u string // not s: its address escapes, the fast path's must not
+	if err := json.Unmarshal(v, &u); err != nil {
 		return "", "must be a string"
 	}
-	return s, ""
+	return u, ""
 }
 
-func (jsonReader) num(v json.RawMessage) (number, string) {
+// JSONNumber reads a JSON number: integers stay exact up to 64 bits, larger
+// ones and numbers with a fraction or exponent become floats, and a number
+// outside the float64 range is refused.
+func JSONNumber(v json.RawMessage) (n Number, why string) {
 	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
-		return number{}, "must be a number"
+		return Number{}, "must be a number"
 	}
 	n, ok := parseJSONNumber(string(v))
 	if !ok {
-		return number{}, "number " + string(v) + " is out of range"
+		return Number{}, "number " + string(v) + " is out of range"
 	}
 	return n, ""
 }
 
-func (jsonReader) boolean(v json.RawMessage) (bool, string) {
+// JSONBool reads true or false.
+func JSONBool(v json.RawMessage) (b bool, why string) {
 	switch string(v) {
 	case "true":
 		return true, ""
@@ -141,8 +147,15 @@ func (jsonReader) boolean(v json.RawMessage) (bool, string) {
 	return false, "must be true or false"
 }
 
+// jsonReader reads field values from raw JSON for fill.
+type jsonReader struct{}
+
+func (jsonReader) str(v json.RawMessage) (string, string)   { return JSONString(v) }
+func (jsonReader) num(v json.RawMessage) (Number, string)   { return JSONNumber(v) }
+func (jsonReader) boolean(v json.RawMessage) (bool, string) { return JSONBool(v) }
+
 func (jsonReader) bytes(v json.RawMessage) ([]byte, string) {
-	s, why := jsonReader{}.str(v)
+	s, why := JSONString(v)
 	if why != "" {
 		return nil, why
 	}

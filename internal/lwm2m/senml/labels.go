@@ -88,7 +88,7 @@ func mustUnderstand(k string) bool { return strings.HasSuffix(k, "_") }
 // method returns a reason when the value has the wrong type.
 type fieldReader[T any] interface {
 	str(T) (string, string)
-	num(T) (number, string)
+	num(T) (Number, string)
 	boolean(T) (bool, string)
 	bytes(T) ([]byte, string)
 }
@@ -123,7 +123,7 @@ func fill[T any, R fieldReader[T]](r *rawRecord, f lwm2m.MediaType, i int, field
 		case lBS, lS, lUT:
 			_, why = rd.num(v)
 		case lBVer:
-			var n number
+			var n Number
 			if n, why = rd.num(v); why == "" {
 				if ver, ok := n.int64(); !ok || ver < 1 || ver > 10 {
 					why = "unsupported SenML version " + n.String()

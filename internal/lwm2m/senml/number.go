@@ -18,32 +18,33 @@ const (
 	numFloat                // f
 )
 
-// number is a SenML numeric field (v, bv, t, bt) as written by the device:
-// an integer (JSON literal without fraction or exponent, CBOR major type 0
-// or 1) or a float.
-type number struct {
+// Number is a numeric field (v, bv, t, bt) as the device wrote it: an
+// integer (JSON literal without fraction or exponent, CBOR major type 0 or
+// 1), exact to 64 bits, or a float. The zero Number is the integer 0.
+// JSONNumber reads one; a Resolver adds and types them.
+type Number struct {
 	kind numKind
 	i    int64
 	u    uint64
 	f    float64
 }
 
-func intNum(i int64) number { return number{kind: numInt, i: i} }
+func intNum(i int64) Number { return Number{kind: numInt, i: i} }
 
-func uintNum(u uint64) number {
+func uintNum(u uint64) Number {
 	if u <= math.MaxInt64 {
 		return intNum(int64(u))
 	}
-	return number{kind: numUint, u: u}
+	return Number{kind: numUint, u: u}
 }
 
-func floatNum(f float64) number { return number{kind: numFloat, f: f} }
+func floatNum(f float64) Number { return Number{kind: numFloat, f: f} }
 
 // parseJSONNumber reads a JSON number literal (already validated by
 // encoding/json). Integer literals stay exact up to 64 bits; larger ones and
 // literals with a fraction or exponent become floats. It fails only when the
 // literal is outside the float64 range.
-func parseJSONNumber(s string) (number, bool) {
+func parseJSONNumber(s string) (Number, bool) {
 	if s == "-0" {
 		return floatNum(math.Copysign(0, -1)), true
 	}
@@ -57,12 +58,12 @@ func parseJSONNumber(s string) (number, bool) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return number{}, false
+		return Number{}, false
 	}
 	return floatNum(f), true
 }
 
-func (n number) float() float64 {
+func (n Number) float() float64 {
 	switch n.kind {
 	case numInt:
 		return float64(n.i)
@@ -73,7 +74,7 @@ func (n number) float() float64 {
 }
 
 // int64 returns n as an int64 when it is an integer in range.
-func (n number) int64() (int64, bool) {
+func (n Number) int64() (int64, bool) {
 	switch n.kind {
 	case numInt:
 		return n.i, true
@@ -87,7 +88,7 @@ func (n number) int64() (int64, bool) {
 }
 
 // uint64 returns n as a uint64 when it is a non-negative integer in range.
-func (n number) uint64() (uint64, bool) {
+func (n Number) uint64() (uint64, bool) {
 	switch n.kind {
 	case numInt:
 		return uint64(n.i), n.i >= 0
@@ -100,7 +101,7 @@ func (n number) uint64() (uint64, bool) {
 	return 0, false
 }
 
-func (n number) bigInt() *big.Int {
+func (n Number) bigInt() *big.Int {
 	if n.kind == numUint {
 		return new(big.Int).SetUint64(n.u)
 	}
@@ -109,7 +110,7 @@ func (n number) bigInt() *big.Int {
 
 // add returns a+b, exact when both are integers and the sum fits 64 bits,
 // a float otherwise.
-func add(a, b number) number {
+func add(a, b Number) Number {
 	if a.kind == numFloat || b.kind == numFloat {
 		return floatNum(a.float() + b.float())
 	}
@@ -133,7 +134,7 @@ func add(a, b number) number {
 // natural is the value of a number whose resource type is unknown: an exact
 // integer becomes integer (unsigned above math.MaxInt64), anything else a
 // float.
-func (n number) natural() lwm2m.Value {
+func (n Number) natural() lwm2m.Value {
 	if i, ok := n.int64(); ok {
 		return lwm2m.Int(i)
 	}
@@ -145,7 +146,7 @@ func (n number) natural() lwm2m.Value {
 
 // as converts n to a numeric LwM2M type; ok is false when n is not exact in
 // t or t is not numeric.
-func (n number) as(t lwm2m.Type) (v lwm2m.Value, ok bool) {
+func (n Number) as(t lwm2m.Type) (v lwm2m.Value, ok bool) {
 	switch t {
 	case lwm2m.TypeFloat:
 		return lwm2m.Float(n.float()), true
@@ -165,7 +166,7 @@ func (n number) as(t lwm2m.Type) (v lwm2m.Value, ok bool) {
 	return lwm2m.Value{}, false
 }
 
-func (n number) String() string {
+func (n Number) String() string {
 	switch n.kind {
 	case numInt:
 		return strconv.FormatInt(n.i, 10)
