@@ -26,6 +26,11 @@
 // is five seconds ago; larger sums are seconds since the Unix epoch, with
 // fractions kept to the microsecond. The encoder writes absolute t.
 //
+// The format is the SenML dialect of LwM2M 1.0: names, times and value
+// types are resolved by senml.Resolver, and numbers and strings read by
+// senml's JSON field readers, so that both JSON formats follow one set of
+// rules.
+//
 // Decoders return a *lwm2m.DecodeError for every malformed input; its Offset
 // is the index of the entry in "e", or -1 for the document and its top-level
 // fields, and Field names the label ("bn", "e", "n", "v", "sv", ...). A label

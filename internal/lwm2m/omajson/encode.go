@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/senml"
 )
 
 type wireDoc struct {
@@ -35,47 +35,25 @@ type wireEntry struct {
 // fails on records outside base or without a value, NaN or infinite floats
 // and times before 1978.
 func Encode(base lwm2m.Path, rs []lwm2m.Record) ([]byte, error) {
+	prefix, err := senml.CommonPrefix(base, rs)
+	if err != nil {
+		return nil, fmt.Errorf("omajson: %w", err)
+	}
 	doc := wireDoc{BN: "/", E: make([]wireEntry, len(rs))}
-	var prefix lwm2m.Path
-	if len(rs) > 0 {
-		prefix = rs[0].Path
-	}
-	for i, r := range rs {
-		if d := r.Path.Depth(); d != 3 && d != 4 {
-			return nil, fmt.Errorf("omajson: record %d: %s is not a resource or resource instance", i, r.Path)
-		}
-		if !r.Path.HasPrefix(base) {
-			return nil, fmt.Errorf("omajson: record %d: %s is outside %s", i, r.Path, base)
-		}
-		for !r.Path.HasPrefix(prefix) {
-			prefix = prefix.Parent()
-		}
-	}
-	for _, r := range rs {
-		if r.Path == prefix {
-			prefix = prefix.Parent()
-			break
-		}
-	}
 	if !prefix.IsRoot() {
 		doc.BN = prefix.String() + "/"
 	}
 	for i, r := range rs {
 		e := &doc.E[i]
-		e.N = relName(r.Path, prefix.Depth())
+		e.N = senml.RelativeName(r.Path, prefix.Depth())
 		if err := e.setValue(r.Value); err != nil {
 			return nil, fmt.Errorf("omajson: record %d (%s): %w", i, r.Path, err)
 		}
 		if !r.Time.IsZero() {
-			sec, ns := r.Time.Unix(), r.Time.Nanosecond()
-			if sec < relativeLimit || sec >= maxAbsolute {
+			var ok bool
+			if e.T, ok = senml.AbsoluteTime(r.Time); !ok {
 				return nil, fmt.Errorf("omajson: record %d (%s): time %s cannot be written as absolute time",
 					i, r.Path, r.Time.UTC().Format("2006-01-02T15:04:05Z"))
-			}
-			if ns == 0 {
-				e.T = sec
-			} else {
-				e.T = float64(sec) + float64(ns)/1e9
 			}
 		}
 	}
@@ -86,18 +64,6 @@ func Encode(base lwm2m.Path, rs []lwm2m.Record) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// relName formats the IDs of p below depth d as "7/0".
-func relName(p lwm2m.Path, d int) string {
-	b := make([]byte, 0, 12)
-	for j := d; j < p.Depth(); j++ {
-		if j > d {
-			b = append(b, '/')
-		}
-		b = strconv.AppendUint(b, uint64(p.ID(j)), 10)
-	}
-	return string(b)
 }
 
 func (e *wireEntry) setValue(v lwm2m.Value) error {
