@@ -1,0 +1,214 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/events"
+	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+// TopicOperation is the events topic of operation status changes; the
+// event's Data is an OperationEvent.
+const TopicOperation = "operation"
+
+// OperationEvent is published on every status change of an operation:
+// QUEUED when queued (and again after a failed attempt that will be
+// retried), SENDING when an attempt starts, CONFIRMED, FAILED or CANCELLED
+// when it ends.
+type OperationEvent struct {
+	ID          int64  `json:"id"`
+	Kind        string `json:"kind"`
+	Status      string `json:"status"`
+	Attempts    int    `json:"attempts"`
+	ResultCode  string `json:"result_code,omitempty"`
+	ResultError string `json:"result_error,omitempty"`
+}
+
+func (q *Queue) publish(endpoint string, op store.Operation) {
+	q.bus.Publish(events.Event{Topic: TopicOperation, Time: op.UpdatedAt, Endpoint: endpoint, Data: OperationEvent{
+		ID: op.ID, Kind: op.Kind, Status: string(op.Status), Attempts: op.Attempts,
+		ResultCode: op.ResultCode, ResultError: op.ResultError,
+	}})
+}
+
+// reasonInterrupted is the ResultError of an attempt cut short by the
+// server stopping (or dying) while it was in flight.
+const reasonInterrupted = "interrupted: the server stopped while the operation was being sent"
+
+// Reachable reports whether the server may send to the device of reg at
+// now: a device not in queue mode always (while registered), a queue-mode
+// device until its receive window after it last talked has passed.
+func (q *Queue) Reachable(reg registry.Registration, now time.Time) bool {
+	return !reg.Queue || now.Before(reg.LastSeen.Add(q.window))
+}
+
+// deliver sends the endpoint's queued operations, head first, while the
+// device is reachable: at most PerRound of them, after which a new job
+// takes the rest so that other devices get workers too. It returns an
+// error only when the database fails (River then retries the job); every
+// device-side outcome is recorded on the operation.
+func (q *Queue) deliver(ctx context.Context, endpointID int64, endpoint string) error {
+	for sent := 0; ; {
+		if ctx.Err() != nil {
+			return nil // stopping: the rest waits for the next wake-up
+		}
+		reg, ok := q.reg.ByEndpoint(endpoint)
+		if !ok || reg.EndpointID != endpointID {
+			return nil // offline: waits for the next Register
+		}
+		now := q.reg.Now()
+		if !q.Reachable(reg, now) {
+			return nil // asleep: waits for the next wake-up
+		}
+		if sent >= q.perRound {
+			_, err := q.client.Insert(ctx, deliverArgs{EndpointID: endpointID, Endpoint: endpoint}, insertOpts())
+			return err
+		}
+		op, res, err := q.st.ClaimOperation(ctx, endpointID, store.ClaimParams{
+			WokeAt:      reg.LastSeen,
+			StaleBefore: now.Add(-q.stale),
+			StaleReason: reasonInterrupted,
+		})
+		if err != nil {
+			return err
+		}
+		switch res {
+		case store.ClaimRecovered:
+			q.log.Warn("operation interrupted by a server stop: attempt counted", "endpoint", endpoint,
+				"operation", op.ID, "status", op.Status, "attempts", op.Attempts)
+			q.publish(endpoint, op)
+			continue
+		case store.ClaimClaimed:
+		default: // empty, busy (another worker sends), waiting (failed in this wake)
+			return nil
+		}
+		q.publish(endpoint, op)
+		stop, err := q.attempt(ctx, reg, op)
+		if err != nil {
+			return err
+		}
+		sent++
+		if stop {
+			return nil
+		}
+	}
+}
+
+// attempt sends the claimed operation op and records the outcome. stop
+// says that the rest of the device's queue must wait (the head stays
+// queued, for a later wake-up).
+func (q *Queue) attempt(ctx context.Context, reg registry.Registration, op store.Operation) (stop bool, err error) {
+	req, err := DecodeRequest(op)
+	var res Result
+	if err == nil {
+		actx, cancel := context.WithTimeout(ctx, q.timeout)
+		res, err = q.send(actx, reg, req)
+		cancel()
+	}
+	v, code := classify(err)
+	u := store.OperationUpdate{Attempts: op.Attempts, LastAttemptAt: op.LastAttemptAt, ResultCode: code}
+	if err != nil {
+		u.ResultError = err.Error()
+		if ctx.Err() != nil {
+			u.ResultError = reasonInterrupted
+		}
+	}
+	switch v {
+	case confirmed:
+		u.Attempts++
+		u.Status = store.OperationConfirmed
+		if u.Response, err = res.encode(); err != nil {
+			return false, fmt.Errorf("jobs: operation %d: %w", op.ID, err)
+		}
+	case retry:
+		u.Attempts++
+		u.Status = store.OperationQueued
+		if u.Attempts >= op.MaxAttempts {
+			u.Status = store.OperationFailed
+		}
+		stop = true
+	case fail:
+		u.Attempts++
+		u.Status = store.OperationFailed
+	case reject:
+		u.Status = store.OperationFailed
+	case notSent:
+		u.Status = store.OperationQueued
+		stop = true
+	}
+	// Record the outcome even when the job is being cancelled.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	done, err := q.st.UpdateOperation(wctx, op.ID, u, store.OperationSending)
+	if errors.Is(err, store.ErrConflict) {
+		// Recovered as stale by another worker meanwhile: its record
+		// stands.
+		q.log.Warn("operation outcome not recorded: no longer SENDING", "endpoint", reg.Endpoint, "operation", op.ID, "err", err)
+		return true, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	q.publish(reg.Endpoint, done)
+	if v == confirmed {
+		q.log.Debug("operation confirmed", "endpoint", reg.Endpoint, "operation", op.ID, "kind", op.Kind, "attempts", done.Attempts)
+	} else {
+		q.log.Info("operation attempt failed", "endpoint", reg.Endpoint, "operation", op.ID, "kind", op.Kind,
+			"status", done.Status, "attempts", done.Attempts, "code", code, "verdict", v.String(), "err", u.ResultError)
+	}
+	return stop, nil
+}
+
+// sendDevice performs r on the device through devmgmt.
+func (q *Queue) sendDevice(ctx context.Context, reg registry.Registration, r Request) (Result, error) {
+	m, ep := q.devices, reg.Endpoint
+	var res Result
+	var err error
+	switch r.Kind {
+	case KindRead:
+		res.Records, err = m.Read(ctx, ep, r.Paths[0])
+	case KindDiscover:
+		res.Links, err = m.Discover(ctx, ep, r.Paths[0])
+	case KindWrite:
+		mode := devmgmt.Replace
+		if r.Update {
+			mode = devmgmt.Update
+		}
+		err = m.Write(ctx, ep, r.Paths[0], mode, r.Records)
+	case KindWriteComposite:
+		err = m.WriteComposite(ctx, ep, r.Records)
+	case KindExecute:
+		err = m.Execute(ctx, ep, r.Paths[0], r.Args)
+	case KindWriteAttributes:
+		err = m.WriteAttributes(ctx, ep, r.Paths[0], r.Attributes)
+	case KindCreate:
+		res.Location, err = m.Create(ctx, ep, r.Paths[0], r.Records)
+	case KindDelete:
+		err = m.Delete(ctx, ep, r.Paths[0])
+	case KindObserve:
+		var o registry.Observation
+		o, res.Records, err = m.Observe(ctx, ep, r.Paths[0])
+		res.Observation = []byte(o.Token)
+	case KindObserveComposite:
+		var o registry.Observation
+		o, res.Records, err = m.ObserveComposite(ctx, ep, r.Paths)
+		res.Observation = []byte(o.Token)
+	case KindCancelObserve:
+		err = m.Cancel(ctx, ep, r.Paths[0])
+	case KindCancelObserveComposite:
+		err = m.CancelComposite(ctx, ep, r.Paths)
+	case KindReadComposite:
+		res.Records, err = m.ReadComposite(ctx, ep, r.Paths)
+	default:
+		err = invalid("unknown kind %q", r.Kind)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}

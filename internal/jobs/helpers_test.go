@@ -1,0 +1,303 @@
+package jobs
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/events"
+	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+// postgresURLEnv names the PostgreSQL server the tests also run against
+// when set; each test gets a fresh database there.
+const postgresURLEnv = "FLOWNEXUS_TEST_POSTGRES_URL"
+
+var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+// fakeClock is the one clock of a test's store, registry and queue.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t
+}
+
+// call is one attempt the fake device saw.
+type call struct {
+	Endpoint string
+	Kind     Kind
+	Paths    []lwm2m.Path
+	Records  []lwm2m.Record
+}
+
+// fakeDevices replaces the device side of a Queue: it records every
+// attempt and answers with what the test scripted.
+type fakeDevices struct {
+	mu     sync.Mutex
+	calls  []call
+	answer func(ctx context.Context, c call) (Result, error) // nil: success, no result
+}
+
+func (f *fakeDevices) send(ctx context.Context, reg registry.Registration, r Request) (Result, error) {
+	c := call{Endpoint: reg.Endpoint, Kind: r.Kind, Paths: r.Paths, Records: r.Records}
+	f.mu.Lock()
+	f.calls = append(f.calls, c)
+	answer := f.answer
+	f.mu.Unlock()
+	if answer == nil {
+		return Result{}, nil
+	}
+	return answer(ctx, c)
+}
+
+func (f *fakeDevices) setAnswer(fn func(c call) (Result, error)) {
+	if fn == nil {
+		f.setAnswerCtx(nil)
+		return
+	}
+	f.setAnswerCtx(func(_ context.Context, c call) (Result, error) { return fn(c) })
+}
+
+func (f *fakeDevices) setAnswerCtx(fn func(ctx context.Context, c call) (Result, error)) {
+	f.mu.Lock()
+	f.answer = fn
+	f.mu.Unlock()
+}
+
+func (f *fakeDevices) Calls() []call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]call(nil), f.calls...)
+}
+
+// env is a Queue on a real, migrated database with a real registry, all on
+// one fake clock, and a fake device side.
+type env struct {
+	st      *store.Store
+	clk     *fakeClock
+	reg     *registry.Registry
+	q       *Queue
+	dev     *fakeDevices
+	bus     *events.Bus
+	opEvs   *events.Subscription
+	workers bool
+}
+
+type envOptions struct {
+	window   time.Duration
+	perRound int
+	workers  bool // start the River workers
+	url      string
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("FLOWNEXUS_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	ctx := context.Background()
+	clk := &fakeClock{t: t0}
+	st, err := store.Open(ctx, o.url, store.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(ctx, st, testLogger()); err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(st, registry.Options{Clock: clk, Logger: testLogger()})
+	dm := devmgmt.New(devmgmt.Config{Registry: reg, Logger: testLogger(),
+		Dial: func(netip.AddrPort) (*udpclient.Conn, error) { return nil, errors.New("no network in this test") }})
+	bus := &events.Bus{}
+	e := &env{st: st, clk: clk, reg: reg, dev: &fakeDevices{}, bus: bus, workers: o.workers}
+	e.opEvs = bus.Subscribe(1000, nil)
+	t.Cleanup(e.opEvs.Close)
+	e.q, err = New(Config{Store: st, Registry: reg, Devices: dm, Events: bus, Logger: testLogger(),
+		ReceiveWindow: o.window, PerRound: o.perRound, PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.q.send = e.dev.send
+	if o.workers {
+		if err := e.q.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := e.q.Stop(sctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	return e
+}
+
+// forEachEngine runs fn on SQLite and, when FLOWNEXUS_TEST_POSTGRES_URL
+// is set, on a fresh PostgreSQL database.
+func forEachEngine(t *testing.T, o envOptions, fn func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) {
+		o := o
+		o.url = filepath.Join(t.TempDir(), "flownexus.db")
+		fn(t, newEnv(t, o))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		o := o
+		o.url = postgresTestURL(t)
+		fn(t, newEnv(t, o))
+	})
+}
+
+// postgresTestURL creates a database with a random name, dropped when the
+// test ends, or skips the test when no server is configured.
+func postgresTestURL(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv(postgresURLEnv)
+	if base == "" {
+		t.Skip(postgresURLEnv + " is not set")
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("%s: %v", postgresURLEnv, err)
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	name := "flownexus_jobs_test_" + hex.EncodeToString(rnd[:])
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		admin.Close()
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+		admin.Close()
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+// register registers a device; queue selects queue mode.
+func (e *env) register(t *testing.T, name string, queue bool) registry.Registration {
+	t.Helper()
+	reg, err := e.reg.Register(context.Background(), registry.RegisterRequest{
+		Endpoint: name, Lifetime: 3600, Version: lwm2m.V1_1, Binding: "U", Queue: queue,
+		Addr: netip.MustParseAddrPort("192.0.2.1:5683"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// update is the device's registration Update: a wake-up.
+func (e *env) update(t *testing.T, reg registry.Registration) registry.Registration {
+	t.Helper()
+	got, err := e.reg.Update(context.Background(), reg.ID, registry.UpdateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func (e *env) enqueue(t *testing.T, reg registry.Registration, r Request) store.Operation {
+	t.Helper()
+	op, err := e.q.Enqueue(context.Background(), NewOperation{EndpointID: reg.EndpointID, Endpoint: reg.Endpoint, Request: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return op
+}
+
+// deliver runs one delivery job for reg's endpoint in the test's goroutine.
+func (e *env) deliver(t *testing.T, reg registry.Registration) {
+	t.Helper()
+	if e.workers {
+		t.Fatal("deliver by hand with workers running")
+	}
+	if err := e.q.deliver(context.Background(), reg.EndpointID, reg.Endpoint); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) op(t *testing.T, id int64) store.Operation {
+	t.Helper()
+	op, err := e.st.GetOperation(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return op
+}
+
+// statuses returns the statuses published for operation id so far.
+func (e *env) statuses(id int64) []string {
+	var out []string
+	for {
+		select {
+		case ev := <-e.opEvs.C:
+			if d := ev.Data.(OperationEvent); d.ID == id {
+				out = append(out, d.Status)
+			}
+		default:
+			return out
+		}
+	}
+}
+
+func writeReq(path string, v int64) Request {
+	p := lwm2m.MustParsePath(path)
+	return Request{Kind: KindWrite, Paths: []lwm2m.Path{p}, Records: []lwm2m.Record{{Path: p, Value: lwm2m.Int(v)}}}
+}
+
+// eventually polls cond (real time: River's workers run on their own)
+// until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
