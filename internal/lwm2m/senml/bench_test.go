@@ -21,41 +21,26 @@ var notification = []lwm2m.Record{
 	rec("/3/0/13", lwm2m.TimeUnix(1700000000)),
 }
 
-func BenchmarkDecodeJSON(b *testing.B) {
-	data := must(EncodeJSON(lwm2m.Root, notification))
+func BenchmarkDecodeJSON(b *testing.B) { benchDecode(b, senmlJSON) }
+func BenchmarkDecodeCBOR(b *testing.B) { benchDecode(b, senmlCBOR) }
+func BenchmarkEncodeJSON(b *testing.B) { benchEncode(b, senmlJSON) }
+func BenchmarkEncodeCBOR(b *testing.B) { benchEncode(b, senmlCBOR) }
+
+func benchDecode(b *testing.B, f format) {
+	data := must(f.encode(lwm2m.Root, notification))
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := testOpts.DecodeJSON(data, lwm2m.Root, testTypes); err != nil {
+		if _, err := f.decode(testOpts, data, lwm2m.Root, testTypes); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func BenchmarkDecodeCBOR(b *testing.B) {
-	data := must(EncodeCBOR(lwm2m.Root, notification))
-	b.SetBytes(int64(len(data)))
+func benchEncode(b *testing.B, f format) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := testOpts.DecodeCBOR(data, lwm2m.Root, testTypes); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkEncodeJSON(b *testing.B) {
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := EncodeJSON(lwm2m.Root, notification); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkEncodeCBOR(b *testing.B) {
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := EncodeCBOR(lwm2m.Root, notification); err != nil {
+		if _, err := f.encode(lwm2m.Root, notification); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -14,14 +14,30 @@ var (
 	base9    = lwm2m.MustParsePath("/32769/0")
 )
 
+// errorCase is input that must fail to decode with an error at offset and
+// field.
+type errorCase struct {
+	name   string
+	in     string // JSON, or CBOR as hex
+	base   lwm2m.Path
+	offset int
+	field  string
+}
+
+func checkErrorCases(t *testing.T, f format, cases []errorCase) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rs, err := f.decode(testOpts, f.input(t, c.in), c.base, testTypes)
+			if err == nil {
+				t.Fatalf("no error, records %v", rs)
+			}
+			checkDecodeError(t, c.in, err, f.media, c.offset, c.field)
+		})
+	}
+}
+
 func TestDecodeJSONErrors(t *testing.T) {
-	cases := []struct {
-		name   string
-		in     string
-		base   lwm2m.Path
-		offset int
-		field  string
-	}{
+	checkErrorCases(t, senmlJSON, []errorCase{
 		{"empty", ``, base30, -1, ""},
 		{"null", `null`, base30, -1, ""},
 		{"object", `{"n":"/3/0/1","v":1}`, base30, -1, ""},
@@ -86,26 +102,11 @@ func TestDecodeJSONErrors(t *testing.T) {
 		{"string for opaque", `[{"n":"/32769/0/5","vs":"AA"}]`, base9, 0, "vs"},
 		{"string for objlnk", `[{"n":"/32769/0/7","vs":"3:0"}]`, base9, 0, "vs"},
 		{"base value pushes out of range", `[{"bv":9223372036854775807,"n":"/3/0/9","v":1}]`, base30, 0, "v"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			rs, err := testOpts.DecodeJSON([]byte(c.in), c.base, testTypes)
-			if err == nil {
-				t.Fatalf("no error, records %v", rs)
-			}
-			checkDecodeError(t, c.in, err, lwm2m.FormatSenMLJSON, c.offset, c.field)
-		})
-	}
+	})
 }
 
 func TestDecodeCBORErrors(t *testing.T) {
-	cases := []struct {
-		name   string
-		hex    string
-		base   lwm2m.Path
-		offset int
-		field  string
-	}{
+	checkErrorCases(t, senmlCBOR, []errorCase{
 		{"empty", ``, base30, -1, ""},
 		{"null", `f6`, base30, -1, ""},
 		{"map", `a0`, base30, -1, ""},
@@ -152,16 +153,7 @@ func TestDecodeCBORErrors(t *testing.T) {
 		{"must-understand text label", `81 a3 00 66 2f332f302f39 02 01 62 785f 01`, base30, 0, "x_"},
 		{"fraction for integer", `81 a2 00 66 2f332f302f39 02 f9 3e00`, base30, 0, "v"},
 		{"objlnk for integer", `81 a2 00 66 2f332f302f39 63 766c6f 63 333a30`, base30, 0, "vlo"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			rs, err := testOpts.DecodeCBOR(unhex(t, c.hex), c.base, testTypes)
-			if err == nil {
-				t.Fatalf("no error, records %v", rs)
-			}
-			checkDecodeError(t, c.hex, err, lwm2m.FormatSenMLCBOR, c.offset, c.field)
-		})
-	}
+	})
 }
 
 // A pack of exactly 65536 records is accepted, one more is refused.

@@ -8,42 +8,28 @@ import (
 	"github.com/flownexus/flownexus/internal/lwm2m"
 )
 
-func FuzzDecodeJSON(f *testing.F) {
-	for _, name := range testdataFiles(f, ".json") {
-		f.Add(readTestdata(f, name))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		checkFuzzPaths(t, data, DecodePathsJSON)
-		for _, types := range []lwm2m.TypeFunc{nil, testTypes} {
-			rs, err := testOpts.DecodeJSON(data, lwm2m.Root, types)
-			if !checkFuzzResult(t, rs, err) {
-				continue
-			}
-			b, err := EncodeJSON(lwm2m.Root, rs)
-			if err != nil {
-				continue // times before 1978 cannot be written back
-			}
-			checkReDecode(t, b, rs, testOpts.DecodeJSON)
-		}
-	})
-}
+func FuzzDecodeJSON(f *testing.F) { fuzzDecode(f, senmlJSON) }
+func FuzzDecodeCBOR(f *testing.F) { fuzzDecode(f, senmlCBOR) }
 
-func FuzzDecodeCBOR(f *testing.F) {
-	for _, name := range testdataFiles(f, ".cbor.hex") {
+// fuzzDecode checks that any input decodes to resource records or a
+// *lwm2m.DecodeError, and that what decodes, encoded again, decodes to the
+// same records.
+func fuzzDecode(f *testing.F, form format) {
+	for _, name := range testdataFiles(f, form.ext) {
 		f.Add(readTestdata(f, name))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkFuzzPaths(t, data, DecodePathsCBOR)
+		checkFuzzPaths(t, data, form.decodePaths)
 		for _, types := range []lwm2m.TypeFunc{nil, testTypes} {
-			rs, err := testOpts.DecodeCBOR(data, lwm2m.Root, types)
+			rs, err := form.decode(testOpts, data, lwm2m.Root, types)
 			if !checkFuzzResult(t, rs, err) {
 				continue
 			}
-			b, err := EncodeCBOR(lwm2m.Root, rs)
+			b, err := form.encode(lwm2m.Root, rs)
 			if err != nil {
 				continue // times before 1978 cannot be written back
 			}
-			checkReDecode(t, b, rs, testOpts.DecodeCBOR)
+			checkReDecode(t, b, rs, form)
 		}
 	})
 }
@@ -79,7 +65,7 @@ func checkFuzzResult(t *testing.T, rs []lwm2m.Record, err error) bool {
 
 // checkReDecode decodes an encoding of rs with rs's own types and compares.
 // Times beyond 2^32 seconds may move by float64 rounding.
-func checkReDecode(t *testing.T, b []byte, rs []lwm2m.Record, decode func([]byte, lwm2m.Path, lwm2m.TypeFunc) ([]lwm2m.Record, error)) {
+func checkReDecode(t *testing.T, b []byte, rs []lwm2m.Record, f format) {
 	types := map[lwm2m.Path]lwm2m.Type{}
 	for _, r := range rs {
 		if old, ok := types[r.Path]; ok && old != r.Value.Type() {
@@ -87,7 +73,7 @@ func checkReDecode(t *testing.T, b []byte, rs []lwm2m.Record, decode func([]byte
 		}
 		types[r.Path] = r.Value.Type()
 	}
-	got, err := decode(b, lwm2m.Root, func(p lwm2m.Path) (lwm2m.Type, bool) {
+	got, err := f.decode(testOpts, b, lwm2m.Root, func(p lwm2m.Path) (lwm2m.Type, bool) {
 		typ, ok := types[p]
 		return typ, ok
 	})

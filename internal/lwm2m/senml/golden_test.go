@@ -165,42 +165,18 @@ func untyped(rs []lwm2m.Record) []lwm2m.Record {
 	return out
 }
 
-func TestGoldenJSON(t *testing.T) {
-	for _, c := range goldenCases {
-		name := c.file + ".json"
-		if !exists(name) {
-			continue
-		}
-		t.Run(name, func(t *testing.T) {
-			data := readTestdata(t, name)
-			got, err := testOpts.DecodeJSON(data, c.base, c.types)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sameRecords(t, got, c.want)
-			if !c.encoded {
-				return
-			}
-			enc, err := EncodeJSON(c.base, c.want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(enc, data) {
-				t.Errorf("EncodeJSON:\n got %s\nwant %s", enc, data)
-			}
-		})
-	}
-}
+func TestGoldenJSON(t *testing.T) { testGolden(t, senmlJSON) }
+func TestGoldenCBOR(t *testing.T) { testGolden(t, senmlCBOR) }
 
-func TestGoldenCBOR(t *testing.T) {
+func testGolden(t *testing.T, f format) {
 	for _, c := range goldenCases {
-		name := c.file + ".cbor.hex"
+		name := c.file + f.ext
 		if !exists(name) {
 			continue
 		}
 		t.Run(name, func(t *testing.T) {
 			data := readTestdata(t, name)
-			got, err := testOpts.DecodeCBOR(data, c.base, c.types)
+			got, err := f.decode(testOpts, data, c.base, c.types)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -208,12 +184,12 @@ func TestGoldenCBOR(t *testing.T) {
 			if !c.encoded {
 				return
 			}
-			enc, err := EncodeCBOR(c.base, c.want)
+			enc, err := f.encode(c.base, c.want)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(enc, data) {
-				t.Errorf("EncodeCBOR:\n got %x\nwant %x", enc, data)
+				t.Errorf("encoded:\n got %s\nwant %s", f.show(enc), f.show(data))
 			}
 		})
 	}
@@ -224,9 +200,9 @@ func TestGoldenFilesUsed(t *testing.T) {
 	used := map[string]bool{}
 	for _, c := range goldenCases {
 		n := 0
-		for _, ext := range []string{".json", ".cbor.hex"} {
-			if exists(c.file + ext) {
-				used[c.file+ext] = true
+		for _, f := range []format{senmlJSON, senmlCBOR} {
+			if exists(c.file + f.ext) {
+				used[c.file+f.ext] = true
 				n++
 			}
 		}
@@ -234,10 +210,10 @@ func TestGoldenFilesUsed(t *testing.T) {
 			t.Errorf("no testdata file for case %s", c.file)
 		}
 	}
-	for _, ext := range []string{".json", ".cbor.hex"} {
-		for _, f := range testdataFiles(t, ext) {
-			if !used[f] && !strings.HasPrefix(f, "paths") {
-				t.Errorf("testdata/%s is not used by a golden case", f)
+	for _, f := range []format{senmlJSON, senmlCBOR} {
+		for _, name := range testdataFiles(t, f.ext) {
+			if !used[name] && !strings.HasPrefix(name, "paths") {
+				t.Errorf("testdata/%s is not used by a golden case", name)
 			}
 		}
 	}

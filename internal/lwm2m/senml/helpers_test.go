@@ -51,6 +51,38 @@ var resourceTypes = map[[2]uint16]lwm2m.Type{
 	{32769, 8}: lwm2m.TypeCorelnk,
 }
 
+// format is one of the two SenML formats under test, so that one test body
+// serves both.
+type format struct {
+	media       lwm2m.MediaType
+	ext         string // of its testdata files
+	json        bool
+	decode      func(DecodeOptions, []byte, lwm2m.Path, lwm2m.TypeFunc) ([]lwm2m.Record, error)
+	encode      func(lwm2m.Path, []lwm2m.Record) ([]byte, error)
+	decodePaths func([]byte) ([]lwm2m.Path, error)
+}
+
+var (
+	senmlJSON = format{lwm2m.FormatSenMLJSON, ".json", true, DecodeOptions.DecodeJSON, EncodeJSON, DecodePathsJSON}
+	senmlCBOR = format{lwm2m.FormatSenMLCBOR, ".cbor.hex", false, DecodeOptions.DecodeCBOR, EncodeCBOR, DecodePathsCBOR}
+)
+
+// input is test input written as text: JSON as is, CBOR as hex (see unhex).
+func (f format) input(t testing.TB, s string) []byte {
+	if f.json {
+		return []byte(s)
+	}
+	return unhex(t, s)
+}
+
+// show formats encoded data for messages: JSON as text, CBOR as hex.
+func (f format) show(b []byte) string {
+	if f.json {
+		return string(b)
+	}
+	return hex.EncodeToString(b)
+}
+
 func rec(path string, v lwm2m.Value) lwm2m.Record {
 	return lwm2m.Record{Path: lwm2m.MustParsePath(path), Value: v}
 }

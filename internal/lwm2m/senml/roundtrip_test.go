@@ -100,40 +100,24 @@ func genValue(rng *rand.Rand, t lwm2m.Type, json bool) lwm2m.Value {
 	panic("unexpected type " + t.String())
 }
 
-func TestRoundTripJSON(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 3000 {
-		base, rs := genPack(rng, true)
-		b, err := EncodeJSON(base, rs)
-		if err != nil {
-			t.Fatalf("EncodeJSON(%s, %v): %v", base, rs, err)
-		}
-		got, err := DecodeJSON(b, base, genTypeOf)
-		if err != nil {
-			t.Fatalf("DecodeJSON(%s) under %s: %v", b, base, err)
-		}
-		sameRecords(t, got, rs)
-		if t.Failed() {
-			t.Fatalf("pack %s under %s", b, base)
-		}
-	}
-}
+func TestRoundTripJSON(t *testing.T) { testRoundTrip(t, senmlJSON, rand.NewPCG(1, 2)) }
+func TestRoundTripCBOR(t *testing.T) { testRoundTrip(t, senmlCBOR, rand.NewPCG(3, 4)) }
 
-func TestRoundTripCBOR(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
+func testRoundTrip(t *testing.T, f format, src rand.Source) {
+	rng := rand.New(src)
 	for range 3000 {
-		base, rs := genPack(rng, false)
-		b, err := EncodeCBOR(base, rs)
+		base, rs := genPack(rng, f.json)
+		b, err := f.encode(base, rs)
 		if err != nil {
-			t.Fatalf("EncodeCBOR(%s, %v): %v", base, rs, err)
+			t.Fatalf("encoding under %s %v: %v", base, rs, err)
 		}
-		got, err := DecodeCBOR(b, base, genTypeOf)
+		got, err := f.decode(DecodeOptions{}, b, base, genTypeOf)
 		if err != nil {
-			t.Fatalf("DecodeCBOR(%x) under %s: %v", b, base, err)
+			t.Fatalf("decoding %s under %s: %v", f.show(b), base, err)
 		}
 		sameRecords(t, got, rs)
 		if t.Failed() {
-			t.Fatalf("pack %x under %s", b, base)
+			t.Fatalf("pack %s under %s", f.show(b), base)
 		}
 	}
 }
