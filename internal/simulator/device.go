@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"sync"
 	"time"
 
@@ -73,11 +74,13 @@ type Device struct {
 	awake         bool // queue mode: reachable
 	lastActive    time.Time
 
-	obs        map[string]*observation // by token
-	notifyMIDs map[int32]*inflightNote // by message ID of the notification
-	attrs      map[lwm2m.Path]linkformat.Attributes
-	fw         firmware
-	fwWG       sync.WaitGroup // running firmware downloads
+	obs      map[string]*observation // by token
+	inflight *inflightNote           // the notification awaiting its acknowledgement
+	attrs    map[lwm2m.Path]linkformat.Attributes
+	fw       firmware
+	fwWG     sync.WaitGroup // running firmware downloads
+	// fetchFirmware downloads a firmware package (download; tests replace it).
+	fetchFirmware func(ctx context.Context, u *url.URL) ([]byte, error)
 
 	capSeq int
 
@@ -112,22 +115,22 @@ func newDevice(cfg Config, index int, reg *objects.Registry, runner periodic.Fun
 		return nil, err
 	}
 	d := &Device{
-		cfg:        cfg,
-		index:      index,
-		endpoint:   ep,
-		clock:      cfg.Clock,
-		log:        cfg.Logger.With("endpoint", ep),
-		reg:        reg,
-		runner:     runner,
-		kick:       make(chan struct{}, 1),
-		rng:        rand.New(rand.NewPCG(cfg.Seed, uint64(index))),
-		faultRng:   rand.New(rand.NewPCG(cfg.Seed^0x9e3779b97f4a7c15, uint64(index))),
-		version:    cfg.Version,
-		obs:        map[string]*observation{},
-		notifyMIDs: map[int32]*inflightNote{},
-		attrs:      map[lwm2m.Path]linkformat.Attributes{},
-		first:      make(chan struct{}),
+		cfg:      cfg,
+		index:    index,
+		endpoint: ep,
+		clock:    cfg.Clock,
+		log:      cfg.Logger.With("endpoint", ep),
+		reg:      reg,
+		runner:   runner,
+		kick:     make(chan struct{}, 1),
+		rng:      rand.New(rand.NewPCG(cfg.Seed, uint64(index))),
+		faultRng: rand.New(rand.NewPCG(cfg.Seed^0x9e3779b97f4a7c15, uint64(index))),
+		version:  cfg.Version,
+		obs:      map[string]*observation{},
+		attrs:    map[lwm2m.Path]linkformat.Attributes{},
+		first:    make(chan struct{}),
 	}
+	d.fetchFirmware = d.download
 	d.buildModel()
 	return d, nil
 }

@@ -107,7 +107,7 @@ func (d *Device) fwURIWrittenLocked() {
 	go func() {
 		defer d.fwWG.Done()
 		defer cancel()
-		data, err := d.download(ctx, u)
+		data, err := d.fetchFirmware(ctx, u)
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if d.fw.epoch != epoch {

@@ -58,7 +58,8 @@ func failed(op string, p lwm2m.Path, err error) response {
 func (d *Device) monitor(_ *client.Conn, m *pool.Message) (bool, error) {
 	if m.Type() == message.Reset {
 		d.mu.Lock()
-		n, ok := d.notifyMIDs[m.MessageID()]
+		n := d.inflight
+		ok := n != nil && !n.reset
 		if ok {
 			n.reset = true
 		}

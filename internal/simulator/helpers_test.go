@@ -8,7 +8,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 )
+
+// testTypes types decoded values with the built-in object definitions.
+var testTypes = objects.Default().TypeOf
 
 // fakeClock is a Clock the test moves by hand.
 type fakeClock struct {

@@ -26,7 +26,12 @@ type observation struct {
 	active    bool // the Observe response has been sent
 }
 
-// inflightNote is a notification waiting for its acknowledgement.
+// inflightNote is a notification waiting for its acknowledgement. Only the
+// run loop sends confirmable messages (Register, Update, Send and
+// notifications), one at a time, so a Reset that arrives while a
+// notification is in flight answers that notification. (go-coap assigns
+// the message ID itself when it sends through its block-wise layer, so
+// matching by message ID is not possible.)
 type inflightNote struct {
 	token string
 	reset bool // answered with Reset; guarded by Device.mu
@@ -259,19 +264,17 @@ func (d *Device) notify(ctx context.Context, n note) {
 		msg.SetContentFormat(message.MediaType(n.obs.format))
 		msg.SetBody(bytes.NewReader(n.body))
 	}
-	mid := conn.GetMessageID()
-	msg.SetMessageID(mid)
 	key := string(n.obs.token)
 	inflight := &inflightNote{token: key}
 	d.mu.Lock()
-	d.notifyMIDs[mid] = inflight
+	d.inflight = inflight
 	d.mu.Unlock()
 	if n.code == codes.Content {
 		d.capture("notify", n.obs.firstPath(), n.obs.format, n.body)
 	}
 	err := conn.WriteMessage(msg)
 	d.mu.Lock()
-	delete(d.notifyMIDs, mid)
+	d.inflight = nil
 	reset := inflight.reset
 	d.mu.Unlock()
 	switch {

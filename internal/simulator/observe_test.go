@@ -317,3 +317,29 @@ func TestObservationEnds(t *testing.T) {
 		t.Errorf("refused observations were kept: %d", d.Observations())
 	}
 }
+
+func TestObserveReset(t *testing.T) {
+	p := newPeer(t)
+	log := newEventLog(t)
+	cfg := testConfig(t, p, newFakeClock(), log)
+	cfg.ValueInterval = time.Hour
+	d := startDevice(t, cfg)
+	ep := d.Endpoint()
+	p.wait("register", ep, 5*time.Second)
+	o, _ := p.observe(ep, "/3303/0/5700", nil)
+	log.wait(EventObserve, nil, 5*time.Second)
+	p.mu.Lock()
+	p.resetTokens[string(o.token)] = true
+	p.mu.Unlock()
+	if err := d.Set(lwm2m.MustParsePath("/3303/0/5700"), lwm2m.Float(-3)); err != nil {
+		t.Fatal(err)
+	}
+	log.wait(EventCancel, func(e Event) bool { return e.Op == "reset" }, 5*time.Second)
+	if d.Observations() != 0 {
+		t.Errorf("%d observations after Reset", d.Observations())
+	}
+	if s := d.Stats(); s.Notifications != 0 {
+		t.Errorf("reset notification counted: %+v", s)
+	}
+	o.none(t, 100*time.Millisecond)
+}

@@ -236,7 +236,9 @@ func TestWrite(t *testing.T) {
 		}
 		return b
 	}
-	rec := func(p string, v lwm2m.Value) lwm2m.Record { return lwm2m.Record{Path: lwm2m.MustParsePath(p), Value: v} }
+	rec := func(p string, v lwm2m.Value) lwm2m.Record {
+		return lwm2m.Record{Path: lwm2m.MustParsePath(p), Value: v}
+	}
 	value := func(path string) lwm2m.Value {
 		v, ok := d.Value(lwm2m.MustParsePath(path))
 		if !ok {

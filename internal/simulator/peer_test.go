@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	"github.com/plgd-dev/go-coap/v3/udp/client"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
 	"github.com/plgd-dev/go-coap/v3/udp/server"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
@@ -46,6 +48,10 @@ type peer struct {
 	sendCode     codes.Code
 	registerCode codes.Code
 	fw           []byte // served at /fw, block-wise
+	// resetTokens: notifications with these tokens are answered with
+	// Reset instead of an acknowledgement.
+	resetTokens map[string]bool
+	listener    *coapnet.UDPConn
 
 	events chan peerEvent
 }
@@ -76,19 +82,22 @@ type peerEvent struct {
 func newPeer(t *testing.T) *peer {
 	t.Helper()
 	p := &peer{
-		t:      t,
-		reg:    objects.Default(),
-		byEP:   map[string]*peerReg{},
-		byLoc:  map[string]*peerReg{},
-		refuse: map[string]bool{},
-		events: make(chan peerEvent, 4096),
+		t:           t,
+		reg:         objects.Default(),
+		byEP:        map[string]*peerReg{},
+		byLoc:       map[string]*peerReg{},
+		refuse:      map[string]bool{},
+		resetTokens: map[string]bool{},
+		events:      make(chan peerEvent, 4096),
 	}
 	l, err := coapnet.NewListenUDP("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.addr = l.LocalAddr().String()
-	p.srv = udp.NewServer(options.WithHandlerFunc(p.handle), options.WithErrors(func(err error) { t.Logf("peer coap: %v", err) }))
+	p.listener = l
+	p.srv = udp.NewServer(options.WithHandlerFunc(p.handle), options.WithErrors(func(err error) { t.Logf("peer coap: %v", err) }),
+		options.WithRequestMonitor(p.monitor))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -99,6 +108,30 @@ func newPeer(t *testing.T) *peer {
 		<-done
 	})
 	return p
+}
+
+// monitor answers notifications of tokens in resetTokens with Reset.
+func (p *peer) monitor(cc *client.Conn, m *pool.Message) (bool, error) {
+	if m.Type() != message.Confirmable || m.Code() != codes.Content {
+		return false, nil
+	}
+	p.mu.Lock()
+	reset := p.resetTokens[string(m.Token())]
+	p.mu.Unlock()
+	if !reset {
+		return false, nil
+	}
+	rst := message.Message{Type: message.Reset, Code: codes.Empty, MessageID: m.MessageID()}
+	buf := make([]byte, 16)
+	n, err := coder.DefaultCoder.Encode(rst, buf)
+	if err != nil {
+		return false, err
+	}
+	raddr, _ := cc.RemoteAddr().(*net.UDPAddr)
+	if err := p.listener.WriteWithContext(context.Background(), raddr, buf[:n]); err != nil {
+		p.t.Errorf("peer: write reset: %v", err)
+	}
+	return true, nil
 }
 
 func (p *peer) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.Message) {
