@@ -51,7 +51,8 @@ func newRawDevice(tb testing.TB, addr string) *rawDevice {
 }
 
 // exchange sends m as a confirmable message and waits for the answer with
-// its message ID, retransmitting after a second.
+// its message ID, retransmitting as RFC 7252 does (2 s, doubling, four
+// retransmissions).
 func (d *rawDevice) exchange(m message.Message) (message.Message, error) {
 	d.mid++
 	m.MessageID = int32(d.mid)
@@ -60,11 +61,13 @@ func (d *rawDevice) exchange(m message.Message) (message.Message, error) {
 	if err != nil {
 		return message.Message{}, err
 	}
+	timeout := 2 * time.Second
 	for try := 0; try < 5; try++ {
 		if _, err := d.conn.Write(d.buf[:n]); err != nil {
 			return message.Message{}, err
 		}
-		_ = d.conn.SetReadDeadline(time.Now().Add(time.Second))
+		_ = d.conn.SetReadDeadline(time.Now().Add(timeout))
+		timeout *= 2
 		for {
 			k, err := d.conn.Read(d.in)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -128,7 +129,7 @@ func New(cfg Config) *Server {
 		}),
 		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpclient.Conn](processReceived)),
 		udpInactivity{func() udpclient.InactivityMonitor {
-			return udpclient.DeferInactivityWhileConfirmableMessagesPending(inactivity.New(idle, onInactive))
+			return &busyMonitor{inner: udpclient.DeferInactivityWhileConfirmableMessagesPending(inactivity.New(idle, onInactive))}
 		}},
 		options.WithPeriodicRunner(func(f func(time.Time) bool) {
 			go func() {
@@ -143,6 +144,26 @@ func New(cfg Config) *Server {
 		}),
 	)
 	return s
+}
+
+// busyMonitor keeps a connection while one of its messages is being
+// handled: a Register or notification waiting for the store must not lose
+// its connection, and with it its answer, to the idle timeout. Otherwise
+// it defers to go-coap's monitor, which also keeps connections with
+// pending confirmable messages of the server.
+type busyMonitor struct {
+	inner udpclient.InactivityMonitor
+	busy  atomic.Int32
+}
+
+func (m *busyMonitor) Notify() { m.inner.Notify() }
+
+func (m *busyMonitor) CheckInactivity(now time.Time, cc *udpclient.Conn) {
+	if m.busy.Load() > 0 {
+		m.inner.Notify()
+		return
+	}
+	m.inner.CheckInactivity(now, cc)
 }
 
 // udpInactivity installs an inactivity monitor factory on the UDP server.
@@ -267,6 +288,13 @@ const (
 func processReceived(req *pool.Message, cc *udpclient.Conn, handler config.HandlerFunc[*udpclient.Conn]) {
 	mid := req.MessageID()
 	isResponse := req.Code() >= codes.Created
+	if m, ok := cc.InactivityMonitor().(*busyMonitor); ok {
+		m.busy.Add(1)
+		defer func() {
+			m.inner.Notify()
+			m.busy.Add(-1)
+		}()
+	}
 	cc.ProcessReceivedMessageWithHandler(req, func(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool.Message) {
 		handler(w, r)
 		m := w.Message()

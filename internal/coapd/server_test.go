@@ -108,7 +108,7 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: logLevel()}))
 	s.w = ingest.New(st, ingest.Options{Logger: log})
 	s.w.Start()
-	ropts := registry.Options{Logger: log, History: s.w.WriteValues}
+	ropts := registry.Options{Logger: log, Ingest: s.w}
 	if clock != nil {
 		ropts.Clock = clock
 	}

@@ -55,7 +55,7 @@ func newStack(t testing.TB, auto []devmgmt.ObserveSpec) *stack {
 	s := &stack{st: st}
 	s.w = ingest.New(st, ingest.Options{Logger: log})
 	s.w.Start()
-	s.reg = registry.New(st, registry.Options{Logger: log, History: s.w.WriteValues})
+	s.reg = registry.New(st, registry.Options{Logger: log, Ingest: s.w})
 	types := objects.Default().TypeOf
 	s.srv = coapd.New(coapd.Config{
 		Registry: s.reg, Ingest: s.w, Types: types, Logger: log,

@@ -30,10 +30,14 @@ type Options struct {
 
 // Item is a group of values to store: with Event.Kind set, one event
 // linking all of Values (a composite notification, a Send); with an empty
-// Event.Kind, loose values.
+// Event.Kind, loose values. An Item built by Register also records a
+// Register, and its values belong to the registered endpoint.
 type Item struct {
 	Event  store.Event
 	Values []store.ResourceValue
+
+	register   *store.EndpointRegistration
+	registered *store.Endpoint
 }
 
 func (it Item) size() int { return max(len(it.Values), 1) }
@@ -44,6 +48,8 @@ type Stats struct {
 	Values  int64 // values committed
 	Items   int64 // items committed
 	Failed  int64 // items that could not be committed
+	// Registrations counts the Registers committed (Register calls).
+	Registrations int64
 }
 
 type request struct {
@@ -147,6 +153,17 @@ func (w *Writer) Write(ctx context.Context, items ...Item) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Register records a Register (as store.UpsertEndpointRegistration does)
+// together with values of the registered endpoint whose EndpointID is 0,
+// such as its registration history, in the next batch, and returns the
+// stored endpoint once committed. Registrations from a whole fleet at once
+// then cost a few transactions, not one each.
+func (w *Writer) Register(ctx context.Context, reg store.EndpointRegistration, vals []store.ResourceValue) (store.Endpoint, error) {
+	var ep store.Endpoint
+	err := w.Write(ctx, Item{Values: vals, register: &reg, registered: &ep})
+	return ep, err
 }
 
 // WriteValues is Write of one item of loose values, in the signature the
@@ -257,7 +274,7 @@ func (w *Writer) commit(batch []*request) {
 
 func appendItems(dst []store.IngestItem, items []Item) []store.IngestItem {
 	for _, it := range items {
-		dst = append(dst, store.IngestItem{Event: it.Event, Values: it.Values})
+		dst = append(dst, store.IngestItem{Event: it.Event, Values: it.Values, Register: it.register, Registered: it.registered})
 	}
 	return dst
 }
@@ -273,6 +290,9 @@ func (w *Writer) count(rs []*request, batches int64, err error) {
 		w.stats.Items += int64(len(r.items))
 		for _, it := range r.items {
 			w.stats.Values += int64(len(it.Values))
+			if it.register != nil {
+				w.stats.Registrations++
+			}
 		}
 	}
 	if err == nil {

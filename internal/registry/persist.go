@@ -28,14 +28,14 @@ func (r *Registry) history(ctx context.Context, endpointID int64, p lwm2m.Path, 
 		DeviceTime: t,
 		ReceivedAt: t,
 	}
-	if r.sink != nil {
-		return r.sink(ctx, []store.ResourceValue{v})
+	if r.ingest != nil {
+		return r.ingest.WriteValues(ctx, []store.ResourceValue{v})
 	}
 	return r.st.InsertResources(ctx, []store.ResourceValue{v})
 }
 
 func (r *Registry) persistRegister(ctx context.Context, reg Registration, links string) (int64, error) {
-	ep, err := r.st.UpsertEndpointRegistration(ctx, store.EndpointRegistration{
+	er := store.EndpointRegistration{
 		Name:           reg.Endpoint,
 		RegistrationID: reg.ID,
 		Address:        addrString(reg.Addr),
@@ -46,7 +46,15 @@ func (r *Registry) persistRegister(ctx context.Context, reg Registration, links 
 		QueueMode:      reg.Queue,
 		ObjectLinks:    links,
 		Time:           reg.UpdatedAt,
-	})
+	}
+	if r.ingest != nil {
+		t := reg.UpdatedAt
+		ep, err := r.ingest.Register(ctx, er, []store.ResourceValue{{
+			Path: PathRegistered, Value: lwm2m.Time(t), DeviceTime: t, ReceivedAt: t,
+		}})
+		return ep.ID, err
+	}
+	ep, err := r.st.UpsertEndpointRegistration(ctx, er)
 	if err != nil {
 		return 0, err
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/store"
@@ -42,10 +43,11 @@ type Options struct {
 	// Logger receives one line per expired registration and per store
 	// error met while sweeping; nil means slog.Default().
 	Logger *slog.Logger
-	// History, when set, writes the registration history values (object
-	// 10240) instead of Store.InsertResources, e.g. through the batching
-	// ingest writer. It must return only once the values are committed.
-	History func(ctx context.Context, vals []store.ResourceValue) error
+	// Ingest, when set, is the writer the registry records Registers and
+	// the registration history (object 10240) through, batched with the
+	// other writes of the server; nil writes to the store directly, one
+	// transaction each.
+	Ingest *ingest.Writer
 }
 
 // Registration is one live registration. Values returned by the registry
@@ -155,12 +157,12 @@ type Event struct {
 
 // Registry holds the live registrations. Create it with New.
 type Registry struct {
-	st    *store.Store
-	clock Clock
-	grace time.Duration
-	log   *slog.Logger
-	sink  func(ctx context.Context, vals []store.ResourceValue) error
-	seed  maphash.Seed
+	st     *store.Store
+	clock  Clock
+	grace  time.Duration
+	log    *slog.Logger
+	ingest *ingest.Writer
+	seed   maphash.Seed
 
 	// stripes serialize the store write and the in-memory change of one
 	// endpoint name (Register, Update, De-register and expiry of the same
@@ -188,7 +190,7 @@ func New(st *store.Store, opts Options) *Registry {
 		clock:  opts.Clock,
 		grace:  opts.Grace,
 		log:    opts.Logger,
-		sink:   opts.History,
+		ingest: opts.Ingest,
 		seed:   maphash.MakeSeed(),
 		byID:   make(map[string]*entry),
 		byName: make(map[string]*entry),

@@ -4,74 +4,132 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 )
 
 // IngestItem is one unit of IngestBatch: with Event.Kind set, an event and
 // the values it carried (as IngestEvent stores them); with an empty
-// Event.Kind, loose values (as InsertResources stores them).
+// Event.Kind, loose values (as InsertResources stores them). With Register
+// set, the item first records that Register (as UpsertEndpointRegistration
+// does) and its event and values belong to the registered endpoint.
 type IngestItem struct {
-	Event  Event
-	Values []ResourceValue
+	Register *EndpointRegistration
+	// Registered, when not nil, receives the endpoint stored for Register
+	// once IngestBatch has committed.
+	Registered *Endpoint
+	Event      Event
+	Values     []ResourceValue
 }
 
+// registerSQL is UpsertEndpointRegistration's statement, prepared once per
+// batch.
+const registerSQL = `
+	INSERT INTO endpoint (name, registration_id, online, registered_at, last_seen, address, lifetime,
+		binding, lwm2m_version, sms_number, queue_mode, object_links, created_at, updated_at)
+	VALUES ($1, $2, TRUE, $3, $3, $4, $5, $6, $7, $8, $9, $10, $3, $3)
+	ON CONFLICT (name) DO UPDATE SET
+		registration_id = excluded.registration_id, online = TRUE,
+		registered_at = excluded.registered_at, last_seen = excluded.last_seen,
+		address = excluded.address, lifetime = excluded.lifetime, binding = excluded.binding,
+		lwm2m_version = excluded.lwm2m_version, sms_number = excluded.sms_number,
+		queue_mode = excluded.queue_mode, object_links = excluded.object_links,
+		updated_at = excluded.updated_at
+	RETURNING ` + endpointCols
+
 // IngestBatch stores many items in one transaction: all of them or none.
-// It is the batch form of IngestEvent and InsertResources for the ingest
-// writer, which collects the reports of many devices: events get their ids
-// in item order, each value its event's id (and its endpoint when the
-// value's EndpointID is 0), and the latest values are updated as
-// InsertResources does, across the whole batch.
+// It is the batch form of UpsertEndpointRegistration, IngestEvent and
+// InsertResources for the ingest writer, which collects the registrations
+// and reports of many devices: registrations are recorded first, in item
+// order; events get their ids in item order, each value its event's id (and
+// its item's endpoint when the value's EndpointID is 0); the latest values
+// are updated as InsertResources does, across the whole batch. A value with
+// no endpoint, or of another endpoint than its event's, is an error.
 func (s *Store) IngestBatch(ctx context.Context, items []IngestItem) error {
 	const op = "ingest batch"
 	now := s.now()
 	n := 0
 	for _, it := range items {
 		n += len(it.Values)
-	}
-	vals := make([]ResourceValue, 0, n)
-	type span struct{ from, to int }
-	spans := make([]span, len(items))
-	for i := range items {
-		ev := &items[i].Event
-		if ev.Kind != "" {
-			if ev.ReceivedAt.IsZero() {
-				ev.ReceivedAt = now
-			}
-			if ev.Time.IsZero() {
-				ev.Time = ev.ReceivedAt
-			}
+		if it.Register != nil && it.Register.Name == "" {
+			return fmt.Errorf("store: %s: register with an empty endpoint name", op)
 		}
-		spans[i].from = len(vals)
-		for j, v := range items[i].Values {
-			if ev.Kind != "" {
-				switch v.EndpointID {
-				case 0:
-					v.EndpointID = ev.EndpointID
-				case ev.EndpointID:
-				default:
-					return fmt.Errorf("store: %s: item %d value %d (%s) belongs to endpoint %d, its event to %d",
-						op, i, j, v.Path, v.EndpointID, ev.EndpointID)
-				}
-				if v.ReceivedAt.IsZero() {
-					v.ReceivedAt = ev.ReceivedAt
-				}
-			}
-			vals = append(vals, v)
-		}
-		spans[i].to = len(vals)
-	}
-	rows, err := s.encodeResourceRows(vals)
-	if err != nil {
-		return fmt.Errorf("store: %s: %w", op, err)
 	}
 	if err := s.prepareInserts(ctx); err != nil {
 		return wrap(op, err)
 	}
-	return wrap(op, s.inTx(ctx, func(tx *sql.Tx) error {
+	registered := make([]Endpoint, len(items))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var reg *sql.Stmt
 		for i, it := range items {
-			if it.Event.Kind == "" {
+			if it.Register == nil {
 				continue
 			}
-			ev := it.Event
+			if reg == nil {
+				var err error
+				if reg, err = tx.PrepareContext(ctx, registerSQL); err != nil {
+					return err
+				}
+				defer reg.Close()
+			}
+			r := it.Register
+			t := r.Time
+			if t.IsZero() {
+				t = now
+			}
+			e, err := scanEndpoint(reg.QueryRowContext(ctx, r.Name, nullText(r.RegistrationID), millis(t), r.Address,
+				int64(r.Lifetime/time.Second), r.Binding, r.LwM2MVersion, r.SMSNumber, r.QueueMode, r.ObjectLinks))
+			if err != nil {
+				return fmt.Errorf("register endpoint %q: %w", r.Name, err)
+			}
+			registered[i] = e
+		}
+
+		vals := make([]ResourceValue, 0, n)
+		type span struct{ from, to int }
+		spans := make([]span, len(items))
+		events := make([]Event, len(items))
+		for i := range items {
+			ev := items[i].Event
+			epID := ev.EndpointID
+			if items[i].Register != nil {
+				epID = registered[i].ID
+			}
+			if ev.Kind != "" {
+				if ev.EndpointID == 0 {
+					ev.EndpointID = epID
+				}
+				if ev.ReceivedAt.IsZero() {
+					ev.ReceivedAt = now
+				}
+				if ev.Time.IsZero() {
+					ev.Time = ev.ReceivedAt
+				}
+			}
+			events[i] = ev
+			spans[i].from = len(vals)
+			for j, v := range items[i].Values {
+				switch {
+				case v.EndpointID == 0:
+					v.EndpointID = epID
+				case ev.Kind != "" && v.EndpointID != ev.EndpointID:
+					return fmt.Errorf("item %d value %d (%s) belongs to endpoint %d, its event to %d",
+						i, j, v.Path, v.EndpointID, ev.EndpointID)
+				}
+				if ev.Kind != "" && v.ReceivedAt.IsZero() {
+					v.ReceivedAt = ev.ReceivedAt
+				}
+				vals = append(vals, v)
+			}
+			spans[i].to = len(vals)
+		}
+		rows, err := s.encodeResourceRows(vals)
+		if err != nil {
+			return err
+		}
+		for i, ev := range events {
+			if ev.Kind == "" {
+				continue
+			}
 			var id int64
 			if err := tx.QueryRowContext(ctx,
 				"INSERT INTO event (endpoint_id, kind, time, received_at) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -83,5 +141,14 @@ func (s *Store) IngestBatch(ctx context.Context, items []IngestItem) error {
 			}
 		}
 		return s.insertResourceRows(ctx, tx, rows)
-	}))
+	})
+	if err != nil {
+		return wrap(op, err)
+	}
+	for i, it := range items {
+		if it.Registered != nil && it.Register != nil {
+			*it.Registered = registered[i]
+		}
+	}
+	return nil
 }
