@@ -77,10 +77,46 @@ func EncodePathsCBOR(paths []lwm2m.Path) ([]byte, error) {
 	return encMode.Marshal(wirePaths(paths))
 }
 
-var cborPack = pack[map[any]any]{lwm2m.FormatSenMLCBOR, parseCBOR, readCBOR}
+var cborPack = pack[any]{lwm2m.FormatSenMLCBOR, parseCBOR, readCBOR}
 
-// parseCBOR splits a SenML-CBOR pack into records.
-func parseCBOR(data []byte) ([]map[any]any, error) {
+// parseCBOR splits a SenML-CBOR pack into records, each a map[any]any.
+//
+// It decodes into an interface, the library's fast path, which builds the
+// maps without reflection on every entry. Input that does not come out as
+// an array of maps (malformed, over a limit, of the wrong type, with null
+// records) goes through parseCBORTyped instead, so that it fails with that
+// function's error, naming the first offending item.
+func parseCBOR(data []byte) ([]any, error) {
+	var v any
+	if err := decMode.Unmarshal(data, &v); err == nil {
+		if objs, ok := v.([]any); ok && allMaps(objs) {
+			return objs, nil
+		}
+	}
+	typed, err := parseCBORTyped(data)
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]any, len(typed))
+	for i, obj := range typed {
+		objs[i] = obj
+	}
+	return objs, nil
+}
+
+// allMaps reports whether every item is a non-nil map[any]any.
+func allMaps(items []any) bool {
+	for _, it := range items {
+		if m, ok := it.(map[any]any); !ok || m == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// parseCBORTyped splits a SenML-CBOR pack into records by decoding it into
+// []map[any]any, and says what is wrong with input that is not a pack.
+func parseCBORTyped(data []byte) ([]map[any]any, error) {
 	if len(data) == 0 {
 		return nil, lwm2m.Errorf(lwm2m.FormatSenMLCBOR, -1, "", "empty input")
 	}
@@ -105,7 +141,8 @@ func parseCBOR(data []byte) ([]map[any]any, error) {
 
 // readCBOR reads the fields of record i. Positive integer keys decode as
 // uint64, negative ones as int64, text keys as string.
-func readCBOR(i int, obj map[any]any) (rawRecord, error) {
+func readCBOR(i int, rec any) (rawRecord, error) {
+	obj := rec.(map[any]any) // as parseCBOR returns it
 	var fields [nLabels]any
 	var present [nLabels]bool
 	var unknown string
