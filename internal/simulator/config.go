@@ -60,10 +60,13 @@ type Config struct {
 	// (default 1.1). On 4.12 Precondition Failed it steps down (1.2 to 1.1
 	// to 1.0).
 	Version lwm2m.Version
-	// Format is the content format of answers to requests without an
-	// Accept option; with LwM2M 1.1 and later it is also announced as ct=
-	// on the registration's root link. Default SenML-CBOR, or TLV for a
-	// device on LwM2M 1.0.
+	// Format is the content format of multi-value answers (object,
+	// instance and multiple-resource reads and observations) to requests
+	// without an Accept option; single values then go as text/plain, or
+	// application/octet-stream when opaque. With LwM2M 1.1 and later it is
+	// also announced as ct= on the registration's root link. Default
+	// SenML-CBOR, or TLV for a device on LwM2M 1.0 (and after a step-down
+	// to 1.0 when Format needs 1.1).
 	Format lwm2m.MediaType
 	// ValueInterval is the period of a sensor value step (default 10 s).
 	ValueInterval time.Duration

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"testing"
@@ -295,6 +296,24 @@ func TestWrite(t *testing.T) {
 	}
 	if rs, _ := d.Read(lwm2m.MustParsePath("/19/0/0")); len(rs) != 1 || rs[0].Path != lwm2m.MustParsePath("/19/0/0/3") {
 		t.Errorf("after replace /19/0/0 = %v", rs)
+	}
+
+	// Payloads above the block size travel block-wise both ways.
+	big := make([]byte, 5000)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	if r := p.request(ep, codes.PUT, "/19/0/0/9", lwm2m.FormatOpaque, big); r.code != codes.Changed {
+		t.Fatalf("block-wise write: %v %q", r.code, r.body)
+	}
+	if r := p.request(ep, codes.GET, "/19/0/0/9", 0, nil); r.code != codes.Content || !bytes.Equal(r.body, big) {
+		t.Errorf("block-wise read: %v, %d bytes", r.code, len(r.body))
+	}
+	if r := p.request(ep, codes.GET, "/19/0", 0, nil, accept(lwm2m.FormatSenMLJSON)); r.code != codes.Content || len(r.body) < 6000 {
+		t.Errorf("block-wise SenML read: %v, %d bytes", r.code, len(r.body))
+	} else {
+		rs, _ := d.Read(lwm2m.MustParsePath("/19/0"))
+		sameRecords(t, "block-wise SenML read", decodeReply(t, r, lwm2m.MustParsePath("/19/0")), rs)
 	}
 
 	// Refusals, and nothing of a refused write is applied.

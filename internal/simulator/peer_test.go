@@ -33,7 +33,7 @@ import (
 // De-register and Send on real UDP sockets with go-coap and lets a test send
 // device management requests to a registered device.
 type peer struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *server.Server
 	addr string
 	reg  *objects.Registry
@@ -79,7 +79,7 @@ type peerEvent struct {
 	records []lwm2m.Record
 }
 
-func newPeer(t *testing.T) *peer {
+func newPeer(t testing.TB) *peer {
 	t.Helper()
 	p := &peer{
 		t:           t,
@@ -474,7 +474,7 @@ func (p *peer) observe(ep, path string, paths []lwm2m.Path, opts ...reqOpt) (*pe
 	return po, first
 }
 
-func (o *peerObs) next(t *testing.T, timeout time.Duration) reply {
+func (o *peerObs) next(t testing.TB, timeout time.Duration) reply {
 	t.Helper()
 	select {
 	case r := <-o.notes:
@@ -485,7 +485,7 @@ func (o *peerObs) next(t *testing.T, timeout time.Duration) reply {
 	return reply{}
 }
 
-func (o *peerObs) none(t *testing.T, d time.Duration) {
+func (o *peerObs) none(t testing.TB, d time.Duration) {
 	t.Helper()
 	select {
 	case r := <-o.notes:
