@@ -1,9 +1,10 @@
 // Package api is the REST API under /api/v1: endpoints, their latest
-// values and history, and device operations run now against online
-// devices. Requests authenticate with a bearer API token (made by
-// `flownexus token create`); the API is never open. Every error has one
-// JSON shape (Problem, RFC 9457 problem+json). The OpenAPI 3.1 document is
-// served at /api/v1/openapi.json.
+// values and history, device operations run now against online devices,
+// and operations queued for delivery when the device is reachable.
+// Requests authenticate with a bearer API token (made by `flownexus token
+// create`); the API is never open. Every error has one JSON shape
+// (Problem, RFC 9457 problem+json). The OpenAPI 3.1 document is served at
+// /api/v1/openapi.json.
 package api
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 	"github.com/flownexus/flownexus/internal/store"
 )
@@ -39,6 +41,9 @@ type Options struct {
 	Now func() time.Time
 	// OpTimeout bounds one device operation; 0 means 30 s.
 	OpTimeout time.Duration
+	// Jobs is the durable operation queue behind /endpoints/{ep}/operations;
+	// nil leaves those routes out.
+	Jobs *jobs.Queue
 }
 
 // API serves the REST API.
@@ -85,6 +90,9 @@ func New(o Options) *API {
 	hapi := humago.New(mux, cfg)
 	hapi.UseMiddleware(a.authenticate(hapi))
 	a.routes(hapi)
+	if o.Jobs != nil {
+		a.queueRoutes(hapi)
+	}
 	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newProblem(http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path).(*Problem))
 	})

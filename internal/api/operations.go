@@ -14,6 +14,7 @@ import (
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 // Operations run now: they need the device online and answer with the
@@ -258,51 +259,67 @@ func (a *API) relativeRecords(base lwm2m.Path, vals map[string]json.RawMessage) 
 	return rs, nil
 }
 
-func (a *API) write(ctx context.Context, in *writeInput) (*resultOutput, error) {
-	b := in.Body
-	var rs []lwm2m.Record
-	var target lwm2m.Path
-	composite := b.Path == ""
-	switch {
-	case composite:
-		if len(b.Values) == 0 || b.Value != nil {
-			return nil, badRequest("a write needs path with value or values, or values keyed by absolute paths (composite)")
+// writeRecords types the values of a write: value for the resource at
+// path, values keyed by paths relative to path, or, without path (a
+// composite write), values keyed by absolute resource paths. It returns
+// the target (zero when composite) and the records in path order.
+func (a *API) writeRecords(path string, value json.RawMessage, values map[string]json.RawMessage) (target lwm2m.Path, rs []lwm2m.Record, composite bool, err error) {
+	if path == "" {
+		if len(values) == 0 || value != nil {
+			return target, nil, true, badRequest("a write needs path with value or values, or values keyed by absolute paths (composite)")
 		}
-		for k, raw := range b.Values {
+		for k, raw := range values {
 			p, err := lwm2m.ParsePath(k)
 			if err != nil || p.Depth() < 3 {
-				return nil, badRequest(fmt.Sprintf("composite write key %q: want an absolute resource path", k))
+				return target, nil, true, badRequest(fmt.Sprintf("composite write key %q: want an absolute resource path", k))
 			}
 			v, err := a.typedValue(p, raw)
 			if err != nil {
-				return nil, err
+				return target, nil, true, err
 			}
 			rs = append(rs, lwm2m.Record{Path: p, Value: v})
 		}
 		lwm2m.SortRecords(rs)
-	default:
-		p, err := lwm2m.ParsePath(b.Path)
+		return target, rs, true, nil
+	}
+	target, err = lwm2m.ParsePath(path)
+	if err != nil {
+		return target, nil, false, badRequest(err.Error())
+	}
+	switch {
+	case value != nil && len(values) == 0:
+		if target.Depth() < 3 {
+			return target, nil, false, badRequest("value needs a resource path; use values for an instance")
+		}
+		v, err := a.typedValue(target, value)
 		if err != nil {
-			return nil, badRequest(err.Error())
+			return target, nil, false, err
 		}
-		target = p
-		switch {
-		case b.Value != nil && len(b.Values) == 0:
-			if p.Depth() < 3 {
-				return nil, badRequest("value needs a resource path; use values for an instance")
-			}
-			v, err := a.typedValue(p, b.Value)
-			if err != nil {
-				return nil, err
-			}
-			rs = []lwm2m.Record{{Path: p, Value: v}}
-		case b.Value == nil && len(b.Values) > 0:
-			if rs, err = a.relativeRecords(p, b.Values); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, badRequest("give value or values")
+		rs = []lwm2m.Record{{Path: target, Value: v}}
+	case value == nil && len(values) > 0:
+		if rs, err = a.relativeRecords(target, values); err != nil {
+			return target, nil, false, err
 		}
+	default:
+		return target, nil, false, badRequest("give value or values")
+	}
+	return target, rs, false, nil
+}
+
+// writeMode is the write mode a request asks for: update when asked, or
+// by default for an instance; replace otherwise.
+func writeMode(mode string, target lwm2m.Path) devmgmt.WriteMode {
+	if mode == "update" || (mode == "" && target.Depth() < 3) {
+		return devmgmt.Update
+	}
+	return devmgmt.Replace
+}
+
+func (a *API) write(ctx context.Context, in *writeInput) (*resultOutput, error) {
+	b := in.Body
+	target, rs, composite, err := a.writeRecords(b.Path, b.Value, b.Values)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
 	if err != nil {
@@ -317,11 +334,7 @@ func (a *API) write(ctx context.Context, in *writeInput) (*resultOutput, error) 
 		err = a.opts.Devices.WriteComposite(ctx, in.Endpoint, rs)
 	} else {
 		paths = []lwm2m.Path{target}
-		mode := devmgmt.Replace
-		if b.Mode == "update" || (b.Mode == "" && target.Depth() < 3) {
-			mode = devmgmt.Update
-		}
-		err = a.opts.Devices.Write(ctx, in.Endpoint, target, mode, rs)
+		err = a.opts.Devices.Write(ctx, in.Endpoint, target, writeMode(b.Mode, target), rs)
 	}
 	if err != nil {
 		return nil, a.fail(ctx, err)
@@ -345,25 +358,23 @@ func (a *API) execute(ctx context.Context, in *executeInput) (*resultOutput, err
 	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "execute", Paths: []string{p.String()}}}, nil
 }
 
-func (a *API) writeAttributes(ctx context.Context, in *attributesInput) (*resultOutput, error) {
-	p, err := lwm2m.ParsePath(in.Body.Path)
-	if err != nil {
-		return nil, badRequest(err.Error())
-	}
+// attributeQuery turns {"pmin": 10, "gt": null} into validated
+// attributes; null removes an attribute.
+func attributeQuery(in map[string]json.RawMessage) (linkformat.Attributes, error) {
 	var q []string
-	names := make([]string, 0, len(in.Body.Attributes))
-	for k := range in.Body.Attributes {
+	names := make([]string, 0, len(in))
+	for k := range in {
 		names = append(names, k)
 	}
 	slices.Sort(names)
 	for _, k := range names {
-		raw := strings.TrimSpace(string(in.Body.Attributes[k]))
+		raw := strings.TrimSpace(string(in[k]))
 		if raw == "null" {
 			q = append(q, k)
 			continue
 		}
 		if _, err := strconv.ParseFloat(raw, 64); err != nil {
-			return nil, badRequest(fmt.Sprintf("attribute %s: want a number or null", k))
+			return linkformat.Attributes{}, badRequest(fmt.Sprintf("attribute %s: want a number or null", k))
 		}
 		q = append(q, k+"="+raw)
 	}
@@ -372,7 +383,19 @@ func (a *API) writeAttributes(ctx context.Context, in *attributesInput) (*result
 		err = attrs.Validate()
 	}
 	if err != nil {
+		return linkformat.Attributes{}, badRequest(err.Error())
+	}
+	return attrs, nil
+}
+
+func (a *API) writeAttributes(ctx context.Context, in *attributesInput) (*resultOutput, error) {
+	p, err := lwm2m.ParsePath(in.Body.Path)
+	if err != nil {
 		return nil, badRequest(err.Error())
+	}
+	attrs, err := attributeQuery(in.Body.Attributes)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
 	if err != nil {
@@ -385,30 +408,41 @@ func (a *API) writeAttributes(ctx context.Context, in *attributesInput) (*result
 	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "write-attributes", Paths: []string{p.String()}}}, nil
 }
 
-func (a *API) create(ctx context.Context, in *createInput) (*resultOutput, error) {
-	p, err := lwm2m.ParsePath(in.Body.Path)
+// createRecords types the values of a create under the object at path:
+// in the given instance, or in the next free one the endpoint's
+// registration shows.
+func (a *API) createRecords(e store.Endpoint, path string, instance *uint16, values map[string]json.RawMessage) (lwm2m.Path, []lwm2m.Record, error) {
+	p, err := lwm2m.ParsePath(path)
 	if err != nil || !p.IsObject() {
-		return nil, badRequest(fmt.Sprintf("path %q: create needs an object path such as /3303", in.Body.Path))
+		return p, nil, badRequest(fmt.Sprintf("path %q: create needs an object path such as /3303", path))
 	}
+	var inst uint16
+	if instance != nil {
+		if *instance > lwm2m.MaxID {
+			return p, nil, badRequest("instance must be at most 65534")
+		}
+		inst = *instance
+	} else {
+		inst = nextInstance(e.ObjectLinks, p.Object())
+	}
+	rs, err := a.relativeRecords(p.Child(inst), values)
+	if err != nil {
+		return p, nil, err
+	}
+	if len(rs) == 0 {
+		return p, nil, badRequest("values are required")
+	}
+	return p, rs, nil
+}
+
+func (a *API) create(ctx context.Context, in *createInput) (*resultOutput, error) {
 	e, err := a.endpoint(ctx, in.Endpoint)
 	if err != nil {
 		return nil, err
 	}
-	var inst uint16
-	if in.Body.Instance != nil {
-		if *in.Body.Instance > lwm2m.MaxID {
-			return nil, badRequest("instance must be at most 65534")
-		}
-		inst = *in.Body.Instance
-	} else {
-		inst = nextInstance(e.ObjectLinks, p.Object())
-	}
-	rs, err := a.relativeRecords(p.Child(inst), in.Body.Values)
+	p, rs, err := a.createRecords(e, in.Body.Path, in.Body.Instance, in.Body.Values)
 	if err != nil {
 		return nil, err
-	}
-	if len(rs) == 0 {
-		return nil, badRequest("values are required")
 	}
 	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
 	if err != nil {
