@@ -1,6 +1,8 @@
 // Package app composes the server from its parts and owns their start and
-// stop order: database, ingest writer, registry sweeper, CoAP listener,
-// HTTP listener on start; the reverse on stop, the database closing last.
+// stop order: database, ingest writer, registry sweeper, job workers, CoAP
+// listener, HTTP listener on start; on stop HTTP first, then the job
+// workers (drained while the CoAP socket their deliveries use is still
+// open), CoAP, the ingest writer, and the database last.
 // `flownexus serve` and `flownexus demo` run an App, and the end-to-end
 // tests run the same App on loopback ports so that they exercise exactly
 // the wiring users get.
@@ -24,8 +26,10 @@ import (
 	"github.com/flownexus/flownexus/internal/coapd"
 	"github.com/flownexus/flownexus/internal/config"
 	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/events"
 	"github.com/flownexus/flownexus/internal/httpd"
 	"github.com/flownexus/flownexus/internal/ingest"
+	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/store"
@@ -42,6 +46,12 @@ type Options struct {
 	RegistrationGrace time.Duration
 	// OpTimeout bounds one device operation; 0 means 30 s.
 	OpTimeout time.Duration
+	// ReceiveWindow is how long a queue-mode device is taken to be
+	// reachable after it last talked; 0 means jobs.DefaultReceiveWindow.
+	ReceiveWindow time.Duration
+	// JobPollInterval is how often the job workers look for jobs other
+	// processes inserted; 0 means jobs.DefaultPollInterval.
+	JobPollInterval time.Duration
 }
 
 // App is a composed flownexus server. Its exported fields are the parts,
@@ -54,6 +64,8 @@ type App struct {
 	Ingest   *ingest.Writer
 	CoAP     *coapd.Server
 	Devices  *devmgmt.Manager
+	Events   *events.Bus
+	Jobs     *jobs.Queue
 	API      *api.API
 
 	cfg  config.Config
@@ -88,9 +100,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	a.Registry = registry.New(st, registry.Options{
 		Grace:   opts.RegistrationGrace,
 		Logger:  log,
-		History: a.Ingest.WriteValues,
+		Ingest:  a.Ingest,
 	})
 	var dm *devmgmt.Manager
+	var jq *jobs.Queue
 	a.CoAP = coapd.New(coapd.Config{
 		Registry: a.Registry,
 		Ingest:   a.Ingest,
@@ -100,6 +113,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 			if act.Kind == coapd.ActivityRegister {
 				dm.AutoObserve(act.Registration)
 			}
+			jq.Wake(act.Registration)
 		},
 	})
 	dm = devmgmt.New(devmgmt.Config{
@@ -111,6 +125,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Logger:   log,
 	})
 	a.Devices = dm
+	a.Events = &events.Bus{}
+	jq, err = jobs.New(jobs.Config{
+		Store: st, Registry: a.Registry, Devices: dm, Events: a.Events, Logger: log,
+		ReceiveWindow: opts.ReceiveWindow, AttemptTimeout: opts.OpTimeout, PollInterval: opts.JobPollInterval,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.Jobs = jq
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -124,7 +148,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	})
 	a.API = api.New(api.Options{
 		Store: st, Devices: dm, Objects: a.Objects, Logger: log,
-		Version: version.Version, OpTimeout: opts.OpTimeout,
+		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: jq,
 	})
 	a.web.Handle(api.Prefix+"/", a.API.Handler())
 	return a, nil
@@ -141,6 +165,10 @@ func (a *App) Start(ctx context.Context) error {
 		defer a.bg.Done()
 		a.Registry.Run(bg, a.opts.SweepInterval)
 	}()
+	if err := a.Jobs.Start(ctx); err != nil {
+		a.Stop(ctx)
+		return err
+	}
 	if a.cfg.CoAPListen != "" {
 		if err := a.CoAP.Start(a.cfg.CoAPListen); err != nil {
 			a.Stop(ctx)
@@ -170,8 +198,10 @@ func (a *App) CoAPAddr() netip.AddrPort { return a.CoAP.Addr() }
 func (a *App) Done() <-chan error { return a.httpDone }
 
 // Stop shuts down in order: HTTP (in-flight requests finish until ctx
-// ends), CoAP, background work, the ingest writer (every accepted value is
-// committed), and the database last. It is safe to call more than once.
+// ends), the job workers (running deliveries finish until ctx ends; they
+// need the CoAP socket, so they stop first), CoAP, background work, the
+// ingest writer (every accepted value is committed), and the database
+// last. It is safe to call more than once.
 func (a *App) Stop(ctx context.Context) {
 	a.stopOnce.Do(func() {
 		if a.httpLn != nil {
@@ -180,6 +210,9 @@ func (a *App) Stop(ctx context.Context) {
 			}
 			<-a.httpDone
 			a.log.Info("HTTP stopped")
+		}
+		if err := a.Jobs.Stop(ctx); err != nil {
+			a.log.Warn("job workers stopped before their deliveries finished", "err", err)
 		}
 		a.CoAP.Stop()
 		if a.stopBg != nil {
@@ -220,6 +253,13 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, migrate
 	default:
 		st.Close()
 		return nil, err
+	}
+	if migrate {
+		// The job queue's tables, created by River's own migrator.
+		if err := jobs.Migrate(ctx, st, log); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	return st, nil
 }
