@@ -98,9 +98,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	a := &App{Store: st, cfg: cfg, opts: opts, log: log, Objects: objects.Default()}
 	a.Ingest = ingest.New(st, ingest.Options{Logger: log})
 	a.Registry = registry.New(st, registry.Options{
-		Grace:   opts.RegistrationGrace,
-		Logger:  log,
-		Ingest:  a.Ingest,
+		Grace:  opts.RegistrationGrace,
+		Logger: log,
+		Ingest: a.Ingest,
 	})
 	var dm *devmgmt.Manager
 	var jq *jobs.Queue
