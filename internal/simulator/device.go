@@ -45,11 +45,13 @@ type Device struct {
 	stats    counters
 	kick     chan struct{} // wakes the run loop; buffered, size 1
 
+	// mu guards every field below it. It is never held across network
+	// I/O or calls to Config.OnEvent.
 	mu         sync.Mutex
-	conn       *client.Conn // guarded by mu
+	conn       *client.Conn
 	model      *model
-	rng        *rand.Rand // values; guarded by mu
-	faultRng   *rand.Rand // fault injection; guarded by mu
+	rng        *rand.Rand // values
+	faultRng   *rand.Rand // fault injection
 	walks      map[lwm2m.Path]*walk
 	timeOffset time.Duration // written Current Time minus Clock time
 

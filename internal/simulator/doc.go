@@ -21,7 +21,16 @@
 //
 // Fault injection (Config.Faults) drops, fails or delays a share of the
 // server's requests. Config.CaptureDir records every payload a device sends,
-// for codec golden files.
+// for codec golden files (testdata/captures holds a set, rewritten with
+// `go test -run TestCapture -update`). Config.OnEvent reports what devices
+// do (registered, updated, request answered, notified, asleep, ...), so
+// tests can wait for behaviour instead of sleeping.
+//
+// Firmware Update (object 5) is simulated end to end: a written Package URI
+// (coap://, http:// or https://) is downloaded for real, a package can be
+// pushed to /5/0/0, and Execute /5/0/2 installs it (the firmware version
+// becomes the package's "version=" line or the next patch version) and
+// reboots the device, which then registers again from a new source port.
 //
 // Timing logic (lifetimes, intervals, receive windows, pmin/pmax) reads an
 // injected Clock, so tests can drive it without sleeping. CoAP retransmission
