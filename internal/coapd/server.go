@@ -133,7 +133,7 @@ func New(cfg Config) *Server {
 		}},
 		options.WithPeriodicRunner(func(f func(time.Time) bool) {
 			go func() {
-				t := time.NewTicker(min(idle/4, time.Second))
+				t := time.NewTicker(min(max(idle/8, 250*time.Millisecond), 2*time.Second))
 				defer t.Stop()
 				for now := range t.C {
 					if !f(now) {
