@@ -18,6 +18,11 @@
 // to the client's alternate root path ("/lwm2m/3/0") are made when the
 // client registered one.
 //
+// Operations are sent when called, whatever the registration's queue mode:
+// waiting for a sleeping device to wake is the business of the durable job
+// queue, which calls the Manager when the device next talks (see
+// coapd.Config.OnActivity).
+//
 // # Timeouts and errors
 //
 // Every operation runs under ctx; when ctx has no deadline, Config.Timeout

@@ -22,7 +22,8 @@
 // before the registry changes and before the device gets its answer: the
 // endpoint row (online, last seen, address, lifetime, binding, version,
 // queue mode, SMS number, object links) and one value in the endpoint's
-// history, object 10240 instance 0 with type time: resource 0 when it
+// history (through the batching ingest writer when Options.Ingest is set,
+// so that a fleet registering at once costs a few transactions), object 10240 instance 0 with type time: resource 0 when it
 // registered, 1 when it de-registered or its lifetime expired, 2 when it
 // updated its registration. A registration is therefore never lost by a
 // server restart: Lookup finds a registration ID that is not in memory in
