@@ -7,6 +7,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/registry"
 )
@@ -44,7 +45,7 @@ func codeFor(err error) (codes.Code, string) {
 		return codes.NotFound, ""
 	case errors.Is(err, errMethod):
 		return codes.MethodNotAllowed, ""
-	case errors.Is(err, errUnavailable):
+	case errors.Is(err, errUnavailable), errors.Is(err, ingest.ErrClosed):
 		return codes.ServiceUnavailable, ""
 	}
 	return codes.InternalServerError, ""

@@ -65,10 +65,11 @@ type Config struct {
 	// Types types decoded values (objects.Default().TypeOf).
 	Types lwm2m.TypeFunc
 	// OnActivity, when set, is called after the answer to a Register,
-	// Update, Send or notification has been written, on the connection's
-	// goroutine: it must not block (start a goroutine for slow work). This
-	// is where auto-observe (devmgmt.Manager.AutoObserve on
-	// ActivityRegister) and queue-mode wake-ups are hooked in.
+	// Update or Send has been written, and after the values of a
+	// notification are stored (a non-confirmable one gets no answer), on
+	// the connection's goroutine: it must not block (start a goroutine for
+	// slow work). This is where auto-observe (devmgmt.Manager.AutoObserve
+	// on ActivityRegister) and queue-mode wake-ups are hooked in.
 	OnActivity func(Activity)
 	// IdleTimeout closes a device's CoAP connection state after this long
 	// without traffic; <= 0 means 30 s. See the package documentation.

@@ -685,3 +685,22 @@ func TestNotificationAckedAfterCommit(t *testing.T) {
 		t.Fatalf("%d bad-notification lines:\n%s", n, s.logs.String())
 	}
 }
+
+// TestStoreUnavailable: with the ingest writer closed (shutdown), Register
+// and Send get 5.03 and nothing is registered.
+func TestStoreUnavailable(t *testing.T) {
+	s := newStack(t, filepath.Join(t.TempDir(), "db.sqlite"), newClock())
+	cc := dial(t, s.addr)
+	register(t, cc, "early")
+	s.w.Close()
+	if r := post(t, cc, "/rd", message.AppLinkFormat, []byte(links), "ep=late"); r.code != codes.ServiceUnavailable {
+		t.Fatalf("register while shutting down: %v", r.code)
+	}
+	if _, ok := s.reg.ByEndpoint("late"); ok {
+		t.Fatal("registered without storing")
+	}
+	body, _ := senml.EncodeCBOR(lwm2m.Root, []lwm2m.Record{{Path: lwm2m.NewPath(3303, 0, 5700), Value: lwm2m.Float(1)}})
+	if r := post(t, cc, "/dp", message.AppSenmlCbor, body); r.code != codes.ServiceUnavailable {
+		t.Fatalf("send while shutting down: %v", r.code)
+	}
+}
