@@ -3,6 +3,7 @@ package coapd_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -84,17 +85,17 @@ func (l *logBuffer) String() string {
 
 func newStack(t testing.TB, dbPath string, clock *fakeClock) *stack {
 	t.Helper()
-	return newStackWith(t, dbPath, clock, 0)
+	return newStackWith(t, dbPath, clock, 0, false)
 }
 
 // newStackIdle is newStack with the system clock and the given idle
-// timeout.
+// timeout, keeping neither logs nor activities (for measurements).
 func newStackIdle(t testing.TB, dbPath string, idle time.Duration) *stack {
 	t.Helper()
-	return newStackWith(t, dbPath, nil, idle)
+	return newStackWith(t, dbPath, nil, idle, true)
 }
 
-func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Duration) *stack {
+func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Duration, quiet bool) *stack {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dbPath, store.Options{})
@@ -105,7 +106,11 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 		t.Fatal(err)
 	}
 	s := &stack{t: t, dbPath: dbPath, clock: clock, st: st, logs: &logBuffer{}}
-	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: logLevel()}))
+	var logw io.Writer = s.logs
+	if quiet {
+		logw = io.Discard
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: logLevel()}))
 	s.w = ingest.New(st, ingest.Options{Logger: log})
 	s.w.Start()
 	ropts := registry.Options{Logger: log, Ingest: s.w}
@@ -120,6 +125,9 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 		Logger:      log,
 		IdleTimeout: idle,
 		OnActivity: func(a coapd.Activity) {
+			if quiet {
+				return
+			}
 			s.mu.Lock()
 			s.activities = append(s.activities, a)
 			s.mu.Unlock()
