@@ -318,7 +318,7 @@ func heapInUse() uint64 {
 // b.N is ignored: one round is the measurement.
 func BenchmarkMemoryPerDevice(b *testing.B) {
 	n := *benchDevices
-	const idle = 2 * time.Second
+	const idle = 10 * time.Second
 	measure := func(b *testing.B, addr string, register func(d *rawDevice, i int) error) {
 		devs := openDevices(b, addr, n)
 		base := heapInUse()
@@ -326,7 +326,7 @@ func BenchmarkMemoryPerDevice(b *testing.B) {
 		runEach(b, devs, register)
 		took := time.Since(start)
 		live := heapInUse()
-		time.Sleep(idle + 2*time.Second)
+		time.Sleep(idle * 3 / 2)
 		reaped := heapInUse()
 		b.ReportMetric(float64(int64(live)-int64(base))/float64(n), "live-B/device")
 		b.ReportMetric(float64(int64(reaped)-int64(base))/float64(n), "idle-B/device")
