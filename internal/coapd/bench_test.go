@@ -321,6 +321,9 @@ func BenchmarkMemoryPerDevice(b *testing.B) {
 	const idle = 10 * time.Second
 	measure := func(b *testing.B, addr string, register func(d *rawDevice, i int) error) {
 		devs := openDevices(b, addr, n)
+		// Let what earlier benchmarks stopped finish before the baseline.
+		time.Sleep(time.Second)
+		heapInUse()
 		base := heapInUse()
 		start := time.Now()
 		runEach(b, devs, register)
