@@ -376,3 +376,41 @@ func TestRestartKeepsRegistrations(t *testing.T) {
 		t.Fatalf("read after restart: %d", code)
 	}
 }
+
+// TestWildcardListener runs the CoAP listener on all addresses, as the
+// default ":5683" does, where go-coap sees a concrete local address on
+// incoming datagrams: server-initiated requests must reach the device and
+// its answers must come back.
+func TestWildcardListener(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.CoAPListen = ":0"
+	s := startServer(t, cfg, Options{})
+	f, err := simulator.NewFleet(simulator.Config{
+		Server: fmt.Sprintf("127.0.0.1:%d", s.CoAPAddr().Port()), Devices: 1, Seed: 1,
+		ValueInterval: 100 * time.Millisecond, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := f.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop(ctx)
+	ep := f.Device(0).Endpoint()
+	var res opResult
+	for _, p := range []string{"/3/0/0", "/1/0/1", "/3303/0/5700"} {
+		if code := s.call(t, "POST", "/api/v1/endpoints/"+ep+"/read", map[string]any{"path": p}, &res); code != 200 {
+			t.Fatalf("read %s over a wildcard listener: %d", p, code)
+		}
+	}
+	// The default auto-observations were set up and notify.
+	eventually(t, 10*time.Second, "auto-observed humidity in the history", func() bool {
+		var hist struct {
+			Values []valueJSON `json:"values"`
+		}
+		s.call(t, "GET", "/api/v1/endpoints/"+ep+"/history?path=/3304/0/5700", nil, &hist)
+		return len(hist.Values) >= 2
+	})
+}

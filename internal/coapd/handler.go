@@ -121,9 +121,14 @@ func pathSegments(r *pool.Message) []string {
 }
 
 func remoteAddr(w *responsewriter.ResponseWriter[*udpclient.Conn]) netip.AddrPort {
-	if a, ok := w.Conn().RemoteAddr().(*net.UDPAddr); ok {
-		ap := a.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	return connAddr(w.Conn())
+}
+
+// connAddr is the remote address of a connection, IPv4-mapped addresses
+// unmapped so that one device has one key on dual-stack sockets.
+func connAddr(cc *udpclient.Conn) netip.AddrPort {
+	if a, ok := cc.RemoteAddr().(*net.UDPAddr); ok {
+		return unmapped(a.AddrPort())
 	}
 	return netip.AddrPort{}
 }

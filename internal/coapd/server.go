@@ -97,6 +97,16 @@ type Server struct {
 	mu     sync.Mutex
 	l      *coapnet.UDPConn // guarded by mu
 	served chan struct{}    // closed when Serve returns; guarded by mu
+
+	// conns are go-coap's live connections by remote address, so Dial
+	// reuses the connection a device's own messages arrive on. go-coap
+	// keys its connections by remote and local address; on a wildcard
+	// listener (":5683") incoming datagrams carry the concrete local
+	// address while NewConn keys by the wildcard one, so without this a
+	// second connection would send the request and the device's answer
+	// would reach the first.
+	connsMu sync.Mutex
+	conns   map[netip.AddrPort]*udpclient.Conn // guarded by connsMu
 }
 
 // New returns a Server. It panics when Registry or Ingest is nil.
@@ -111,6 +121,7 @@ func New(cfg Config) *Server {
 		onActivity: cfg.OnActivity,
 		lifetime:   cfg.DefaultLifetime,
 		log:        cfg.Logger,
+		conns:      make(map[netip.AddrPort]*udpclient.Conn),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -125,6 +136,7 @@ func New(cfg Config) *Server {
 	onInactive := func(cc *udpclient.Conn) { _ = cc.Close() }
 	s.srv = udp.NewServer(
 		options.WithHandlerFunc(s.handle),
+		options.WithOnNewConn(s.trackConn),
 		options.WithErrors(func(err error) {
 			s.log.Debug("coap transport", "err", err)
 		}),
@@ -263,12 +275,37 @@ func (s *Server) Stop() {
 // Dial returns a connection to addr over the server's socket, reusing the
 // live one or creating a new one. It is the devmgmt.DialFunc.
 func (s *Server) Dial(addr netip.AddrPort) (*udpclient.Conn, error) {
+	addr = unmapped(addr)
+	s.connsMu.Lock()
+	cc := s.conns[addr]
+	s.connsMu.Unlock()
+	if cc != nil && cc.Context().Err() == nil {
+		return cc, nil
+	}
 	cc, err := s.srv.NewConn(net.UDPAddrFromAddrPort(addr))
 	if err != nil {
 		return nil, fmt.Errorf("coapd: dial %s: %w", addr, err)
 	}
 	return cc, nil
 }
+
+// trackConn records a new go-coap connection under its remote address
+// until it closes.
+func (s *Server) trackConn(cc *udpclient.Conn) {
+	addr := connAddr(cc)
+	s.connsMu.Lock()
+	s.conns[addr] = cc
+	s.connsMu.Unlock()
+	cc.AddOnClose(func() {
+		s.connsMu.Lock()
+		if s.conns[addr] == cc {
+			delete(s.conns, addr)
+		}
+		s.connsMu.Unlock()
+	})
+}
+
+func unmapped(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
 
 // optAnswer is a private-use option (RFC 7252 §12.2 reserves 65000 and
 // above) the notification handler puts on an empty answer to ask
