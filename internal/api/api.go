@@ -20,6 +20,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/flownexus/flownexus/internal/auth"
+	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
@@ -44,6 +45,9 @@ type Options struct {
 	// Jobs is the durable operation queue behind /endpoints/{ep}/operations;
 	// nil leaves those routes out.
 	Jobs *jobs.Queue
+	// Credentials manages device DTLS credentials behind /credentials;
+	// nil leaves those routes out.
+	Credentials *credential.Service
 }
 
 // API serves the REST API.
@@ -92,6 +96,9 @@ func New(o Options) *API {
 	a.routes(hapi)
 	if o.Jobs != nil {
 		a.queueRoutes(hapi)
+	}
+	if o.Credentials != nil {
+		a.credentialRoutes(hapi)
 	}
 	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newProblem(http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path).(*Problem))

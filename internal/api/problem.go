@@ -8,6 +8,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m"
@@ -90,7 +91,8 @@ func (a *API) fail(ctx context.Context, err error) error {
 		return problem(http.StatusConflict, "offline", "the endpoint is offline (not registered); queue the operation instead")
 	case errors.Is(err, devmgmt.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return problem(http.StatusGatewayTimeout, "timeout", "the device did not answer in time")
-	case errors.Is(err, devmgmt.ErrInvalid), errors.Is(err, devmgmt.ErrNoObservation), errors.Is(err, jobs.ErrInvalid):
+	case errors.Is(err, devmgmt.ErrInvalid), errors.Is(err, devmgmt.ErrNoObservation), errors.Is(err, jobs.ErrInvalid),
+		errors.Is(err, credential.ErrInvalid):
 		return problem(http.StatusBadRequest, "bad_request", err.Error())
 	case errors.Is(err, devmgmt.ErrBadResponse), errors.Is(err, lwm2m.ErrSyntax):
 		return problem(http.StatusBadGateway, "bad_response", err.Error())

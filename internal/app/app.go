@@ -25,6 +25,7 @@ import (
 	"github.com/flownexus/flownexus/internal/api"
 	"github.com/flownexus/flownexus/internal/coapd"
 	"github.com/flownexus/flownexus/internal/config"
+	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/events"
 	"github.com/flownexus/flownexus/internal/httpd"
@@ -66,7 +67,9 @@ type App struct {
 	Devices  *devmgmt.Manager
 	Events   *events.Bus
 	Jobs     *jobs.Queue
-	API      *api.API
+	// Credentials are the devices' DTLS credentials (CLI, API, DTLS).
+	Credentials *credential.Service
+	API         *api.API
 
 	cfg  config.Config
 	opts Options
@@ -135,6 +138,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	a.Jobs = jq
+	if a.Credentials, err = credential.New(st, cfg.SecretKey); err != nil {
+		st.Close()
+		return nil, err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -148,7 +155,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	})
 	a.API = api.New(api.Options{
 		Store: st, Devices: dm, Objects: a.Objects, Logger: log,
-		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: jq,
+		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: jq, Credentials: a.Credentials,
 	})
 	a.web.Handle(api.Prefix+"/", a.API.Handler())
 	return a, nil

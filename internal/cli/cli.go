@@ -45,6 +45,9 @@ Commands:
   migrate    apply database migrations and exit
   user       manage operators: user create NAME [--admin] [--password-stdin] | user passwd NAME | user list
   token      manage API tokens: token create --user NAME [--name LABEL]
+  credential manage device DTLS credentials: credential add ENDPOINT --psk-identity ID --psk-key HEX
+             | credential add ENDPOINT --cert-cn CN [--cert-fingerprint SHA256] | credential list
+             | credential remove ENDPOINT
   secret     print a new random secret key for FLOWNEXUS_SECRET_KEY
   version    print version and commit
 
@@ -74,6 +77,8 @@ func Main(ctx context.Context, iox IO, args []string) int {
 		err = runUser(ctx, iox, rest)
 	case "token":
 		err = runToken(ctx, iox, rest)
+	case "credential":
+		err = runCredential(ctx, iox, rest)
 	case "secret":
 		fmt.Fprintln(iox.Stdout, auth.NewSecretKey())
 	case "version", "--version", "-version":

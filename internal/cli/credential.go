@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+const credentialUsage = "credential add ENDPOINT (--psk-identity ID --psk-key HEX|--psk-key-stdin | --cert-cn CN [--cert-fingerprint SHA256]) | credential list | credential remove ENDPOINT"
+
+func runCredential(ctx context.Context, iox IO, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: %s", errUsage, credentialUsage)
+	}
+	var req credential.AddRequest
+	var keyHex string
+	var keyStdin bool
+	extra := func(fs *flag.FlagSet) {
+		if args[0] != "add" {
+			return
+		}
+		fs.StringVar(&req.PSKIdentity, "psk-identity", "", "PSK identity the device presents")
+		fs.StringVar(&keyHex, "psk-key", "", "PSK key in hex (visible in the process list: prefer --psk-key-stdin)")
+		fs.BoolVar(&keyStdin, "psk-key-stdin", false, "read the PSK key in hex from the first line of stdin")
+		fs.StringVar(&req.CertCN, "cert-cn", "", "certificate common name bound to the endpoint")
+		fs.StringVar(&req.CertFingerprint, "cert-fingerprint", "", "SHA-256 of the device certificate in hex")
+	}
+	cfg, pos, err := loadConfig(iox, "credential "+args[0], args[1:], extra)
+	if err != nil {
+		return err
+	}
+	want, known := map[string]int{"add": 1, "list": 0, "remove": 1}[args[0]]
+	if !known {
+		return fmt.Errorf("%w: unknown credential command %q (add, list, remove)", errUsage, args[0])
+	}
+	if len(pos) != want {
+		return fmt.Errorf("%w: %s", errUsage, credentialUsage)
+	}
+	if args[0] == "add" {
+		if keyStdin {
+			if keyHex != "" {
+				return fmt.Errorf("%w: give --psk-key or --psk-key-stdin, not both", errUsage)
+			}
+			if keyHex, err = readLine(iox.Stdin); err != nil {
+				return fmt.Errorf("reading PSK key from stdin: %w", err)
+			}
+		}
+		if keyHex != "" {
+			if req.PSKKey, err = credential.ParseKey(keyHex); err != nil {
+				return err
+			}
+		}
+		req.Endpoint = pos[0]
+	}
+	st, err := openStore(ctx, cfg, newLogger(cfg, iox.Stderr), true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	creds, err := credential.New(st, cfg.SecretKey)
+	if err != nil {
+		return err
+	}
+	by := credential.Actor{Name: "cli"}
+	switch args[0] {
+	case "list":
+		list, err := creds.List(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(iox.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ENDPOINT\tKIND\tPSK IDENTITY\tCERT CN\tCERT FINGERPRINT\tCREATED")
+		for _, c := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Endpoint, c.Kind, dash(c.PSKIdentity), dash(c.CertCN),
+				dash(c.CertFingerprint), c.CreatedAt.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	case "add":
+		info, err := creds.Add(ctx, by, req)
+		switch {
+		case errors.Is(err, store.ErrConflict):
+			return fmt.Errorf("endpoint %q already has a credential, or PSK identity %q is in use: remove it first", req.Endpoint, req.PSKIdentity)
+		case err != nil:
+			return err
+		}
+		fmt.Fprintf(iox.Stdout, "added %s credential for %q\n", info.Kind, info.Endpoint)
+	case "remove":
+		err := creds.Remove(ctx, by, pos[0])
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("endpoint %q has no credential", pos[0])
+		case err != nil:
+			return err
+		}
+		fmt.Fprintf(iox.Stdout, "removed the credential of %q\n", pos[0])
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
