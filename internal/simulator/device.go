@@ -416,6 +416,14 @@ func (d *Device) run(ctx context.Context) {
 // step performs everything that is due and returns the next deadline
 // (zero: step again at once).
 func (d *Device) step(ctx context.Context) time.Time {
+	// go-coap closes a client connection when its socket reports an
+	// error, e.g. ICMP port unreachable while the server restarts. A real
+	// device keeps running: open a new socket, as after a NAT rebinding,
+	// and keep the registration.
+	if c := d.connection(); c != nil && c.Context().Err() != nil {
+		d.log.Debug("socket closed, opening a new one", "endpoint", d.endpoint)
+		d.reconnect()
+	}
 	now := d.clock.Now()
 	d.mu.Lock()
 	if d.wantRegister {
