@@ -1,8 +1,8 @@
 // Package app composes the server from its parts and owns their start and
 // stop order: database, ingest writer, registry sweeper, job workers, CoAP
-// listener, HTTP listener on start; on stop HTTP first, then the job
-// workers (drained while the CoAP socket their deliveries use is still
-// open), CoAP, the ingest writer, and the database last.
+// listeners (plain and DTLS), HTTP listener on start; on stop HTTP first,
+// then the job workers (drained while the CoAP sockets their deliveries
+// use are still open), CoAP, the ingest writer, and the database last.
 // `flownexus serve` and `flownexus demo` run an App, and the end-to-end
 // tests run the same App on loopback ports so that they exercise exactly
 // the wiring users get.
@@ -105,13 +105,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Logger: log,
 		Ingest: a.Ingest,
 	})
+	if a.Credentials, err = credential.New(st, cfg.SecretKey); err != nil {
+		st.Close()
+		return nil, err
+	}
 	var dm *devmgmt.Manager
 	var jq *jobs.Queue
 	a.CoAP = coapd.New(coapd.Config{
-		Registry: a.Registry,
-		Ingest:   a.Ingest,
-		Types:    a.Objects.TypeOf,
-		Logger:   log,
+		Registry:    a.Registry,
+		Ingest:      a.Ingest,
+		Types:       a.Objects.TypeOf,
+		Logger:      log,
+		Credentials: a.Credentials,
 		OnActivity: func(act coapd.Activity) {
 			if act.Kind == coapd.ActivityRegister {
 				dm.AutoObserve(act.Registration)
@@ -138,10 +143,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	a.Jobs = jq
-	if a.Credentials, err = credential.New(st, cfg.SecretKey); err != nil {
-		st.Close()
-		return nil, err
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -183,6 +184,13 @@ func (a *App) Start(ctx context.Context) error {
 		}
 		a.log.Info("CoAP listening", "addr", a.CoAP.Addr().String())
 	}
+	if a.cfg.CoAPSListen != "" {
+		if err := a.CoAP.StartDTLS(a.cfg.CoAPSListen); err != nil {
+			a.Stop(ctx)
+			return fmt.Errorf("CoAP/DTLS listener %s: %w", a.cfg.CoAPSListen, err)
+		}
+		a.log.Info("CoAP/DTLS listening", "addr", a.CoAP.DTLSAddr().String())
+	}
 	ln, err := net.Listen("tcp", a.cfg.HTTPListen)
 	if err != nil {
 		a.Stop(ctx)
@@ -200,6 +208,10 @@ func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
 
 // CoAPAddr is the bound CoAP/UDP address (valid after Start with CoAP on).
 func (a *App) CoAPAddr() netip.AddrPort { return a.CoAP.Addr() }
+
+// CoAPSAddr is the bound CoAP/DTLS address (valid after Start with DTLS
+// on).
+func (a *App) CoAPSAddr() netip.AddrPort { return a.CoAP.DTLSAddr() }
 
 // Done is closed with the HTTP server's error if it stops on its own.
 func (a *App) Done() <-chan error { return a.httpDone }

@@ -1,7 +1,47 @@
-// Package coapd is the device-facing CoAP server over UDP: the LwM2M
-// registration interface (Register POST /rd, Update POST /rd/<id>,
+// Package coapd is the device-facing CoAP server over UDP and DTLS: the
+// LwM2M registration interface (Register POST /rd, Update POST /rd/<id>,
 // De-register DELETE /rd/<id>), the Send operation (POST /dp) and the
-// notifications of observations, on plgd-dev/go-coap v3.
+// notifications of observations, on plgd-dev/go-coap v3 and pion/dtls v3.
+//
+// # Two transports, one handler
+//
+// The plain CoAP server (Listen, Serve, Start) and the CoAP/DTLS server
+// (ListenDTLS, ServeDTLS, StartDTLS) are go-coap's UDP and DTLS servers;
+// both hand every message to the same handler on the same connection type,
+// so the routes, the error mapping and the acknowledgement rules below are
+// one implementation. A registration records the transport it came over
+// (registry.Transport) and Dial goes back over it. Plain CoAP is off when
+// the server is never started on it (`--coap-listen ""`): then devices can
+// only talk DTLS.
+//
+// # DTLS and credentials
+//
+// DTLS 1.2 with pre-shared keys: the cipher suites nRF91 modems and Zephyr
+// offer (TLS_PSK_WITH_AES_128_CCM_8, _CCM, _GCM_SHA256, _CBC_SHA256). The
+// PSK identity a client presents is looked up in package credential; an
+// unknown identity or a wrong key fails the handshake (pion answers an
+// unknown identity with alert internal_error, not unknown_psk_identity).
+// Each session is bound to the endpoint its identity is bound to: over it
+// a device may register, update, de-register and send only as that
+// endpoint, and notifications are taken only for its observations. An
+// endpoint with credentials is refused over plain CoAP, and a registration
+// made over DTLS is never touched over plain CoAP. Every refusal is 4.03
+// and is written to the audit log (device.refused, at most once a minute
+// per endpoint, identity and reason).
+//
+// The server gives every client that supports it an 8-byte Connection ID
+// (RFC 9146): a device whose NAT mapping changed keeps its session, and
+// the first message from its new address moves its registration there
+// (registry.SetAddr). Sessions are therefore found by endpoint, never by
+// address. A session bound to a live registration is kept while the
+// registration lives, so a sleeping device needs no handshake per wake-up;
+// other sessions close after IdleTimeout. A new session of an endpoint
+// (the device rebooted and handshook again) closes its previous one.
+//
+// HelloVerifyRequest cookies are always on (pion's default), so a spoofed
+// source gets no more than a cookie. DTLSConfig caps the handshakes in
+// progress, in total and per source address, and bounds each handshake's
+// duration; a ClientHello beyond a cap is dropped.
 //
 // # Routing and errors
 //
@@ -60,6 +100,7 @@
 // once after an outage would otherwise overflow the default ~200 KiB and
 // pay a retransmission timeout per dropped datagram.
 //
-// Only the Send operation is attributed to a device by its source address
-// (it names no registration); over plain CoAP nothing better exists.
+// Only the Send operation over plain CoAP is attributed to a device by its
+// source address (it names no registration; nothing better exists there).
+// Over DTLS it is attributed by the session's identity.
 package coapd

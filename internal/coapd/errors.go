@@ -37,6 +37,8 @@ func codeFor(err error) (codes.Code, string) {
 		return codes.BadRequest, diag(err)
 	case errors.Is(err, errForbidden):
 		return codes.Forbidden, "not registered"
+	case errors.Is(err, errDenied):
+		return codes.Forbidden, "forbidden"
 	case errors.Is(err, errVersion):
 		return codes.PreconditionFailed, diag(err)
 	case errors.Is(err, errFormat), errors.Is(err, devmgmt.ErrUnsupportedFormat):

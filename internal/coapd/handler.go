@@ -54,6 +54,7 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *po
 		return
 	}
 	segs := pathSegments(r)
+	p := peerOf(w.Conn())
 	var (
 		ans      answer
 		err      error
@@ -65,13 +66,13 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *po
 			err = errMethod
 			break
 		}
-		ans, endpoint, err = s.register(r, remoteAddr(w))
+		ans, endpoint, err = s.register(r, w.Conn(), p)
 	case len(segs) == 2 && segs[0] == "rd":
 		switch code {
 		case codes.POST:
-			ans, endpoint, err = s.update(r, segs[1], remoteAddr(w))
+			ans, endpoint, err = s.update(r, segs[1], w.Conn(), p)
 		case codes.DELETE:
-			ans, endpoint, err = s.deregister(r, segs[1])
+			ans, endpoint, err = s.deregister(r, segs[1], remoteAddr(w), p)
 		default:
 			err = errMethod
 		}
@@ -80,7 +81,7 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *po
 			err = errMethod
 			break
 		}
-		ans, endpoint, err = s.send(r, remoteAddr(w))
+		ans, endpoint, err = s.send(r, w.Conn(), p)
 	default:
 		err = errNotFound
 	}
@@ -95,8 +96,12 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *po
 		if c >= codes.InternalServerError {
 			lvl = s.log.Error
 		}
-		lvl("coap request refused", "endpoint", endpoint, "remote_addr", remoteAddr(w).String(),
-			"path", "/"+strings.Join(segs, "/"), "method", code.String(), "code", devmgmt.CodeString(c), "err", err)
+		attrs := []any{"endpoint", endpoint, "remote_addr", remoteAddr(w).String(),
+			"path", "/" + strings.Join(segs, "/"), "method", code.String(), "code", devmgmt.CodeString(c), "err", err}
+		if p != nil {
+			attrs = append(attrs, "identity", p.identity)
+		}
+		lvl("coap request refused", attrs...)
 		return
 	}
 	if err := w.SetResponse(ans.code, message.TextPlain, nil); err != nil {
@@ -198,7 +203,8 @@ func objectLinks(r *pool.Message) (reg linkformat.Registration, raw []byte, ok b
 	return reg, raw, true, nil
 }
 
-func (s *Server) register(r *pool.Message, addr netip.AddrPort) (answer, string, error) {
+func (s *Server) register(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, string, error) {
+	addr := connAddr(cc)
 	p, err := parseParams(r)
 	if err != nil {
 		return answer{}, p.ep, err
@@ -208,6 +214,9 @@ func (s *Server) register(r *pool.Message, addr netip.AddrPort) (answer, string,
 		return answer{}, "", badRequest("missing endpoint name (ep)")
 	case len(p.ep) > maxEndpointName:
 		return answer{}, "", badRequest("endpoint name longer than %d bytes", maxEndpointName)
+	}
+	if err := s.checkRegister(r.Context(), pr, p.ep, addr); err != nil {
+		return answer{}, p.ep, err
 	}
 	ver, err := lwm2m.ParseVersion(p.lwm2m)
 	if err != nil {
@@ -233,6 +242,7 @@ func (s *Server) register(r *pool.Message, addr netip.AddrPort) (answer, string,
 		Objects:     links,
 		ObjectLinks: string(raw),
 		Addr:        addr,
+		Transport:   pr.transport(),
 	}
 	if p.hasLT {
 		req.Lifetime = p.lt
@@ -241,13 +251,24 @@ func (s *Server) register(r *pool.Message, addr netip.AddrPort) (answer, string,
 	if err != nil {
 		return answer{}, p.ep, err
 	}
+	if pr != nil {
+		s.bindSession(reg.Endpoint, cc)
+	}
 	s.log.Info("registered", "endpoint", reg.Endpoint, "remote_addr", addr.String(), "registration", reg.ID,
 		"lwm2m", string(reg.Version), "lifetime", reg.Lifetime, "binding", reg.Binding, "queue", reg.Queue)
 	s.activity(r, Activity{Kind: ActivityRegister, Registration: reg})
 	return answer{code: codes.Created, location: []string{"rd", reg.ID}}, reg.Endpoint, nil
 }
 
-func (s *Server) update(r *pool.Message, id string, addr netip.AddrPort) (answer, string, error) {
+func (s *Server) update(r *pool.Message, id string, cc *udpclient.Conn, pr *peer) (answer, string, error) {
+	addr := connAddr(cc)
+	cur, err := s.reg.Lookup(r.Context(), id)
+	if err != nil {
+		return answer{}, "", err
+	}
+	if err := s.checkRegistration(r.Context(), pr, cur, addr); err != nil {
+		return answer{}, cur.Endpoint, err
+	}
 	p, err := parseParams(r)
 	if err != nil {
 		return answer{}, "", err
@@ -265,6 +286,7 @@ func (s *Server) update(r *pool.Message, id string, addr netip.AddrPort) (answer
 		HasObjects: hasLinks,
 		Objects:    links,
 		Addr:       addr,
+		Transport:  pr.transport(),
 	}
 	if hasLinks {
 		req.ObjectLinks = string(raw)
@@ -273,12 +295,22 @@ func (s *Server) update(r *pool.Message, id string, addr netip.AddrPort) (answer
 	if err != nil {
 		return answer{}, "", err
 	}
+	if pr != nil {
+		s.bindSession(reg.Endpoint, cc)
+	}
 	s.log.Debug("registration updated", "endpoint", reg.Endpoint, "remote_addr", addr.String(), "registration", reg.ID)
 	s.activity(r, Activity{Kind: ActivityUpdate, Registration: reg})
 	return answer{code: codes.Changed}, reg.Endpoint, nil
 }
 
-func (s *Server) deregister(r *pool.Message, id string) (answer, string, error) {
+func (s *Server) deregister(r *pool.Message, id string, addr netip.AddrPort, pr *peer) (answer, string, error) {
+	cur, err := s.reg.Lookup(r.Context(), id)
+	if err != nil {
+		return answer{}, "", err
+	}
+	if err := s.checkRegistration(r.Context(), pr, cur, addr); err != nil {
+		return answer{}, cur.Endpoint, err
+	}
 	reg, err := s.reg.Deregister(r.Context(), id)
 	if err != nil {
 		return answer{}, "", err
@@ -288,11 +320,23 @@ func (s *Server) deregister(r *pool.Message, id string) (answer, string, error) 
 }
 
 // send handles the Send operation (POST /dp): SenML or LwM2M-CBOR values
-// of the device registered from the source address, stored as one event.
-func (s *Server) send(r *pool.Message, addr netip.AddrPort) (answer, string, error) {
-	reg, ok := s.reg.ByAddr(addr)
+// of the device, stored as one event. Over DTLS the device is the endpoint
+// its identity is bound to; over plain CoAP, the one registered from the
+// source address.
+func (s *Server) send(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, string, error) {
+	addr := connAddr(cc)
+	var reg registry.Registration
+	var ok bool
+	if pr != nil {
+		reg, ok = s.reg.ByEndpoint(pr.endpoint)
+	} else {
+		reg, ok = s.reg.ByAddr(addr)
+	}
 	if !ok {
 		return answer{}, "", fmt.Errorf("%w: send from %s", errForbidden, addr)
+	}
+	if err := s.checkRegistration(r.Context(), pr, reg, addr); err != nil {
+		return answer{}, reg.Endpoint, err
 	}
 	cf, err := r.ContentFormat()
 	if err != nil {
@@ -322,7 +366,7 @@ func (s *Server) send(r *pool.Message, addr netip.AddrPort) (answer, string, err
 	if err := s.ingest.Write(r.Context(), item); err != nil {
 		return answer{}, reg.Endpoint, storeError(err)
 	}
-	s.reg.Seen(reg.ID)
+	s.seen(r.Context(), reg, cc, pr)
 	s.activity(r, Activity{Kind: ActivitySend, Registration: reg})
 	return answer{code: codes.Changed}, reg.Endpoint, nil
 }
@@ -350,6 +394,12 @@ func storeError(err error) error {
 // commit. An unknown token is answered with Reset.
 func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool.Message) {
 	obs, reg, ok := s.reg.Observation(r.Token())
+	pr := peerOf(w.Conn())
+	if ok && ((pr == nil) != (reg.Transport == registry.TransportUDP) || (pr != nil && pr.endpoint != reg.Endpoint)) {
+		// A token of another device's observation, or of a DTLS device
+		// arriving in clear: not ours to take.
+		ok = false
+	}
 	if !ok {
 		// processReceived turns this empty answer into a Reset.
 		_ = w.SetResponse(codes.Empty, message.TextPlain, nil)
@@ -396,8 +446,29 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 		s.log.Info("bad notification", "endpoint", reg.Endpoint, "remote_addr", remoteAddr(w).String(),
 			"path", path, "code", devmgmt.CodeString(c), "err", err)
 	}
-	s.reg.Seen(reg.ID)
+	s.seen(r.Context(), reg, w.Conn(), pr)
 	if s.onActivity != nil {
 		s.onActivity(Activity{Kind: ActivityNotify, Registration: reg})
+	}
+}
+
+// seen records traffic from the device of reg. A DTLS session keeps its
+// device across address changes (Connection ID), so a message of a DTLS
+// device from a new address moves its registration there and makes the
+// session the one requests go out on.
+func (s *Server) seen(ctx context.Context, reg registry.Registration, cc *udpclient.Conn, pr *peer) {
+	s.reg.Seen(reg.ID)
+	if pr == nil {
+		return
+	}
+	s.bindSession(reg.Endpoint, cc)
+	if addr := connAddr(cc); addr != reg.Addr || reg.Transport != registry.TransportDTLS {
+		if err := s.reg.SetAddr(ctx, reg.ID, addr, registry.TransportDTLS); err != nil {
+			s.log.Warn("recording a device's new address failed", "endpoint", reg.Endpoint,
+				"remote_addr", addr.String(), "err", err)
+		} else {
+			s.log.Info("device address changed", "endpoint", reg.Endpoint, "remote_addr", addr.String(),
+				"previous_addr", reg.Addr.String())
+		}
 	}
 }

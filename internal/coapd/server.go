@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	dtlsserver "github.com/plgd-dev/go-coap/v3/dtls/server"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
@@ -22,6 +23,7 @@ import (
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
 
+	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/registry"
@@ -80,6 +82,13 @@ type Config struct {
 	// Logger receives the request log and go-coap's errors; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Credentials binds endpoints to DTLS credentials. With it, the DTLS
+	// listener authenticates devices and an endpoint that has credentials
+	// is refused over plain CoAP; without it, ListenDTLS fails and plain
+	// CoAP takes every endpoint.
+	Credentials *credential.Service
+	// DTLS tunes the CoAP/DTLS listener.
+	DTLS DTLSConfig
 }
 
 // Server is the CoAP/UDP server. Create it with New, start it with Listen
@@ -92,7 +101,22 @@ type Server struct {
 	lifetime   uint32
 	log        *slog.Logger
 
-	srv *udpserver.Server
+	creds   *credential.Service
+	dtlsCfg DTLSConfig
+	refused refusalLimiter
+
+	srv     *udpserver.Server
+	dtlsSrv *dtlsserver.Server
+
+	dmu        sync.Mutex
+	dl         *dtlsListener // guarded by dmu
+	dtlsServed chan struct{} // closed when ServeDTLS returns; guarded by dmu
+
+	// sessions are the DTLS sessions by the endpoint that last registered,
+	// updated or sent on them: requests to a DTLS device go out on its
+	// session, whatever address the session has moved to.
+	sessionsMu sync.Mutex
+	sessions   map[string]*udpclient.Conn // guarded by sessionsMu
 
 	mu     sync.Mutex
 	l      *coapnet.UDPConn // guarded by mu
@@ -122,6 +146,12 @@ func New(cfg Config) *Server {
 		lifetime:   cfg.DefaultLifetime,
 		log:        cfg.Logger,
 		conns:      make(map[netip.AddrPort]*udpclient.Conn),
+		creds:      cfg.Credentials,
+		dtlsCfg:    cfg.DTLS,
+		sessions:   make(map[string]*udpclient.Conn),
+	}
+	if s.dtlsCfg.HandshakeTimeout <= 0 {
+		s.dtlsCfg.HandshakeTimeout = 15 * time.Second
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -156,6 +186,7 @@ func New(cfg Config) *Server {
 			}()
 		}),
 	)
+	s.dtlsSrv = s.newDTLSServer(s.dtlsCfg, idle)
 	return s
 }
 
@@ -259,10 +290,11 @@ func (s *Server) Addr() netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// Stop closes the socket and every connection and waits for Serve to
-// return. Handlers waiting on the ingest writer finish with it; stop the
-// ingest writer after the server.
+// Stop closes the sockets and every connection and session and waits for
+// Serve and ServeDTLS to return. Handlers waiting on the ingest writer
+// finish with it; stop the ingest writer after the server.
 func (s *Server) Stop() {
+	s.stopDTLS()
 	s.srv.Stop()
 	s.mu.Lock()
 	served := s.served
@@ -272,10 +304,22 @@ func (s *Server) Stop() {
 	}
 }
 
-// Dial returns a connection to addr over the server's socket, reusing the
-// live one or creating a new one. It is the devmgmt.DialFunc.
-func (s *Server) Dial(addr netip.AddrPort) (*udpclient.Conn, error) {
-	addr = unmapped(addr)
+// ErrNoSession is matched by Dial for a DTLS device with no live session:
+// only the device can start one.
+var ErrNoSession = errors.New("coapd: no DTLS session with the device")
+
+// Dial returns a connection to the device of reg: over plain CoAP the live
+// connection of its address or a new one on the server's socket; over
+// DTLS the session the device last talked on, or ErrNoSession. It is the
+// devmgmt.DialFunc.
+func (s *Server) Dial(reg registry.Registration) (*udpclient.Conn, error) {
+	if reg.Transport == registry.TransportDTLS {
+		if cc := s.sessionOf(reg.Endpoint); cc != nil && cc.Context().Err() == nil {
+			return cc, nil
+		}
+		return nil, fmt.Errorf("%w %q", ErrNoSession, reg.Endpoint)
+	}
+	addr := unmapped(reg.Addr)
 	s.connsMu.Lock()
 	cc := s.conns[addr]
 	s.connsMu.Unlock()

@@ -155,7 +155,7 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (FLOWNEXUS_DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "database URL; postgres://… selects PostgreSQL, default SQLite in the data directory (FLOWNEXUS_DATABASE_URL)")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "HTTP listen address (FLOWNEXUS_HTTP_LISTEN)")
-	fs.StringVar(&c.CoAPListen, "coap-listen", c.CoAPListen, "CoAP/UDP listen address, empty disables (FLOWNEXUS_COAP_LISTEN)")
+	fs.StringVar(&c.CoAPListen, "coap-listen", c.CoAPListen, "CoAP/UDP listen address, empty disables plain CoAP so devices must use DTLS (FLOWNEXUS_COAP_LISTEN)")
 	fs.StringVar(&c.CoAPSListen, "coaps-listen", c.CoAPSListen, "CoAP/DTLS listen address, empty disables (FLOWNEXUS_COAPS_LISTEN)")
 	fs.StringVar(&c.FWListen, "fw-listen", c.FWListen, "firmware HTTPS listen address, empty disables (FLOWNEXUS_FW_LISTEN)")
 	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware directory, default firmware/ in the data directory (FLOWNEXUS_FIRMWARE_DIR)")

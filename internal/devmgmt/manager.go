@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -21,9 +20,10 @@ import (
 	"github.com/flownexus/flownexus/internal/registry"
 )
 
-// DialFunc returns a CoAP connection to a device's address, sharing the
-// server's socket. coapd.Server.Dial is the one in use.
-type DialFunc func(addr netip.AddrPort) (*udpclient.Conn, error)
+// DialFunc returns a CoAP connection to the device of a registration over
+// the transport it registered on (reg.Addr, reg.Transport), sharing the
+// server's socket or DTLS session. coapd.Server.Dial is the one in use.
+type DialFunc func(reg registry.Registration) (*udpclient.Conn, error)
 
 // Config wires a Manager.
 type Config struct {
@@ -145,7 +145,7 @@ func (m *Manager) exchangeReg(ctx context.Context, reg registry.Registration, re
 	if !reg.Addr.IsValid() {
 		return fail(errors.New("registration has no address"))
 	}
-	cc, err := m.dial(reg.Addr)
+	cc, err := m.dial(reg)
 	if err != nil {
 		return fail(err)
 	}

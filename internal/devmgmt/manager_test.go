@@ -283,7 +283,7 @@ func TestObserveNotifyCancel(t *testing.T) {
 
 	// The observation outlives the go-coap connection: close the
 	// server's connection state for the device and notify again.
-	cc, err := s.srv.Dial(reg.Addr)
+	cc, err := s.srv.Dial(reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	reg := registry.New(st, registry.Options{Clock: clk, Logger: testLogger()})
 	dm := devmgmt.New(devmgmt.Config{Registry: reg, Logger: testLogger(),
-		Dial: func(netip.AddrPort) (*udpclient.Conn, error) { return nil, errors.New("no network in this test") }})
+		Dial: func(registry.Registration) (*udpclient.Conn, error) {
+			return nil, errors.New("no network in this test")
+		}})
 	bus := &events.Bus{}
 	e := &env{st: st, clk: clk, reg: reg, dev: &fakeDevices{}, bus: bus, workers: o.workers}
 	e.opEvs = bus.Subscribe(1000, nil)

@@ -159,7 +159,7 @@ func (r *Registry) restore(ctx context.Context, id string) (Registration, error)
 	e := &entry{reg: reg}
 	r.byID[id] = e
 	r.byName[reg.Endpoint] = e
-	r.setAddrLocked(e, reg.Addr)
+	r.setAddrLocked(e, reg.Addr, reg.Transport)
 	return reg, nil
 }
 

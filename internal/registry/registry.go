@@ -58,12 +58,15 @@ type Registration struct {
 	Endpoint   string // endpoint client name (ep=)
 	EndpointID int64  // the endpoint's row ID in the store
 	Addr       netip.AddrPort
-	Lifetime   uint32 // seconds
-	Version    lwm2m.Version
-	Binding    string // "U", "UQ", "T", ... as sent (b=), "U" when absent
-	Queue      bool   // queue mode (Q parameter, or binding "UQ" in 1.0)
-	SMS        string
-	Objects    linkformat.Registration
+	// Transport is the transport the device last registered or updated
+	// over; requests to the device go back over it.
+	Transport Transport
+	Lifetime  uint32 // seconds
+	Version   lwm2m.Version
+	Binding   string // "U", "UQ", "T", ... as sent (b=), "U" when absent
+	Queue     bool   // queue mode (Q parameter, or binding "UQ" in 1.0)
+	SMS       string
+	Objects   linkformat.Registration
 	// RegisteredAt is the time of the Register; UpdatedAt the time of the
 	// last Register or Update, from which the lifetime runs; LastSeen the
 	// time of the last message from the device the transport reported
@@ -105,6 +108,7 @@ type RegisterRequest struct {
 	// endpoint.
 	ObjectLinks string
 	Addr        netip.AddrPort
+	Transport   Transport
 }
 
 // UpdateRequest is a validated Update; zero fields leave the registration
@@ -119,7 +123,10 @@ type UpdateRequest struct {
 	Objects    linkformat.Registration
 	// ObjectLinks is the new link-format payload as received.
 	ObjectLinks string
-	Addr        netip.AddrPort
+	// Addr, when valid, is the device's new address, reached over
+	// Transport.
+	Addr      netip.AddrPort
+	Transport Transport
 }
 
 // EventKind says what happened to a registration.
@@ -278,6 +285,7 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (Registrat
 		ID:           r.newID(),
 		Endpoint:     req.Endpoint,
 		Addr:         req.Addr,
+		Transport:    req.Transport,
 		Lifetime:     req.Lifetime,
 		Version:      req.Version,
 		Binding:      req.Binding,
@@ -304,7 +312,7 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (Registrat
 	e := &entry{reg: reg}
 	r.byID[reg.ID] = e
 	r.byName[reg.Endpoint] = e
-	r.setAddrLocked(e, reg.Addr)
+	r.setAddrLocked(e, reg.Addr, reg.Transport)
 	r.mu.Unlock()
 
 	r.emit(Event{Kind: Registered, Registration: reg})
@@ -329,12 +337,13 @@ func (r *Registry) removeLocked(e *entry) {
 }
 
 // setAddrLocked indexes e under addr, the address its device last used
-// for Register or Update. r.mu must be held.
-func (r *Registry) setAddrLocked(e *entry, addr netip.AddrPort) {
-	if old := e.reg.Addr; old != addr && r.byAddr[old] == e {
+// for Register or Update, when it talks plain CoAP (a DTLS device is known
+// by its credentials, never by its address). r.mu must be held.
+func (r *Registry) setAddrLocked(e *entry, addr netip.AddrPort, t Transport) {
+	if old := e.reg.Addr; r.byAddr[old] == e && (old != addr || t != TransportUDP) {
 		delete(r.byAddr, old)
 	}
-	if addr.IsValid() {
+	if addr.IsValid() && t == TransportUDP {
 		r.byAddr[addr] = e
 	}
 }
@@ -436,7 +445,7 @@ func (r *Registry) Update(ctx context.Context, id string, req UpdateRequest) (Re
 		reg.Objects = req.Objects
 	}
 	if req.Addr.IsValid() {
-		reg.Addr = req.Addr
+		reg.Addr, reg.Transport = req.Addr, req.Transport
 	}
 	reg.UpdatedAt, reg.LastSeen = now, now
 	links := ""
@@ -449,7 +458,7 @@ func (r *Registry) Update(ctx context.Context, id string, req UpdateRequest) (Re
 	r.mu.Lock()
 	e := r.byID[id]
 	if e != nil {
-		r.setAddrLocked(e, reg.Addr)
+		r.setAddrLocked(e, reg.Addr, reg.Transport)
 		e.reg = reg
 	}
 	r.mu.Unlock()

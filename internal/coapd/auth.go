@@ -1,0 +1,91 @@
+package coapd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+// errDenied is a request the device's credentials (or their absence over
+// plain CoAP) do not allow: 4.03.
+var errDenied = errors.New("not allowed with these credentials")
+
+// checkRegister decides whether the peer may register as endpoint: over
+// DTLS only as the endpoint its identity is bound to, over plain CoAP only
+// an endpoint that has no credentials.
+func (s *Server) checkRegister(ctx context.Context, p *peer, endpoint string, addr netip.AddrPort) error {
+	if p != nil {
+		if endpoint != p.endpoint {
+			return s.refuse(ctx, p, endpoint, addr, "identity bound to another endpoint")
+		}
+		return nil
+	}
+	if s.creds == nil {
+		return nil
+	}
+	_, err := s.creds.Get(ctx, endpoint)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	return s.refuse(ctx, nil, endpoint, addr, "endpoint has credentials: plain CoAP refused")
+}
+
+// checkRegistration decides whether the peer may act on reg (Update,
+// De-register, Send, notification): the rules of checkRegister, and a
+// registration made over DTLS is never touched over plain CoAP.
+func (s *Server) checkRegistration(ctx context.Context, p *peer, reg registry.Registration, addr netip.AddrPort) error {
+	if p == nil && reg.Transport == registry.TransportDTLS {
+		return s.refuse(ctx, nil, reg.Endpoint, addr, "registration made over DTLS: plain CoAP refused")
+	}
+	return s.checkRegister(ctx, p, reg.Endpoint, addr)
+}
+
+// refuse records a refused request in the audit log (at most once a
+// minute per endpoint, identity and reason, so a device retrying in a loop
+// cannot flood it) and returns the error the handler answers 4.03 with.
+func (s *Server) refuse(ctx context.Context, p *peer, endpoint string, addr netip.AddrPort, reason string) error {
+	r := credential.Refusal{Endpoint: endpoint, Reason: reason, RemoteAddr: addr.String()}
+	if p != nil {
+		r.Identity, r.Bound = p.identity, p.endpoint
+	}
+	if s.creds != nil && s.refused.allow(r.Endpoint+"\x00"+r.Identity+"\x00"+reason, time.Now()) {
+		if err := s.creds.AuditRefusal(ctx, r); err != nil {
+			s.log.Error("audit of a refused device failed", "endpoint", endpoint, "err", err)
+		}
+	}
+	return fmt.Errorf("%w: %s", errDenied, reason)
+}
+
+// refusalLimiter remembers when a refusal was last audited.
+type refusalLimiter struct {
+	mu   sync.Mutex
+	last map[string]time.Time // guarded by mu
+}
+
+// refusalInterval is the shortest time between two audit entries of the
+// same refusal.
+const refusalInterval = time.Minute
+
+// allow reports whether key may be audited at now, and if so records it.
+func (l *refusalLimiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil || len(l.last) > 10000 {
+		l.last = make(map[string]time.Time)
+	}
+	if t, ok := l.last[key]; ok && now.Sub(t) < refusalInterval {
+		return false
+	}
+	l.last[key] = now
+	return true
+}

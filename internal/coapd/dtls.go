@@ -1,0 +1,439 @@
+package coapd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/logging"
+	dtlsserver "github.com/plgd-dev/go-coap/v3/dtls/server"
+	coapnet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/net/monitor/inactivity"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/options/config"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/flownexus/flownexus/internal/registry"
+)
+
+// DTLSConfig tunes the CoAP/DTLS listener. The zero value is valid.
+type DTLSConfig struct {
+	// HandshakeTimeout bounds one handshake, cookie exchange included;
+	// <= 0 means 15 s (several flight retransmissions over a slow
+	// cellular link).
+	HandshakeTimeout time.Duration
+	// MaxHandshakes caps the handshakes in progress at once; a ClientHello
+	// beyond it is dropped (the device retransmits it). <= 0 means 1024.
+	MaxHandshakes int
+	// MaxHandshakesPerSource caps the handshakes in progress from one
+	// source IP address; <= 0 means 64. Established sessions are not
+	// counted: many devices share a carrier NAT's address.
+	MaxHandshakesPerSource int
+	// OnHandshake, when set, is called after each completed handshake with
+	// the peer's address and authenticated identity ("psk:ID"), on the
+	// session's goroutine. Metrics and tests count handshakes with it.
+	OnHandshake func(addr netip.AddrPort, identity string)
+}
+
+// Cipher suites offered to PSK clients: those nRF91 modems and Zephyr's
+// mbed TLS offer (CCM_8 is the one LwM2M mandates), strongest AEADs first.
+var pskSuites = []dtls.CipherSuiteID{
+	dtls.TLS_PSK_WITH_AES_128_CCM_8,
+	dtls.TLS_PSK_WITH_AES_128_CCM,
+	dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+	dtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
+}
+
+// peerKey is the connection-context key of a DTLS session's *peer.
+type peerKey struct{}
+
+// peer is what the handshake established about the other side of a DTLS
+// session. Plain CoAP connections have none.
+type peer struct {
+	identity string // "psk:ID"
+	endpoint string // the endpoint the identity is bound to
+}
+
+// peerOf returns the authenticated peer of a connection, nil for plain
+// CoAP.
+func peerOf(cc *udpclient.Conn) *peer {
+	p, _ := cc.Context().Value(peerKey{}).(*peer)
+	return p
+}
+
+func (p *peer) transport() registry.Transport {
+	if p == nil {
+		return registry.TransportUDP
+	}
+	return registry.TransportDTLS
+}
+
+// newDTLSServer builds the go-coap DTLS server sharing the UDP server's
+// handler, message processing and idle policy.
+func (s *Server) newDTLSServer(cfg DTLSConfig, idle time.Duration) *dtlsserver.Server {
+	onInactive := func(cc *udpclient.Conn) {
+		// A session bound to a live registration is kept as long as the
+		// registration: a sleeping device must not pay a handshake per
+		// wake-up. Others go after the idle timeout.
+		if p := peerOf(cc); p != nil && s.sessionOf(p.endpoint) == cc {
+			if _, ok := s.reg.ByEndpoint(p.endpoint); ok {
+				return
+			}
+		}
+		_ = cc.Close()
+	}
+	return dtlsserver.New(
+		options.WithHandlerFunc(s.handle),
+		options.WithOnNewConn(s.newSession),
+		options.WithErrors(func(err error) {
+			s.log.Debug("coaps transport", "err", err)
+		}),
+		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpclient.Conn](processReceived)),
+		options.WithDTLSHandshakeTimeout(cfg.HandshakeTimeout),
+		udpInactivity{func() udpclient.InactivityMonitor {
+			return &busyMonitor{inner: udpclient.DeferInactivityWhileConfirmableMessagesPending(inactivity.New(idle, onInactive))}
+		}},
+		options.WithPeriodicRunner(func(f func(time.Time) bool) {
+			go func() {
+				t := time.NewTicker(min(max(idle/8, 250*time.Millisecond), 2*time.Second))
+				defer t.Stop()
+				for now := range t.C {
+					if !f(now) {
+						return
+					}
+				}
+			}()
+		}),
+	)
+}
+
+// DTLSServerApply installs the inactivity monitor factory on the DTLS
+// server.
+func (o udpInactivity) DTLSServerApply(cfg *dtlsserver.Config) {
+	cfg.CreateInactivityMonitor = o.create
+}
+
+// pskKey is the handshake's PSK callback: the key of the identity the
+// client presented, from the credential store.
+func (s *Server) pskKey(identity []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, key, err := s.creds.LookupPSK(ctx, string(identity))
+	if err != nil {
+		s.log.Info("DTLS handshake refused", "identity", string(identity), "err", err)
+		return nil, err
+	}
+	return key, nil
+}
+
+// newSession runs once a handshake completed, before the session's first
+// message is handled: it binds the session to the endpoint of the
+// authenticated identity, or closes it.
+func (s *Server) newSession(cc *udpclient.Conn) {
+	sc, ok := cc.NetConn().(interface{ ConnectionState() (dtls.State, bool) })
+	if !ok {
+		_ = cc.Close()
+		return
+	}
+	state, ok := sc.ConnectionState()
+	if !ok || len(state.IdentityHint) == 0 {
+		s.log.Info("DTLS session without identity closed", "remote_addr", connAddr(cc).String())
+		_ = cc.Close()
+		return
+	}
+	identity := string(state.IdentityHint)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	endpoint, _, err := s.creds.LookupPSK(ctx, identity)
+	cancel()
+	if err != nil {
+		// Removed between the handshake's lookup and this one.
+		s.log.Info("DTLS session closed", "identity", identity, "remote_addr", connAddr(cc).String(), "err", err)
+		_ = cc.Close()
+		return
+	}
+	cc.SetContextValue(peerKey{}, &peer{identity: "psk:" + identity, endpoint: endpoint})
+	s.log.Debug("DTLS session", "identity", identity, "endpoint", endpoint, "remote_addr", connAddr(cc).String())
+	if s.dtlsCfg.OnHandshake != nil {
+		s.dtlsCfg.OnHandshake(connAddr(cc), "psk:"+identity)
+	}
+}
+
+// sessionOf returns the DTLS session an endpoint last talked on, nil when
+// none is live.
+func (s *Server) sessionOf(endpoint string) *udpclient.Conn {
+	s.sessionsMu.Lock()
+	defer s.sessionsMu.Unlock()
+	return s.sessions[endpoint]
+}
+
+// bindSession makes cc the session requests to endpoint go out on. A
+// previous session of the endpoint (the device rebooted and handshook
+// again) is closed.
+func (s *Server) bindSession(endpoint string, cc *udpclient.Conn) {
+	s.sessionsMu.Lock()
+	old := s.sessions[endpoint]
+	if old == cc {
+		s.sessionsMu.Unlock()
+		return
+	}
+	s.sessions[endpoint] = cc
+	s.sessionsMu.Unlock()
+	cc.AddOnClose(func() {
+		s.sessionsMu.Lock()
+		if s.sessions[endpoint] == cc {
+			delete(s.sessions, endpoint)
+		}
+		s.sessionsMu.Unlock()
+	})
+	if old != nil {
+		_ = old.Close()
+	}
+}
+
+// ListenDTLS binds the CoAP/DTLS socket ("127.0.0.1:0", ":5684"). It needs
+// Config.Credentials.
+func (s *Server) ListenDTLS(addr string) error {
+	if s.creds == nil {
+		return errors.New("coapd: DTLS needs Config.Credentials")
+	}
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return fmt.Errorf("coapd: listen DTLS %s: %w", addr, err)
+	}
+	gate := newHandshakeGate(s.dtlsCfg.MaxHandshakes, s.dtlsCfg.MaxHandshakesPerSource)
+	inner, err := dtls.ListenWithOptions("udp", ua,
+		dtls.WithPSK(s.pskKey),
+		dtls.WithCipherSuites(pskSuites...),
+		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
+		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(cidLen)),
+		dtls.WithLoggerFactory(pionLogs{s.log}),
+	)
+	if err != nil {
+		return fmt.Errorf("coapd: listen DTLS %s: %w", addr, err)
+	}
+	l := &dtlsListener{inner: inner, gate: gate, log: s.log}
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	if s.dl != nil {
+		_ = l.Close()
+		return errors.New("coapd: already listening on DTLS")
+	}
+	s.dl = l
+	return nil
+}
+
+// cidLen is the length of the Connection IDs the server gives clients
+// that support them (RFC 9146): 8 bytes, so they cannot be guessed.
+const cidLen = 8
+
+// ServeDTLS serves on the socket bound by ListenDTLS until Stop.
+func (s *Server) ServeDTLS() error {
+	s.dmu.Lock()
+	l := s.dl
+	if l == nil || s.dtlsServed != nil {
+		s.dmu.Unlock()
+		return errors.New("coapd: ServeDTLS without ListenDTLS, or twice")
+	}
+	served := make(chan struct{})
+	s.dtlsServed = served
+	s.dmu.Unlock()
+	defer close(served)
+	if err := s.dtlsSrv.Serve(l); err != nil {
+		return fmt.Errorf("coapd: serve DTLS: %w", err)
+	}
+	return nil
+}
+
+// StartDTLS is ListenDTLS followed by ServeDTLS in a new goroutine; a
+// ServeDTLS error is logged.
+func (s *Server) StartDTLS(addr string) error {
+	if err := s.ListenDTLS(addr); err != nil {
+		return err
+	}
+	go func() {
+		if err := s.ServeDTLS(); err != nil {
+			s.log.Error("CoAP/DTLS server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// DTLSAddr returns the bound DTLS address, or the zero AddrPort before
+// ListenDTLS.
+func (s *Server) DTLSAddr() netip.AddrPort {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	if s.dl == nil {
+		return netip.AddrPort{}
+	}
+	if a, ok := s.dl.inner.Addr().(*net.UDPAddr); ok {
+		return a.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// stopDTLS stops the DTLS server and waits for ServeDTLS to return.
+func (s *Server) stopDTLS() {
+	s.dtlsSrv.Stop()
+	s.dmu.Lock()
+	served, l := s.dtlsServed, s.dl
+	s.dmu.Unlock()
+	if l != nil {
+		_ = l.Close() // bound but never served
+	}
+	if served != nil {
+		<-served
+	}
+}
+
+// dtlsListener adapts pion's listener to go-coap and gates the handshakes
+// it hands out.
+type dtlsListener struct {
+	inner  net.Listener
+	gate   *handshakeGate
+	log    *slog.Logger
+	closed atomic.Bool
+}
+
+// AcceptWithContext returns the next new association. One refused by the
+// handshake gate is closed at once and not returned.
+func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if l.closed.Load() {
+			return nil, coapnet.ErrListenerIsClosed
+		}
+		c, err := l.inner.Accept()
+		if err != nil {
+			if l.closed.Load() {
+				return nil, coapnet.ErrListenerIsClosed
+			}
+			return nil, err
+		}
+		dc, ok := c.(*dtls.Conn)
+		if !ok {
+			_ = c.Close()
+			continue
+		}
+		src := addrOf(c.RemoteAddr()).Addr()
+		if !l.gate.enter(src) {
+			l.log.Debug("DTLS handshake dropped: too many in progress", "remote_addr", c.RemoteAddr().String())
+			_ = c.Close()
+			continue
+		}
+		return &gatedConn{Conn: dc, leave: sync.OnceFunc(func() { l.gate.leave(src) })}, nil
+	}
+}
+
+// Close closes the socket; sessions already accepted are go-coap's to
+// close.
+func (l *dtlsListener) Close() error {
+	if !l.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	return l.inner.Close()
+}
+
+// gatedConn is a DTLS association that holds a handshake slot until its
+// handshake ends.
+type gatedConn struct {
+	*dtls.Conn
+	leave func()
+}
+
+// HandshakeContext runs the handshake and gives the slot back.
+func (c *gatedConn) HandshakeContext(ctx context.Context) error {
+	defer c.leave()
+	return c.Conn.HandshakeContext(ctx)
+}
+
+// Close closes the association and gives the slot back if the handshake
+// never ran.
+func (c *gatedConn) Close() error {
+	c.leave()
+	return c.Conn.Close()
+}
+
+// handshakeGate counts handshakes in progress, in total and per source.
+type handshakeGate struct {
+	max, perSource int
+
+	mu       sync.Mutex
+	total    int                // guarded by mu
+	bySource map[netip.Addr]int // guarded by mu
+}
+
+func newHandshakeGate(max, perSource int) *handshakeGate {
+	if max <= 0 {
+		max = 1024
+	}
+	if perSource <= 0 {
+		perSource = 64
+	}
+	return &handshakeGate{max: max, perSource: perSource, bySource: make(map[netip.Addr]int)}
+}
+
+func (g *handshakeGate) enter(src netip.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.total >= g.max || g.bySource[src] >= g.perSource {
+		return false
+	}
+	g.total++
+	g.bySource[src]++
+	return true
+}
+
+func (g *handshakeGate) leave(src netip.Addr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.total--
+	if n := g.bySource[src] - 1; n > 0 {
+		g.bySource[src] = n
+	} else {
+		delete(g.bySource, src)
+	}
+}
+
+func addrOf(a net.Addr) netip.AddrPort {
+	if ua, ok := a.(*net.UDPAddr); ok {
+		return unmapped(ua.AddrPort())
+	}
+	return netip.AddrPort{}
+}
+
+// pionLogs sends pion's log lines to slog at debug level: a device's
+// failed handshake is not the server's error.
+type pionLogs struct{ log *slog.Logger }
+
+func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{f.log.With("scope", "dtls/"+scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func (l pionLogger) Trace(string)          {}
+func (l pionLogger) Tracef(string, ...any) {}
+func (l pionLogger) Debug(string)          {}
+func (l pionLogger) Debugf(string, ...any) {}
+func (l pionLogger) Info(msg string)       { l.log.Debug(msg) }
+func (l pionLogger) Infof(f string, a ...any) {
+	l.log.Debug(fmt.Sprintf(f, a...))
+}
+func (l pionLogger) Warn(msg string) { l.log.Debug(msg) }
+func (l pionLogger) Warnf(f string, a ...any) {
+	l.log.Debug(fmt.Sprintf(f, a...))
+}
+func (l pionLogger) Error(msg string) { l.log.Debug(msg) }
+func (l pionLogger) Errorf(f string, a ...any) {
+	l.log.Debug(fmt.Sprintf(f, a...))
+}

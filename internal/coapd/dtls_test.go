@@ -1,0 +1,375 @@
+package coapd_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	dtlsnet "github.com/pion/dtls/v3/pkg/net"
+	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/flownexus/flownexus/internal/coapd"
+	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/ingest"
+	"github.com/flownexus/flownexus/internal/lwm2m/objects"
+	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+// secureStack is a server listening on plain CoAP and CoAP/DTLS with a
+// credential store, over a real SQLite file.
+type secureStack struct {
+	st         *store.Store
+	reg        *registry.Registry
+	srv        *coapd.Server
+	creds      *credential.Service
+	udp, dtls  string
+	logs       *logBuffer
+	handshakes atomic.Int64
+}
+
+func newSecureStack(t testing.TB) *secureStack {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := &secureStack{st: st, logs: &logBuffer{}}
+	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: logLevel()}))
+	w := ingest.New(st, ingest.Options{Logger: log})
+	w.Start()
+	s.reg = registry.New(st, registry.Options{Logger: log, Ingest: w})
+	if s.creds, err = credential.New(st, "test secret key"); err != nil {
+		t.Fatal(err)
+	}
+	s.srv = coapd.New(coapd.Config{
+		Registry: s.reg, Ingest: w, Types: objects.Default().TypeOf, Logger: log, Credentials: s.creds,
+		DTLS: coapd.DTLSConfig{OnHandshake: func(netip.AddrPort, string) { s.handshakes.Add(1) }},
+	})
+	if err := s.srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.srv.StartDTLS("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	s.udp, s.dtls = s.srv.Addr().String(), s.srv.DTLSAddr().String()
+	t.Cleanup(func() {
+		s.srv.Stop()
+		w.Close()
+		_ = st.Close()
+	})
+	return s
+}
+
+func (s *secureStack) addPSK(t testing.TB, endpoint, identity string, key []byte) {
+	t.Helper()
+	if _, err := s.creds.Add(context.Background(), credential.Actor{Name: "test"},
+		credential.AddRequest{Endpoint: endpoint, PSKIdentity: identity, PSKKey: key}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dialPSK completes a DTLS-PSK handshake with the server and returns the
+// CoAP connection over it; h, when set, answers the server's requests.
+func dialPSK(t testing.TB, addr, identity string, key []byte, h udpclient.HandlerFunc) (*udpclient.Conn, error) {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(c), raddr,
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+		piondtls.WithPSKIdentityHint([]byte(identity)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+		piondtls.WithConnectionIDGenerator(piondtls.OnlySendCIDGenerator()),
+	)
+	if err != nil {
+		_ = c.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := dc.HandshakeContext(ctx); err != nil {
+		_ = dc.Close()
+		return nil, err
+	}
+	opts := []udp.Option{options.WithErrors(func(error) {}), options.WithCloseSocket()}
+	if h != nil {
+		opts = append(opts, options.WithHandlerFunc(h))
+	}
+	cc := coapdtls.Client(dc, opts...)
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc, nil
+}
+
+var pskKey = []byte("0123456789abcdef")
+
+func TestDTLSPSKRegistration(t *testing.T) {
+	s := newSecureStack(t)
+	s.addPSK(t, "urn:imei:1", "dev-1", pskKey)
+	ctx := context.Background()
+
+	// The device answers the server's reads of /3/0/0.
+	device := func(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool.Message) {
+		if p, _ := r.Path(); p == "/3/0/0" && r.Code() == codes.GET {
+			_ = w.SetResponse(codes.Content, message.TextPlain, bytes.NewReader([]byte("ACME")))
+			return
+		}
+		_ = w.SetResponse(codes.NotFound, message.TextPlain, nil)
+	}
+	cc, err := dialPSK(t, s.dtls, "dev-1", pskKey, device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := register(t, cc, "urn:imei:1", "lt=300", "lwm2m=1.1")
+	reg, ok := s.reg.ByEndpoint("urn:imei:1")
+	if !ok || reg.Transport != registry.TransportDTLS {
+		t.Fatalf("registration %+v %v, want one over DTLS", reg, ok)
+	}
+	if r := post(t, cc, loc, message.TextPlain, nil, "lt=600"); r.code != codes.Changed {
+		t.Fatalf("update: %v %q", r.code, r.body)
+	}
+	senml := []byte(`[{"bn":"/3303/0/","n":"5700","v":21.5}]`)
+	if r := post(t, cc, "/dp", message.AppSenmlJSON, senml); r.code != codes.Changed {
+		t.Fatalf("send: %v %q", r.code, r.body)
+	}
+
+	// The server reaches the device over its session.
+	sc, err := s.srv.Dial(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := sc.Get(rctx, "/3/0/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := resp.ReadBody(); resp.Code() != codes.Content || string(b) != "ACME" {
+		t.Fatalf("read over DTLS: %v %q", resp.Code(), b)
+	}
+
+	if r := del(t, cc, loc); r.code != codes.Deleted {
+		t.Fatalf("de-register: %v", r.code)
+	}
+	if n := s.handshakes.Load(); n != 1 {
+		t.Fatalf("%d handshakes, want 1", n)
+	}
+	// With the session gone, Dial says so instead of sending in clear.
+	_ = cc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := s.srv.Dial(reg)
+		if errors.Is(err, coapd.ErrNoSession) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Dial after the session closed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDTLSHandshakeRefused(t *testing.T) {
+	s := newSecureStack(t)
+	s.addPSK(t, "urn:imei:1", "dev-1", pskKey)
+	if _, err := dialPSK(t, s.dtls, "dev-1", []byte("fedcba9876543210"), nil); err == nil {
+		t.Error("handshake with a wrong key succeeded")
+	}
+	if _, err := dialPSK(t, s.dtls, "nobody", pskKey, nil); err == nil {
+		t.Error("handshake with an unknown identity succeeded")
+	}
+	if n := s.handshakes.Load(); n != 0 {
+		t.Errorf("%d handshakes completed", n)
+	}
+	if s.reg.Len() != 0 {
+		t.Errorf("%d registrations", s.reg.Len())
+	}
+}
+
+func TestDTLSIdentityBinding(t *testing.T) {
+	s := newSecureStack(t)
+	s.addPSK(t, "urn:imei:1", "dev-1", pskKey)
+	s.addPSK(t, "urn:imei:2", "dev-2", []byte("another key 1234"))
+	ctx := context.Background()
+
+	cc, err := dialPSK(t, s.dtls, "dev-1", pskKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dev-1 may not register as urn:imei:2, nor as an endpoint without
+	// credentials.
+	for _, ep := range []string{"urn:imei:2", "urn:imei:3"} {
+		r := post(t, cc, "/rd", message.AppLinkFormat, []byte(links), "ep="+ep)
+		if r.code != codes.Forbidden || r.location != "" {
+			t.Fatalf("register as %s with dev-1's identity: %v %q", ep, r.code, r.location)
+		}
+	}
+	// Nor act on urn:imei:2's registration.
+	cc2, err := dialPSK(t, s.dtls, "dev-2", []byte("another key 1234"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc2 := register(t, cc2, "urn:imei:2")
+	if r := post(t, cc, loc2, message.TextPlain, nil, "lt=60"); r.code != codes.Forbidden {
+		t.Fatalf("update of another device's registration: %v", r.code)
+	}
+	if r := del(t, cc, loc2); r.code != codes.Forbidden {
+		t.Fatalf("de-register of another device's registration: %v", r.code)
+	}
+	// A Send before registering is refused; urn:imei:2's values are not
+	// reachable through dev-1.
+	senml := []byte(`[{"bn":"/3303/0/","n":"5700","v":1}]`)
+	if r := post(t, cc, "/dp", message.AppSenmlJSON, senml); r.code != codes.Forbidden {
+		t.Fatalf("send without registration: %v", r.code)
+	}
+
+	// Plain CoAP: an endpoint with credentials is refused, others are not.
+	pc := dial(t, s.udp)
+	for _, ep := range []string{"urn:imei:1", "urn:imei:2"} {
+		r := post(t, pc, "/rd", message.AppLinkFormat, []byte(links), "ep="+ep)
+		if r.code != codes.Forbidden {
+			t.Fatalf("plain register of %s: %v", ep, r.code)
+		}
+	}
+	if r := post(t, pc, loc2, message.TextPlain, nil, "lt=60"); r.code != codes.Forbidden {
+		t.Fatalf("plain update of a DTLS registration: %v", r.code)
+	}
+	register(t, pc, "urn:imei:plain")
+
+	audit, err := s.st.ListAudit(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused []string
+	for _, a := range audit {
+		if a.Action == "device.refused" {
+			refused = append(refused, a.Target+" "+string(a.Detail))
+		}
+	}
+	for _, want := range []string{
+		`urn:imei:2 {"bound_endpoint":"urn:imei:1","identity":"psk:dev-1","reason":"identity bound to another endpoint"}`,
+		`urn:imei:3 {"bound_endpoint":"urn:imei:1","identity":"psk:dev-1","reason":"identity bound to another endpoint"}`,
+		`urn:imei:1 {"reason":"endpoint has credentials: plain CoAP refused"}`,
+		`urn:imei:2 {"reason":"registration made over DTLS: plain CoAP refused"}`,
+	} {
+		found := false
+		for _, r := range refused {
+			found = found || r == want
+		}
+		if !found {
+			t.Errorf("no audit entry %s in\n%s", want, strings.Join(refused, "\n"))
+		}
+	}
+	if reg, _ := s.reg.ByEndpoint("urn:imei:2"); reg.Lifetime != 86400 {
+		t.Errorf("urn:imei:2 changed by refused requests: %+v", reg)
+	}
+}
+
+// TestDTLSRandomDatagrams sends random and truncated DTLS-looking
+// datagrams at the DTLS port from many sources: the server survives, a
+// real device still registers, and no goroutine outlives the garbage.
+func TestDTLSRandomDatagrams(t *testing.T) {
+	s := newSecureStack(t)
+	s.addPSK(t, "urn:imei:1", "dev-1", pskKey)
+	before := goroutines()
+	raddr, _ := net.ResolveUDPAddr("udp", s.dtls)
+	seeds := [][]byte{
+		{},
+		{0x16},
+		{0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff},             // handshake record claiming 64 KiB
+		{0x16, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0},       // truncated ClientHello
+		{0x17, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 0, 3, 1, 2, 3},          // application data, epoch 1
+		{0x19, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8}, // tls12_cid record
+		{0x15, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 40},            // alert
+	}
+	rnd := uint64(1)
+	next := func() byte { rnd = rnd*6364136223846793005 + 1442695040888963407; return byte(rnd >> 56) }
+	for i := range 40 {
+		c, err := net.DialUDP("udp", nil, raddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range 20 {
+			b := append([]byte(nil), seeds[(i+j)%len(seeds)]...)
+			for range int(next()) % 64 {
+				b = append(b, next())
+			}
+			if j%3 == 0 && len(b) > 0 {
+				b[next()%byte(len(b))] ^= next()
+			}
+			_, _ = c.Write(b)
+		}
+		_ = c.Close()
+	}
+	cc, err := dialPSK(t, s.dtls, "dev-1", pskKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(t, cc, "urn:imei:1")
+	_ = cc.Close()
+	// Associations the garbage opened end with the handshake timeout of
+	// the server (15 s) at the latest; those the real device used, with
+	// its close_notify.
+	deadline := time.Now().Add(25 * time.Second)
+	for goroutines() > before+2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := goroutines(); n > before+2 {
+		t.Fatalf("%d goroutines before, %d after", before, n)
+	}
+	if strings.Contains(s.logs.String(), "panic") {
+		t.Fatalf("panic:\n%s", s.logs.String())
+	}
+}
+
+// TestDTLSStopClosesSessions: Stop returns with sessions live and closes
+// them.
+func TestDTLSStopClosesSessions(t *testing.T) {
+	s := newSecureStack(t)
+	s.addPSK(t, "urn:imei:1", "dev-1", pskKey)
+	cc, err := dialPSK(t, s.dtls, "dev-1", pskKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(t, cc, "urn:imei:1")
+	done := make(chan struct{})
+	go func() { s.srv.Stop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop hangs with a live DTLS session")
+	}
+	select {
+	case <-cc.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the device's session outlived the server")
+	}
+}
+
+func goroutines() int { return runtime.NumGoroutine() }

@@ -1,0 +1,65 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+// Transport is how a device reaches the server.
+type Transport uint8
+
+// The transports. The zero value is plain CoAP over UDP, which is also what
+// a registration restored from the store after a restart is taken to use
+// until its device talks again.
+const (
+	TransportUDP  Transport = iota // CoAP over UDP (coap://)
+	TransportDTLS                  // CoAP over DTLS (coaps://)
+)
+
+func (t Transport) String() string {
+	switch t {
+	case TransportUDP:
+		return "udp"
+	case TransportDTLS:
+		return "dtls"
+	}
+	return "transport(?)"
+}
+
+// SetAddr records that the device of registration id now talks from addr
+// over t without having sent an Update: a DTLS session kept across a NAT
+// rebinding by its Connection ID. The address is written to the store. It
+// returns an error matching ErrNotFound when the registration has ended.
+func (r *Registry) SetAddr(ctx context.Context, id string, addr netip.AddrPort, t Transport) error {
+	cur, ok := r.Get(id)
+	if !ok {
+		return fmt.Errorf("registry: set address of %q: %w", id, ErrNotFound)
+	}
+	mu := r.stripe(cur.Endpoint)
+	mu.Lock()
+	defer mu.Unlock()
+	r.mu.Lock()
+	e := r.byID[id]
+	if e == nil {
+		r.mu.Unlock()
+		return fmt.Errorf("registry: set address of %q: %w", id, ErrNotFound)
+	}
+	if e.reg.Addr == addr && e.reg.Transport == t {
+		r.mu.Unlock()
+		return nil
+	}
+	r.setAddrLocked(e, addr, t)
+	e.reg.Addr, e.reg.Transport = addr, t
+	e.reg.LastSeen = r.clock.Now()
+	reg := e.reg
+	r.mu.Unlock()
+	if _, err := r.st.UpdateEndpointRegistration(ctx, reg.EndpointID, store.EndpointUpdate{
+		Address: addrString(addr), Time: reg.LastSeen,
+	}); err != nil {
+		return fmt.Errorf("registry: set address of %q: %w", id, err)
+	}
+	return nil
+}
