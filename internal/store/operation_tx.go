@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
@@ -114,63 +115,68 @@ type ClaimParams struct {
 }
 
 // ClaimOperation looks at the head of the endpoint's queue (its QUEUED or
-// SENDING operation with the lowest id) and, in one transaction, claims it
-// (QUEUED to SENDING), recovers it (a stale SENDING) or leaves it. It
-// returns the head as it is afterwards (zero for ClaimEmpty). Concurrent
-// claims for the same endpoint, from any process, never both succeed, and
-// nothing is claimed while the head is SENDING.
+// SENDING operation with the lowest id) and claims it (QUEUED to SENDING),
+// recovers it (a stale SENDING) or leaves it. It returns the head as it is
+// afterwards (zero for ClaimEmpty). Concurrent claims for the same
+// endpoint, from any process, never both succeed, and nothing is claimed
+// while the head is SENDING.
+//
+// The head is read without the write lock; only a claim or a recovery
+// writes, each one conditional statement on the head's id that does
+// nothing when the head changed meanwhile (the head is then read again).
+// That works because only the head is ever claimed: an endpoint's SENDING
+// operation, if any, is its head, and a QUEUED head means none is SENDING.
 func (s *Store) ClaimOperation(ctx context.Context, endpointID int64, p ClaimParams) (Operation, ClaimResult, error) {
 	op := fmt.Sprintf("claim operation of endpoint %d", endpointID)
-	q := "SELECT " + operationCols + " FROM endpoint_operation WHERE endpoint_id = $1 AND status IN ($2, $3) ORDER BY id LIMIT 1"
-	if s.dialect == DialectPostgres {
-		// Waits for a concurrent claim of the same row, then sees its
-		// outcome. (SQLite serializes write transactions instead.)
-		q += " FOR UPDATE"
+	woke := int64(math.MaxInt64) // zero WokeAt: any attempt was before it
+	if !p.WokeAt.IsZero() {
+		woke = p.WokeAt.UnixMilli()
 	}
-	var out Operation
-	res := ClaimEmpty
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		head, err := scanOperation(tx.QueryRowContext(ctx, q, endpointID, OperationQueued, OperationSending))
-		if errors.Is(err, sql.ErrNoRows) && s.dialect == DialectPostgres {
-			// A head that left the queue while we waited for its lock is
-			// skipped without looking further: look again.
-			head, err = scanOperation(tx.QueryRowContext(ctx, q, endpointID, OperationQueued, OperationSending))
-		}
+	for try := 0; ; try++ {
+		head, err := scanOperation(s.rdb.QueryRowContext(ctx, "SELECT "+operationCols+
+			" FROM endpoint_operation WHERE endpoint_id = $1 AND status IN ($2, $3) ORDER BY id LIMIT 1",
+			endpointID, OperationQueued, OperationSending))
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+			return Operation{}, ClaimEmpty, nil
 		}
 		if err != nil {
-			return err
+			return Operation{}, ClaimEmpty, wrap(op, err)
 		}
 		now := millis(s.now())
+		var out Operation
+		res := ClaimClaimed
 		switch {
 		case head.Status == OperationSending:
 			if p.StaleBefore.IsZero() || !head.LastAttemptAt.Before(p.StaleBefore) {
-				out, res = head, ClaimBusy
-				return nil
+				return head, ClaimBusy, nil
 			}
-			out, err = scanOperation(tx.QueryRowContext(ctx, `
+			res = ClaimRecovered
+			out, err = scanOperation(s.wdb.QueryRowContext(ctx, `
 				UPDATE endpoint_operation SET
 					status = CASE WHEN attempts + 1 >= max_attempts THEN $2 ELSE $3 END,
 					attempts = attempts + 1, result_code = '', result_error = $4, updated_at = $5
-				WHERE id = $1 RETURNING `+operationCols,
-				head.ID, OperationFailed, OperationQueued, p.StaleReason, now))
-			res = ClaimRecovered
-			return err
-		case !head.LastAttemptAt.IsZero() && !p.WokeAt.IsZero() && head.LastAttemptAt.UnixMilli() >= p.WokeAt.UnixMilli():
-			out, res = head, ClaimWaiting
-			return nil
+				WHERE id = $1 AND status = $6 AND last_attempt_at = $7 RETURNING `+operationCols,
+				head.ID, OperationFailed, OperationQueued, p.StaleReason, now, OperationSending, millis(head.LastAttemptAt)))
+		case !head.LastAttemptAt.IsZero() && head.LastAttemptAt.UnixMilli() >= woke:
+			return head, ClaimWaiting, nil
+		default:
+			out, err = scanOperation(s.wdb.QueryRowContext(ctx, `
+				UPDATE endpoint_operation SET status = $2, last_attempt_at = $3, updated_at = $3
+				WHERE id = $1 AND status = $4 AND (last_attempt_at IS NULL OR last_attempt_at < $5)
+				RETURNING `+operationCols, head.ID, OperationSending, now, OperationQueued, woke))
 		}
-		out, err = scanOperation(tx.QueryRowContext(ctx, `
-			UPDATE endpoint_operation SET status = $2, last_attempt_at = $3, updated_at = $3
-			WHERE id = $1 RETURNING `+operationCols, head.ID, OperationSending, now))
-		res = ClaimClaimed
-		return err
-	})
-	if err != nil {
-		return Operation{}, ClaimEmpty, wrap(op, err)
+		switch {
+		case err == nil:
+			return out, res, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return Operation{}, ClaimEmpty, wrap(op, err)
+		}
+		// The head changed between the read and the write: look again,
+		// a few times; a head that keeps changing is someone else's.
+		if try == 8 {
+			return head, ClaimBusy, nil
+		}
 	}
-	return out, res, nil
 }
 
 // pendingChunk bounds the ids of one EndpointsWithPendingOperations query.
