@@ -353,6 +353,18 @@ func (q *Queue) Cancel(ctx context.Context, endpointID int64, endpoint string, i
 	return op, nil
 }
 
+// Idle reports whether no delivery job is waiting or running, in this
+// process or any other on the same database.
+func (q *Queue) Idle(ctx context.Context) (bool, error) {
+	res, err := q.client.JobList(ctx, river.NewJobListParams().First(1).States(
+		rivertype.JobStateAvailable, rivertype.JobStateRunning, rivertype.JobStatePending,
+		rivertype.JobStateRetryable, rivertype.JobStateScheduled))
+	if err != nil {
+		return false, fmt.Errorf("jobs: %w", err)
+	}
+	return len(res.Jobs) == 0, nil
+}
+
 func insertOpts() *river.InsertOpts {
 	return &river.InsertOpts{Queue: queueName}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/flownexus/flownexus/internal/store"
 )
@@ -29,13 +28,11 @@ func (e *env) waitStatus(t *testing.T, id int64, want store.OperationStatus) sto
 func (e *env) waitJobsDone(t *testing.T) {
 	t.Helper()
 	eventually(t, 10*time.Second, "delivery jobs done", func() bool {
-		res, err := e.q.client.JobList(context.Background(), river.NewJobListParams().States(
-			rivertype.JobStateAvailable, rivertype.JobStateRunning, rivertype.JobStatePending,
-			rivertype.JobStateRetryable, rivertype.JobStateScheduled))
+		idle, err := e.q.Idle(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(res.Jobs) == 0
+		return idle
 	})
 }
 
