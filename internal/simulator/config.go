@@ -40,8 +40,14 @@ var DefaultSendPaths = []lwm2m.Path{
 // A Config is copied by NewFleet and NewDevice; slices and funcs in it are
 // shared and must not be modified afterwards.
 type Config struct {
-	// Server is the LwM2M server's UDP address, "host:port".
+	// Server is the LwM2M server's UDP address, "host:port": its CoAP
+	// port, or its CoAP/DTLS port when PSK is set.
 	Server string
+	// PSK, when set, gives device i its DTLS pre-shared key: the device
+	// then talks CoAP over DTLS 1.2 (TLS_PSK_WITH_AES_128_CCM_8) and asks
+	// the server for a Connection ID, so Device.Rebind keeps the session.
+	// A reboot starts a new session with a new handshake.
+	PSK func(i int) PSK
 	// Devices is the number of devices a Fleet runs (default 1).
 	Devices int
 	// BaseIMEI is the first 14 digits (TAC and serial number) of device 0's

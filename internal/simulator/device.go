@@ -49,6 +49,7 @@ type Device struct {
 	// I/O or calls to Config.OnEvent.
 	mu         sync.Mutex
 	conn       *client.Conn
+	sock       *rebindConn // the DTLS session's socket; nil over plain CoAP
 	model      *model
 	rng        *rand.Rand // values
 	faultRng   *rand.Rand // fault injection
@@ -380,7 +381,14 @@ func (d *Device) dial() (*client.Conn, error) {
 		options.WithRequestMonitor(d.monitor),
 		options.WithPeriodicRunner(d.runner),
 	}
-	conn, err := udp.Dial(d.cfg.Server, opts...)
+	var conn *client.Conn
+	var err error
+	if d.cfg.PSK != nil {
+		conn, err = d.dialDTLS(d.cfg.PSK(d.index), opts)
+	} else {
+		d.sock = nil
+		conn, err = udp.Dial(d.cfg.Server, opts...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("simulator: %s: dial %s: %w", d.endpoint, d.cfg.Server, err)
 	}

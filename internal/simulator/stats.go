@@ -103,6 +103,7 @@ type Stats struct {
 	SendsAcked      uint64
 	Reboots         uint64
 	Errors          uint64 // failed Register, Update, Send, notification
+	Handshakes      uint64 // completed DTLS handshakes
 }
 
 // String formats the progress line, e.g. "registered 812/1000, updates 40,
@@ -153,6 +154,7 @@ func (s Stats) Add(t Stats) Stats {
 	s.SendsAcked += t.SendsAcked
 	s.Reboots += t.Reboots
 	s.Errors += t.Errors
+	s.Handshakes += t.Handshakes
 	return s
 }
 
@@ -161,7 +163,7 @@ type counters struct {
 	registrations, updates, deregistrations atomic.Uint64
 	requests, dropped, faults               atomic.Uint64
 	notifications, sends, sendsAcked        atomic.Uint64
-	reboots, errors                         atomic.Uint64
+	reboots, errors, handshakes             atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -177,5 +179,6 @@ func (c *counters) snapshot() Stats {
 		SendsAcked:      c.sendsAcked.Load(),
 		Reboots:         c.reboots.Load(),
 		Errors:          c.errors.Load(),
+		Handshakes:      c.handshakes.Load(),
 	}
 }

@@ -1,0 +1,99 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/simulator"
+)
+
+// startSecureFleet starts a server with DTLS on, gives n devices PSK
+// credentials and starts them over DTLS.
+func startSecureFleet(t *testing.T, n int) (*server, *simulator.Fleet) {
+	t.Helper()
+	cfg := testConfig(t, t.TempDir())
+	cfg.CoAPSListen = "127.0.0.1:0"
+	s := startServer(t, cfg, Options{})
+	psk := func(i int) simulator.PSK {
+		return simulator.PSK{Identity: fmt.Sprintf("sim-%d", i), Key: []byte(fmt.Sprintf("key-of-device-%04d", i))}
+	}
+	for i := range n {
+		ep, err := (simulator.Config{}).EndpointName(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := psk(i)
+		if _, err := s.Credentials.Add(context.Background(), credential.Actor{Name: "test"},
+			credential.AddRequest{Endpoint: ep, PSKIdentity: k.Identity, PSKKey: k.Key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := startFleet(t, s, n, func(c *simulator.Config) {
+		c.Server = s.CoAPSAddr().String()
+		c.PSK = psk
+	})
+	return s, f
+}
+
+// TestDTLSFleetEndToEnd runs simulated devices over DTLS-PSK: they
+// register, send and answer the server's reads over their sessions.
+func TestDTLSFleetEndToEnd(t *testing.T) {
+	s, f := startSecureFleet(t, 3)
+	for _, d := range f.Devices() {
+		reg, ok := s.Registry.ByEndpoint(d.Endpoint())
+		if !ok || reg.Transport != registry.TransportDTLS {
+			t.Fatalf("%s: registration %+v %v, want one over DTLS", d.Endpoint(), reg, ok)
+		}
+		var res opResult
+		if code := s.call(t, "POST", "/api/v1/endpoints/"+d.Endpoint()+"/read", map[string]any{"path": "/3/0/0"}, &res); code != 200 || len(res.Values) != 1 {
+			t.Fatalf("read over DTLS: %d %+v", code, res)
+		}
+		before := d.Stats().SendsAcked
+		d.TriggerSend()
+		eventually(t, 10*time.Second, "send acknowledged", func() bool { return d.Stats().SendsAcked > before })
+		if n := d.Stats().Handshakes; n != 1 {
+			t.Fatalf("%s: %d handshakes, want 1", d.Endpoint(), n)
+		}
+	}
+}
+
+// TestDTLSConnectionIDSurvivesRebind moves a device to a new source port
+// mid-session: with the Connection ID the server gave it, its next Send is
+// accepted on the same session (no handshake), the endpoint's address
+// follows, and the server's requests reach it at the new port.
+func TestDTLSConnectionIDSurvivesRebind(t *testing.T) {
+	s, f := startSecureFleet(t, 1)
+	d := f.Device(0)
+	oldAddr := d.LocalAddr()
+	if err := d.Rebind(); err != nil {
+		t.Fatal(err)
+	}
+	newAddr := d.LocalAddr()
+	if newAddr == oldAddr {
+		t.Fatalf("Rebind kept the port %s", oldAddr)
+	}
+	before := d.Stats().SendsAcked
+	d.TriggerSend()
+	eventually(t, 10*time.Second, "send after rebind acknowledged", func() bool { return d.Stats().SendsAcked > before })
+	newPort := netip.MustParseAddrPort(newAddr).Port()
+	reg, _ := s.Registry.ByEndpoint(d.Endpoint())
+	if reg.Addr.Port() != newPort {
+		t.Fatalf("registration address %s, want port %d", reg.Addr, newPort)
+	}
+	e, err := s.Store.GetEndpoint(context.Background(), d.Endpoint())
+	if err != nil || netip.MustParseAddrPort(e.Address).Port() != newPort {
+		t.Fatalf("stored address %q %v, want port %d", e.Address, err, newPort)
+	}
+	var res opResult
+	if code := s.call(t, "POST", "/api/v1/endpoints/"+d.Endpoint()+"/read", map[string]any{"path": "/3/0/0"}, &res); code != 200 {
+		t.Fatalf("read after rebind: %d", code)
+	}
+	if st := d.Stats(); st.Handshakes != 1 || st.Registrations != 1 {
+		t.Fatalf("after rebind: %d handshakes, %d registrations; want 1 and 1", st.Handshakes, st.Registrations)
+	}
+}

@@ -1,0 +1,157 @@
+package simulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
+)
+
+// PSK is a device's DTLS pre-shared key.
+type PSK struct {
+	Identity string
+	Key      []byte
+}
+
+// dialDTLS opens a socket to the server, completes a DTLS-PSK handshake
+// (TLS_PSK_WITH_AES_128_CCM_8, asking the server for a Connection ID as
+// an nRF91 does: a zero-length one of its own) and returns the CoAP
+// connection over it. Called with mu held.
+func (d *Device) dialDTLS(psk PSK, opts []udp.Option) (*client.Conn, error) {
+	raddr, err := net.ResolveUDPAddr("udp", d.cfg.Server)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := newRebindConn(raddr)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := dtls.ClientWithOptions(pc, raddr,
+		dtls.WithPSK(func([]byte) ([]byte, error) { return psk.Key, nil }),
+		dtls.WithPSKIdentityHint([]byte(psk.Identity)),
+		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
+		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()),
+	)
+	if err != nil {
+		_ = pc.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RequestTimeout)
+	defer cancel()
+	if err := dc.HandshakeContext(ctx); err != nil {
+		_ = dc.Close()
+		return nil, fmt.Errorf("DTLS handshake: %w", err)
+	}
+	d.stats.handshakes.Add(1)
+	d.sock = pc
+	return coapdtls.Client(dc, append(opts, options.WithCloseSocket())...), nil
+}
+
+// Rebind moves the device to a new source port without telling the
+// server, as a NAT that forgot its mapping does. Over DTLS the session
+// goes on (the server finds it by the Connection ID it gave); over plain
+// CoAP the device continues on a new socket with its registration, which
+// the server knows by address only after the next Update.
+func (d *Device) Rebind() error {
+	d.mu.Lock()
+	sock := d.sock
+	d.mu.Unlock()
+	if sock != nil {
+		return sock.rebind()
+	}
+	if d.connection() == nil {
+		return errors.New("simulator: Rebind of a stopped device")
+	}
+	d.reconnect()
+	return nil
+}
+
+// rebindConn is a UDP packet connection to one server whose socket can be
+// replaced under a DTLS session.
+type rebindConn struct {
+	raddr *net.UDPAddr
+
+	mu     sync.Mutex
+	c      *net.UDPConn // guarded by mu
+	closed bool         // guarded by mu
+}
+
+func newRebindConn(raddr *net.UDPAddr) (*rebindConn, error) {
+	c, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return nil, err
+	}
+	return &rebindConn{raddr: raddr, c: c}, nil
+}
+
+func (r *rebindConn) conn() *net.UDPConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c
+}
+
+// rebind opens a new socket and closes the old one; a read blocked on the
+// old socket continues on the new one.
+func (r *rebindConn) rebind() error {
+	c, err := net.ListenUDP("udp", nil)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		_ = c.Close()
+		return net.ErrClosed
+	}
+	old := r.c
+	r.c = c
+	r.mu.Unlock()
+	return old.Close()
+}
+
+// ReadFrom reads the next datagram from the server, dropping any other
+// source's.
+func (r *rebindConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		c := r.conn()
+		n, from, err := c.ReadFromUDP(p)
+		if err != nil {
+			r.mu.Lock()
+			moved := r.c != c && !r.closed
+			r.mu.Unlock()
+			if moved {
+				continue
+			}
+			return n, nil, err
+		}
+		if from.Port == r.raddr.Port && from.IP.Equal(r.raddr.IP) {
+			return n, r.raddr, nil
+		}
+	}
+}
+
+func (r *rebindConn) WriteTo(p []byte, _ net.Addr) (int, error) {
+	return r.conn().WriteToUDP(p, r.raddr)
+}
+
+func (r *rebindConn) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	c := r.c
+	r.mu.Unlock()
+	return c.Close()
+}
+
+func (r *rebindConn) LocalAddr() net.Addr { return r.conn().LocalAddr() }
+
+func (r *rebindConn) SetDeadline(t time.Time) error      { return r.conn().SetDeadline(t) }
+func (r *rebindConn) SetReadDeadline(t time.Time) error  { return r.conn().SetReadDeadline(t) }
+func (r *rebindConn) SetWriteDeadline(t time.Time) error { return r.conn().SetWriteDeadline(t) }
