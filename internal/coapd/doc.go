@@ -38,6 +38,15 @@
 // other sessions close after IdleTimeout. A new session of an endpoint
 // (the device rebooted and handshook again) closes its previous one.
 //
+// The DTLS socket is read by a demultiplexer of our own in front of pion
+// (demux): it routes Connection ID records by CID and other datagrams by
+// source address, and a ClientHello (epoch 0) from the address of an
+// established session starts a new session at once, as RFC 6347 §4.2.8
+// allows, instead of feeding the stale one until its timeout (pion's own
+// listener does the latter: a rebooted device was locked out for the
+// whole idle timeout). The old session keeps the address until the new
+// handshake completes, so a spoofed ClientHello takes nothing away.
+//
 // HelloVerifyRequest cookies are always on (pion's default), so a spoofed
 // source gets no more than a cookie. DTLSConfig caps the handshakes in
 // progress, in total and per source address, and bounds each handshake's

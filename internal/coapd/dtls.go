@@ -208,17 +208,19 @@ func (s *Server) ListenDTLS(addr string) error {
 		return fmt.Errorf("coapd: listen DTLS %s: %w", addr, err)
 	}
 	gate := newHandshakeGate(s.dtlsCfg.MaxHandshakes, s.dtlsCfg.MaxHandshakesPerSource)
-	inner, err := dtls.ListenWithOptions("udp", ua,
+	c, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return fmt.Errorf("coapd: listen DTLS %s: %w", addr, err)
+	}
+	_ = c.SetReadBuffer(socketBuffer)
+	_ = c.SetWriteBuffer(socketBuffer)
+	l := &dtlsListener{demux: newDemux(c, cidLen), gate: gate, log: s.log, opts: []dtls.ServerOption{
 		dtls.WithPSK(s.pskKey),
 		dtls.WithCipherSuites(pskSuites...),
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
 		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(cidLen)),
 		dtls.WithLoggerFactory(pionLogs{s.log}),
-	)
-	if err != nil {
-		return fmt.Errorf("coapd: listen DTLS %s: %w", addr, err)
-	}
-	l := &dtlsListener{inner: inner, gate: gate, log: s.log}
+	}}
 	s.dmu.Lock()
 	defer s.dmu.Unlock()
 	if s.dl != nil {
@@ -273,7 +275,7 @@ func (s *Server) DTLSAddr() netip.AddrPort {
 	if s.dl == nil {
 		return netip.AddrPort{}
 	}
-	if a, ok := s.dl.inner.Addr().(*net.UDPAddr); ok {
+	if a, ok := s.dl.demux.Addr().(*net.UDPAddr); ok {
 		return a.AddrPort()
 	}
 	return netip.AddrPort{}
@@ -293,10 +295,11 @@ func (s *Server) stopDTLS() {
 	}
 }
 
-// dtlsListener adapts pion's listener to go-coap and gates the handshakes
-// it hands out.
+// dtlsListener hands go-coap the associations of the demultiplexer as
+// pion server sessions, gating the handshakes.
 type dtlsListener struct {
-	inner  net.Listener
+	demux  *demux
+	opts   []dtls.ServerOption
 	gate   *handshakeGate
 	log    *slog.Logger
 	closed atomic.Bool
@@ -309,51 +312,53 @@ func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if l.closed.Load() {
+		a, err := l.demux.Accept()
+		if err != nil {
 			return nil, coapnet.ErrListenerIsClosed
 		}
-		c, err := l.inner.Accept()
-		if err != nil {
-			if l.closed.Load() {
-				return nil, coapnet.ErrListenerIsClosed
-			}
-			return nil, err
-		}
-		dc, ok := c.(*dtls.Conn)
-		if !ok {
-			_ = c.Close()
-			continue
-		}
-		src := addrOf(c.RemoteAddr()).Addr()
+		src := a.first.Addr()
 		if !l.gate.enter(src) {
-			l.log.Debug("DTLS handshake dropped: too many in progress", "remote_addr", c.RemoteAddr().String())
-			_ = c.Close()
+			l.log.Debug("DTLS handshake dropped: too many in progress", "remote_addr", a.first.String())
+			_ = a.Close()
 			continue
 		}
-		return &gatedConn{Conn: dc, leave: sync.OnceFunc(func() { l.gate.leave(src) })}, nil
+		dc, err := dtls.ServerWithOptions(a, net.UDPAddrFromAddrPort(a.first), l.opts...)
+		if err != nil {
+			l.gate.leave(src)
+			_ = a.Close()
+			l.log.Error("DTLS session setup failed", "err", err)
+			continue
+		}
+		return &gatedConn{Conn: dc, assoc: a, leave: sync.OnceFunc(func() { l.gate.leave(src) })}, nil
 	}
 }
 
-// Close closes the socket; sessions already accepted are go-coap's to
-// close.
+// Close closes the socket and every association; go-coap closes the
+// sessions on them.
 func (l *dtlsListener) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	return l.inner.Close()
+	return l.demux.Close()
 }
 
-// gatedConn is a DTLS association that holds a handshake slot until its
+// gatedConn is a DTLS session that holds a handshake slot until its
 // handshake ends.
 type gatedConn struct {
 	*dtls.Conn
+	assoc *assoc
 	leave func()
 }
 
-// HandshakeContext runs the handshake and gives the slot back.
+// HandshakeContext runs the handshake, gives the slot back and, on
+// success, lets the association take over its address.
 func (c *gatedConn) HandshakeContext(ctx context.Context) error {
 	defer c.leave()
-	return c.Conn.HandshakeContext(ctx)
+	if err := c.Conn.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	c.assoc.d.established(c.assoc)
+	return nil
 }
 
 // Close closes the association and gives the slot back if the handshake

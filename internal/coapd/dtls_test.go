@@ -94,11 +94,20 @@ func (s *secureStack) addPSK(t testing.TB, endpoint, identity string, key []byte
 // CoAP connection over it; h, when set, answers the server's requests.
 func dialPSK(t testing.TB, addr, identity string, key []byte, h udpclient.HandlerFunc) (*udpclient.Conn, error) {
 	t.Helper()
+	cc, _, err := dialPSKFrom(t, nil, addr, identity, key, h)
+	return cc, err
+}
+
+// dialPSKFrom is dialPSK from the local address laddr (nil: any); it also
+// returns the UDP socket, which a test closes to drop the session without
+// close_notify, as a rebooting device does.
+func dialPSKFrom(t testing.TB, laddr *net.UDPAddr, addr, identity string, key []byte, h udpclient.HandlerFunc) (*udpclient.Conn, *net.UDPConn, error) {
+	t.Helper()
 	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.DialUDP("udp", nil, raddr)
+	c, err := net.DialUDP("udp", laddr, raddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +125,7 @@ func dialPSK(t testing.TB, addr, identity string, key []byte, h udpclient.Handle
 	defer cancel()
 	if err := dc.HandshakeContext(ctx); err != nil {
 		_ = dc.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	opts := []udp.Option{options.WithErrors(func(error) {}), options.WithCloseSocket()}
 	if h != nil {
@@ -124,7 +133,7 @@ func dialPSK(t testing.TB, addr, identity string, key []byte, h udpclient.Handle
 	}
 	cc := coapdtls.Client(dc, opts...)
 	t.Cleanup(func() { _ = cc.Close() })
-	return cc, nil
+	return cc, c, nil
 }
 
 var pskKey = []byte("0123456789abcdef")
@@ -373,3 +382,80 @@ func TestDTLSStopClosesSessions(t *testing.T) {
 }
 
 func goroutines() int { return runtime.NumGoroutine() }
+
+// TestDTLSRebootSamePort drops a device's session without close_notify
+// and handshakes again from the same address and port, as a rebooted
+// device behind a NAT that kept its mapping does: the new handshake and
+// Register complete at once (not after the old session's idle timeout),
+// and the old session is closed.
+func TestDTLSRebootSamePort(t *testing.T) {
+	s := newSecureStack(t)
+	s.addPSK(t, "urn:imei:1", "dev-1", pskKey)
+	cc, sock, err := dialPSKFrom(t, nil, s.dtls, "dev-1", pskKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(t, cc, "urn:imei:1")
+	laddr := sock.LocalAddr().(*net.UDPAddr)
+	first, _ := s.reg.ByEndpoint("urn:imei:1")
+	oldSession, err := s.srv.Dial(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = sock.Close() // no close_notify reaches the server
+
+	start := time.Now()
+	cc2, _, err := dialPSKFrom(t, laddr, s.dtls, "dev-1", pskKey, nil)
+	if err != nil {
+		t.Fatalf("handshake from the same port after a reboot: %v", err)
+	}
+	register(t, cc2, "urn:imei:1")
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("re-handshake and Register took %v", d)
+	}
+	if n := s.handshakes.Load(); n != 2 {
+		t.Fatalf("%d handshakes, want 2", n)
+	}
+	select {
+	case <-oldSession.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stale session was not closed")
+	}
+	// The new session carries the device's traffic.
+	second, _ := s.reg.ByEndpoint("urn:imei:1")
+	if second.ID == first.ID || second.Addr.Port() != uint16(laddr.Port) {
+		t.Fatalf("registration after reboot %+v", second)
+	}
+	senml := []byte(`[{"bn":"/3303/0/","n":"5700","v":2}]`)
+	if r := post(t, cc2, "/dp", message.AppSenmlJSON, senml); r.code != codes.Changed {
+		t.Fatalf("send on the new session: %v", r.code)
+	}
+}
+
+// TestDTLSSpoofedClientHelloKeepsSession sends a ClientHello from the
+// address of an established session without completing a handshake (what
+// an attacker spoofing the device's address can do): the session goes on.
+func TestDTLSSpoofedClientHelloKeepsSession(t *testing.T) {
+	s := newSecureStack(t)
+	s.addPSK(t, "urn:imei:1", "dev-1", pskKey)
+	cc, sock, err := dialPSKFrom(t, nil, s.dtls, "dev-1", pskKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(t, cc, "urn:imei:1")
+	hello := []byte{0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 9, 0, 12,
+		1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} // ClientHello header, epoch 0, empty body
+	for range 3 {
+		if _, err := sock.Write(hello); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	senml := []byte(`[{"bn":"/3303/0/","n":"5700","v":3}]`)
+	if r := post(t, cc, "/dp", message.AppSenmlJSON, senml); r.code != codes.Changed {
+		t.Fatalf("send after a stray ClientHello: %v", r.code)
+	}
+	if n := s.handshakes.Load(); n != 1 {
+		t.Fatalf("%d handshakes, want 1", n)
+	}
+}
