@@ -17,7 +17,12 @@
 // # DTLS and credentials
 //
 // DTLS 1.2 with pre-shared keys: the cipher suites nRF91 modems and Zephyr
-// offer (TLS_PSK_WITH_AES_128_CCM_8, _CCM, _GCM_SHA256, _CBC_SHA256). The
+// offer (TLS_PSK_WITH_AES_128_CCM_8, _CCM, _GCM_SHA256, _CBC_SHA256); with
+// DTLSConfig.Certificate also X.509 (TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
+// _GCM_SHA256), client certificates verified against DTLSConfig.ClientCAs
+// and bound to the endpoint named by their CN or a SAN that has an x509
+// credential (matching its CN and fingerprint where set). Raw public keys
+// (LwM2M's RPK mode) are not offered: pion/dtls does not implement them. The
 // PSK identity a client presents is looked up in package credential; an
 // unknown identity or a wrong key fails the handshake (pion answers an
 // unknown identity with alert internal_error, not unknown_psk_identity).

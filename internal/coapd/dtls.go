@@ -2,6 +2,10 @@ package coapd
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,7 +24,9 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options/config"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
+	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 // DTLSConfig tunes the CoAP/DTLS listener. The zero value is valid.
@@ -36,6 +42,15 @@ type DTLSConfig struct {
 	// source IP address; <= 0 means 64. Established sessions are not
 	// counted: many devices share a carrier NAT's address.
 	MaxHandshakesPerSource int
+	// Certificate, when set, lets devices authenticate with X.509
+	// certificates (ECDHE_ECDSA suites): the server presents it and
+	// requires a client certificate that verifies against ClientCAs, which
+	// must then be set too. Use ECDSA P-256 and short chains: handshake
+	// records of RSA chains exceed constrained devices' buffers. A device
+	// is bound to the endpoint named by its certificate's CN or a SAN that
+	// has an x509 credential whose CN and fingerprint, where set, match.
+	Certificate *tls.Certificate
+	ClientCAs   *x509.CertPool
 	// OnHandshake, when set, is called after each completed handshake with
 	// the peer's address and authenticated identity ("psk:ID"), on the
 	// session's goroutine. Metrics and tests count handshakes with it.
@@ -51,13 +66,19 @@ var pskSuites = []dtls.CipherSuiteID{
 	dtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
 }
 
+// Cipher suites added for certificate clients when a certificate is set.
+var certSuites = []dtls.CipherSuiteID{
+	dtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
+	dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+}
+
 // peerKey is the connection-context key of a DTLS session's *peer.
 type peerKey struct{}
 
 // peer is what the handshake established about the other side of a DTLS
 // session. Plain CoAP connections have none.
 type peer struct {
-	identity string // "psk:ID"
+	identity string // "psk:ID" or "x509:CN"
 	endpoint string // the endpoint the identity is bound to
 }
 
@@ -143,26 +164,68 @@ func (s *Server) newSession(cc *udpclient.Conn) {
 		return
 	}
 	state, ok := sc.ConnectionState()
-	if !ok || len(state.IdentityHint) == 0 {
-		s.log.Info("DTLS session without identity closed", "remote_addr", connAddr(cc).String())
-		_ = cc.Close()
-		return
-	}
-	identity := string(state.IdentityHint)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	endpoint, _, err := s.creds.LookupPSK(ctx, identity)
-	cancel()
+	defer cancel()
+	var identity, endpoint string
+	var err error
+	switch {
+	case !ok:
+		err = errors.New("no handshake state")
+	case len(state.IdentityHint) > 0:
+		identity = "psk:" + string(state.IdentityHint)
+		// A second lookup: the credential may have been removed since the
+		// handshake's.
+		endpoint, _, err = s.creds.LookupPSK(ctx, string(state.IdentityHint))
+	case len(state.PeerCertificates) > 0:
+		identity, endpoint, err = s.certBinding(ctx, state.PeerCertificates[0])
+	default:
+		err = errors.New("no identity")
+	}
 	if err != nil {
-		// Removed between the handshake's lookup and this one.
 		s.log.Info("DTLS session closed", "identity", identity, "remote_addr", connAddr(cc).String(), "err", err)
 		_ = cc.Close()
 		return
 	}
-	cc.SetContextValue(peerKey{}, &peer{identity: "psk:" + identity, endpoint: endpoint})
+	cc.SetContextValue(peerKey{}, &peer{identity: identity, endpoint: endpoint})
 	s.log.Debug("DTLS session", "identity", identity, "endpoint", endpoint, "remote_addr", connAddr(cc).String())
 	if s.dtlsCfg.OnHandshake != nil {
-		s.dtlsCfg.OnHandshake(connAddr(cc), "psk:"+identity)
+		s.dtlsCfg.OnHandshake(connAddr(cc), identity)
 	}
+}
+
+// certBinding finds the endpoint a verified client certificate is bound
+// to: the first of its CN, DNS and URI SANs that has an x509 credential
+// whose CN and fingerprint (SHA-256 of the DER), where set, match.
+func (s *Server) certBinding(ctx context.Context, der []byte) (identity, endpoint string, err error) {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "", "", fmt.Errorf("client certificate: %w", err)
+	}
+	identity = "x509:" + cert.Subject.CommonName
+	sum := sha256.Sum256(der)
+	fp := hex.EncodeToString(sum[:])
+	names := append([]string{cert.Subject.CommonName}, cert.DNSNames...)
+	for _, u := range cert.URIs {
+		names = append(names, u.String())
+	}
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		c, err := s.creds.Get(ctx, n)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
+			return identity, "", err
+		}
+		if c.Kind != credential.X509 || (c.CertCN != "" && c.CertCN != cert.Subject.CommonName) ||
+			(c.CertFingerprint != "" && c.CertFingerprint != fp) {
+			continue
+		}
+		return identity, n, nil
+	}
+	return identity, "", fmt.Errorf("no x509 credential matches the certificate (CN %q, SHA-256 %s)", cert.Subject.CommonName, fp)
 }
 
 // sessionOf returns the DTLS session an endpoint last talked on, nil when
@@ -214,13 +277,24 @@ func (s *Server) ListenDTLS(addr string) error {
 	}
 	_ = c.SetReadBuffer(socketBuffer)
 	_ = c.SetWriteBuffer(socketBuffer)
-	l := &dtlsListener{demux: newDemux(c, cidLen), gate: gate, log: s.log, opts: []dtls.ServerOption{
+	suites := pskSuites
+	opts := []dtls.ServerOption{
 		dtls.WithPSK(s.pskKey),
-		dtls.WithCipherSuites(pskSuites...),
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
 		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(cidLen)),
 		dtls.WithLoggerFactory(pionLogs{s.log}),
-	}}
+	}
+	if cert := s.dtlsCfg.Certificate; cert != nil {
+		if s.dtlsCfg.ClientCAs == nil {
+			_ = c.Close()
+			return errors.New("coapd: a DTLS certificate needs ClientCAs to verify devices' certificates")
+		}
+		suites = append(append([]dtls.CipherSuiteID(nil), certSuites...), pskSuites...)
+		opts = append(opts, dtls.WithCertificates(*cert), dtls.WithClientCAs(s.dtlsCfg.ClientCAs),
+			dtls.WithClientAuth(dtls.RequireAndVerifyClientCert))
+	}
+	opts = append(opts, dtls.WithCipherSuites(suites...))
+	l := &dtlsListener{demux: newDemux(c, cidLen), gate: gate, log: s.log, opts: opts}
 	s.dmu.Lock()
 	defer s.dmu.Unlock()
 	if s.dl != nil {
