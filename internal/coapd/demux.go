@@ -99,24 +99,31 @@ func (d *demux) route(b []byte, from netip.AddrPort) {
 		}
 		return
 	}
-	a := d.byAddr[from]
+	a, p := d.byAddr[from], d.pending[from]
 	switch {
+	case p != nil && (a == nil || isHandshakeOrCCS(b)):
+		// The new handshake from this address goes on.
+		a = p
+	case p != nil:
+		// Application data or an alert while a new handshake is under
+		// way: it belongs to the old session or, once the new one has
+		// completed and before it took over the address, to the new one.
+		// Each drops what it cannot authenticate.
+		d.mu.Unlock()
+		a.deliver(b, from)
+		p.deliver(b, from)
+		return
 	case a == nil:
 		if !isHandshake(b) {
 			d.mu.Unlock()
 			return
 		}
-		a = d.newAssocLocked(from)
-		if a == nil {
+		if a = d.newAssocLocked(from); a == nil {
 			d.mu.Unlock()
 			return
 		}
 		d.byAddr[from] = a
-	case a.established.Load() && (d.pending[from] != nil && isHandshakeOrCCS(b) || isClientHello(b)):
-		if p := d.pending[from]; p != nil {
-			a = p
-			break
-		}
+	case a.established.Load() && isClientHello(b):
 		if a = d.newAssocLocked(from); a == nil {
 			d.mu.Unlock()
 			return
@@ -166,7 +173,7 @@ func (d *demux) established(a *assoc) {
 	a.established.Store(true)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.pending[a.first] == a {
+	if d.pending[a.first] == a || d.byAddr[a.first] == nil {
 		delete(d.pending, a.first)
 		d.byAddr[a.first] = a
 	}

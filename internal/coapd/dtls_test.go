@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -47,6 +48,13 @@ type secureStack struct {
 
 func newSecureStack(t testing.TB) *secureStack {
 	t.Helper()
+	return newSecureStackWith(t, false)
+}
+
+// newSecureStackWith is newSecureStack; quiet discards the log (for
+// measurements).
+func newSecureStackWith(t testing.TB, quiet bool) *secureStack {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Options{})
 	if err != nil {
@@ -56,7 +64,11 @@ func newSecureStack(t testing.TB) *secureStack {
 		t.Fatal(err)
 	}
 	s := &secureStack{st: st, logs: &logBuffer{}}
-	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: logLevel()}))
+	var logw io.Writer = s.logs
+	if quiet {
+		logw = io.Discard
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: logLevel()}))
 	w := ingest.New(st, ingest.Options{Logger: log})
 	w.Start()
 	s.reg = registry.New(st, registry.Options{Logger: log, Ingest: w})

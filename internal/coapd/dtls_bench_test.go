@@ -1,0 +1,172 @@
+package coapd_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	dtlsnet "github.com/pion/dtls/v3/pkg/net"
+
+	"github.com/flownexus/flownexus/internal/credential"
+)
+
+// handshakeOnce dials addr from a new socket, completes a handshake with
+// the given client options and closes the session (close_notify).
+func handshakeOnce(addr *net.UDPAddr, opts ...piondtls.ClientOption) error {
+	c, err := net.DialUDP("udp", nil, addr)
+	if err != nil {
+		return err
+	}
+	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(c), addr, opts...)
+	if err != nil {
+		_ = c.Close()
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = dc.HandshakeContext(ctx)
+	_ = dc.Close()
+	return err
+}
+
+// BenchmarkDTLSHandshake measures full handshakes per second (cookie
+// exchange included, no resumption) with PSK (TLS_PSK_WITH_AES_128_CCM_8,
+// the key looked up in the credential store) and with ECDSA P-256
+// certificates (TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, mutual
+// authentication). Clients run in the same process: the figure is a lower
+// bound of what the server alone does on this machine.
+func BenchmarkDTLSHandshake(b *testing.B) {
+	run := func(b *testing.B, addr string, opts func() []piondtls.ClientOption) {
+		raddr, _ := net.ResolveUDPAddr("udp", addr)
+		var failed atomic.Int64
+		var firstErr atomic.Value
+		b.SetParallelism(4)
+		b.ResetTimer()
+		start := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := handshakeOnce(raddr, opts()...); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "handshakes/s")
+		if n := failed.Load(); n > 0 {
+			b.Fatalf("%d of %d handshakes failed; first: %v", n, b.N, firstErr.Load())
+		}
+	}
+	b.Run("psk", func(b *testing.B) {
+		s := newSecureStackWith(b, true)
+		s.addPSK(b, "urn:imei:1", "dev-1", pskKey)
+		run(b, s.dtls, func() []piondtls.ClientOption {
+			return []piondtls.ClientOption{
+				piondtls.WithPSK(func([]byte) ([]byte, error) { return pskKey, nil }),
+				piondtls.WithPSKIdentityHint([]byte("dev-1")),
+				piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+			}
+		})
+	})
+	b.Run("ecdsa-p256", func(b *testing.B) {
+		ca := newTestCA(b, "device CA")
+		s := newCertStack(b, ca)
+		dev := ca.issue(b, "urn:imei:7", false)
+		if _, err := s.creds.Add(context.Background(), credential.Actor{}, credential.AddRequest{Endpoint: "urn:imei:7", CertCN: "urn:imei:7"}); err != nil {
+			b.Fatal(err)
+		}
+		run(b, s.dtls, func() []piondtls.ClientOption {
+			return []piondtls.ClientOption{
+				piondtls.WithCertificates(dev), piondtls.WithRootCAs(ca.pool), piondtls.WithServerName("127.0.0.1"),
+				piondtls.WithCipherSuites(piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8),
+			}
+		})
+	})
+}
+
+// Environment of the client process of BenchmarkDTLSSessionMemory.
+const (
+	clientsAddrEnv = "COAPD_BENCH_DTLS_ADDR"
+	clientsNEnv    = "COAPD_BENCH_DTLS_SESSIONS"
+)
+
+func benchIdentity(i int) (endpoint, identity string, key []byte) {
+	return fmt.Sprintf("urn:bench:%d", i), fmt.Sprintf("bench-%d", i), []byte(fmt.Sprintf("bench-key-%06d", i))
+}
+
+// TestDTLSSessionClients is the client process of
+// BenchmarkDTLSSessionMemory: it opens the sessions, registers each, says
+// READY and holds them until stdin closes. Run on its own it is skipped.
+func TestDTLSSessionClients(t *testing.T) {
+	addr := os.Getenv(clientsAddrEnv)
+	if addr == "" {
+		t.Skip("client process of BenchmarkDTLSSessionMemory")
+	}
+	n, err := strconv.Atoi(os.Getenv(clientsNEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		ep, id, key := benchIdentity(i)
+		cc, err := dialPSK(t, addr, id, key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		register(t, cc, ep, "lt=3600")
+	}
+	fmt.Println("READY")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+}
+
+// BenchmarkDTLSSessionMemory opens -devices DTLS-PSK sessions from a
+// separate client process, each registered (so the server keeps it while
+// the registration lives) and then idle, and reports the server's heap
+// and stack bytes per session, registration included. b.N is ignored:
+// one round is the measurement.
+func BenchmarkDTLSSessionMemory(b *testing.B) {
+	n := *benchDevices
+	s := newSecureStackWith(b, true)
+	for i := range n {
+		ep, id, key := benchIdentity(i)
+		s.addPSK(b, ep, id, key)
+	}
+	time.Sleep(time.Second)
+	heapInUse()
+	base := heapInUse()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDTLSSessionClients$")
+	cmd.Env = append(os.Environ(), clientsAddrEnv+"="+s.dtls, clientsNEnv+"="+strconv.Itoa(n))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+	}()
+	start := time.Now()
+	sc := bufio.NewScanner(stdout)
+	ready := false
+	for !ready && sc.Scan() {
+		ready = sc.Text() == "READY"
+	}
+	if !ready {
+		b.Fatal("client process ended before its sessions were ready")
+	}
+	took := time.Since(start)
+	if got := s.reg.Len(); got != n {
+		b.Fatalf("%d registrations, want %d", got, n)
+	}
+	time.Sleep(2 * time.Second) // idle: no handshake or exchange in flight
+	live := heapInUse()
+	b.ReportMetric(float64(int64(live)-int64(base))/float64(n), "B/session")
+	b.ReportMetric(float64(n)/took.Seconds(), "sessions/s")
+}
