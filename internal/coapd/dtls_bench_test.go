@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -139,7 +140,7 @@ func BenchmarkDTLSSessionMemory(b *testing.B) {
 	}
 	time.Sleep(time.Second)
 	heapInUse()
-	base := heapInUse()
+	base, baseG := heapInUse(), runtime.NumGoroutine()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDTLSSessionClients$")
 	cmd.Env = append(os.Environ(), clientsAddrEnv+"="+s.dtls, clientsNEnv+"="+strconv.Itoa(n))
 	stdin, _ := cmd.StdinPipe()
@@ -168,5 +169,6 @@ func BenchmarkDTLSSessionMemory(b *testing.B) {
 	time.Sleep(2 * time.Second) // idle: no handshake or exchange in flight
 	live := heapInUse()
 	b.ReportMetric(float64(int64(live)-int64(base))/float64(n), "B/session")
+	b.ReportMetric(float64(runtime.NumGoroutine()-baseG)/float64(n), "goroutines/session")
 	b.ReportMetric(float64(n)/took.Seconds(), "sessions/s")
 }
