@@ -44,6 +44,7 @@ type demux struct {
 	pending map[netip.AddrPort]*assoc // a new handshake from an address with an established association; guarded by mu
 	byCID   map[string]*assoc         // guarded by mu
 	live    int                       // associations not yet closed; guarded by mu
+	quiet   atomic.Bool               // writes are dropped: sessions are being saved
 	closed  bool                      // no new associations; the socket closes with the last one; guarded by mu
 }
 
@@ -198,6 +199,27 @@ func (d *demux) remove(a *assoc) {
 	}
 }
 
+// quiesce drops every write from now on, so that no session sends a
+// record after its state is saved.
+func (d *demux) quiesce() { d.quiet.Store(true) }
+
+// restoredAssoc makes an established association for a session restored
+// from saved state, reachable by address and Connection ID.
+func (d *demux) restoredAssoc(addr netip.AddrPort, cid string) *assoc {
+	a := &assoc{d: d, first: addr, in: make(chan datagram, assocQueue), done: make(chan struct{}),
+		dlChanged: make(chan struct{})}
+	a.established.Store(true)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.live++
+	d.byAddr[addr] = a
+	if cid != "" {
+		a.cid.Store(&cid)
+		d.byCID[cid] = a
+	}
+	return a
+}
+
 // setCID records the Connection ID the server gave a in its ServerHello.
 func (d *demux) setCID(a *assoc, cid string) {
 	d.mu.Lock()
@@ -348,6 +370,9 @@ func (a *assoc) WriteTo(p []byte, addr net.Addr) (int, error) {
 			a.cid.Store(&cid)
 			a.d.setCID(a, cid)
 		}
+	}
+	if a.d.quiet.Load() {
+		return len(p), nil
 	}
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {

@@ -51,6 +51,12 @@ type DTLSConfig struct {
 	// has an x509 credential whose CN and fingerprint, where set, match.
 	Certificate *tls.Certificate
 	ClientCAs   *x509.CertPool
+	// SessionFile, when set, keeps sessions across a planned restart:
+	// Stop saves the sessions bound to endpoints there (sealed with a key
+	// derived from the secret key) and ListenDTLS resumes them and removes
+	// the file, so devices go on without a handshake. A session is
+	// restored at most once.
+	SessionFile string
 	// OnHandshake, when set, is called after each completed handshake with
 	// the peer's address and authenticated identity ("psk:ID"), on the
 	// session's goroutine. Metrics and tests count handshakes with it.
@@ -188,6 +194,12 @@ func (s *Server) newSession(cc *udpclient.Conn) {
 	}
 	cc.SetContextValue(peerKey{}, &peer{identity: identity, endpoint: endpoint})
 	s.log.Debug("DTLS session", "identity", identity, "endpoint", endpoint, "remote_addr", connAddr(cc).String())
+	if gc, ok := cc.NetConn().(*gatedConn); ok && gc.restored {
+		// No handshake: requests to the device go out on its restored
+		// session.
+		s.bindSession(endpoint, cc)
+		return
+	}
 	if s.dtlsCfg.OnHandshake != nil {
 		s.dtlsCfg.OnHandshake(connAddr(cc), identity)
 	}
@@ -294,7 +306,16 @@ func (s *Server) ListenDTLS(addr string) error {
 			dtls.WithClientAuth(dtls.RequireAndVerifyClientCert))
 	}
 	opts = append(opts, dtls.WithCipherSuites(suites...))
-	l := &dtlsListener{demux: newDemux(c, cidLen), gate: gate, log: s.log, opts: opts}
+	l := &dtlsListener{demux: newDemux(c, cidLen), gate: gate, log: s.log, opts: opts,
+		resumeOpts: []dtls.Option{
+			dtls.WithPSK(s.pskKey),
+			dtls.WithCipherSuites(suites...),
+			dtls.WithLoggerFactory(pionLogs{s.log}),
+		}}
+	if err := s.restoreSessions(l); err != nil {
+		_ = l.Close()
+		return err
+	}
 	s.dmu.Lock()
 	defer s.dmu.Unlock()
 	if s.dl != nil {
@@ -372,11 +393,16 @@ func (s *Server) stopDTLS() {
 // dtlsListener hands go-coap the associations of the demultiplexer as
 // pion server sessions, gating the handshakes.
 type dtlsListener struct {
-	demux  *demux
-	opts   []dtls.ServerOption
-	gate   *handshakeGate
-	log    *slog.Logger
-	closed atomic.Bool
+	demux      *demux
+	opts       []dtls.ServerOption
+	resumeOpts []dtls.Option
+	gate       *handshakeGate
+	log        *slog.Logger
+	closed     atomic.Bool
+	// restored are the sessions resumed from saved state, handed out
+	// before any new association; only AcceptWithContext touches it
+	// after ListenDTLS.
+	restored []*gatedConn
 }
 
 // AcceptWithContext returns the next new association. One refused by the
@@ -385,6 +411,11 @@ func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) 
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if n := len(l.restored); n > 0 {
+			gc := l.restored[n-1]
+			l.restored = l.restored[:n-1]
+			return gc, nil
 		}
 		a, err := l.demux.Accept()
 		if err != nil {
@@ -420,8 +451,9 @@ func (l *dtlsListener) Close() error {
 // handshake ends.
 type gatedConn struct {
 	*dtls.Conn
-	assoc *assoc
-	leave func()
+	assoc    *assoc
+	leave    func()
+	restored bool // resumed from saved state
 }
 
 // HandshakeContext runs the handshake, gives the slot back and, on

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -468,6 +469,92 @@ func TestDTLSSpoofedClientHelloKeepsSession(t *testing.T) {
 		t.Fatalf("send after a stray ClientHello: %v", r.code)
 	}
 	if n := s.handshakes.Load(); n != 1 {
+		t.Fatalf("%d handshakes, want 1", n)
+	}
+}
+
+// TestDTLSSessionsSurviveRestart stops the server with a session file and
+// starts a new one on the same port: the device's session goes on with no
+// handshake, a Send is accepted and the server reaches the device; the
+// saved file is used once.
+func TestDTLSSessionsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(dir, "db.sqlite"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := credential.New(st, "test secret key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := creds.Add(ctx, credential.Actor{}, credential.AddRequest{Endpoint: "urn:imei:1", PSKIdentity: "dev-1", PSKKey: pskKey}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "dtls-sessions")
+	var handshakes atomic.Int64
+	start := func(addr string) (*coapd.Server, *registry.Registry, func()) {
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		w := ingest.New(st, ingest.Options{Logger: log})
+		w.Start()
+		reg := registry.New(st, registry.Options{Logger: log, Ingest: w})
+		srv := coapd.New(coapd.Config{Registry: reg, Ingest: w, Types: objects.Default().TypeOf, Logger: log,
+			Credentials: creds, DTLS: coapd.DTLSConfig{SessionFile: file,
+				OnHandshake: func(netip.AddrPort, string) { handshakes.Add(1) }}})
+		if err := srv.StartDTLS(addr); err != nil {
+			t.Fatal(err)
+		}
+		return srv, reg, func() { srv.Stop(); w.Close() }
+	}
+	srv1, _, stop1 := start("127.0.0.1:0")
+	addr := srv1.DTLSAddr().String()
+	device := func(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool.Message) {
+		_ = w.SetResponse(codes.Content, message.TextPlain, bytes.NewReader([]byte("ACME")))
+	}
+	cc, err := dialPSK(t, addr, "dev-1", pskKey, device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := register(t, cc, "urn:imei:1")
+	stop1()
+	select {
+	case <-cc.Done():
+		t.Fatal("the device's session was closed by the server's stop")
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	srv2, reg2, stop2 := start(addr)
+	defer stop2()
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Fatalf("session file still there after restore: %v", err)
+	}
+	// The device's Update restores its registration and arrives on the
+	// resumed session.
+	if r := post(t, cc, loc, message.TextPlain, nil, "lt=600"); r.code != codes.Changed {
+		t.Fatalf("update after restart: %v %q", r.code, r.body)
+	}
+	senml := []byte(`[{"bn":"/3303/0/","n":"5700","v":4}]`)
+	if r := post(t, cc, "/dp", message.AppSenmlJSON, senml); r.code != codes.Changed {
+		t.Fatalf("send after restart: %v", r.code)
+	}
+	reg, ok := reg2.ByEndpoint("urn:imei:1")
+	if !ok || reg.Transport != registry.TransportDTLS {
+		t.Fatalf("registration after restart %+v %v", reg, ok)
+	}
+	sc, err := srv2.Dial(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if resp, err := sc.Get(rctx, "/3/0/0"); err != nil || resp.Code() != codes.Content {
+		t.Fatalf("read after restart: %v", err)
+	}
+	if n := handshakes.Load(); n != 1 {
 		t.Fatalf("%d handshakes, want 1", n)
 	}
 }

@@ -108,6 +108,8 @@ type Server struct {
 	srv     *udpserver.Server
 	dtlsSrv *dtlsserver.Server
 
+	sessionsSaved atomic.Bool // Stop saved the sessions once
+
 	dmu        sync.Mutex
 	dl         *dtlsListener // guarded by dmu
 	dtlsServed chan struct{} // closed when ServeDTLS returns; guarded by dmu
@@ -291,9 +293,13 @@ func (s *Server) Addr() netip.AddrPort {
 }
 
 // Stop closes the sockets and every connection and session and waits for
-// Serve and ServeDTLS to return. Handlers waiting on the ingest writer
+// Serve and ServeDTLS to return; with DTLSConfig.SessionFile it first
+// saves the DTLS sessions (and then closes them without close_notify). Handlers waiting on the ingest writer
 // finish with it; stop the ingest writer after the server.
 func (s *Server) Stop() {
+	if err := s.saveSessions(); err != nil {
+		s.log.Error("DTLS sessions not saved", "err", err)
+	}
 	s.stopDTLS()
 	s.srv.Stop()
 	s.mu.Lock()

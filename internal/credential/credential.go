@@ -37,8 +37,9 @@ const (
 // Service adds, lists, removes and looks up credentials. It is safe for
 // concurrent use.
 type Service struct {
-	st   *store.Store
-	seal sealer
+	st       *store.Store
+	seal     sealer
+	sessions sealer
 }
 
 // New returns a Service over st whose PSK keys are sealed with a key
@@ -51,7 +52,23 @@ func New(st *store.Store, secret string) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{st: st, seal: s}, nil
+	ss, err := newSealerFor(secret, hkdfSessionInfo)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{st: st, seal: s, sessions: ss}, nil
+}
+
+// SealSessions encrypts saved DTLS session state (which holds session
+// keys) under a key of its own derived from the secret key.
+func (s *Service) SealSessions(state []byte) []byte {
+	return s.sessions.seal(state, "dtls-sessions", "")
+}
+
+// OpenSessions reverses SealSessions; altered data or another secret key
+// is ErrSealed.
+func (s *Service) OpenSessions(sealed []byte) ([]byte, error) {
+	return s.sessions.open(sealed, "dtls-sessions", "")
 }
 
 // Actor is who asked for a change, for the audit log.

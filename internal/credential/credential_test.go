@@ -192,3 +192,23 @@ func TestParseKey(t *testing.T) {
 		}
 	}
 }
+
+func TestSealSessions(t *testing.T) {
+	st := openStore(t)
+	s := newService(t, st, "secret one")
+	sealed := s.SealSessions([]byte("session keys"))
+	if bytes.Contains(sealed, []byte("session keys")) {
+		t.Fatal("state in clear")
+	}
+	if got, err := s.OpenSessions(sealed); err != nil || string(got) != "session keys" {
+		t.Fatalf("OpenSessions = %q, %v", got, err)
+	}
+	if _, err := newService(t, st, "secret two").OpenSessions(sealed); !errors.Is(err, ErrSealed) {
+		t.Fatalf("open under another secret: %v", err)
+	}
+	// The session key is not the PSK key: a sealed PSK does not open as
+	// session state.
+	if _, err := s.OpenSessions(s.seal.seal([]byte("k"), "dtls-sessions", "")); !errors.Is(err, ErrSealed) {
+		t.Fatalf("PSK sealer opened session state: %v", err)
+	}
+}

@@ -14,9 +14,11 @@ import (
 // cipher in use. A later change of either gets a new version.
 const sealVersion = 1
 
-// hkdfInfo separates this use of the secret key from its other uses
-// (sessions, tokens).
-const hkdfInfo = "flownexus credential psk key v1"
+// HKDF info strings: each use of the secret key gets a key of its own.
+const (
+	hkdfInfo        = "flownexus credential psk key v1"
+	hkdfSessionInfo = "flownexus dtls session state v1"
+)
 
 // ErrSealed is matched when a stored key cannot be opened: it was sealed
 // under another secret key or the stored bytes were altered.
@@ -25,11 +27,13 @@ var ErrSealed = errors.New("credential: stored key cannot be opened (secret key 
 // sealer encrypts PSK keys for the store.
 type sealer struct{ aead cipher.AEAD }
 
-func newSealer(secret string) (sealer, error) {
+func newSealer(secret string) (sealer, error) { return newSealerFor(secret, hkdfInfo) }
+
+func newSealerFor(secret, info string) (sealer, error) {
 	if secret == "" {
 		return sealer{}, errors.New("credential: empty secret key")
 	}
-	key, err := hkdf.Key(sha256.New, []byte(secret), nil, hkdfInfo, 32)
+	key, err := hkdf.Key(sha256.New, []byte(secret), nil, info, 32)
 	if err != nil {
 		return sealer{}, fmt.Errorf("credential: derive key: %w", err)
 	}
