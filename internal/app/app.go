@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -99,6 +100,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	a := &App{Store: st, cfg: cfg, opts: opts, log: log, Objects: objects.Default()}
+	if err := loadModels(a.Objects, cfg.ModelsDir, log); err != nil {
+		st.Close()
+		return nil, err
+	}
 	a.Ingest = ingest.New(st, ingest.Options{Logger: log})
 	a.Registry = registry.New(st, registry.Options{
 		Grace:  opts.RegistrationGrace,
@@ -117,6 +122,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Types:       a.Objects.TypeOf,
 		Logger:      log,
 		Credentials: a.Credentials,
+		// Sessions are saved on stop and resumed on start, so devices need
+		// no new handshake after a planned restart.
+		DTLS: coapd.DTLSConfig{SessionFile: filepath.Join(cfg.DataDir, "dtls-sessions")},
 		OnActivity: func(act coapd.Activity) {
 			if act.Kind == coapd.ActivityRegister {
 				dm.AutoObserve(act.Registration)
@@ -281,6 +289,34 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, migrate
 		}
 	}
 	return st, nil
+}
+
+// loadModels adds the OMA DDF object definitions in dir to objs. A
+// directory that cannot be read stops the start; a bad file is logged with
+// its name and line and skipped, so one broken vendor file does not keep
+// the server down.
+func loadModels(objs *objects.Registry, dir string, log *slog.Logger) error {
+	if dir == "" {
+		return nil
+	}
+	n, err := objs.LoadDir(dir)
+	if n == 0 && err != nil && !errors.As(err, new(*objects.ParseError)) {
+		return fmt.Errorf("object definitions (--models %s): %w", dir, err)
+	}
+	if err != nil {
+		for _, e := range unjoin(err) {
+			log.Warn("object definition skipped", "err", e)
+		}
+	}
+	log.Info("object definitions loaded", "dir", dir, "objects", n)
+	return nil
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // prepareDir creates the data directory and checks it is writable, so a

@@ -33,6 +33,7 @@ type Config struct {
 	CoAPSListen  string   // CoAP over DTLS; "" disables it
 	FWListen     string   // IoT-safe firmware HTTPS; "" disables it
 	FirmwareDir  string   // "" means DataDir/firmware
+	ModelsDir    string   // directory of OMA DDF XML object definitions to add; "" means built-ins only
 	RedisURL     string   // "" means single node
 	Debug        bool     // development mode: permits the development secret
 	AllowedHosts []string // Host header allow list ("*" allows any, ".example.com" a domain and its subdomains)
@@ -122,6 +123,7 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 		}
 	}
 	str(&c.FirmwareDir, "FLOWNEXUS_FIRMWARE_DIR")
+	str(&c.ModelsDir, "FLOWNEXUS_MODELS_DIR")
 	str(&c.RedisURL, "FLOWNEXUS_REDIS_URL")
 	str(&c.LogFormat, "FLOWNEXUS_LOG_FORMAT")
 	str(&c.LogLevel, "FLOWNEXUS_LOG_LEVEL")
@@ -159,6 +161,7 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 	fs.StringVar(&c.CoAPSListen, "coaps-listen", c.CoAPSListen, "CoAP/DTLS listen address, empty disables (FLOWNEXUS_COAPS_LISTEN)")
 	fs.StringVar(&c.FWListen, "fw-listen", c.FWListen, "firmware HTTPS listen address, empty disables (FLOWNEXUS_FW_LISTEN)")
 	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware directory, default firmware/ in the data directory (FLOWNEXUS_FIRMWARE_DIR)")
+	fs.StringVar(&c.ModelsDir, "models", c.ModelsDir, "directory of OMA DDF XML object definitions that add to or override the built-in ones (FLOWNEXUS_MODELS_DIR)")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for multi-node setups (FLOWNEXUS_REDIS_URL)")
 	fs.BoolVar(&c.Debug, "debug", c.Debug, "development mode (FLOWNEXUS_DEBUG)")
 	fs.Func("allowed-hosts", "comma-separated Host header allow list (FLOWNEXUS_ALLOWED_HOSTS)", func(s string) error {

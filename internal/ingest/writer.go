@@ -69,6 +69,7 @@ type Writer struct {
 	stop     chan struct{}
 	finished chan struct{}
 
+	startOnce sync.Once
 	closeOnce sync.Once
 	mu        sync.RWMutex // guards closed against sends on in
 	closed    bool
@@ -104,12 +105,15 @@ func New(st *store.Store, opts Options) *Writer {
 	return w
 }
 
-// Start runs the writer goroutine.
-func (w *Writer) Start() { go w.loop() }
+// Start runs the writer goroutine; later calls do nothing.
+func (w *Writer) Start() { w.startOnce.Do(func() { go w.loop() }) }
 
 // Close stops accepting items, waits until every accepted item is
-// committed or failed, and returns. Later calls return at once.
+// committed or failed, and returns. Later calls return at once. Closing a
+// Writer that was never started runs its loop just long enough to commit
+// what was accepted.
 func (w *Writer) Close() {
+	w.Start()
 	w.closeOnce.Do(func() {
 		w.mu.Lock()
 		w.closed = true
