@@ -98,6 +98,10 @@ func (d *Device) register(ctx context.Context) error {
 			"lt=" + strconv.FormatInt(lt, 10),
 			"lwm2m=" + string(version),
 		}, d.bindingQueriesLocked(b)...)
+		// A device that sends is awake: the server may send requests (an
+		// auto-observe) before the Register answer reaches the device.
+		d.awake = true
+		d.lastActive = d.clock.Now()
 		d.mu.Unlock()
 		if conn == nil {
 			return ErrStopped
