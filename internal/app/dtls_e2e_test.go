@@ -97,3 +97,37 @@ func TestDTLSConnectionIDSurvivesRebind(t *testing.T) {
 		t.Fatalf("after rebind: %d handshakes, %d registrations; want 1 and 1", st.Handshakes, st.Registrations)
 	}
 }
+
+// TestDTLSRestartKeepsSessions restarts the server on the same ports: the
+// devices' DTLS sessions are saved on stop and resumed on start, so they
+// go on without a handshake or a new registration.
+func TestDTLSRestartKeepsSessions(t *testing.T) {
+	s, f := startSecureFleet(t, 2)
+	cfg := s.cfg
+	cfg.CoAPListen = s.CoAPAddr().String()
+	cfg.CoAPSListen = s.CoAPSAddr().String()
+	s.stop()
+	s2 := startServer(t, cfg, Options{})
+	// Stop the devices while the server still answers their De-register.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		f.Stop(ctx)
+	})
+	for _, d := range f.Devices() {
+		before := d.Stats()
+		d.TriggerSend()
+		eventually(t, 10*time.Second, "send after restart acknowledged", func() bool { return d.Stats().SendsAcked > before.SendsAcked })
+		if st := d.Stats(); st.Handshakes != 1 || st.Registrations != 1 {
+			t.Fatalf("%s after restart: %d handshakes, %d registrations; want 1 and 1", d.Endpoint(), st.Handshakes, st.Registrations)
+		}
+		reg, ok := s2.Registry.ByEndpoint(d.Endpoint())
+		if !ok || reg.Transport != registry.TransportDTLS {
+			t.Fatalf("%s: registration after restart %+v %v", d.Endpoint(), reg, ok)
+		}
+		var res opResult
+		if code := s2.call(t, "POST", "/api/v1/endpoints/"+d.Endpoint()+"/read", map[string]any{"path": "/3/0/0"}, &res); code != 200 {
+			t.Fatalf("read after restart: %d", code)
+		}
+	}
+}

@@ -326,9 +326,16 @@ func (s *Server) deregister(r *pool.Message, id string, addr netip.AddrPort, pr 
 func (s *Server) send(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, string, error) {
 	addr := connAddr(cc)
 	var reg registry.Registration
-	var ok bool
+	ok := false
 	if pr != nil {
-		reg, ok = s.reg.ByEndpoint(pr.endpoint)
+		var err error
+		reg, err = s.reg.LookupEndpoint(r.Context(), pr.endpoint)
+		switch {
+		case err == nil:
+			ok = true
+		case !errors.Is(err, registry.ErrNotFound):
+			return answer{}, pr.endpoint, err
+		}
 	} else {
 		reg, ok = s.reg.ByAddr(addr)
 	}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -62,4 +63,22 @@ func (r *Registry) SetAddr(ctx context.Context, id string, addr netip.AddrPort, 
 		return fmt.Errorf("registry: set address of %q: %w", id, err)
 	}
 	return nil
+}
+
+// LookupEndpoint returns the live registration of the named endpoint. One
+// not in memory is restored from the store, as Lookup does by ID: a DTLS
+// device whose session outlived a restart names its endpoint by its
+// credentials, not by a registration ID.
+func (r *Registry) LookupEndpoint(ctx context.Context, name string) (Registration, error) {
+	if reg, ok := r.ByEndpoint(name); ok {
+		return reg, nil
+	}
+	ep, err := r.st.GetEndpoint(ctx, name)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (!ep.Online || ep.RegistrationID == "")) {
+		return Registration{}, fmt.Errorf("registry: endpoint %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Registration{}, fmt.Errorf("registry: endpoint %q: %w", name, err)
+	}
+	return r.restore(ctx, ep.RegistrationID)
 }
