@@ -6,9 +6,9 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
-	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 	"github.com/flownexus/flownexus/internal/registry"
 )
 
@@ -41,7 +41,7 @@ func codeFor(err error) (codes.Code, string) {
 		return codes.Forbidden, "forbidden"
 	case errors.Is(err, errVersion):
 		return codes.PreconditionFailed, diag(err)
-	case errors.Is(err, errFormat), errors.Is(err, devmgmt.ErrUnsupportedFormat):
+	case errors.Is(err, errFormat), errors.Is(err, codec.ErrUnsupportedFormat):
 		return codes.UnsupportedMediaType, ""
 	case errors.Is(err, errNotFound), errors.Is(err, registry.ErrNotFound):
 		return codes.NotFound, ""

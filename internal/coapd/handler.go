@@ -20,6 +20,7 @@ import (
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/store"
@@ -359,7 +360,7 @@ func (s *Server) send(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, st
 	if err != nil {
 		return answer{}, reg.Endpoint, badRequest("payload: %v", err)
 	}
-	recs, err := devmgmt.Decode(f, body, lwm2m.Root, s.types)
+	recs, err := codec.Decode(f, body, lwm2m.Root, s.types)
 	if err != nil {
 		return answer{}, reg.Endpoint, err
 	}
@@ -430,7 +431,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 	body, err := r.ReadBody()
 	if err == nil {
 		var recs []lwm2m.Record
-		recs, err = devmgmt.Decode(f, body, obs.Path(), s.types)
+		recs, err = codec.Decode(f, body, obs.Path(), s.types)
 		if err == nil && len(recs) > 0 {
 			item := ingest.Report(reg.EndpointID, ingest.KindNotify, recs, s.reg.Now())
 			if obs.Composite && len(recs) == 1 {

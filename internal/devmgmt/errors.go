@@ -19,9 +19,6 @@ var (
 	// ErrInvalid is matched when the operation's arguments are wrong
 	// (a path of the wrong depth, no values to write, ...).
 	ErrInvalid = errors.New("devmgmt: invalid operation")
-	// ErrUnsupportedFormat is matched by Decode and Encode for a content
-	// format they do not handle.
-	ErrUnsupportedFormat = errors.New("unsupported content format")
 	// ErrNoObservation is matched by Cancel when no observation of the
 	// path is held.
 	ErrNoObservation = errors.New("devmgmt: no such observation")

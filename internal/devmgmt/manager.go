@@ -16,6 +16,7 @@ import (
 
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/registry"
 )
@@ -231,7 +232,7 @@ func (m *Manager) decode(op, endpoint string, base lwm2m.Path, resp response) ([
 		}
 		f = lwm2m.FormatText // RFC 7252: no Content-Format means text/plain
 	}
-	recs, err := Decode(f, resp.body, base, m.types)
+	recs, err := codec.Decode(f, resp.body, base, m.types)
 	if err != nil {
 		return nil, fmt.Errorf("devmgmt: %s %s on %q: %w: %w", op, base, endpoint, ErrBadResponse, err)
 	}
@@ -308,7 +309,7 @@ func (m *Manager) Write(ctx context.Context, endpoint string, p lwm2m.Path, mode
 		return fmt.Errorf("%w: %q", ErrOffline, endpoint)
 	}
 	f := lwm2m.WriteFormat(reg.Version, reg.Objects.ContentFormats, p, rs)
-	body, err := Encode(f, p, rs)
+	body, err := codec.Encode(f, p, rs)
 	if err != nil {
 		return fmt.Errorf("devmgmt: write %s on %q: %w: %w", p, endpoint, ErrInvalid, err)
 	}
@@ -374,7 +375,7 @@ func (m *Manager) Create(ctx context.Context, endpoint string, p lwm2m.Path, rs 
 		return lwm2m.Path{}, fmt.Errorf("%w: %q", ErrOffline, endpoint)
 	}
 	f := lwm2m.ReadFormat(reg.Version, reg.Objects.ContentFormats, p)
-	body, err := Encode(f, p, rs)
+	body, err := codec.Encode(f, p, rs)
 	if err != nil {
 		return lwm2m.Path{}, fmt.Errorf("devmgmt: create under %s on %q: %w: %w", p, endpoint, ErrInvalid, err)
 	}
@@ -414,7 +415,7 @@ func (m *Manager) ReadComposite(ctx context.Context, endpoint string, paths []lw
 		return nil, fmt.Errorf("%w: %q", ErrOffline, endpoint)
 	}
 	f := lwm2m.CompositeFormat(reg.Objects.ContentFormats)
-	body, err := encodePaths(f, paths)
+	body, err := codec.EncodePaths(f, paths)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -437,7 +438,7 @@ func (m *Manager) WriteComposite(ctx context.Context, endpoint string, rs []lwm2
 		return fmt.Errorf("%w: %q", ErrOffline, endpoint)
 	}
 	f := lwm2m.CompositeFormat(reg.Objects.ContentFormats)
-	body, err := Encode(f, lwm2m.Root, rs)
+	body, err := codec.Encode(f, lwm2m.Root, rs)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}

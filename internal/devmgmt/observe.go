@@ -12,6 +12,7 @@ import (
 
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 	"github.com/flownexus/flownexus/internal/registry"
 )
 
@@ -101,7 +102,7 @@ func (m *Manager) observe(ctx context.Context, endpoint string, composite bool, 
 	if composite {
 		req.op, req.code, req.composite = "observe-composite", codes.FETCH, true
 		f = lwm2m.CompositeFormat(reg.Objects.ContentFormats)
-		body, err := encodePaths(f, paths)
+		body, err := codec.EncodePaths(f, paths)
 		if err != nil {
 			return registry.Observation{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
@@ -178,7 +179,7 @@ func (m *Manager) cancel(ctx context.Context, endpoint string, composite bool, p
 	req := request{op: "cancel", code: codes.GET, observe: 1, token: message.Token(obs.Token),
 		accept: obs.Format, hasAcc: true}
 	if composite {
-		body, err := encodePaths(obs.Format, paths)
+		body, err := codec.EncodePaths(obs.Format, paths)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}

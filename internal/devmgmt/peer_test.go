@@ -25,6 +25,7 @@ import (
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 	"github.com/flownexus/flownexus/internal/lwm2m/senml"
@@ -301,7 +302,7 @@ func (p *peer) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool
 			p.respond(w, codes.NotFound, 0, nil)
 			return
 		}
-		out, err := devmgmt.Encode(format, path, recs)
+		out, err := codec.Encode(format, path, recs)
 		if err != nil {
 			p.respond(w, codes.NotAcceptable, 0, nil)
 			return
@@ -327,7 +328,7 @@ func (p *peer) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool
 			p.respond(w, codes.Changed, 0, nil)
 			return
 		}
-		recs, err := devmgmt.Decode(lwm2m.MediaType(cf), body, path, types)
+		recs, err := codec.Decode(lwm2m.MediaType(cf), body, path, types)
 		if err != nil {
 			p.respond(w, codes.BadRequest, lwm2m.FormatText, []byte(err.Error()))
 			return
@@ -351,7 +352,7 @@ func (p *peer) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool
 			p.respond(w, codes.Changed, 0, nil)
 			return
 		}
-		recs, err := devmgmt.Decode(lwm2m.MediaType(cf), body, path, types)
+		recs, err := codec.Decode(lwm2m.MediaType(cf), body, path, types)
 		if err != nil {
 			p.respond(w, codes.BadRequest, lwm2m.FormatText, []byte(err.Error()))
 			return
@@ -399,7 +400,7 @@ func (p *peer) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool
 		for _, q := range paths {
 			recs = append(recs, p.records(q)...)
 		}
-		out, err := devmgmt.Encode(format, lwm2m.Root, recs)
+		out, err := codec.Encode(format, lwm2m.Root, recs)
 		if err != nil {
 			p.respond(w, codes.NotAcceptable, 0, nil)
 			return
@@ -418,7 +419,7 @@ func (p *peer) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool
 		}
 		p.respond(w, codes.Content, format, out, opts...)
 	case codes.IPATCH:
-		recs, err := devmgmt.Decode(lwm2m.MediaType(cf), body, lwm2m.Root, types)
+		recs, err := codec.Decode(lwm2m.MediaType(cf), body, lwm2m.Root, types)
 		if err != nil {
 			p.respond(w, codes.BadRequest, 0, nil)
 			return
@@ -466,7 +467,7 @@ func (p *peer) notify(token string) error {
 	for _, q := range o.paths {
 		recs = append(recs, p.records(q)...)
 	}
-	body, err := devmgmt.Encode(o.format, base, recs)
+	body, err := codec.Encode(o.format, base, recs)
 	if err != nil {
 		return err
 	}

@@ -1,18 +1,13 @@
 package simulator
 
 import (
+	"errors"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
-	"github.com/flownexus/flownexus/internal/lwm2m/cborvalue"
-	"github.com/flownexus/flownexus/internal/lwm2m/lwm2mcbor"
-	"github.com/flownexus/flownexus/internal/lwm2m/omajson"
-	"github.com/flownexus/flownexus/internal/lwm2m/opaque"
-	"github.com/flownexus/flownexus/internal/lwm2m/plaintext"
-	"github.com/flownexus/flownexus/internal/lwm2m/senml"
-	"github.com/flownexus/flownexus/internal/lwm2m/tlv"
+	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 )
 
 // formatSupported reports whether a client of version v reads and writes
@@ -30,11 +25,6 @@ func formatSupported(f lwm2m.MediaType, v lwm2m.Version) bool {
 	return false
 }
 
-// singleValueFormat reports whether f carries exactly one resource value.
-func singleValueFormat(f lwm2m.MediaType) bool {
-	return f == lwm2m.FormatText || f == lwm2m.FormatOpaque || f == lwm2m.FormatCBOR
-}
-
 // compositeFormat reports whether f may carry composite operations for
 // version v: SenML in 1.1, LwM2M-CBOR too in 1.2.
 func compositeFormat(f lwm2m.MediaType, v lwm2m.Version) bool {
@@ -45,90 +35,40 @@ func compositeFormat(f lwm2m.MediaType, v lwm2m.Version) bool {
 	return false
 }
 
-// encode writes records read at base in format f. Single-value formats
-// need exactly one record.
+// encode writes records read at base in format f, answering 4.06 for a
+// format the device does not produce or a single-value format asked for
+// several values.
 func encode(f lwm2m.MediaType, base lwm2m.Path, rs []lwm2m.Record) ([]byte, error) {
-	if singleValueFormat(f) {
-		if len(rs) != 1 {
-			return nil, statusf(codes.NotAcceptable, "%v carries one value, not %d", f, len(rs))
-		}
-		switch f {
-		case lwm2m.FormatText:
-			return plaintext.Encode(rs[0].Value)
-		case lwm2m.FormatOpaque:
-			return opaque.Encode(rs[0].Value)
-		default:
-			return cborvalue.Encode(rs[0].Value)
-		}
+	b, err := codec.Encode(f, base, rs)
+	switch {
+	case errors.Is(err, codec.ErrSingleValue):
+		return nil, statusf(codes.NotAcceptable, "%v carries one value, not %d", f, len(rs))
+	case errors.Is(err, codec.ErrUnsupportedFormat):
+		return nil, statusf(codes.NotAcceptable, "format %v not supported", f)
 	}
-	switch f {
-	case lwm2m.FormatTLV:
-		return tlv.Encode(base, rs)
-	case lwm2m.FormatSenMLJSON:
-		return senml.EncodeJSON(base, rs)
-	case lwm2m.FormatSenMLCBOR:
-		return senml.EncodeCBOR(base, rs)
-	case lwm2m.FormatLwM2MCBOR:
-		return lwm2mcbor.Encode(base, rs)
-	case lwm2m.FormatJSON:
-		return omajson.Encode(base, rs)
-	}
-	return nil, statusf(codes.NotAcceptable, "format %v not supported", f)
+	return b, err
 }
 
 // decode reads the payload of a write to base in format f, typing values
-// with types. Relative SenML times count from now.
+// with types. Relative SenML times count from now. A single value for a
+// resource the device lacks is 4.04; an unknown format 4.15.
 func decode(f lwm2m.MediaType, data []byte, base lwm2m.Path, types lwm2m.TypeFunc, now time.Time) ([]lwm2m.Record, error) {
-	if singleValueFormat(f) {
-		if base.Depth() < 3 {
-			return nil, statusf(codes.BadRequest, "%v carries one resource value, not %s", f, base)
+	if codec.SingleValue(f) && f != lwm2m.FormatOpaque && base.Depth() >= 3 {
+		if _, ok := types.Lookup(base); !ok {
+			return nil, statusf(codes.NotFound, "resource %s unknown", base)
 		}
-		var v lwm2m.Value
-		var err error
-		switch f {
-		case lwm2m.FormatOpaque:
-			v, err = opaque.Decode(data)
-		default:
-			t, ok := types.Lookup(base)
-			if !ok {
-				return nil, statusf(codes.NotFound, "resource %s unknown", base)
-			}
-			if f == lwm2m.FormatText {
-				v, err = plaintext.Decode(data, t)
-			} else {
-				v, err = cborvalue.Decode(data, t)
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-		return []lwm2m.Record{{Path: base, Value: v}}, nil
 	}
-	switch f {
-	case lwm2m.FormatTLV:
-		return tlv.Decode(data, base, types)
-	case lwm2m.FormatSenMLJSON:
-		return senml.DecodeOptions{Now: now}.DecodeJSON(data, base, types)
-	case lwm2m.FormatSenMLCBOR:
-		return senml.DecodeOptions{Now: now}.DecodeCBOR(data, base, types)
-	case lwm2m.FormatLwM2MCBOR:
-		return lwm2mcbor.Decode(data, base, types)
-	case lwm2m.FormatJSON:
-		return omajson.Decode(data, base, types)
+	recs, err := codec.Options{Now: now}.Decode(f, data, base, types)
+	if errors.Is(err, codec.ErrUnsupportedFormat) {
+		return nil, statusf(codes.UnsupportedMediaType, "format %v not supported", f)
 	}
-	return nil, statusf(codes.UnsupportedMediaType, "format %v not supported", f)
+	return recs, err
 }
 
 // decodePaths reads the path list of a Read- or Observe-Composite request.
 func decodePaths(f lwm2m.MediaType, data []byte) ([]lwm2m.Path, error) {
-	var paths []lwm2m.Path
-	var err error
-	switch f {
-	case lwm2m.FormatSenMLJSON:
-		paths, err = senml.DecodePathsJSON(data)
-	case lwm2m.FormatSenMLCBOR:
-		paths, err = senml.DecodePathsCBOR(data)
-	default:
+	paths, err := codec.DecodePaths(f, data)
+	if errors.Is(err, codec.ErrUnsupportedFormat) {
 		return nil, statusf(codes.UnsupportedMediaType, "format %v not supported", f)
 	}
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 )
@@ -299,7 +300,7 @@ func (d *Device) responseFormatLocked(rq request, recs []lwm2m.Record) (lwm2m.Me
 		if !formatSupported(f, d.version) || f == lwm2m.FormatLinkFormat {
 			return 0, statusf(codes.NotAcceptable, "%v not supported by an LwM2M %s client", f, d.version)
 		}
-		if singleValueFormat(f) {
+		if codec.SingleValue(f) {
 			if !single {
 				return 0, statusf(codes.NotAcceptable, "%v carries a single resource value", f)
 			}
@@ -741,7 +742,7 @@ func (d *Device) create(rq request) response {
 	defer d.mu.Unlock()
 	var recs []lwm2m.Record
 	if len(rq.body) > 0 {
-		if !rq.hasFormat || !formatSupported(rq.format, d.version) || singleValueFormat(rq.format) || rq.format == lwm2m.FormatLinkFormat {
+		if !rq.hasFormat || !formatSupported(rq.format, d.version) || codec.SingleValue(rq.format) || rq.format == lwm2m.FormatLinkFormat {
 			return failed(op, p, statusf(codes.UnsupportedMediaType, "Create payload format %v", rq.format))
 		}
 		var err error

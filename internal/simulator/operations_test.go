@@ -10,6 +10,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 	"github.com/flownexus/flownexus/internal/lwm2m/senml"
@@ -67,7 +68,7 @@ func TestReadEveryFormat(t *testing.T) {
 		single := len(want) == 1 && want[0].Path == base
 		for _, f := range allFormats {
 			r := p.request(ep, codes.GET, ps, 0, nil, accept(f))
-			fits := !singleValueFormat(f) || single && (f != lwm2m.FormatOpaque || want[0].Value.Type() == lwm2m.TypeOpaque)
+			fits := !codec.SingleValue(f) || single && (f != lwm2m.FormatOpaque || want[0].Value.Type() == lwm2m.TypeOpaque)
 			if !fits {
 				if r.code != codes.NotAcceptable {
 					t.Errorf("read %s as %v: %v, want 4.06", ps, f, r.code)

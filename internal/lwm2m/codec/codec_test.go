@@ -1,11 +1,11 @@
-package devmgmt_test
+package codec_test
 
 import (
 	"errors"
 	"testing"
 
-	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 )
 
@@ -27,11 +27,11 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 	for _, f := range []lwm2m.MediaType{lwm2m.FormatTLV, lwm2m.FormatSenMLJSON, lwm2m.FormatSenMLCBOR,
 		lwm2m.FormatJSON, lwm2m.FormatLwM2MCBOR} {
-		b, err := devmgmt.Encode(f, inst, rs)
+		b, err := codec.Encode(f, inst, rs)
 		if err != nil {
 			t.Fatalf("%s: encode: %v", f, err)
 		}
-		got, err := devmgmt.Decode(f, b, inst, types)
+		got, err := codec.Decode(f, b, inst, types)
 		if err != nil {
 			t.Fatalf("%s: decode: %v", f, err)
 		}
@@ -47,19 +47,19 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 	one := lwm2m.NewPath(3303, 0, 5700)
 	for _, f := range []lwm2m.MediaType{lwm2m.FormatText, lwm2m.FormatCBOR} {
-		b, err := devmgmt.Encode(f, one, []lwm2m.Record{{Path: one, Value: lwm2m.Float(21.5)}})
+		b, err := codec.Encode(f, one, []lwm2m.Record{{Path: one, Value: lwm2m.Float(21.5)}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := devmgmt.Decode(f, b, one, types)
+		got, err := codec.Decode(f, b, one, types)
 		if err != nil || len(got) != 1 || got[0].Value.FloatValue() != 21.5 {
 			t.Fatalf("%s: %v %v", f, got, err)
 		}
 	}
-	if _, err := devmgmt.Decode(lwm2m.MediaType(50), []byte("{}"), one, types); !errors.Is(err, devmgmt.ErrUnsupportedFormat) {
+	if _, err := codec.Decode(lwm2m.MediaType(50), []byte("{}"), one, types); !errors.Is(err, codec.ErrUnsupportedFormat) {
 		t.Fatalf("JSON (50): %v", err)
 	}
-	if _, err := devmgmt.Decode(lwm2m.FormatText, []byte("1"), lwm2m.NewPath(3, 0), types); !errors.Is(err, lwm2m.ErrSyntax) {
+	if _, err := codec.Decode(lwm2m.FormatText, []byte("1"), lwm2m.NewPath(3, 0), types); !errors.Is(err, lwm2m.ErrSyntax) {
 		t.Fatalf("text for an instance: %v", err)
 	}
 }
@@ -81,9 +81,9 @@ func FuzzDecode(f *testing.F) {
 				base = base.Child(5700)
 			}
 		}
-		rs, err := devmgmt.Decode(fm, data, base, types)
+		rs, err := codec.Decode(fm, data, base, types)
 		if err != nil {
-			if !errors.Is(err, lwm2m.ErrSyntax) && !errors.Is(err, devmgmt.ErrUnsupportedFormat) {
+			if !errors.Is(err, lwm2m.ErrSyntax) && !errors.Is(err, codec.ErrUnsupportedFormat) {
 				t.Fatalf("%s: error not a syntax error: %v", fm, err)
 			}
 			return
