@@ -76,6 +76,11 @@ func scanOperation(r rowScanner) (Operation, error) {
 // Paths, Payload, MaxAttempts (0: DefaultMaxAttempts) and QueuedBy with
 // status QUEUED, and returns the stored operation.
 func (s *Store) CreateOperation(ctx context.Context, o Operation) (Operation, error) {
+	return s.createOperation(ctx, s.wdb, o)
+}
+
+// createOperation inserts o with q: the write pool or a transaction.
+func (s *Store) createOperation(ctx context.Context, q querier, o Operation) (Operation, error) {
 	op := fmt.Sprintf("create %s operation for endpoint %d", o.Kind, o.EndpointID)
 	if o.Kind == "" {
 		return Operation{}, fmt.Errorf("store: %s: empty kind", op)
@@ -97,7 +102,7 @@ func (s *Store) CreateOperation(ctx context.Context, o Operation) (Operation, er
 		maxAttempts = DefaultMaxAttempts
 	}
 	now := millis(s.now())
-	out, err := scanOperation(s.wdb.QueryRowContext(ctx, `
+	out, err := scanOperation(q.QueryRowContext(ctx, `
 		INSERT INTO endpoint_operation (endpoint_id, kind, paths, payload, status, max_attempts, queued_by, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING `+operationCols,
 		o.EndpointID, o.Kind, string(pathsJSON), payload, OperationQueued, maxAttempts, nullID(o.QueuedBy), now))

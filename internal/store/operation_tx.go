@@ -3,13 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"time"
-
-	"github.com/flownexus/flownexus/internal/lwm2m"
 )
 
 // The operation queue: what the durable job worker (package jobs) needs
@@ -31,32 +28,7 @@ func (s *Store) WithTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // CreateOperationTx is CreateOperation inside the transaction tx, so that
 // the operation and other rows (a job that delivers it) commit together.
 func (s *Store) CreateOperationTx(ctx context.Context, tx *sql.Tx, o Operation) (Operation, error) {
-	op := fmt.Sprintf("create %s operation for endpoint %d", o.Kind, o.EndpointID)
-	if o.Kind == "" {
-		return Operation{}, fmt.Errorf("store: %s: empty kind", op)
-	}
-	paths := o.Paths
-	if paths == nil {
-		paths = []lwm2m.Path{}
-	}
-	pathsJSON, err := json.Marshal(paths)
-	if err != nil {
-		return Operation{}, fmt.Errorf("store: %s: %w", op, err)
-	}
-	payload, err := jsonText("payload", o.Payload)
-	if err != nil {
-		return Operation{}, fmt.Errorf("store: %s: %w", op, err)
-	}
-	maxAttempts := o.MaxAttempts
-	if maxAttempts <= 0 {
-		maxAttempts = DefaultMaxAttempts
-	}
-	now := millis(s.now())
-	out, err := scanOperation(tx.QueryRowContext(ctx, `
-		INSERT INTO endpoint_operation (endpoint_id, kind, paths, payload, status, max_attempts, queued_by, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING `+operationCols,
-		o.EndpointID, o.Kind, string(pathsJSON), payload, OperationQueued, maxAttempts, nullID(o.QueuedBy), now))
-	return out, wrap(op, err)
+	return s.createOperation(ctx, tx, o)
 }
 
 // ClaimResult says what ClaimOperation found at the head of an endpoint's
