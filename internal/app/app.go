@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -114,6 +113,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		st.Close()
 		return nil, err
 	}
+	dtlsCfg, err := dtlsConfig(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	var dm *devmgmt.Manager
 	var jq *jobs.Queue
 	a.CoAP = coapd.New(coapd.Config{
@@ -124,7 +128,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Credentials: a.Credentials,
 		// Sessions are saved on stop and resumed on start, so devices need
 		// no new handshake after a planned restart.
-		DTLS: coapd.DTLSConfig{SessionFile: filepath.Join(cfg.DataDir, "dtls-sessions")},
+		DTLS: dtlsCfg,
 		OnActivity: func(act coapd.Activity) {
 			if act.Kind == coapd.ActivityRegister {
 				dm.AutoObserve(act.Registration)

@@ -31,6 +31,9 @@ type Config struct {
 	HTTPListen   string   // dashboard, REST API, health and metrics
 	CoAPListen   string   // plain CoAP/UDP; "" disables it
 	CoAPSListen  string   // CoAP over DTLS; "" disables it
+	DTLSCert     string   // PEM certificate chain DTLS presents to X.509 devices; with DTLSKey and DTLSClientCA, or ""
+	DTLSKey      string   // PEM private key of DTLSCert
+	DTLSClientCA string   // PEM CA certificates device certificates must verify against
 	FWListen     string   // IoT-safe firmware HTTPS; "" disables it
 	FirmwareDir  string   // "" means DataDir/firmware
 	ModelsDir    string   // directory of OMA DDF XML object definitions to add; "" means built-ins only
@@ -123,6 +126,9 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 		}
 	}
 	str(&c.FirmwareDir, "FLOWNEXUS_FIRMWARE_DIR")
+	str(&c.DTLSCert, "FLOWNEXUS_COAPS_CERT")
+	str(&c.DTLSKey, "FLOWNEXUS_COAPS_KEY")
+	str(&c.DTLSClientCA, "FLOWNEXUS_COAPS_CLIENT_CA")
 	str(&c.ModelsDir, "FLOWNEXUS_MODELS_DIR")
 	str(&c.RedisURL, "FLOWNEXUS_REDIS_URL")
 	str(&c.LogFormat, "FLOWNEXUS_LOG_FORMAT")
@@ -159,6 +165,9 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "HTTP listen address (FLOWNEXUS_HTTP_LISTEN)")
 	fs.StringVar(&c.CoAPListen, "coap-listen", c.CoAPListen, "CoAP/UDP listen address, empty disables plain CoAP so devices must use DTLS (FLOWNEXUS_COAP_LISTEN)")
 	fs.StringVar(&c.CoAPSListen, "coaps-listen", c.CoAPSListen, "CoAP/DTLS listen address, empty disables (FLOWNEXUS_COAPS_LISTEN)")
+	fs.StringVar(&c.DTLSCert, "coaps-cert", c.DTLSCert, "PEM certificate chain for X.509 devices over DTLS (FLOWNEXUS_COAPS_CERT)")
+	fs.StringVar(&c.DTLSKey, "coaps-key", c.DTLSKey, "PEM private key of --coaps-cert (FLOWNEXUS_COAPS_KEY)")
+	fs.StringVar(&c.DTLSClientCA, "coaps-client-ca", c.DTLSClientCA, "PEM CA certificates device certificates must verify against (FLOWNEXUS_COAPS_CLIENT_CA)")
 	fs.StringVar(&c.FWListen, "fw-listen", c.FWListen, "firmware HTTPS listen address, empty disables (FLOWNEXUS_FW_LISTEN)")
 	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware directory, default firmware/ in the data directory (FLOWNEXUS_FIRMWARE_DIR)")
 	fs.StringVar(&c.ModelsDir, "models", c.ModelsDir, "directory of OMA DDF XML object definitions that add to or override the built-in ones (FLOWNEXUS_MODELS_DIR)")
@@ -237,6 +246,9 @@ func (c Config) Validate() error {
 				strings.ToUpper(strings.ReplaceAll(l.flag, "-", "_")), l.v, err)
 		}
 	}
+	if n := countSet(c.DTLSCert, c.DTLSKey, c.DTLSClientCA); n != 0 && n != 3 {
+		bad("DTLS certificates: --coaps-cert, --coaps-key and --coaps-client-ca (FLOWNEXUS_COAPS_CERT, FLOWNEXUS_COAPS_KEY, FLOWNEXUS_COAPS_CLIENT_CA) go together: set all three or none")
+	}
 	if c.RedisURL != "" {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			bad("Redis URL (--redis-url, FLOWNEXUS_REDIS_URL) %q: want redis://host:port/db", redact(c.RedisURL))
@@ -295,4 +307,14 @@ func redact(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+func countSet(vs ...string) int {
+	n := 0
+	for _, v := range vs {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }

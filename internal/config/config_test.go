@@ -91,6 +91,8 @@ func TestValidateMessages(t *testing.T) {
 		{"empty http listen", nil, []string{"--http-listen", ""}, "HTTP listen address (--http-listen, FLOWNEXUS_HTTP_LISTEN) must not be empty"},
 		{"bad coap port", nil, []string{"--coap-listen", ":70000"}, `CoAP listen address (--coap-listen, FLOWNEXUS_COAP_LISTEN) ":70000": port must be a number in 0..65535`},
 		{"bad coaps", nil, []string{"--coaps-listen", "x"}, `CoAP/DTLS listen address (--coaps-listen, FLOWNEXUS_COAPS_LISTEN) "x"`},
+		{"coaps cert without key", nil, []string{"--coaps-cert", "c.pem", "--coaps-client-ca", "ca.pem"}, "--coaps-cert, --coaps-key and --coaps-client-ca"},
+		{"coaps ca only", map[string]string{"FLOWNEXUS_COAPS_CLIENT_CA": "ca.pem"}, nil, "set all three or none"},
 		{"bad fw", nil, []string{"--fw-listen", ":https"}, `firmware HTTPS listen address (--fw-listen, FLOWNEXUS_FW_LISTEN) ":https": port must be a number`},
 		{"bad db url", nil, []string{"--database-url", "mysql://x/y"}, `database URL (--database-url, FLOWNEXUS_DATABASE_URL) "mysql://x/y": want postgres://…`},
 		{"pg without host", nil, []string{"--database-url", "postgres:///db"}, "not a valid PostgreSQL URL"},
