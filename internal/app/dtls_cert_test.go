@@ -26,6 +26,7 @@ import (
 
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/simulator"
 )
 
 // issueCert signs an ECDSA P-256 certificate for cn with parent (self
@@ -118,5 +119,51 @@ func TestDTLSCertificateFromFiles(t *testing.T) {
 	cfg2.DataDir, cfg2.DTLSKey = filepath.Join(dir, "data2"), cfg.DTLSCert
 	if _, err := New(context.Background(), cfg2, testLogger(t), Options{}); err == nil {
 		t.Fatal("New with a certificate as its own key succeeded")
+	}
+}
+
+// TestDTLSCertificateFleet runs simulated devices with X.509 certificates:
+// they register over DTLS and answer the server's reads.
+func TestDTLSCertificateFleet(t *testing.T) {
+	dir := t.TempDir()
+	caCert, caKey := issueCert(t, "device CA", true, nil, nil)
+	srvCert, srvKey := issueCert(t, "flownexus", false, caCert, caKey)
+	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
+	cfg := testConfig(t, filepath.Join(dir, "data"))
+	cfg.CoAPSListen = "127.0.0.1:0"
+	cfg.DTLSCert, cfg.DTLSKey, cfg.DTLSClientCA = filepath.Join(dir, "srv.pem"), filepath.Join(dir, "srv.key"), filepath.Join(dir, "ca.pem")
+	writePEM(t, cfg.DTLSCert, "CERTIFICATE", srvCert.Raw)
+	writePEM(t, cfg.DTLSKey, "EC PRIVATE KEY", keyDER)
+	writePEM(t, cfg.DTLSClientCA, "CERTIFICATE", caCert.Raw)
+	s := startServer(t, cfg, Options{})
+	const n = 2
+	certs := make([]tls.Certificate, n)
+	for i := range n {
+		ep, _ := (simulator.Config{}).EndpointName(i)
+		c, k := issueCert(t, ep, false, caCert, caKey)
+		certs[i] = tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: k}
+		if _, err := s.Credentials.Add(context.Background(), credential.Actor{Name: "test"},
+			credential.AddRequest{Endpoint: ep, CertCN: ep}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	f := startFleet(t, s, n, func(c *simulator.Config) {
+		c.Server = s.CoAPSAddr().String()
+		c.Certificate = func(i int) tls.Certificate { return certs[i] }
+		c.RootCAs = pool
+	})
+	for _, d := range f.Devices() {
+		if reg, ok := s.Registry.ByEndpoint(d.Endpoint()); !ok || reg.Transport != registry.TransportDTLS {
+			t.Fatalf("%s: registration %+v %v", d.Endpoint(), reg, ok)
+		}
+		var res opResult
+		if code := s.call(t, "POST", "/api/v1/endpoints/"+d.Endpoint()+"/read", map[string]any{"path": "/3/0/0"}, &res); code != 200 {
+			t.Fatalf("read over a certificate session: %d", code)
+		}
+		if st := d.Stats(); st.Handshakes != 1 {
+			t.Fatalf("%d handshakes", st.Handshakes)
+		}
 	}
 }

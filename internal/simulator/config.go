@@ -1,6 +1,8 @@
 package simulator
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +50,12 @@ type Config struct {
 	// the server for a Connection ID, so Device.Rebind keeps the session.
 	// A reboot starts a new session with a new handshake.
 	PSK func(i int) PSK
+	// Certificate, when set instead of PSK, gives device i an X.509
+	// certificate (ECDSA P-256 keeps the handshake small) to talk DTLS
+	// with; the server's certificate is verified against RootCAs for the
+	// host of Server.
+	Certificate func(i int) tls.Certificate
+	RootCAs     *x509.CertPool
 	// Devices is the number of devices a Fleet runs (default 1).
 	Devices int
 	// BaseIMEI is the first 14 digits (TAC and serial number) of device 0's
@@ -143,6 +151,12 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Server); err != nil {
 		return fmt.Errorf("simulator: config: Server %q: %w", c.Server, err)
+	}
+	if c.PSK != nil && c.Certificate != nil {
+		return errors.New("simulator: config: PSK and Certificate are both set")
+	}
+	if c.Certificate != nil && c.RootCAs == nil {
+		return errors.New("simulator: config: Certificate needs RootCAs to verify the server")
 	}
 	if c.Devices < 1 || c.Devices > maxDevices {
 		return fmt.Errorf("simulator: config: Devices %d not in 1..%d", c.Devices, maxDevices)

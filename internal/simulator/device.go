@@ -383,8 +383,8 @@ func (d *Device) dial() (*client.Conn, error) {
 	}
 	var conn *client.Conn
 	var err error
-	if d.cfg.PSK != nil {
-		conn, err = d.dialDTLS(d.cfg.PSK(d.index), opts)
+	if d.cfg.PSK != nil || d.cfg.Certificate != nil {
+		conn, err = d.dialDTLS(opts)
 	} else {
 		d.sock = nil
 		conn, err = udp.Dial(d.cfg.Server, opts...)

@@ -21,11 +21,32 @@ type PSK struct {
 	Key      []byte
 }
 
-// dialDTLS opens a socket to the server, completes a DTLS-PSK handshake
-// (TLS_PSK_WITH_AES_128_CCM_8, asking the server for a Connection ID as
-// an nRF91 does: a zero-length one of its own) and returns the CoAP
-// connection over it. Called with mu held.
-func (d *Device) dialDTLS(psk PSK, opts []udp.Option) (*client.Conn, error) {
+// dtlsOptions are the handshake options of device i: its PSK
+// (TLS_PSK_WITH_AES_128_CCM_8) or its certificate
+// (TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, the server verified against
+// Config.RootCAs), asking the server for a Connection ID as an nRF91 does
+// (a zero-length one of its own).
+func (d *Device) dtlsOptions() []dtls.ClientOption {
+	opts := []dtls.ClientOption{dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator())}
+	if d.cfg.PSK != nil {
+		psk := d.cfg.PSK(d.index)
+		return append(opts,
+			dtls.WithPSK(func([]byte) ([]byte, error) { return psk.Key, nil }),
+			dtls.WithPSKIdentityHint([]byte(psk.Identity)),
+			dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8))
+	}
+	host, _, _ := net.SplitHostPort(d.cfg.Server)
+	return append(opts,
+		dtls.WithCertificates(d.cfg.Certificate(d.index)),
+		dtls.WithRootCAs(d.cfg.RootCAs),
+		dtls.WithServerName(host),
+		dtls.WithCipherSuites(dtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8))
+}
+
+// dialDTLS opens a socket to the server, completes a DTLS handshake with
+// dtlsOptions and returns the CoAP connection over it. Called with mu
+// held.
+func (d *Device) dialDTLS(opts []udp.Option) (*client.Conn, error) {
 	raddr, err := net.ResolveUDPAddr("udp", d.cfg.Server)
 	if err != nil {
 		return nil, err
@@ -34,12 +55,7 @@ func (d *Device) dialDTLS(psk PSK, opts []udp.Option) (*client.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	dc, err := dtls.ClientWithOptions(pc, raddr,
-		dtls.WithPSK(func([]byte) ([]byte, error) { return psk.Key, nil }),
-		dtls.WithPSKIdentityHint([]byte(psk.Identity)),
-		dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8),
-		dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()),
-	)
+	dc, err := dtls.ClientWithOptions(pc, raddr, d.dtlsOptions()...)
 	if err != nil {
 		_ = pc.Close()
 		return nil, err

@@ -1,6 +1,8 @@
 package simulator
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"testing"
 	"time"
@@ -78,5 +80,21 @@ func TestRebindConn(t *testing.T) {
 	}
 	if err := rc.rebind(); err == nil {
 		t.Fatal("rebind after Close succeeded")
+	}
+}
+
+func TestValidateDTLS(t *testing.T) {
+	psk := func(int) PSK { return PSK{Identity: "i", Key: []byte("k")} }
+	cert := func(int) tls.Certificate { return tls.Certificate{} }
+	for name, c := range map[string]Config{
+		"psk and certificate":     {Server: "127.0.0.1:5684", PSK: psk, Certificate: cert, RootCAs: x509.NewCertPool()},
+		"certificate without CAs": {Server: "127.0.0.1:5684", Certificate: cert},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: valid", name)
+		}
+	}
+	if err := (Config{Server: "127.0.0.1:5684", PSK: psk}).Validate(); err != nil {
+		t.Errorf("psk: %v", err)
 	}
 }
