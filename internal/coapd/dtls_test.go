@@ -54,7 +54,7 @@ func newSecureStack(t testing.TB) *secureStack {
 
 // newSecureStackWith is newSecureStack; quiet discards the log (for
 // measurements).
-func newSecureStackWith(t testing.TB, quiet bool) *secureStack {
+func newSecureStackWith(t testing.TB, quiet bool, mod ...func(*coapd.Config)) *secureStack {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Options{})
@@ -76,10 +76,14 @@ func newSecureStackWith(t testing.TB, quiet bool) *secureStack {
 	if s.creds, err = credential.New(st, "test secret key"); err != nil {
 		t.Fatal(err)
 	}
-	s.srv = coapd.New(coapd.Config{
+	cfg := coapd.Config{
 		Registry: s.reg, Ingest: w, Types: objects.Default().TypeOf, Logger: log, Credentials: s.creds,
 		DTLS: coapd.DTLSConfig{OnHandshake: func(netip.AddrPort, string) { s.handshakes.Add(1) }},
-	})
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	s.srv = coapd.New(cfg)
 	if err := s.srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -556,5 +560,44 @@ func TestDTLSSessionsSurviveRestart(t *testing.T) {
 	}
 	if n := handshakes.Load(); n != 1 {
 		t.Fatalf("%d handshakes, want 1", n)
+	}
+}
+
+// TestDTLSSessionLifetime: a session that never registers is closed after
+// the idle timeout; a registered one outlives it as long as its
+// registration; after De-register it is closed after the idle timeout.
+func TestDTLSSessionLifetime(t *testing.T) {
+	const idle = time.Second
+	s := newSecureStackWith(t, false, func(c *coapd.Config) { c.IdleTimeout = idle })
+	s.addPSK(t, "urn:imei:1", "dev-1", pskKey)
+	s.addPSK(t, "urn:imei:2", "dev-2", pskKey)
+	closedWithin := func(cc *udpclient.Conn, d time.Duration) bool {
+		select {
+		case <-cc.Done():
+			return true
+		case <-time.After(d):
+			return false
+		}
+	}
+	unregistered, err := dialPSK(t, s.dtls, "dev-2", pskKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := dialPSK(t, s.dtls, "dev-1", pskKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := register(t, cc, "urn:imei:1")
+	if !closedWithin(unregistered, 4*idle) {
+		t.Fatal("a session with no registration outlived the idle timeout")
+	}
+	if closedWithin(cc, 3*idle) {
+		t.Fatal("a registered session was closed while idle")
+	}
+	if r := del(t, cc, loc); r.code != codes.Deleted {
+		t.Fatalf("de-register: %v", r.code)
+	}
+	if !closedWithin(cc, 4*idle) {
+		t.Fatal("the session outlived its registration by more than the idle timeout")
 	}
 }
