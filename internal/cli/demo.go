@@ -82,8 +82,8 @@ Try:
   curl -s %s/healthz
   curl -s -H "Authorization: Bearer %s" %s/api/v1/endpoints
   curl -s -H "Authorization: Bearer %s" %s/api/v1/endpoints/%s
-  curl -s -H "Authorization: Bearer %s" -X POST -d '{"path":"/3/0"}' %s/api/v1/endpoints/%s/read
-  curl -s -H "Authorization: Bearer %s" -X POST -d '{"path":"/1/0/1","value":600}' %s/api/v1/endpoints/%s/write
+  curl -s -H "Authorization: Bearer %s" -H 'Content-Type: application/json' -d '{"path":"/3/0"}' %s/api/v1/endpoints/%s/read
+  curl -s -H "Authorization: Bearer %s" -H 'Content-Type: application/json' -d '{"path":"/1/0/1","value":600}' %s/api/v1/endpoints/%s/write
   curl -s -H "Authorization: Bearer %s" '%s/api/v1/endpoints/%s/history?path=/3303/0/5700'
   curl -s %s/api/v1/openapi.json   (the API's description)
   curl -s %s/metrics
