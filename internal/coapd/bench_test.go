@@ -29,10 +29,11 @@ import (
 
 var benchDevices = flag.Int("devices", 1000, "devices in the notification and memory benchmarks")
 
-// rawDevice is a benchmark device: one UDP socket speaking CoAP through
-// go-coap's message coder, one exchange at a time.
+// rawDevice is a benchmark device: one UDP socket (or DTLS session over
+// one) speaking CoAP through go-coap's message coder, one exchange at a
+// time.
 type rawDevice struct {
-	conn *net.UDPConn
+	conn net.Conn
 	mid  uint16
 	buf  []byte
 	in   []byte
