@@ -2,14 +2,11 @@ package jobs
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
+	"github.com/flownexus/flownexus/internal/store/storetest"
 	"io"
 	"log/slog"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -25,10 +22,6 @@ import (
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/store"
 )
-
-// postgresURLEnv names the PostgreSQL server the tests also run against
-// when set; each test gets a fresh database there.
-const postgresURLEnv = "FLOWNEXUS_TEST_POSTGRES_URL"
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
@@ -181,42 +174,9 @@ func forEachEngine(t *testing.T, o envOptions, fn func(t *testing.T, e *env)) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		o := o
-		o.url = postgresTestURL(t)
+		o.url = storetest.PostgresURL(t)
 		fn(t, newEnv(t, o))
 	})
-}
-
-// postgresTestURL creates a database with a random name, dropped when the
-// test ends, or skips the test when no server is configured.
-func postgresTestURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv(postgresURLEnv)
-	if base == "" {
-		t.Skip(postgresURLEnv + " is not set")
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("%s: %v", postgresURLEnv, err)
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	name := "flownexus_jobs_test_" + hex.EncodeToString(rnd[:])
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		admin.Close()
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
-		}
-		admin.Close()
-	})
-	u.Path = "/" + name
-	return u.String()
 }
 
 // register registers a device; queue selects queue mode.

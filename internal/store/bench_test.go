@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/flownexus/flownexus/internal/store/storetest"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func reportRate(b *testing.B) {
 // FLOWNEXUS_TEST_POSTGRES_URL is set).
 func BenchmarkInsertResources(b *testing.B) {
 	ctx := context.Background()
-	engines := map[string]func(testing.TB) string{"sqlite": sqliteTestURL, "postgres": postgresTestURL}
+	engines := map[string]func(testing.TB) string{"sqlite": sqliteTestURL, "postgres": storetest.PostgresURL}
 	for _, name := range []string{"sqlite", "postgres"} {
 		b.Run(name, func(b *testing.B) {
 			s, ids := benchStore(b, engines[name](b))

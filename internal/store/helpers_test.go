@@ -2,11 +2,7 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
+	"github.com/flownexus/flownexus/internal/store/storetest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,11 +11,6 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 )
-
-// postgresURLEnv names the PostgreSQL server the tests use when set, e.g.
-// postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable. Each test
-// gets a database of its own there, dropped when it ends.
-const postgresURLEnv = "FLOWNEXUS_TEST_POSTGRES_URL"
 
 // t0 is the tests' clock start: a whole millisecond, UTC.
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
@@ -53,7 +44,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, s *Store)) {
 		fn(t, openTestStore(t, sqliteTestURL(t), true))
 	})
 	t.Run("postgres", func(t *testing.T) {
-		fn(t, openTestStore(t, postgresTestURL(t), true))
+		fn(t, openTestStore(t, storetest.PostgresURL(t), true))
 	})
 }
 
@@ -66,40 +57,6 @@ func clockOf(s *Store) *testClock {
 
 func sqliteTestURL(t testing.TB) string {
 	return filepath.Join(t.TempDir(), "flownexus.db")
-}
-
-// postgresTestURL creates a database with a random name on the server
-// named by FLOWNEXUS_TEST_POSTGRES_URL, drops it (WITH (FORCE)) when the test
-// ends, and returns its URL. It skips the test when the variable is unset.
-func postgresTestURL(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv(postgresURLEnv)
-	if base == "" {
-		t.Skip(postgresURLEnv + " is not set")
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("%s: %v", postgresURLEnv, err)
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	name := "flownexus_test_" + hex.EncodeToString(rnd[:])
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		admin.Close()
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
-			t.Errorf("drop test database %s: %v", name, err)
-		}
-		admin.Close()
-	})
-	u.Path = "/" + name
-	return u.String()
 }
 
 // openTestStore opens url with a test clock, migrates it when migrate is

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"github.com/flownexus/flownexus/internal/store/storetest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,7 +26,7 @@ func TestMigrateFromEmpty(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			url := sqliteTestURL(t)
 			if engine == "postgres" {
-				url = postgresTestURL(t)
+				url = storetest.PostgresURL(t)
 			}
 			s := openTestStore(t, url, false)
 			if s.Dialect() != engine {
@@ -221,7 +222,7 @@ func TestOpenUnreachablePostgres(t *testing.T) {
 }
 
 func TestOpenPostgresMissingDatabase(t *testing.T) {
-	u := postgresTestURL(t)
+	u := storetest.PostgresURL(t)
 	u = strings.Replace(u, "/flownexus_test_", "/no_such_database_", 1)
 	_, err := Open(context.Background(), u, Options{})
 	checkOneLine(t, err)
