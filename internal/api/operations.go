@@ -14,6 +14,7 @@ import (
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
+	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -157,14 +158,24 @@ func pathStrings(ps []lwm2m.Path) []string {
 	return out
 }
 
-// opContext bounds a device operation and checks the endpoint exists, so
-// an unknown endpoint is a 404 rather than "offline".
-func (a *API) opContext(ctx context.Context, ep string) (context.Context, context.CancelFunc, error) {
+// onDevice runs op against the device of endpoint ep: it checks the
+// endpoint exists (an unknown one is a 404 rather than "offline"), bounds
+// op by the operation timeout, and maps op's error with fail.
+func (a *API) onDevice(ctx context.Context, ep string, op func(ctx context.Context) error) error {
 	if _, err := a.endpoint(ctx, ep); err != nil {
-		return nil, nil, err
+		return err
 	}
+	return a.bounded(ctx, op)
+}
+
+// bounded is onDevice for a caller that has already looked the endpoint up.
+func (a *API) bounded(ctx context.Context, op func(ctx context.Context) error) error {
 	c, cancel := context.WithTimeout(ctx, a.opts.OpTimeout)
-	return c, cancel, nil
+	defer cancel()
+	if err := op(c); err != nil {
+		return a.fail(c, err)
+	}
+	return nil
 }
 
 func (a *API) read(ctx context.Context, in *readInput) (*resultOutput, error) {
@@ -172,19 +183,17 @@ func (a *API) read(ctx context.Context, in *readInput) (*resultOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	var rs []lwm2m.Record
+	err = a.onDevice(ctx, in.Endpoint, func(ctx context.Context) (err error) {
+		if len(paths) == 1 && len(in.Body.Paths) == 0 {
+			rs, err = a.opts.Devices.Read(ctx, in.Endpoint, paths[0])
+		} else {
+			rs, err = a.opts.Devices.ReadComposite(ctx, in.Endpoint, paths)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer cancel()
-	var rs []lwm2m.Record
-	if len(paths) == 1 && len(in.Body.Paths) == 0 {
-		rs, err = a.opts.Devices.Read(ctx, in.Endpoint, paths[0])
-	} else {
-		rs, err = a.opts.Devices.ReadComposite(ctx, in.Endpoint, paths)
-	}
-	if err != nil {
-		return nil, a.fail(ctx, err)
 	}
 	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "read", Paths: pathStrings(paths), Values: a.recordValues(rs)}}, nil
 }
@@ -197,14 +206,13 @@ func (a *API) discover(ctx context.Context, in *readInput) (*resultOutput, error
 	if len(paths) != 1 {
 		return nil, badRequest("discover takes one path")
 	}
-	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	var links []linkformat.DiscoverLink
+	err = a.onDevice(ctx, in.Endpoint, func(ctx context.Context) (err error) {
+		links, err = a.opts.Devices.Discover(ctx, in.Endpoint, paths[0])
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer cancel()
-	links, err := a.opts.Devices.Discover(ctx, in.Endpoint, paths[0])
-	if err != nil {
-		return nil, a.fail(ctx, err)
 	}
 	res := OperationResult{Endpoint: in.Endpoint, Operation: "discover", Paths: pathStrings(paths), Links: []DiscoverLink{}}
 	for _, l := range links {
@@ -321,23 +329,21 @@ func (a *API) write(ctx context.Context, in *writeInput) (*resultOutput, error) 
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	var paths []lwm2m.Path
+	paths := []lwm2m.Path{target}
 	if composite {
+		paths = paths[:0]
 		for _, r := range rs {
 			paths = append(paths, r.Path)
 		}
-		err = a.opts.Devices.WriteComposite(ctx, in.Endpoint, rs)
-	} else {
-		paths = []lwm2m.Path{target}
-		err = a.opts.Devices.Write(ctx, in.Endpoint, target, writeMode(b.Mode, target), rs)
 	}
+	err = a.onDevice(ctx, in.Endpoint, func(ctx context.Context) error {
+		if composite {
+			return a.opts.Devices.WriteComposite(ctx, in.Endpoint, rs)
+		}
+		return a.opts.Devices.Write(ctx, in.Endpoint, target, writeMode(b.Mode, target), rs)
+	})
 	if err != nil {
-		return nil, a.fail(ctx, err)
+		return nil, err
 	}
 	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "write", Paths: pathStrings(paths), Values: a.recordValues(rs)}}, nil
 }
@@ -347,13 +353,10 @@ func (a *API) execute(ctx context.Context, in *executeInput) (*resultOutput, err
 	if err != nil || !p.IsResource() {
 		return nil, badRequest(fmt.Sprintf("path %q: execute needs a resource path", in.Body.Path))
 	}
-	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
-	if err != nil {
+	if err := a.onDevice(ctx, in.Endpoint, func(ctx context.Context) error {
+		return a.opts.Devices.Execute(ctx, in.Endpoint, p, in.Body.Args)
+	}); err != nil {
 		return nil, err
-	}
-	defer cancel()
-	if err := a.opts.Devices.Execute(ctx, in.Endpoint, p, in.Body.Args); err != nil {
-		return nil, a.fail(ctx, err)
 	}
 	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "execute", Paths: []string{p.String()}}}, nil
 }
@@ -397,13 +400,10 @@ func (a *API) writeAttributes(ctx context.Context, in *attributesInput) (*result
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
-	if err != nil {
+	if err := a.onDevice(ctx, in.Endpoint, func(ctx context.Context) error {
+		return a.opts.Devices.WriteAttributes(ctx, in.Endpoint, p, attrs)
+	}); err != nil {
 		return nil, err
-	}
-	defer cancel()
-	if err := a.opts.Devices.WriteAttributes(ctx, in.Endpoint, p, attrs); err != nil {
-		return nil, a.fail(ctx, err)
 	}
 	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "write-attributes", Paths: []string{p.String()}}}, nil
 }
@@ -444,14 +444,13 @@ func (a *API) create(ctx context.Context, in *createInput) (*resultOutput, error
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	var loc lwm2m.Path
+	err = a.bounded(ctx, func(ctx context.Context) (err error) {
+		loc, err = a.opts.Devices.Create(ctx, in.Endpoint, p, rs)
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer cancel()
-	loc, err := a.opts.Devices.Create(ctx, in.Endpoint, p, rs)
-	if err != nil {
-		return nil, a.fail(ctx, err)
 	}
 	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "create", Paths: []string{p.String()}, Location: loc.String()}}, nil
 }
@@ -461,13 +460,10 @@ func (a *API) deleteInstance(ctx context.Context, in *deleteInput) (*resultOutpu
 	if err != nil || !p.IsInstance() {
 		return nil, badRequest(fmt.Sprintf("path %q: delete needs an object instance path such as /3303/1", in.Body.Path))
 	}
-	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
-	if err != nil {
+	if err := a.onDevice(ctx, in.Endpoint, func(ctx context.Context) error {
+		return a.opts.Devices.Delete(ctx, in.Endpoint, p)
+	}); err != nil {
 		return nil, err
-	}
-	defer cancel()
-	if err := a.opts.Devices.Delete(ctx, in.Endpoint, p); err != nil {
-		return nil, a.fail(ctx, err)
 	}
 	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "delete", Paths: []string{p.String()}}}, nil
 }
@@ -477,26 +473,20 @@ func (a *API) observe(ctx context.Context, in *readInput) (*resultOutput, error)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	var rs []lwm2m.Record
+	var obs registry.Observation
+	err = a.onDevice(ctx, in.Endpoint, func(ctx context.Context) (err error) {
+		if len(paths) == 1 && len(in.Body.Paths) == 0 {
+			obs, rs, err = a.opts.Devices.Observe(ctx, in.Endpoint, paths[0])
+		} else {
+			obs, rs, err = a.opts.Devices.ObserveComposite(ctx, in.Endpoint, paths)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer cancel()
-	var rs []lwm2m.Record
-	var token string
-	if len(paths) == 1 && len(in.Body.Paths) == 0 {
-		o, recs, err := a.opts.Devices.Observe(ctx, in.Endpoint, paths[0])
-		if err != nil {
-			return nil, a.fail(ctx, err)
-		}
-		rs, token = recs, fmt.Sprintf("%x", o.Token)
-	} else {
-		o, recs, err := a.opts.Devices.ObserveComposite(ctx, in.Endpoint, paths)
-		if err != nil {
-			return nil, a.fail(ctx, err)
-		}
-		rs, token = recs, fmt.Sprintf("%x", o.Token)
-	}
+	token := fmt.Sprintf("%x", obs.Token)
 	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "observe", Paths: pathStrings(paths),
 		Values: a.recordValues(rs), Observation: token}}, nil
 }
@@ -506,18 +496,14 @@ func (a *API) cancelObserve(ctx context.Context, in *readInput) (*resultOutput, 
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel, err := a.opContext(ctx, in.Endpoint)
+	err = a.onDevice(ctx, in.Endpoint, func(ctx context.Context) error {
+		if len(paths) == 1 && len(in.Body.Paths) == 0 {
+			return a.opts.Devices.Cancel(ctx, in.Endpoint, paths[0])
+		}
+		return a.opts.Devices.CancelComposite(ctx, in.Endpoint, paths)
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer cancel()
-	if len(paths) == 1 && len(in.Body.Paths) == 0 {
-		err = a.opts.Devices.Cancel(ctx, in.Endpoint, paths[0])
-	} else {
-		err = a.opts.Devices.CancelComposite(ctx, in.Endpoint, paths)
-	}
-	if err != nil {
-		return nil, a.fail(ctx, err)
 	}
 	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "cancel-observe", Paths: pathStrings(paths)}}, nil
 }
