@@ -53,6 +53,10 @@ type Options struct {
 	// JobPollInterval is how often the job workers look for jobs other
 	// processes inserted; 0 means jobs.DefaultPollInterval.
 	JobPollInterval time.Duration
+	// IdleTimeout is coapd.Config.IdleTimeout: how long a device's CoAP
+	// connection state, or live DTLS session, outlasts its last message
+	// (a registered DTLS device's session is then parked); 0 means 30 s.
+	IdleTimeout time.Duration
 }
 
 // App is a composed flownexus server. Its exported fields are the parts,
@@ -126,6 +130,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Types:       a.Objects.TypeOf,
 		Logger:      log,
 		Credentials: a.Credentials,
+		IdleTimeout: opts.IdleTimeout,
 		// Sessions are saved on stop and resumed on start, so devices need
 		// no new handshake after a planned restart.
 		DTLS: dtlsCfg,

@@ -16,9 +16,16 @@ import (
 // credentials and starts them over DTLS.
 func startSecureFleet(t *testing.T, n int) (*server, *simulator.Fleet) {
 	t.Helper()
+	return startSecureFleetWith(t, n, Options{}, nil)
+}
+
+// startSecureFleetWith is startSecureFleet with server options and a
+// change to the fleet's configuration.
+func startSecureFleetWith(t *testing.T, n int, opts Options, mod func(*simulator.Config)) (*server, *simulator.Fleet) {
+	t.Helper()
 	cfg := testConfig(t, t.TempDir())
 	cfg.CoAPSListen = "127.0.0.1:0"
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, opts)
 	psk := func(i int) simulator.PSK {
 		return simulator.PSK{Identity: fmt.Sprintf("sim-%d", i), Key: []byte(fmt.Sprintf("key-of-device-%04d", i))}
 	}
@@ -36,6 +43,9 @@ func startSecureFleet(t *testing.T, n int) (*server, *simulator.Fleet) {
 	f := startFleet(t, s, n, func(c *simulator.Config) {
 		c.Server = s.CoAPSAddr().String()
 		c.PSK = psk
+		if mod != nil {
+			mod(c)
+		}
 	})
 	return s, f
 }
@@ -96,6 +106,46 @@ func TestDTLSConnectionIDSurvivesRebind(t *testing.T) {
 	if st := d.Stats(); st.Handshakes != 1 || st.Registrations != 1 {
 		t.Fatalf("after rebind: %d handshakes, %d registrations; want 1 and 1", st.Handshakes, st.Registrations)
 	}
+}
+
+// TestDTLSParkedSession lets two devices' sessions idle until the server
+// parks them (no goroutines, only their exported state). The server's read
+// resumes one, a Send from a new source port (Connection ID) the other;
+// neither device handshakes again and the rebound one's address follows.
+func TestDTLSParkedSession(t *testing.T) {
+	s, f := startSecureFleetWith(t, 2, Options{IdleTimeout: 300 * time.Millisecond}, func(c *simulator.Config) {
+		c.ValueInterval = time.Hour // no notifications: the sessions idle
+	})
+	eventually(t, 10*time.Second, "both sessions parked", func() bool {
+		st := s.CoAP.DTLSStats()
+		return st.Parked == 2 && st.Live == 0
+	})
+	d0, d1 := f.Device(0), f.Device(1)
+	var res opResult
+	if code := s.call(t, "POST", "/api/v1/endpoints/"+d0.Endpoint()+"/read", map[string]any{"path": "/3/0/0"}, &res); code != 200 || len(res.Values) != 1 {
+		t.Fatalf("read on a parked session: %d %+v", code, res)
+	}
+
+	if err := d1.Rebind(); err != nil {
+		t.Fatal(err)
+	}
+	before := d1.Stats().SendsAcked
+	d1.TriggerSend()
+	eventually(t, 10*time.Second, "send from a new port acknowledged", func() bool { return d1.Stats().SendsAcked > before })
+	newPort := netip.MustParseAddrPort(d1.LocalAddr()).Port()
+	if reg, _ := s.Registry.ByEndpoint(d1.Endpoint()); reg.Addr.Port() != newPort {
+		t.Fatalf("registration address %s, want port %d", reg.Addr, newPort)
+	}
+	if code := s.call(t, "POST", "/api/v1/endpoints/"+d1.Endpoint()+"/read", map[string]any{"path": "/3/0/0"}, &res); code != 200 {
+		t.Fatalf("read after the resumed session moved: %d", code)
+	}
+	for _, d := range f.Devices() {
+		if st := d.Stats(); st.Handshakes != 1 || st.Registrations != 1 {
+			t.Fatalf("%s: %d handshakes, %d registrations; want 1 and 1", d.Endpoint(), st.Handshakes, st.Registrations)
+		}
+	}
+	// Idle again, both park again.
+	eventually(t, 10*time.Second, "sessions parked again", func() bool { return s.CoAP.DTLSStats().Parked == 2 })
 }
 
 // TestDTLSRestartKeepsSessions restarts the server on the same ports: the

@@ -33,6 +33,13 @@ import (
 //   - otherwise to the association of its source address, or, when it is
 //     a handshake record from an unknown address, to a new association;
 //     anything else from an unknown address is dropped.
+//
+// An established session idle long enough is parked (see park): its
+// association, goroutines and buffers are released and only pion's
+// exported state is kept. The next datagram from its address or with its
+// Connection ID, or a request of the server to its endpoint (unpark),
+// resumes it on a new association with no handshake; a ClientHello from
+// its address starts a new handshake as for an established association.
 type demux struct {
 	conn   *net.UDPConn
 	cidLen int
@@ -44,8 +51,13 @@ type demux struct {
 	pending map[netip.AddrPort]*assoc // a new handshake from an address with an established association; guarded by mu
 	byCID   map[string]*assoc         // guarded by mu
 	live    int                       // associations not yet closed; guarded by mu
-	quiet   atomic.Bool               // writes are dropped: sessions are being saved
-	closed  bool                      // no new associations; the socket closes with the last one; guarded by mu
+
+	parkedAddr map[netip.AddrPort]*parked // guarded by mu
+	parkedCID  map[string]*parked         // guarded by mu
+	parkedEP   map[string]*parked         // by endpoint; every parked session is here; guarded by mu
+	resuming   map[string]*assoc          // by endpoint: parked sessions resumed and not yet bound; guarded by mu
+	quiet      atomic.Bool                // writes are dropped: sessions are being saved
+	closed     bool                       // no new associations; the socket closes with the last one; guarded by mu
 }
 
 // acceptBacklog bounds the new associations waiting for Accept; a
@@ -67,6 +79,11 @@ func newDemux(conn *net.UDPConn, cidLen int) *demux {
 		byAddr:  make(map[netip.AddrPort]*assoc),
 		pending: make(map[netip.AddrPort]*assoc),
 		byCID:   make(map[string]*assoc),
+
+		parkedAddr: make(map[netip.AddrPort]*parked),
+		parkedCID:  make(map[string]*parked),
+		parkedEP:   make(map[string]*parked),
+		resuming:   make(map[string]*assoc),
 	}
 	go d.readLoop()
 	return d
@@ -93,7 +110,12 @@ func (d *demux) route(b []byte, from netip.AddrPort) {
 	}
 	d.mu.Lock()
 	if d.cidLen > 0 && protocol.ContentType(b[0]) == protocol.ContentTypeConnectionID {
-		a := d.byCID[d.cidOf(b)]
+		cid := d.cidOf(b)
+		a := d.byCID[cid]
+
+		if pk := d.parkedCID[cid]; a == nil && pk != nil {
+			a = d.unparkLocked(pk)
+		}
 		d.mu.Unlock()
 		if a != nil {
 			a.deliver(b, from)
@@ -101,8 +123,13 @@ func (d *demux) route(b []byte, from netip.AddrPort) {
 		return
 	}
 	a, p := d.byAddr[from], d.pending[from]
+
+	var pk *parked
+	if a == nil {
+		pk = d.parkedAddr[from]
+	}
 	switch {
-	case p != nil && (a == nil || isHandshakeOrCCS(b)):
+	case p != nil && (a == nil && pk == nil || isHandshakeOrCCS(b)):
 		// The new handshake from this address goes on.
 		a = p
 	case p != nil:
@@ -110,10 +137,28 @@ func (d *demux) route(b []byte, from netip.AddrPort) {
 		// way: it belongs to the old session or, once the new one has
 		// completed and before it took over the address, to the new one.
 		// Each drops what it cannot authenticate.
+		if a == nil {
+			a = d.unparkLocked(pk)
+		}
 		d.mu.Unlock()
-		a.deliver(b, from)
+		if a != nil {
+			a.deliver(b, from)
+		}
 		p.deliver(b, from)
 		return
+	case pk != nil && isClientHello(b):
+		// As for an established association: the parked session keeps
+		// the address until the new handshake completes.
+		if a = d.newAssocLocked(from); a == nil {
+			d.mu.Unlock()
+			return
+		}
+		d.pending[from] = a
+	case pk != nil:
+		if a = d.unparkLocked(pk); a == nil {
+			d.mu.Unlock()
+			return
+		}
 	case a == nil:
 		if !isHandshake(b) {
 			d.mu.Unlock()
@@ -141,8 +186,7 @@ func (d *demux) newAssocLocked(from netip.AddrPort) *assoc {
 	if d.closed {
 		return nil
 	}
-	a := &assoc{d: d, first: from, in: make(chan datagram, assocQueue), done: make(chan struct{}),
-		dlChanged: make(chan struct{})}
+	a := newAssoc(d, from)
 	select {
 	case d.accept <- a:
 		d.live++
@@ -150,6 +194,11 @@ func (d *demux) newAssocLocked(from netip.AddrPort) *assoc {
 	default:
 		return nil
 	}
+}
+
+func newAssoc(d *demux, from netip.AddrPort) *assoc {
+	return &assoc{d: d, first: from, in: make(chan datagram, assocQueue), done: make(chan struct{}),
+		dlChanged: make(chan struct{})}
 }
 
 // cidOf returns the Connection ID of the first CID record of b, "" when
@@ -177,6 +226,9 @@ func (d *demux) established(a *assoc) {
 	if d.pending[a.first] == a || d.byAddr[a.first] == nil {
 		delete(d.pending, a.first)
 		d.byAddr[a.first] = a
+		// A session parked at this address is reachable by its
+		// Connection ID and endpoint only.
+		delete(d.parkedAddr, a.first)
 	}
 }
 
@@ -197,27 +249,139 @@ func (d *demux) remove(a *assoc) {
 	if cid := a.cid.Load(); cid != nil && d.byCID[*cid] == a {
 		delete(d.byCID, *cid)
 	}
+	if a.resume != nil && d.resuming[a.resume.endpoint] == a {
+		delete(d.resuming, a.resume.endpoint)
+	}
 }
 
 // quiesce drops every write from now on, so that no session sends a
 // record after its state is saved.
 func (d *demux) quiesce() { d.quiet.Store(true) }
 
-// restoredAssoc makes an established association for a session restored
-// from saved state, reachable by address and Connection ID.
-func (d *demux) restoredAssoc(addr netip.AddrPort, cid string) *assoc {
-	a := &assoc{d: d, first: addr, in: make(chan datagram, assocQueue), done: make(chan struct{}),
-		dlChanged: make(chan struct{})}
-	a.established.Store(true)
+// parked is an established session kept as pion's exported state with
+// no association: a sleeping device's session costs its state, not a
+// session's goroutines and buffers.
+type parked struct {
+	endpoint string         // the endpoint the session is bound to
+	addr     netip.AddrPort // the device's address when parked
+	cid      string         // the Connection ID the server gave; "" if none
+	state    []byte         // pion's State.MarshalBinary
+}
+
+// park replaces the established association a by the parked session pk,
+// reachable by pk.addr (unless another association holds that address),
+// pk.cid and pk.endpoint, replacing an older parked session of the
+// endpoint. a must be muted before its state was exported, and closed by
+// the caller after park returns. It reports false, and parks nothing, once
+// the demultiplexer is closing.
+func (d *demux) park(a *assoc, pk *parked) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed || d.quiet.Load() {
+		return false
+	}
+	if d.byAddr[a.first] == a {
+		delete(d.byAddr, a.first)
+	}
+	if cid := a.cid.Load(); cid != nil && d.byCID[*cid] == a {
+		delete(d.byCID, *cid)
+	}
+	d.forgetParkedLocked(pk.endpoint)
+	d.parkedEP[pk.endpoint] = pk
+	if d.byAddr[pk.addr] == nil {
+		d.parkedAddr[pk.addr] = pk
+	}
+	if pk.cid != "" {
+		d.parkedCID[pk.cid] = pk
+	}
+	return true
+}
+
+// unparkLocked forgets the parked session pk and returns a new established
+// association that resumes it, queued for Accept; nil (pk stays parked)
+// when the backlog is full or the demultiplexer is closing or saving.
+// d.mu must be held.
+func (d *demux) unparkLocked(pk *parked) *assoc {
+	if d.closed || d.quiet.Load() {
+		return nil
+	}
+	a := newAssoc(d, pk.addr)
+	a.resume = pk
+	a.established.Store(true)
+	select {
+	case d.accept <- a:
+	default:
+		return nil
+	}
 	d.live++
-	d.byAddr[addr] = a
-	if cid != "" {
-		a.cid.Store(&cid)
-		d.byCID[cid] = a
+	d.forgetParkedLocked(pk.endpoint)
+	d.resuming[pk.endpoint] = a
+	if d.byAddr[pk.addr] == nil {
+		d.byAddr[pk.addr] = a
+	}
+	if pk.cid != "" {
+		a.cid.Store(&pk.cid)
+		d.byCID[pk.cid] = a
 	}
 	return a
+}
+
+// unpark resumes the parked session of endpoint; it reports whether there
+// was one and it is on its way to Accept, or already was.
+func (d *demux) unpark(endpoint string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.resuming[endpoint] != nil {
+		return true
+	}
+	pk := d.parkedEP[endpoint]
+	return pk != nil && d.unparkLocked(pk) != nil
+}
+
+// forgetParked drops the parked session of endpoint, if any: the endpoint
+// has a newer session, or its resumed session is bound.
+func (d *demux) forgetParked(endpoint string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.forgetParkedLocked(endpoint)
+	delete(d.resuming, endpoint)
+}
+
+// addParked parks a session restored from saved state.
+func (d *demux) addParked(pk *parked) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.forgetParkedLocked(pk.endpoint)
+	d.parkedEP[pk.endpoint] = pk
+	d.parkedAddr[pk.addr] = pk
+	if pk.cid != "" {
+		d.parkedCID[pk.cid] = pk
+	}
+}
+
+func (d *demux) forgetParkedLocked(endpoint string) {
+	pk := d.parkedEP[endpoint]
+	if pk == nil {
+		return
+	}
+	delete(d.parkedEP, endpoint)
+	if d.parkedAddr[pk.addr] == pk {
+		delete(d.parkedAddr, pk.addr)
+	}
+	if pk.cid != "" && d.parkedCID[pk.cid] == pk {
+		delete(d.parkedCID, pk.cid)
+	}
+}
+
+// parkedSessions returns the parked sessions.
+func (d *demux) parkedSessions() []*parked {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]*parked, 0, len(d.parkedEP))
+	for _, pk := range d.parkedEP {
+		out = append(out, pk)
+	}
+	return out
 }
 
 // setCID records the Connection ID the server gave a in its ServerHello.
@@ -300,6 +464,8 @@ type assoc struct {
 	closeOnce   sync.Once
 	established atomic.Bool
 	cid         atomic.Pointer[string]
+	muted       atomic.Bool // writes are dropped: the session is being parked
+	resume      *parked     // the parked session this association resumes; set before Accept
 
 	dlMu      sync.Mutex
 	deadline  time.Time     // guarded by dlMu
@@ -371,7 +537,7 @@ func (a *assoc) WriteTo(p []byte, addr net.Addr) (int, error) {
 			a.d.setCID(a, cid)
 		}
 	}
-	if a.d.quiet.Load() {
+	if a.d.quiet.Load() || a.muted.Load() {
 		return len(p), nil
 	}
 	ua, ok := addr.(*net.UDPAddr)

@@ -1,6 +1,7 @@
 package coapd
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -107,10 +108,14 @@ func (p *peer) transport() registry.Transport {
 func (s *Server) newDTLSServer(cfg DTLSConfig, idle time.Duration) *dtlsserver.Server {
 	onInactive := func(cc *udpclient.Conn) {
 		// A session bound to a live registration is kept as long as the
-		// registration: a sleeping device must not pay a handshake per
-		// wake-up. Others go after the idle timeout.
+		// registration, parked: a sleeping device must not pay a handshake
+		// per wake-up, nor the server a live session per sleeping device.
+		// Others go after the idle timeout.
 		if p := peerOf(cc); p != nil && s.sessionOf(p.endpoint) == cc {
 			if _, ok := s.reg.ByEndpoint(p.endpoint); ok {
+				if !s.park(cc, p.endpoint) {
+					cc.InactivityMonitor().Notify() // not parked: kept live
+				}
 				return
 			}
 		}
@@ -131,14 +136,95 @@ func (s *Server) newDTLSServer(cfg DTLSConfig, idle time.Duration) *dtlsserver.S
 			go func() {
 				t := time.NewTicker(min(max(idle/8, 250*time.Millisecond), 2*time.Second))
 				defer t.Stop()
+				var swept time.Time
 				for now := range t.C {
 					if !f(now) {
 						return
+					}
+					if now.Sub(swept) >= max(idle, time.Second) {
+						s.sweepParked()
+						swept = now
 					}
 				}
 			}()
 		}),
 	)
+}
+
+// park keeps the idle session cc of endpoint as its exported state and
+// closes it without a word to the device (see demux.park); false when it
+// cannot be parked and stays live.
+func (s *Server) park(cc *udpclient.Conn, endpoint string) bool {
+	gc, ok := cc.NetConn().(*gatedConn)
+	if !ok {
+		return false
+	}
+	// Muted before the snapshot, the session sends no record the restored
+	// one would send again with the same sequence number.
+	gc.assoc.muted.Store(true)
+	state, ok := gc.ConnectionState()
+	var b []byte
+	var err error
+	if ok {
+		b, err = state.MarshalBinary()
+		b = bytes.Clone(b) // the encoder's buffer is twice as large
+	}
+	pk := &parked{endpoint: endpoint, addr: addrOf(gc.RemoteAddr()), state: b}
+	if cid := gc.assoc.cid.Load(); cid != nil {
+		pk.cid = *cid
+	}
+	if !ok || err != nil || !gc.assoc.d.park(gc.assoc, pk) {
+		// Nothing was sent since the mute, so the live session goes on
+		// where it was.
+		gc.assoc.muted.Store(false)
+		return false
+	}
+	_ = cc.Close()
+	s.log.Debug("DTLS session parked", "endpoint", endpoint, "remote_addr", pk.addr.String())
+	return true
+}
+
+// DTLSStats counts the DTLS sessions bound to endpoints.
+type DTLSStats struct {
+	Live   int // sessions with an association, goroutines and buffers
+	Parked int // idle sessions kept as their exported state only
+	// ParkedStateBytes is the size of the parked sessions' exported
+	// states.
+	ParkedStateBytes int
+}
+
+// DTLSStats returns the current session counts.
+func (s *Server) DTLSStats() DTLSStats {
+	s.sessionsMu.Lock()
+	st := DTLSStats{Live: len(s.sessions)}
+	s.sessionsMu.Unlock()
+	if l := s.dtlsListener(); l != nil {
+		l.demux.mu.Lock()
+		st.Parked = len(l.demux.parkedEP)
+		for _, pk := range l.demux.parkedEP {
+			st.ParkedStateBytes += len(pk.state)
+		}
+		l.demux.mu.Unlock()
+	}
+	return st
+}
+
+// sweepParked drops the parked sessions whose endpoint has no
+// registration any more (restored from the store if need be, as after a
+// restart): a device that comes back handshakes again.
+func (s *Server) sweepParked() {
+	l := s.dtlsListener()
+	if l == nil {
+		return
+	}
+	for _, pk := range l.demux.parkedSessions() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := s.reg.LookupEndpoint(ctx, pk.endpoint)
+		cancel()
+		if errors.Is(err, registry.ErrNotFound) {
+			l.demux.forgetParked(pk.endpoint)
+		}
+	}
 }
 
 // DTLSServerApply installs the inactivity monitor factory on the DTLS
@@ -194,8 +280,8 @@ func (s *Server) newSession(cc *udpclient.Conn) {
 	}
 	cc.SetContextValue(peerKey{}, &peer{identity: identity, endpoint: endpoint})
 	s.log.Debug("DTLS session", "identity", identity, "endpoint", endpoint, "remote_addr", connAddr(cc).String())
-	if gc, ok := cc.NetConn().(*gatedConn); ok && gc.restored {
-		// No handshake: requests to the device go out on its restored
+	if gc, ok := cc.NetConn().(*gatedConn); ok && gc.resumed {
+		// No handshake: requests to the device go out on its resumed
 		// session.
 		s.bindSession(endpoint, cc)
 		return
@@ -259,7 +345,12 @@ func (s *Server) bindSession(endpoint string, cc *udpclient.Conn) {
 		return
 	}
 	s.sessions[endpoint] = cc
+	close(s.sessionBound)
+	s.sessionBound = make(chan struct{})
 	s.sessionsMu.Unlock()
+	if l := s.dtlsListener(); l != nil {
+		l.demux.forgetParked(endpoint)
+	}
 	cc.AddOnClose(func() {
 		s.sessionsMu.Lock()
 		if s.sessions[endpoint] == cc {
@@ -270,6 +361,34 @@ func (s *Server) bindSession(endpoint string, cc *udpclient.Conn) {
 	if old != nil {
 		_ = old.Close()
 	}
+}
+
+// unparkSession resumes the parked session of endpoint and waits until it
+// is bound (see bindSession), at most until ctx ends.
+func (s *Server) unparkSession(ctx context.Context, endpoint string) *udpclient.Conn {
+	l := s.dtlsListener()
+	if l == nil || !l.demux.unpark(endpoint) {
+		return nil
+	}
+	for {
+		s.sessionsMu.Lock()
+		cc, bound := s.sessions[endpoint], s.sessionBound
+		s.sessionsMu.Unlock()
+		if cc != nil && cc.Context().Err() == nil {
+			return cc
+		}
+		select {
+		case <-bound:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (s *Server) dtlsListener() *dtlsListener {
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
+	return s.dl
 }
 
 // ListenDTLS binds the CoAP/DTLS socket ("127.0.0.1:0", ":5684"). It needs
@@ -399,10 +518,6 @@ type dtlsListener struct {
 	gate       *handshakeGate
 	log        *slog.Logger
 	closed     atomic.Bool
-	// restored are the sessions resumed from saved state, handed out
-	// before any new association; only AcceptWithContext touches it
-	// after ListenDTLS.
-	restored []*gatedConn
 }
 
 // AcceptWithContext returns the next new association. One refused by the
@@ -412,14 +527,15 @@ func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if n := len(l.restored); n > 0 {
-			gc := l.restored[n-1]
-			l.restored = l.restored[:n-1]
-			return gc, nil
-		}
 		a, err := l.demux.Accept()
 		if err != nil {
 			return nil, coapnet.ErrListenerIsClosed
+		}
+		if a.resume != nil {
+			if gc := l.resume(a); gc != nil {
+				return gc, nil
+			}
+			continue
 		}
 		src := a.first.Addr()
 		if !l.gate.enter(src) {
@@ -438,6 +554,23 @@ func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) 
 	}
 }
 
+// resume makes the session of a parked association; nil when its state
+// does not restore (the device handshakes again).
+func (l *dtlsListener) resume(a *assoc) *gatedConn {
+	var state dtls.State
+	err := state.UnmarshalBinary(a.resume.state)
+	var dc *dtls.Conn
+	if err == nil {
+		dc, err = dtls.ResumeWithOptions(&state, a, net.UDPAddrFromAddrPort(a.first), l.resumeOpts...)
+	}
+	if err != nil {
+		l.log.Warn("parked DTLS session not resumed", "endpoint", a.resume.endpoint, "err", err)
+		_ = a.Close()
+		return nil
+	}
+	return &gatedConn{Conn: dc, assoc: a, leave: func() {}, resumed: true}
+}
+
 // Close closes the socket and every association; go-coap closes the
 // sessions on them.
 func (l *dtlsListener) Close() error {
@@ -451,9 +584,9 @@ func (l *dtlsListener) Close() error {
 // handshake ends.
 type gatedConn struct {
 	*dtls.Conn
-	assoc    *assoc
-	leave    func()
-	restored bool // resumed from saved state
+	assoc   *assoc
+	leave   func()
+	resumed bool // a parked session resumed: no handshake
 }
 
 // HandshakeContext runs the handshake, gives the slot back and, on

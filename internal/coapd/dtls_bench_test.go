@@ -17,6 +17,7 @@ import (
 	piondtls "github.com/pion/dtls/v3"
 	dtlsnet "github.com/pion/dtls/v3/pkg/net"
 
+	"github.com/flownexus/flownexus/internal/coapd"
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/registry"
@@ -130,50 +131,79 @@ func TestDTLSSessionClients(t *testing.T) {
 }
 
 // BenchmarkDTLSSessionMemory opens -devices DTLS-PSK sessions from a
-// separate client process, each registered (so the server keeps it while
-// the registration lives) and then idle, and reports the server's heap
-// and stack bytes per session, registration included. b.N is ignored:
-// one round is the measurement.
+// separate client process, one after another, each registered (so the
+// server keeps it while the registration lives), and reports the server's
+// heap and stack bytes and goroutines per session, registration included:
+//
+//   - live: sessions idle for less than the idle timeout, each with its
+//     association, goroutines and buffers;
+//   - parked: a sleeping fleet, each device idle past the idle timeout
+//     (1 s here) soon after it registered, so the server keeps it as its
+//     exported state. Few sessions are live at once, so the goroutine
+//     structures the Go runtime keeps after a goroutine ends (it never
+//     frees them) stay out of the figure.
+//
+// b.N is ignored: one round is the measurement.
 func BenchmarkDTLSSessionMemory(b *testing.B) {
 	n := *benchDevices
-	s := newSecureStackWith(b, true)
-	for i := range n {
-		ep, id, key := benchIdentity(i)
-		s.addPSK(b, ep, id, key)
+	run := func(b *testing.B, idle time.Duration, parked bool) {
+		s := newSecureStackWith(b, true, func(c *coapd.Config) { c.IdleTimeout = idle })
+		for i := range n {
+			ep, id, key := benchIdentity(i)
+			s.addPSK(b, ep, id, key)
+		}
+		time.Sleep(time.Second)
+		heapInUse()
+		base, baseG := heapInUse(), runtime.NumGoroutine()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDTLSSessionClients$")
+		cmd.Env = append(os.Environ(), clientsAddrEnv+"="+s.dtls, clientsNEnv+"="+strconv.Itoa(n))
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			_ = stdin.Close()
+			_ = cmd.Wait()
+		}()
+		start := time.Now()
+		sc := bufio.NewScanner(stdout)
+		ready := false
+		for !ready && sc.Scan() {
+			ready = sc.Text() == "READY"
+		}
+		if !ready {
+			b.Fatal("client process ended before its sessions were ready")
+		}
+		took := time.Since(start)
+		if got := s.reg.Len(); got != n {
+			b.Fatalf("%d registrations, want %d", got, n)
+		}
+		if parked {
+			deadline := time.Now().Add(idle + 30*time.Second)
+			for s.srv.DTLSStats().Parked < n {
+				if time.Now().After(deadline) {
+					b.Fatalf("sessions %+v, want %d parked", s.srv.DTLSStats(), n)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		time.Sleep(time.Second) // no handshake or exchange in flight
+		st := s.srv.DTLSStats()
+		if !parked && st.Parked > 0 {
+			b.Fatalf("%d of %d sessions parked before the measurement; raise the idle timeout", st.Parked, n)
+		}
+		mem := heapInUse()
+		b.ReportMetric(float64(int64(mem)-int64(base))/float64(n), "B/session")
+		b.ReportMetric(float64(runtime.NumGoroutine()-baseG)/float64(n), "goroutines/session")
+		if parked {
+			b.ReportMetric(float64(st.ParkedStateBytes)/float64(st.Parked), "state-B/session")
+		}
+		b.ReportMetric(float64(n)/took.Seconds(), "sessions/s")
 	}
-	time.Sleep(time.Second)
-	heapInUse()
-	base, baseG := heapInUse(), runtime.NumGoroutine()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDTLSSessionClients$")
-	cmd.Env = append(os.Environ(), clientsAddrEnv+"="+s.dtls, clientsNEnv+"="+strconv.Itoa(n))
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		_ = stdin.Close()
-		_ = cmd.Wait()
-	}()
-	start := time.Now()
-	sc := bufio.NewScanner(stdout)
-	ready := false
-	for !ready && sc.Scan() {
-		ready = sc.Text() == "READY"
-	}
-	if !ready {
-		b.Fatal("client process ended before its sessions were ready")
-	}
-	took := time.Since(start)
-	if got := s.reg.Len(); got != n {
-		b.Fatalf("%d registrations, want %d", got, n)
-	}
-	time.Sleep(2 * time.Second) // idle: no handshake or exchange in flight
-	live := heapInUse()
-	b.ReportMetric(float64(int64(live)-int64(base))/float64(n), "B/session")
-	b.ReportMetric(float64(runtime.NumGoroutine()-baseG)/float64(n), "goroutines/session")
-	b.ReportMetric(float64(n)/took.Seconds(), "sessions/s")
+	b.Run(fmt.Sprintf("live/sessions=%d", n), func(b *testing.B) { run(b, time.Hour, false) })
+	b.Run(fmt.Sprintf("parked/sessions=%d", n), func(b *testing.B) { run(b, time.Second, true) })
 }
 
 // BenchmarkNotifyDTLS measures confirmable notifications per second from

@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 
-	"github.com/pion/dtls/v3"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
@@ -62,6 +60,14 @@ func (s *Server) saveSessions() error {
 		}
 		out = append(out, saved)
 	}
+	// Parked sessions sent nothing since their snapshot; quiesce keeps
+	// them from being resumed now.
+	for _, pk := range l.demux.parkedSessions() {
+		if _, live := bound[pk.endpoint]; live {
+			continue
+		}
+		out = append(out, savedSession{Endpoint: pk.endpoint, Addr: pk.addr.String(), CID: []byte(pk.cid), State: pk.state})
+	}
 	raw, err := json.Marshal(out)
 	if err != nil {
 		return err
@@ -78,7 +84,7 @@ func (s *Server) saveSessions() error {
 	return nil
 }
 
-// restoreSessions resumes the sessions saveSessions wrote, once: the file
+// restoreSessions parks the sessions saveSessions wrote, once: the file
 // is removed before any is used, and nothing is restored if it cannot be.
 func (s *Server) restoreSessions(l *dtlsListener) error {
 	path := s.dtlsCfg.SessionFile
@@ -108,20 +114,12 @@ func (s *Server) restoreSessions(l *dtlsListener) error {
 	n := 0
 	for _, ss := range saved {
 		addr, err := netip.ParseAddrPort(ss.Addr)
-		if err != nil {
+		if err != nil || ss.Endpoint == "" || len(ss.State) == 0 {
 			continue
 		}
-		var state dtls.State
-		if err := state.UnmarshalBinary(ss.State); err != nil {
-			continue
-		}
-		a := l.demux.restoredAssoc(addr, string(ss.CID))
-		dc, err := dtls.ResumeWithOptions(&state, a, net.UDPAddrFromAddrPort(addr), l.resumeOpts...)
-		if err != nil {
-			_ = a.Close()
-			continue
-		}
-		l.restored = append(l.restored, &gatedConn{Conn: dc, assoc: a, leave: func() {}, restored: true})
+		// Restored parked: each is resumed when its device next talks or
+		// the server sends it a request.
+		l.demux.addParked(&parked{endpoint: ss.Endpoint, addr: addr, cid: string(ss.CID), state: ss.State})
 		n++
 	}
 	s.log.Info("DTLS sessions restored", "sessions", n, "saved", len(saved))

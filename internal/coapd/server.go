@@ -1,6 +1,7 @@
 package coapd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -117,8 +118,9 @@ type Server struct {
 	// sessions are the DTLS sessions by the endpoint that last registered,
 	// updated or sent on them: requests to a DTLS device go out on its
 	// session, whatever address the session has moved to.
-	sessionsMu sync.Mutex
-	sessions   map[string]*udpclient.Conn // guarded by sessionsMu
+	sessionsMu   sync.Mutex
+	sessions     map[string]*udpclient.Conn // guarded by sessionsMu
+	sessionBound chan struct{}              // closed and replaced when a session is bound; guarded by sessionsMu
 
 	mu     sync.Mutex
 	l      *coapnet.UDPConn // guarded by mu
@@ -151,6 +153,8 @@ func New(cfg Config) *Server {
 		creds:      cfg.Credentials,
 		dtlsCfg:    cfg.DTLS,
 		sessions:   make(map[string]*udpclient.Conn),
+
+		sessionBound: make(chan struct{}),
 	}
 	if s.dtlsCfg.HandshakeTimeout <= 0 {
 		s.dtlsCfg.HandshakeTimeout = 15 * time.Second
@@ -314,13 +318,21 @@ func (s *Server) Stop() {
 // only the device can start one.
 var ErrNoSession = errors.New("coapd: no DTLS session with the device")
 
+// unparkTimeout bounds how long Dial waits for a parked session to resume.
+const unparkTimeout = 5 * time.Second
+
 // Dial returns a connection to the device of reg: over plain CoAP the live
 // connection of its address or a new one on the server's socket; over
-// DTLS the session the device last talked on, or ErrNoSession. It is the
-// devmgmt.DialFunc.
+// DTLS the session the device last talked on, resumed if it was parked, or
+// ErrNoSession. It is the devmgmt.DialFunc.
 func (s *Server) Dial(reg registry.Registration) (*udpclient.Conn, error) {
 	if reg.Transport == registry.TransportDTLS {
 		if cc := s.sessionOf(reg.Endpoint); cc != nil && cc.Context().Err() == nil {
+			return cc, nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), unparkTimeout)
+		defer cancel()
+		if cc := s.unparkSession(ctx, reg.Endpoint); cc != nil {
 			return cc, nil
 		}
 		return nil, fmt.Errorf("%w %q", ErrNoSession, reg.Endpoint)
