@@ -20,19 +20,22 @@
 //
 // Every Register, Update and De-register is written through to the store
 // before the registry changes and before the device gets its answer: the
-// endpoint row (online, last seen, address, lifetime, binding, version,
-// queue mode, SMS number, object links) and one value in the endpoint's
-// history (through the batching ingest writer when Options.Ingest is set,
-// so that a fleet registering at once costs a few transactions), object 10240 instance 0 with type time: resource 0 when it
-// registered, 1 when it de-registered or its lifetime expired, 2 when it
-// updated its registration. A registration is therefore never lost by a
+// endpoint row (online, last seen, address, transport, lifetime, binding,
+// version, queue mode, SMS number, object links) and one value in the
+// endpoint's history (through the batching ingest writer when
+// Options.Ingest is set, so that a fleet registering at once costs a few
+// transactions), object 10240 instance 0 with type time: resource 0 when
+// it registered, 1 when it de-registered or its lifetime expired, 2 when
+// it updated its registration. A registration is therefore never lost by a
 // server restart: Lookup finds a registration ID that is not in memory in
 // the store (online endpoint with that registration_id) and brings it back,
-// so a device's next Update after a restart is accepted without
-// re-registering. Observation tokens are not persisted: after a restart the
-// notifications of old observations are answered with Reset by the
-// transport, which tells the device to drop them, and the observations are
-// made again when the device next registers.
+// with the address and transport its device last used, so a device's next
+// Update after a restart is accepted without re-registering, and requests
+// to a device that talks DTLS are never sent in clear. Observation tokens
+// are not persisted: after a restart the notifications of old observations
+// are answered with Reset by the transport, which tells the device to drop
+// them, and the observations are made again when the device next
+// registers.
 //
 // # Expiry
 //

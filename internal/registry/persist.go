@@ -45,6 +45,7 @@ func (r *Registry) persistRegister(ctx context.Context, reg Registration, links 
 		SMSNumber:      reg.SMS,
 		QueueMode:      reg.Queue,
 		ObjectLinks:    links,
+		Transport:      reg.Transport.storeTransport(),
 		Time:           reg.UpdatedAt,
 	}
 	if r.ingest != nil {
@@ -63,12 +64,14 @@ func (r *Registry) persistRegister(ctx context.Context, reg Registration, links 
 
 func (r *Registry) persistUpdate(ctx context.Context, reg Registration, hasLinks bool, links string) error {
 	lt := time.Duration(reg.Lifetime) * time.Second
+	tr := reg.Transport.storeTransport()
 	u := store.EndpointUpdate{
 		Address:   addrString(reg.Addr),
 		Lifetime:  &lt,
 		Binding:   &reg.Binding,
 		SMSNumber: &reg.SMS,
 		QueueMode: &reg.Queue,
+		Transport: &tr,
 		Time:      reg.UpdatedAt,
 	}
 	if hasLinks {
@@ -106,7 +109,8 @@ func (r *Registry) sweepStore(ctx context.Context, now time.Time) error {
 	return errors.Join(errs...)
 }
 
-// restore brings back a registration made before a restart from the store.
+// restore brings back a registration made before a restart from the store,
+// with the address and transport its device last talked from and over.
 func (r *Registry) restore(ctx context.Context, id string) (Registration, error) {
 	ep, err := r.st.GetEndpointByRegistrationID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -122,6 +126,7 @@ func (r *Registry) restore(ctx context.Context, id string) (Registration, error)
 		ID:           id,
 		Endpoint:     ep.Name,
 		EndpointID:   ep.ID,
+		Transport:    transportOf(ep.Transport),
 		Lifetime:     uint32(ep.Lifetime / time.Second),
 		Version:      lwm2m.Version(ep.LwM2MVersion),
 		Binding:      ep.Binding,

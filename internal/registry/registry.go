@@ -58,8 +58,9 @@ type Registration struct {
 	Endpoint   string // endpoint client name (ep=)
 	EndpointID int64  // the endpoint's row ID in the store
 	Addr       netip.AddrPort
-	// Transport is the transport the device last registered or updated
-	// over; requests to the device go back over it.
+	// Transport is the transport the device last registered, updated or
+	// moved its address (SetAddr) over; requests to the device go back over
+	// it, also after a restart.
 	Transport Transport
 	Lifetime  uint32 // seconds
 	Version   lwm2m.Version

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/registry"
@@ -197,6 +198,101 @@ func TestRestoreFromStore(t *testing.T) {
 	c.Advance(2 * time.Minute)
 	if _, err := r3.Lookup(ctx, reg.ID); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("expired registration restored: %v", err)
+	}
+}
+
+// A registration restored after a restart has the transport its device
+// last talked over, whether a Register, an Update or SetAddr set it, and
+// whether the Register went through the ingest writer or straight to the
+// store.
+func TestRestoreTransport(t *testing.T) {
+	r, st, c, _ := setup(t, 0)
+	ctx := context.Background()
+	w := ingest.New(st, ingest.Options{})
+	w.Start()
+	t.Cleanup(w.Close)
+	batched := registry.New(st, registry.Options{Clock: c, Ingest: w})
+	dtls := func(rq registry.RegisterRequest) registry.RegisterRequest {
+		rq.Transport = registry.TransportDTLS
+		return rq
+	}
+	register := func(r *registry.Registry, rq registry.RegisterRequest) registry.Registration {
+		t.Helper()
+		reg, err := r.Register(ctx, rq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reg
+	}
+	regs := map[string]registry.Registration{
+		"udp":          register(r, req("udp", 1000)),
+		"dtls":         register(r, dtls(req("dtls", 1001))),
+		"udp-batched":  register(batched, req("udp-batched", 1002)),
+		"dtls-batched": register(batched, dtls(req("dtls-batched", 1003))),
+		"update-dtls":  register(r, req("update-dtls", 1004)),
+		"update-udp":   register(r, dtls(req("update-udp", 1005))),
+		"setaddr-dtls": register(r, req("setaddr-dtls", 1006)),
+		"setaddr-udp":  register(r, dtls(req("setaddr-udp", 1007))),
+		"update-keeps": register(r, dtls(req("update-keeps", 1008))),
+	}
+	moved := func(port uint16) netip.AddrPort {
+		return netip.AddrPortFrom(netip.MustParseAddr("198.51.100.1"), port)
+	}
+	if _, err := r.Update(ctx, regs["update-dtls"].ID, registry.UpdateRequest{Addr: moved(1), Transport: registry.TransportDTLS}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Update(ctx, regs["update-udp"].ID, registry.UpdateRequest{Addr: moved(2), Transport: registry.TransportUDP}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetAddr(ctx, regs["setaddr-dtls"].ID, moved(3), registry.TransportDTLS); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetAddr(ctx, regs["setaddr-udp"].ID, moved(4), registry.TransportUDP); err != nil {
+		t.Fatal(err)
+	}
+	// An Update that names no address keeps the transport.
+	if _, err := r.Update(ctx, regs["update-keeps"].ID, registry.UpdateRequest{Lifetime: 90}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		tr   registry.Transport
+		addr netip.AddrPort
+	}{
+		"udp":          {registry.TransportUDP, regs["udp"].Addr},
+		"dtls":         {registry.TransportDTLS, regs["dtls"].Addr},
+		"udp-batched":  {registry.TransportUDP, regs["udp-batched"].Addr},
+		"dtls-batched": {registry.TransportDTLS, regs["dtls-batched"].Addr},
+		"update-dtls":  {registry.TransportDTLS, moved(1)},
+		"update-udp":   {registry.TransportUDP, moved(2)},
+		"setaddr-dtls": {registry.TransportDTLS, moved(3)},
+		"setaddr-udp":  {registry.TransportUDP, moved(4)},
+		"update-keeps": {registry.TransportDTLS, regs["update-keeps"].Addr},
+	}
+
+	// A second registry on the same store: what a restart sees.
+	r2 := registry.New(st, registry.Options{Clock: c})
+	for name, reg := range regs {
+		got, err := r2.Lookup(ctx, reg.ID)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got.Transport != want[name].tr || got.Addr != want[name].addr {
+			t.Errorf("%s restored over %v from %v, want %v from %v", name, got.Transport, got.Addr, want[name].tr, want[name].addr)
+		}
+		// Only plain CoAP devices are found by address.
+		_, byAddr := r2.ByAddr(got.Addr)
+		if byAddr != (want[name].tr == registry.TransportUDP) {
+			t.Errorf("%s (%v) found by address: %v", name, got.Transport, byAddr)
+		}
+	}
+	// LookupEndpoint, which a DTLS session that outlived the restart uses,
+	// restores the same.
+	r3 := registry.New(st, registry.Options{Clock: c})
+	for _, name := range []string{"dtls", "udp"} {
+		got, err := r3.LookupEndpoint(ctx, name)
+		if err != nil || got.Transport != want[name].tr {
+			t.Errorf("LookupEndpoint(%q) = %v, %v; want %v", name, got.Transport, err, want[name].tr)
+		}
 	}
 }
 

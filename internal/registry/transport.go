@@ -12,13 +12,30 @@ import (
 // Transport is how a device reaches the server.
 type Transport uint8
 
-// The transports. The zero value is plain CoAP over UDP, which is also what
-// a registration restored from the store after a restart is taken to use
-// until its device talks again.
+// The transports. The zero value is plain CoAP over UDP. A registration's
+// transport is written to the store with every Register, Update and
+// SetAddr, and a registration restored from the store after a restart has
+// the transport its device last talked over.
 const (
 	TransportUDP  Transport = iota // CoAP over UDP (coap://)
 	TransportDTLS                  // CoAP over DTLS (coaps://)
 )
+
+// storeTransport is t as the store records it.
+func (t Transport) storeTransport() store.Transport {
+	if t == TransportDTLS {
+		return store.TransportDTLS
+	}
+	return store.TransportUDP
+}
+
+// transportOf is the Transport the store's t names.
+func transportOf(t store.Transport) Transport {
+	if t == store.TransportDTLS {
+		return TransportDTLS
+	}
+	return TransportUDP
+}
 
 func (t Transport) String() string {
 	switch t {
@@ -32,7 +49,8 @@ func (t Transport) String() string {
 
 // SetAddr records that the device of registration id now talks from addr
 // over t without having sent an Update: a DTLS session kept across a NAT
-// rebinding by its Connection ID. The address is written to the store. It
+// rebinding by its Connection ID. The address and transport are written to
+// the store. It
 // returns an error matching ErrNotFound when the registration has ended.
 func (r *Registry) SetAddr(ctx context.Context, id string, addr netip.AddrPort, t Transport) error {
 	cur, ok := r.Get(id)
@@ -57,8 +75,9 @@ func (r *Registry) SetAddr(ctx context.Context, id string, addr netip.AddrPort, 
 	e.reg.LastSeen = r.clock.Now()
 	reg := e.reg
 	r.mu.Unlock()
+	tr := t.storeTransport()
 	if _, err := r.st.UpdateEndpointRegistration(ctx, reg.EndpointID, store.EndpointUpdate{
-		Address: addrString(addr), Time: reg.LastSeen,
+		Address: addrString(addr), Transport: &tr, Time: reg.LastSeen,
 	}); err != nil {
 		return fmt.Errorf("registry: set address of %q: %w", id, err)
 	}

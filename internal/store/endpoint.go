@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -15,27 +16,53 @@ type Endpoint struct {
 	SiteID int64  // 0: no site
 	// RegistrationID is the location of the live registration ("rd/<id>");
 	// empty while offline.
-	RegistrationID  string
-	Online          bool
-	RegisteredAt    time.Time // last Register; zero if never registered
-	LastSeen        time.Time // last message from the device; zero if never seen
-	Address         string    // last source address, "ip:port"
-	Lifetime        time.Duration
-	Binding         string // "U", "UQ", "S", ...
-	LwM2MVersion    string // "1.0", "1.1", "1.2"
-	SMSNumber       string
-	QueueMode       bool
-	ObjectLinks     string // the registration's link-format payload
+	RegistrationID string
+	Online         bool
+	RegisteredAt   time.Time // last Register; zero if never registered
+	LastSeen       time.Time // last message from the device; zero if never seen
+	Address        string    // last source address, "ip:port"
+	Lifetime       time.Duration
+	Binding        string // "U", "UQ", "S", ...
+	LwM2MVersion   string // "1.0", "1.1", "1.2"
+	SMSNumber      string
+	QueueMode      bool
+	ObjectLinks    string // the registration's link-format payload
+	// Transport is what the device last talked over to Register, Update
+	// or move its registration to a new address; requests to the device go
+	// back over it, also after a restart.
+	Transport       Transport
 	FirmwareVersion string
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+}
+
+// Transport is how a device reaches the server.
+type Transport string
+
+// The transports.
+const (
+	TransportUDP  Transport = "udp"  // plain CoAP
+	TransportDTLS Transport = "dtls" // CoAP over DTLS
+)
+
+// orUDP returns t, or TransportUDP when t is empty, and an error for a
+// transport that is neither.
+func (t Transport) orUDP() (Transport, error) {
+	switch t {
+	case "":
+		return TransportUDP, nil
+	case TransportUDP, TransportDTLS:
+		return t, nil
+	}
+	return "", fmt.Errorf("invalid transport %q", string(t))
 }
 
 // Expiry returns when the registration lapses: LastSeen plus Lifetime.
 func (e Endpoint) Expiry() time.Time { return e.LastSeen.Add(e.Lifetime) }
 
 const endpointCols = "id, name, site_id, registration_id, online, registered_at, last_seen, address, " +
-	"lifetime, binding, lwm2m_version, sms_number, queue_mode, object_links, firmware_version, created_at, updated_at"
+	"lifetime, binding, lwm2m_version, sms_number, queue_mode, object_links, transport, firmware_version, " +
+	"created_at, updated_at"
 
 func scanEndpoint(r rowScanner) (Endpoint, error) {
 	var e Endpoint
@@ -45,7 +72,7 @@ func scanEndpoint(r rowScanner) (Endpoint, error) {
 	var lifetime, created, updated int64
 	err := r.Scan(&e.ID, &e.Name, &site, &regID, &e.Online, &registered, &seen, &e.Address,
 		&lifetime, &e.Binding, &e.LwM2MVersion, &e.SMSNumber, &e.QueueMode, &e.ObjectLinks,
-		&e.FirmwareVersion, &created, &updated)
+		&e.Transport, &e.FirmwareVersion, &created, &updated)
 	if err != nil {
 		return Endpoint{}, err
 	}
@@ -70,39 +97,58 @@ type EndpointRegistration struct {
 	SMSNumber      string
 	QueueMode      bool
 	ObjectLinks    string
+	Transport      Transport // "" is TransportUDP
 	Time           time.Time // when it registered; zero means now
 }
 
 // UpsertEndpointRegistration records a Register: it creates the endpoint
 // named r.Name or updates it, and marks it online with the registration's
-// id, address, lifetime, binding, version, SMS number, queue mode and object
-// links; registered_at and last_seen become r.Time. Site and firmware
-// version are kept. A registration id held by another endpoint is
+// id, address, lifetime, binding, version, SMS number, queue mode, object
+// links and transport; registered_at and last_seen become r.Time. Site and
+// firmware version are kept. A registration id held by another endpoint is
 // ErrConflict.
 func (s *Store) UpsertEndpointRegistration(ctx context.Context, r EndpointRegistration) (Endpoint, error) {
 	op := fmt.Sprintf("register endpoint %q", r.Name)
+	args, err := registerArgs(r, s.now)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("store: %s: %w", op, err)
+	}
+	e, err := scanEndpoint(s.wdb.QueryRowContext(ctx, registerSQL, args...))
+	return e, wrap(op, err)
+}
+
+// registerSQL is UpsertEndpointRegistration's statement; registerArgs
+// gives its arguments.
+const registerSQL = `
+	INSERT INTO endpoint (name, registration_id, online, registered_at, last_seen, address, lifetime,
+		binding, lwm2m_version, sms_number, queue_mode, object_links, transport, created_at, updated_at)
+	VALUES ($1, $2, TRUE, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $3, $3)
+	ON CONFLICT (name) DO UPDATE SET
+		registration_id = excluded.registration_id, online = TRUE,
+		registered_at = excluded.registered_at, last_seen = excluded.last_seen,
+		address = excluded.address, lifetime = excluded.lifetime, binding = excluded.binding,
+		lwm2m_version = excluded.lwm2m_version, sms_number = excluded.sms_number,
+		queue_mode = excluded.queue_mode, object_links = excluded.object_links,
+		transport = excluded.transport, updated_at = excluded.updated_at
+	RETURNING ` + endpointCols
+
+// registerArgs returns the arguments of registerSQL for r, with now() as
+// the time when r has none, or an error for an empty name or an invalid
+// transport.
+func registerArgs(r EndpointRegistration, now func() time.Time) ([]any, error) {
 	if r.Name == "" {
-		return Endpoint{}, fmt.Errorf("store: %s: empty endpoint name", op)
+		return nil, errors.New("empty endpoint name")
+	}
+	tr, err := r.Transport.orUDP()
+	if err != nil {
+		return nil, err
 	}
 	t := r.Time
 	if t.IsZero() {
-		t = s.now()
+		t = now()
 	}
-	e, err := scanEndpoint(s.wdb.QueryRowContext(ctx, `
-		INSERT INTO endpoint (name, registration_id, online, registered_at, last_seen, address, lifetime,
-			binding, lwm2m_version, sms_number, queue_mode, object_links, created_at, updated_at)
-		VALUES ($1, $2, TRUE, $3, $3, $4, $5, $6, $7, $8, $9, $10, $3, $3)
-		ON CONFLICT (name) DO UPDATE SET
-			registration_id = excluded.registration_id, online = TRUE,
-			registered_at = excluded.registered_at, last_seen = excluded.last_seen,
-			address = excluded.address, lifetime = excluded.lifetime, binding = excluded.binding,
-			lwm2m_version = excluded.lwm2m_version, sms_number = excluded.sms_number,
-			queue_mode = excluded.queue_mode, object_links = excluded.object_links,
-			updated_at = excluded.updated_at
-		RETURNING `+endpointCols,
-		r.Name, nullText(r.RegistrationID), millis(t), r.Address, int64(r.Lifetime/time.Second),
-		r.Binding, r.LwM2MVersion, r.SMSNumber, r.QueueMode, r.ObjectLinks))
-	return e, wrap(op, err)
+	return []any{r.Name, nullText(r.RegistrationID), millis(t), r.Address, int64(r.Lifetime / time.Second),
+		r.Binding, r.LwM2MVersion, r.SMSNumber, r.QueueMode, r.ObjectLinks, tr}, nil
 }
 
 // EndpointUpdate is what a registration Update request changes. Nil fields
@@ -114,6 +160,7 @@ type EndpointUpdate struct {
 	SMSNumber   *string
 	QueueMode   *bool
 	ObjectLinks *string
+	Transport   *Transport
 	Time        time.Time // when it updated; zero means now
 }
 
@@ -121,6 +168,14 @@ type EndpointUpdate struct {
 // with the given id: it applies the fields set in u, sets last_seen to
 // u.Time and marks the endpoint online.
 func (s *Store) UpdateEndpointRegistration(ctx context.Context, id int64, u EndpointUpdate) (Endpoint, error) {
+	op := fmt.Sprintf("update endpoint %d registration", id)
+	var transport any
+	if u.Transport != nil {
+		if tr := *u.Transport; tr != TransportUDP && tr != TransportDTLS {
+			return Endpoint{}, fmt.Errorf("store: %s: invalid transport %q", op, string(tr))
+		}
+		transport = *u.Transport
+	}
 	t := u.Time
 	if t.IsZero() {
 		t = s.now()
@@ -147,11 +202,13 @@ func (s *Store) UpdateEndpointRegistration(ctx context.Context, id int64, u Endp
 			binding = COALESCE($5, binding),
 			sms_number = COALESCE($6, sms_number),
 			queue_mode = COALESCE($7, queue_mode),
-			object_links = COALESCE($8, object_links)
+			object_links = COALESCE($8, object_links),
+			transport = COALESCE($9, transport)
 		WHERE id = $1
 		RETURNING `+endpointCols,
-		id, millis(t), u.Address, lifetime, optText(u.Binding), optText(u.SMSNumber), queue, optText(u.ObjectLinks)))
-	return e, wrap(fmt.Sprintf("update endpoint %d registration", id), err)
+		id, millis(t), u.Address, lifetime, optText(u.Binding), optText(u.SMSNumber), queue, optText(u.ObjectLinks),
+		transport))
+	return e, wrap(op, err)
 }
 
 // GetEndpoint returns the endpoint with the given name.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,7 +16,7 @@ func TestEndpointRoundTrip(t *testing.T) {
 		reg := EndpointRegistration{
 			Name: "urn:imei:351234567890123", RegistrationID: "a1B2", Address: "198.51.100.7:40000",
 			Lifetime: 3600 * time.Second, Binding: "UQ", LwM2MVersion: "1.1", SMSNumber: "+4912345",
-			QueueMode: true, ObjectLinks: `</>;rt="oma.lwm2m";ct=110,</1/0>,</3/0>`,
+			QueueMode: true, ObjectLinks: `</>;rt="oma.lwm2m";ct=110,</1/0>,</3/0>`, Transport: TransportDTLS,
 			Time: t0.Add(time.Minute),
 		}
 		e, err := s.UpsertEndpointRegistration(ctx, reg)
@@ -26,7 +27,7 @@ func TestEndpointRoundTrip(t *testing.T) {
 			ID: e.ID, Name: reg.Name, RegistrationID: "a1B2", Online: true,
 			RegisteredAt: reg.Time, LastSeen: reg.Time, Address: reg.Address, Lifetime: time.Hour,
 			Binding: "UQ", LwM2MVersion: "1.1", SMSNumber: "+4912345", QueueMode: true,
-			ObjectLinks: reg.ObjectLinks, CreatedAt: reg.Time, UpdatedAt: reg.Time,
+			ObjectLinks: reg.ObjectLinks, Transport: TransportDTLS, CreatedAt: reg.Time, UpdatedAt: reg.Time,
 		}
 		if e.ID == 0 || !reflect.DeepEqual(e, want) {
 			t.Fatalf("upsert returned\n%+v\nwant\n%+v", e, want)
@@ -44,7 +45,8 @@ func TestEndpointRoundTrip(t *testing.T) {
 			t.Errorf("Expiry() = %v", e.Expiry())
 		}
 
-		// A site and a firmware version survive a re-registration.
+		// A site and a firmware version survive a re-registration; the
+		// transport is the new registration's, plain CoAP when not given.
 		site, err := s.CreateSite(ctx, "north")
 		if err != nil {
 			t.Fatal(err)
@@ -65,13 +67,28 @@ func TestEndpointRoundTrip(t *testing.T) {
 		want2 := Endpoint{
 			ID: e.ID, Name: reg.Name, SiteID: site.ID, RegistrationID: "c3D4", Online: true,
 			RegisteredAt: now, LastSeen: now, Address: reg2.Address, Lifetime: time.Minute, Binding: "U",
-			LwM2MVersion: "1.2", FirmwareVersion: "1.2.3", CreatedAt: reg.Time, UpdatedAt: now,
+			LwM2MVersion: "1.2", Transport: TransportUDP, FirmwareVersion: "1.2.3", CreatedAt: reg.Time, UpdatedAt: now,
 		}
 		if !reflect.DeepEqual(e2, want2) {
 			t.Fatalf("re-registration\n%+v\nwant\n%+v", e2, want2)
 		}
 		if _, err := s.GetEndpointByRegistrationID(ctx, "a1B2"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("old registration id still found: %v", err)
+		}
+
+		// Update: the transport changes only when given.
+		dtls, udp := TransportDTLS, TransportUDP
+		for _, c := range []struct {
+			tr   *Transport
+			want Transport
+		}{{&dtls, TransportDTLS}, {nil, TransportDTLS}, {&udp, TransportUDP}, {nil, TransportUDP}} {
+			got, err := s.UpdateEndpointRegistration(ctx, e.ID, EndpointUpdate{Transport: c.tr, Time: now})
+			if err != nil || got.Transport != c.want {
+				t.Fatalf("update with transport %v: %q, %v; want %q", c.tr, got.Transport, err, c.want)
+			}
+			if got, _ := s.GetEndpointByID(ctx, e.ID); got.Transport != c.want {
+				t.Fatalf("stored transport %q, want %q", got.Transport, c.want)
+			}
 		}
 
 		// Update: only the given fields change.
@@ -264,4 +281,67 @@ func TestExpireEndpointsUsesIndex(t *testing.T) {
 	if !containsAll(plan, "endpoint_expiry") {
 		t.Errorf("expiry query does not use the endpoint_expiry index:\n%s", plan)
 	}
+}
+
+// Only the known transports are stored; a bad one is refused before any
+// write, with the value in the message.
+func TestEndpointTransport(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		e := mustEndpoint(t, s, "urn:dev:a")
+		if e.Transport != TransportUDP {
+			t.Errorf("registration without a transport: %q, want udp", e.Transport)
+		}
+		bad := Transport("tcp")
+		empty := Transport("")
+		for name, err := range map[string]error{
+			"register": func() error {
+				_, err := s.UpsertEndpointRegistration(ctx, EndpointRegistration{Name: "urn:dev:b", Transport: bad})
+				return err
+			}(),
+			"update": func() error {
+				_, err := s.UpdateEndpointRegistration(ctx, e.ID, EndpointUpdate{Transport: &bad})
+				return err
+			}(),
+			"update to empty": func() error {
+				_, err := s.UpdateEndpointRegistration(ctx, e.ID, EndpointUpdate{Transport: &empty})
+				return err
+			}(),
+			"ingest": s.IngestBatch(ctx, []IngestItem{
+				{Register: &EndpointRegistration{Name: "urn:dev:c", RegistrationID: "c"}},
+				{Register: &EndpointRegistration{Name: "urn:dev:d", Transport: bad}},
+			}),
+		} {
+			checkOneLine(t, err)
+			if !strings.Contains(err.Error(), "invalid transport") {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		if _, total, err := s.ListEndpoints(ctx, EndpointFilter{}); err != nil || total != 1 {
+			t.Errorf("after refused writes: %d endpoints, %v; want 1", total, err)
+		}
+		if got, _ := s.GetEndpointByID(ctx, e.ID); got.Transport != TransportUDP || !got.UpdatedAt.Equal(e.UpdatedAt) {
+			t.Errorf("refused update changed the endpoint: %+v", got)
+		}
+
+		// The ingest writer's batch records the transport as
+		// UpsertEndpointRegistration does.
+		var reg, again Endpoint
+		if err := s.IngestBatch(ctx, []IngestItem{
+			{Register: &EndpointRegistration{Name: "urn:dev:e", RegistrationID: "e1", Transport: TransportDTLS}, Registered: &reg},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.GetEndpoint(ctx, "urn:dev:e"); reg.Transport != TransportDTLS || got.Transport != TransportDTLS {
+			t.Errorf("batched DTLS registration: returned %q, stored %q", reg.Transport, got.Transport)
+		}
+		if err := s.IngestBatch(ctx, []IngestItem{
+			{Register: &EndpointRegistration{Name: "urn:dev:e", RegistrationID: "e2"}, Registered: &again},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if again.Transport != TransportUDP {
+			t.Errorf("batched re-registration without a transport: %q, want udp", again.Transport)
+		}
+	})
 }

@@ -21,21 +21,6 @@ type IngestItem struct {
 	Values     []ResourceValue
 }
 
-// registerSQL is UpsertEndpointRegistration's statement, prepared once per
-// batch.
-const registerSQL = `
-	INSERT INTO endpoint (name, registration_id, online, registered_at, last_seen, address, lifetime,
-		binding, lwm2m_version, sms_number, queue_mode, object_links, created_at, updated_at)
-	VALUES ($1, $2, TRUE, $3, $3, $4, $5, $6, $7, $8, $9, $10, $3, $3)
-	ON CONFLICT (name) DO UPDATE SET
-		registration_id = excluded.registration_id, online = TRUE,
-		registered_at = excluded.registered_at, last_seen = excluded.last_seen,
-		address = excluded.address, lifetime = excluded.lifetime, binding = excluded.binding,
-		lwm2m_version = excluded.lwm2m_version, sms_number = excluded.sms_number,
-		queue_mode = excluded.queue_mode, object_links = excluded.object_links,
-		updated_at = excluded.updated_at
-	RETURNING ` + endpointCols
-
 // IngestBatch stores many items in one transaction: all of them or none.
 // It is the batch form of UpsertEndpointRegistration, IngestEvent and
 // InsertResources for the ingest writer, which collects the registrations
@@ -48,10 +33,15 @@ func (s *Store) IngestBatch(ctx context.Context, items []IngestItem) error {
 	const op = "ingest batch"
 	now := s.now()
 	n := 0
-	for _, it := range items {
+	regArgs := make([][]any, len(items))
+	for i, it := range items {
 		n += len(it.Values)
-		if it.Register != nil && it.Register.Name == "" {
-			return fmt.Errorf("store: %s: register with an empty endpoint name", op)
+		if it.Register != nil {
+			args, err := registerArgs(*it.Register, func() time.Time { return now })
+			if err != nil {
+				return fmt.Errorf("store: %s: register endpoint %q: %w", op, it.Register.Name, err)
+			}
+			regArgs[i] = args
 		}
 	}
 	if err := s.prepareInserts(ctx); err != nil {
@@ -71,15 +61,9 @@ func (s *Store) IngestBatch(ctx context.Context, items []IngestItem) error {
 				}
 				defer reg.Close()
 			}
-			r := it.Register
-			t := r.Time
-			if t.IsZero() {
-				t = now
-			}
-			e, err := scanEndpoint(reg.QueryRowContext(ctx, r.Name, nullText(r.RegistrationID), millis(t), r.Address,
-				int64(r.Lifetime/time.Second), r.Binding, r.LwM2MVersion, r.SMSNumber, r.QueueMode, r.ObjectLinks))
+			e, err := scanEndpoint(reg.QueryRowContext(ctx, regArgs[i]...))
 			if err != nil {
-				return fmt.Errorf("register endpoint %q: %w", r.Name, err)
+				return fmt.Errorf("register endpoint %q: %w", it.Register.Name, err)
 			}
 			registered[i] = e
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"github.com/flownexus/flownexus/internal/store/storetest"
 	"os"
 	"path/filepath"
@@ -81,13 +82,95 @@ func TestSchemaTooNew(t *testing.T) {
 		if !errors.Is(err, ErrSchemaTooNew) {
 			t.Fatalf("CheckSchema() = %v, want ErrSchemaTooNew", err)
 		}
-		if !strings.Contains(err.Error(), "999") || !strings.Contains(err.Error(), "up to 1") {
+		if !strings.Contains(err.Error(), "999") || !strings.Contains(err.Error(), fmt.Sprintf("up to %d", latest)) {
 			t.Errorf("CheckSchema() error %q does not name both versions", err)
 		}
 		if _, err := s.Migrate(ctx); !errors.Is(err, ErrSchemaTooNew) {
 			t.Fatalf("Migrate() = %v, want ErrSchemaTooNew", err)
 		}
 	})
+}
+
+// Migration 2 adds endpoint.transport: existing endpoints are plain CoAP
+// unless they are online and have credentials (refused over plain CoAP);
+// only 'udp' and 'dtls' are accepted; down and up again keeps the rows.
+func TestMigrateEndpointTransport(t *testing.T) {
+	ctx := context.Background()
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			url := sqliteTestURL(t)
+			if engine == "postgres" {
+				url = storetest.PostgresURL(t)
+			}
+			s := openTestStore(t, url, false)
+			if _, err := s.goose.UpTo(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			exec := func(q string, args ...any) {
+				t.Helper()
+				if _, err := s.WriteDB().ExecContext(ctx, q, args...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			for _, ep := range []struct {
+				name   string
+				online bool
+			}{{"online-cred", true}, {"online-plain", true}, {"offline-cred", false}} {
+				regID := any(nil)
+				if ep.online {
+					regID = "r-" + ep.name
+				}
+				exec("INSERT INTO endpoint (name, registration_id, online, created_at, updated_at) VALUES ($1, $2, $3, 0, 0)",
+					ep.name, regID, ep.online)
+			}
+			for _, name := range []string{"online-cred", "offline-cred"} {
+				exec("INSERT INTO credential (endpoint_name, kind, created_at) VALUES ($1, 'x509', 0)", name)
+			}
+			check := func(when string) {
+				t.Helper()
+				for name, want := range map[string]Transport{
+					"online-cred": TransportDTLS, "online-plain": TransportUDP, "offline-cred": TransportUDP,
+				} {
+					if e, err := s.GetEndpoint(ctx, name); err != nil || e.Transport != want {
+						t.Errorf("%s: %s transport = %q, %v; want %q", when, name, e.Transport, err, want)
+					}
+				}
+			}
+			if applied, err := s.Migrate(ctx); err != nil || len(applied) == 0 || applied[0] != 2 {
+				t.Fatalf("Migrate from 1 = %v, %v", applied, err)
+			}
+			check("after up")
+			for _, bad := range []string{"tcp", "", "UDP"} {
+				if _, err := s.WriteDB().ExecContext(ctx, "UPDATE endpoint SET transport = $1", bad); err == nil {
+					t.Errorf("transport %q accepted by the database", bad)
+				}
+			}
+			if _, err := s.WriteDB().ExecContext(ctx, "INSERT INTO endpoint (name, created_at, updated_at) VALUES ('new', 0, 0)"); err != nil {
+				t.Fatal(err)
+			}
+			if e, err := s.GetEndpoint(ctx, "new"); err != nil || e.Transport != TransportUDP {
+				t.Errorf("default transport = %q, %v", e.Transport, err)
+			}
+
+			if _, err := s.goose.DownTo(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.DB().ExecContext(ctx, "SELECT transport FROM endpoint"); err == nil {
+				t.Error("transport column still there after down")
+			}
+			if err := s.CheckSchema(ctx); !errors.Is(err, ErrSchemaOutdated) {
+				t.Errorf("CheckSchema() after down = %v, want ErrSchemaOutdated", err)
+			}
+			var n int
+			if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM endpoint").Scan(&n); err != nil || n != 4 {
+				t.Errorf("after down: %d endpoints, %v", n, err)
+			}
+			if _, err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			check("after down and up")
+		})
+	}
 }
 
 func TestOpenURLForms(t *testing.T) {
