@@ -150,7 +150,9 @@ func TestDTLSParkedSession(t *testing.T) {
 
 // TestDTLSRestartKeepsSessions restarts the server on the same ports: the
 // devices' DTLS sessions are saved on stop and resumed on start, so they
-// go on without a handshake or a new registration.
+// go on without a handshake or a new registration. The server reaches
+// the first device before it talks again: its registration is restored
+// as a DTLS one and its session resumed for the request.
 func TestDTLSRestartKeepsSessions(t *testing.T) {
 	s, f := startSecureFleet(t, 2)
 	cfg := s.cfg
@@ -164,6 +166,10 @@ func TestDTLSRestartKeepsSessions(t *testing.T) {
 		defer cancel()
 		f.Stop(ctx)
 	})
+	var res opResult
+	if code := s2.call(t, "POST", "/api/v1/endpoints/"+f.Device(0).Endpoint()+"/read", map[string]any{"path": "/3/0/0"}, &res); code != 200 {
+		t.Fatalf("read after restart before the device talked: %d %+v", code, res)
+	}
 	for _, d := range f.Devices() {
 		before := d.Stats()
 		d.TriggerSend()
@@ -175,7 +181,6 @@ func TestDTLSRestartKeepsSessions(t *testing.T) {
 		if !ok || reg.Transport != registry.TransportDTLS {
 			t.Fatalf("%s: registration after restart %+v %v", d.Endpoint(), reg, ok)
 		}
-		var res opResult
 		if code := s2.call(t, "POST", "/api/v1/endpoints/"+d.Endpoint()+"/read", map[string]any{"path": "/3/0/0"}, &res); code != 200 {
 			t.Fatalf("read after restart: %d", code)
 		}

@@ -113,12 +113,23 @@ type response struct {
 	observed  bool // the response carries an Observe option
 }
 
+// registration returns the live registration of endpoint, restored from
+// the store when the server restarted since the device last talked; an
+// error matching ErrOffline when it has none.
+func (m *Manager) registration(ctx context.Context, endpoint string) (registry.Registration, error) {
+	reg, err := m.reg.LookupEndpoint(ctx, endpoint)
+	if errors.Is(err, registry.ErrNotFound) {
+		return reg, fmt.Errorf("%w: %q", ErrOffline, endpoint)
+	}
+	return reg, err
+}
+
 // exchange sends req to the endpoint's device and returns its answer. A
 // CoAP error code becomes a *CoAPError.
 func (m *Manager) exchange(ctx context.Context, endpoint string, req request) (registry.Registration, response, error) {
-	reg, ok := m.reg.ByEndpoint(endpoint)
-	if !ok {
-		return reg, response{}, fmt.Errorf("%w: %q", ErrOffline, endpoint)
+	reg, err := m.registration(ctx, endpoint)
+	if err != nil {
+		return reg, response{}, err
 	}
 	resp, err := m.exchangeReg(ctx, reg, req)
 	return reg, resp, err
@@ -245,9 +256,9 @@ func (m *Manager) Read(ctx context.Context, endpoint string, p lwm2m.Path) ([]lw
 	if p.IsRoot() {
 		return nil, fmt.Errorf("%w: read of the root path", ErrInvalid)
 	}
-	reg, ok := m.reg.ByEndpoint(endpoint)
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrOffline, endpoint)
+	reg, err := m.registration(ctx, endpoint)
+	if err != nil {
+		return nil, err
 	}
 	req := request{op: "read", code: codes.GET, path: p, observe: -1,
 		accept: lwm2m.ReadFormat(reg.Version, reg.Objects.ContentFormats, p), hasAcc: true}
@@ -304,9 +315,9 @@ func (m *Manager) Write(ctx context.Context, endpoint string, p lwm2m.Path, mode
 			return fmt.Errorf("%w: write to %s: value for %s", ErrInvalid, p, r.Path)
 		}
 	}
-	reg, ok := m.reg.ByEndpoint(endpoint)
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrOffline, endpoint)
+	reg, err := m.registration(ctx, endpoint)
+	if err != nil {
+		return err
 	}
 	f := lwm2m.WriteFormat(reg.Version, reg.Objects.ContentFormats, p, rs)
 	body, err := codec.Encode(f, p, rs)
@@ -370,9 +381,9 @@ func (m *Manager) Create(ctx context.Context, endpoint string, p lwm2m.Path, rs 
 			return lwm2m.Path{}, fmt.Errorf("%w: create under %s: value for %s", ErrInvalid, p, r.Path)
 		}
 	}
-	reg, ok := m.reg.ByEndpoint(endpoint)
-	if !ok {
-		return lwm2m.Path{}, fmt.Errorf("%w: %q", ErrOffline, endpoint)
+	reg, err := m.registration(ctx, endpoint)
+	if err != nil {
+		return lwm2m.Path{}, err
 	}
 	f := lwm2m.ReadFormat(reg.Version, reg.Objects.ContentFormats, p)
 	body, err := codec.Encode(f, p, rs)
@@ -410,9 +421,9 @@ func (m *Manager) ReadComposite(ctx context.Context, endpoint string, paths []lw
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("%w: read-composite of no paths", ErrInvalid)
 	}
-	reg, ok := m.reg.ByEndpoint(endpoint)
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrOffline, endpoint)
+	reg, err := m.registration(ctx, endpoint)
+	if err != nil {
+		return nil, err
 	}
 	f := lwm2m.CompositeFormat(reg.Objects.ContentFormats)
 	body, err := codec.EncodePaths(f, paths)
@@ -433,9 +444,9 @@ func (m *Manager) WriteComposite(ctx context.Context, endpoint string, rs []lwm2
 	if len(rs) == 0 {
 		return fmt.Errorf("%w: write-composite of no values", ErrInvalid)
 	}
-	reg, ok := m.reg.ByEndpoint(endpoint)
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrOffline, endpoint)
+	reg, err := m.registration(ctx, endpoint)
+	if err != nil {
+		return err
 	}
 	f := lwm2m.CompositeFormat(reg.Objects.ContentFormats)
 	body, err := codec.Encode(f, lwm2m.Root, rs)

@@ -92,9 +92,9 @@ func (m *Manager) ObserveComposite(ctx context.Context, endpoint string, paths [
 }
 
 func (m *Manager) observe(ctx context.Context, endpoint string, composite bool, paths []lwm2m.Path) (registry.Observation, []lwm2m.Record, error) {
-	reg, ok := m.reg.ByEndpoint(endpoint)
-	if !ok {
-		return registry.Observation{}, nil, fmt.Errorf("%w: %q", ErrOffline, endpoint)
+	reg, err := m.registration(ctx, endpoint)
+	if err != nil {
+		return registry.Observation{}, nil, err
 	}
 	req := request{op: "observe", code: codes.GET, observe: 0}
 	base := lwm2m.Root
@@ -167,9 +167,9 @@ func (m *Manager) CancelComposite(ctx context.Context, endpoint string, paths []
 }
 
 func (m *Manager) cancel(ctx context.Context, endpoint string, composite bool, paths []lwm2m.Path) error {
-	reg, ok := m.reg.ByEndpoint(endpoint)
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrOffline, endpoint)
+	reg, err := m.registration(ctx, endpoint)
+	if err != nil {
+		return err
 	}
 	obs, ok := m.reg.FindObservation(reg.ID, composite, paths)
 	if !ok {
@@ -187,7 +187,7 @@ func (m *Manager) cancel(ctx context.Context, endpoint string, composite bool, p
 	} else {
 		req.path = paths[0]
 	}
-	_, err := m.exchangeReg(ctx, reg, req)
+	_, err = m.exchangeReg(ctx, reg, req)
 	return err
 }
 

@@ -57,9 +57,12 @@ func (q *Queue) deliver(ctx context.Context, endpointID int64, endpoint string) 
 		if ctx.Err() != nil {
 			return nil // stopping: the rest waits for the next wake-up
 		}
-		reg, ok := q.reg.ByEndpoint(endpoint)
-		if !ok || reg.EndpointID != endpointID {
+		reg, err := q.reg.LookupEndpoint(ctx, endpoint)
+		if errors.Is(err, registry.ErrNotFound) || (err == nil && reg.EndpointID != endpointID) {
 			return nil // offline: waits for the next Register
+		}
+		if err != nil {
+			return err
 		}
 		now := q.reg.Now()
 		if !q.Reachable(reg, now) {
