@@ -2,6 +2,7 @@ package coapd
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -465,6 +466,7 @@ type assoc struct {
 	established atomic.Bool
 	cid         atomic.Pointer[string]
 	muted       atomic.Bool // writes are dropped: the session is being parked
+	unknownPSK  atomic.Bool // the client presented a PSK identity the server does not know
 	resume      *parked     // the parked session this association resumes; set before Accept
 
 	dlMu      sync.Mutex
@@ -540,11 +542,46 @@ func (a *assoc) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if a.d.quiet.Load() || a.muted.Load() {
 		return len(p), nil
 	}
+	if a.unknownPSK.Load() {
+		p = unknownIdentityAlert(p)
+	}
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
 		return 0, errors.New("coapd: not a UDP address")
 	}
 	return a.d.conn.WriteToUDP(p, ua)
+}
+
+// unknownIdentityAlert returns p with a fatal internal_error alert in
+// epoch 0 turned into unknown_psk_identity (RFC 4279 §2), the answer to a
+// PSK identity the server does not know; other datagrams are returned as
+// they are. Only the handshake's plaintext alert is touched: it is not
+// authenticated, so nothing else changes.
+func unknownIdentityAlert(p []byte) []byte {
+	const (
+		alertLen           = 2
+		fatal              = 2
+		internalError      = 80
+		unknownPSKIdentity = 115
+	)
+	out := p
+	for off := 0; off+recordlayer.FixedHeaderSize <= len(p); {
+		h := p[off:]
+		n := int(binary.BigEndian.Uint16(h[recordlayer.FixedHeaderSize-2:]))
+		end := off + recordlayer.FixedHeaderSize + n
+		if end > len(p) {
+			break
+		}
+		if protocol.ContentType(h[0]) == protocol.ContentTypeAlert && h[3] == 0 && h[4] == 0 &&
+			n == alertLen && h[recordlayer.FixedHeaderSize] == fatal && h[recordlayer.FixedHeaderSize+1] == internalError {
+			if &out[0] == &p[0] {
+				out = bytes.Clone(p)
+			}
+			out[off+recordlayer.FixedHeaderSize+1] = unknownPSKIdentity
+		}
+		off = end
+	}
+	return out
 }
 
 // serverHelloCID returns the Connection ID extension of a ServerHello in

@@ -7,8 +7,8 @@ import (
 )
 
 // FuzzDemuxRoute routes arbitrary datagrams from a few sources through the
-// DTLS demultiplexer and parses them as the server's own ServerHellos: no
-// input panics, and only handshake records open associations.
+// DTLS demultiplexer and parses them as the server's own ServerHellos and
+// alerts: no input panics, and only handshake records open associations.
 func FuzzDemuxRoute(f *testing.F) {
 	f.Add([]byte{0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, uint8(0))
 	f.Add([]byte{0x19, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 2, 9, 9}, uint8(1))
@@ -24,6 +24,9 @@ func FuzzDemuxRoute(f *testing.F) {
 		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, src % 4}), 5684)
 		d.route(b, from)
 		_, _ = serverHelloCID(b)
+		if out := unknownIdentityAlert(b); len(out) != len(b) {
+			t.Fatalf("alert rewrite changed the length: %d to %d", len(b), len(out))
+		}
 		// Accept and close what was opened, so associations do not pile up.
 		for {
 			select {

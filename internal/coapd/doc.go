@@ -24,8 +24,10 @@
 // credential (matching its CN and fingerprint where set). Raw public keys
 // (LwM2M's RPK mode) are not offered: pion/dtls does not implement them. The
 // PSK identity a client presents is looked up in package credential; an
-// unknown identity or a wrong key fails the handshake (pion answers an
-// unknown identity with alert internal_error, not unknown_psk_identity).
+// unknown identity or a wrong key fails the handshake. pion answers an
+// unknown identity with internal_error; the demultiplexer turns that
+// plaintext alert into unknown_psk_identity (RFC 4279 §2) for the
+// association whose identity the credential store did not know.
 // Each session is bound to the endpoint its identity is bound to: over it
 // a device may register, update, de-register and send only as that
 // endpoint, and notifications are taken only for its observations. An

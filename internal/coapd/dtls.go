@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -410,7 +411,6 @@ func (s *Server) ListenDTLS(addr string) error {
 	_ = c.SetWriteBuffer(socketBuffer)
 	suites := pskSuites
 	opts := []dtls.ServerOption{
-		dtls.WithPSK(s.pskKey),
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
 		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(cidLen)),
 		dtls.WithLoggerFactory(pionLogs{s.log}),
@@ -425,7 +425,7 @@ func (s *Server) ListenDTLS(addr string) error {
 			dtls.WithClientAuth(dtls.RequireAndVerifyClientCert))
 	}
 	opts = append(opts, dtls.WithCipherSuites(suites...))
-	l := &dtlsListener{demux: newDemux(c, cidLen), gate: gate, log: s.log, opts: opts,
+	l := &dtlsListener{demux: newDemux(c, cidLen), gate: gate, log: s.log, opts: opts, psk: s.pskKey,
 		resumeOpts: []dtls.Option{
 			dtls.WithPSK(s.pskKey),
 			dtls.WithCipherSuites(suites...),
@@ -513,7 +513,8 @@ func (s *Server) stopDTLS() {
 // pion server sessions, gating the handshakes.
 type dtlsListener struct {
 	demux      *demux
-	opts       []dtls.ServerOption
+	opts       []dtls.ServerOption // without the PSK callback
+	psk        func(identity []byte) ([]byte, error)
 	resumeOpts []dtls.Option
 	gate       *handshakeGate
 	log        *slog.Logger
@@ -543,7 +544,17 @@ func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) 
 			_ = a.Close()
 			continue
 		}
-		dc, err := dtls.ServerWithOptions(a, net.UDPAddrFromAddrPort(a.first), l.opts...)
+		// The PSK callback is the association's, so that an unknown
+		// identity is answered with unknown_psk_identity (see
+		// assoc.WriteTo); pion itself says internal_error.
+		opts := append(slices.Clip(l.opts), dtls.WithPSK(func(identity []byte) ([]byte, error) {
+			key, err := l.psk(identity)
+			if errors.Is(err, store.ErrNotFound) {
+				a.unknownPSK.Store(true)
+			}
+			return key, err
+		}))
+		dc, err := dtls.ServerWithOptions(a, net.UDPAddrFromAddrPort(a.first), opts...)
 		if err != nil {
 			l.gate.leave(src)
 			_ = a.Close()

@@ -230,12 +230,58 @@ func TestDTLSHandshakeRefused(t *testing.T) {
 	if _, err := dialPSK(t, s.dtls, "nobody", pskKey, nil); err == nil {
 		t.Error("handshake with an unknown identity succeeded")
 	}
+	if d := handshakeAlert(t, s.dtls, "nobody", pskKey); d != 115 {
+		t.Errorf("unknown identity answered with alert %d, want 115 (unknown_psk_identity)", d)
+	}
 	if n := s.handshakes.Load(); n != 0 {
 		t.Errorf("%d handshakes completed", n)
 	}
 	if s.reg.Len() != 0 {
 		t.Errorf("%d registrations", s.reg.Len())
 	}
+}
+
+// handshakeAlert runs a PSK handshake that the server refuses and returns
+// the description of the fatal plaintext alert it answered with, -1 for
+// none.
+func handshakeAlert(t *testing.T, addr, identity string, key []byte) int {
+	t.Helper()
+	raddr, _ := net.ResolveUDPAddr("udp", addr)
+	c, err := net.DialUDP("udp", nil, raddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &alertRecorder{PacketConn: dtlsnet.PacketConnFromConn(c)}
+	rec.desc.Store(-1)
+	dc, err := piondtls.ClientWithOptions(rec, raddr,
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+		piondtls.WithPSKIdentityHint([]byte(identity)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := dc.HandshakeContext(ctx); err == nil {
+		t.Fatalf("handshake as %q succeeded", identity)
+	}
+	return int(rec.desc.Load())
+}
+
+// alertRecorder records the description of a fatal epoch-0 alert record
+// read from the server.
+type alertRecorder struct {
+	net.PacketConn
+	desc atomic.Int32
+}
+
+func (r *alertRecorder) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, a, err := r.PacketConn.ReadFrom(p)
+	if n == 15 && p[0] == 21 && p[3] == 0 && p[4] == 0 && p[13] == 2 {
+		r.desc.Store(int32(p[14]))
+	}
+	return n, a, err
 }
 
 func TestDTLSIdentityBinding(t *testing.T) {

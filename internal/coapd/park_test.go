@@ -1,0 +1,166 @@
+package coapd
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+)
+
+// newTestDemux is a demultiplexer on a loopback socket nobody reads from.
+func newTestDemux(t *testing.T) *demux {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDemux(c, cidLen)
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// accepted returns the association waiting for Accept, nil if none.
+func accepted(d *demux) *assoc {
+	select {
+	case a := <-d.accept:
+		return a
+	default:
+		return nil
+	}
+}
+
+var (
+	clientHello = []byte{0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 9, 0, 12,
+		1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	appData = []byte{0x17, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 7, 0, 2, 0xaa, 0xbb}
+)
+
+// cidRecord is an application-data record in CID form (RFC 9146) with cid.
+func cidRecord(cid string) []byte {
+	b := []byte{0x19, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 8}
+	b = append(b, cid...)
+	return append(b, 0, 2, 0xaa, 0xbb)
+}
+
+// parkOne establishes an association at addr with cid and parks it as ep.
+func parkOne(t *testing.T, d *demux, addr netip.AddrPort, cid, ep string) *parked {
+	t.Helper()
+	d.route(clientHello, addr)
+	a := accepted(d)
+	if a == nil {
+		t.Fatal("a ClientHello opened no association")
+	}
+	a.cid.Store(&cid)
+	d.setCID(a, cid)
+	d.established(a)
+	a.muted.Store(true)
+	pk := &parked{endpoint: ep, addr: addr, cid: cid, state: []byte("state")}
+	if !d.park(a, pk) {
+		t.Fatal("park refused")
+	}
+	_ = a.Close()
+	return pk
+}
+
+func TestParkedResumedByCIDAndAddress(t *testing.T) {
+	d := newTestDemux(t)
+	addr := netip.MustParseAddrPort("192.0.2.1:5000")
+	pk := parkOne(t, d, addr, "cid-0001", "ep-1")
+
+	// A CID record from another address resumes it there.
+	d.route(cidRecord("cid-0001"), netip.MustParseAddrPort("192.0.2.9:6000"))
+	a := accepted(d)
+	if a == nil || a.resume != pk || !a.established.Load() {
+		t.Fatalf("CID record: association %+v, want one resuming the parked session", a)
+	}
+	if len(d.parkedSessions()) != 0 {
+		t.Fatal("a resumed session is still parked")
+	}
+	if d.unpark("ep-1") != true {
+		t.Fatal("unpark of an endpoint being resumed must report it on its way")
+	}
+	if accepted(d) != nil {
+		t.Fatal("a session was resumed twice")
+	}
+	d.forgetParked("ep-1") // bound
+	_ = a.Close()
+
+	// Parked by address: application data from it resumes the session.
+	pk2 := parkOne(t, d, addr, "cid-0002", "ep-1")
+	d.route(appData, addr)
+	if a := accepted(d); a == nil || a.resume != pk2 {
+		t.Fatalf("datagram from the parked address: %+v", a)
+	}
+}
+
+// TestParkedClientHello: a ClientHello from a parked session's address is
+// a new handshake, which does not take the parked session away until it
+// completes; then only its CID reaches the parked one.
+func TestParkedClientHello(t *testing.T) {
+	d := newTestDemux(t)
+	addr := netip.MustParseAddrPort("192.0.2.1:5000")
+	pk := parkOne(t, d, addr, "cid-0001", "ep-1")
+
+	d.route(clientHello, addr)
+	hs := accepted(d)
+	if hs == nil || hs.resume != nil || d.pending[addr] != hs {
+		t.Fatalf("ClientHello from a parked address: %+v", hs)
+	}
+	// Application data meanwhile resumes the parked session and reaches the
+	// new handshake too: each drops what it cannot authenticate.
+	d.route(appData, addr)
+	a := accepted(d)
+	if a == nil || a.resume != pk {
+		t.Fatalf("datagram during a new handshake: %+v", a)
+	}
+	if len(hs.in) != 2 || len(a.in) != 1 {
+		t.Fatalf("queued: handshake %d, resumed %d; want 2 and 1", len(hs.in), len(a.in))
+	}
+	_ = a.Close()
+
+	pk2 := parkOne(t, d, netip.MustParseAddrPort("192.0.2.2:5000"), "cid-0002", "ep-2")
+	d.route(clientHello, pk2.addr)
+	hs2 := accepted(d)
+	d.established(hs2)
+	if d.parkedAddr[pk2.addr] != nil || d.parkedCID["cid-0002"] != pk2 {
+		t.Fatal("a completed handshake at a parked address must leave the parked session its CID only")
+	}
+	d.forgetParked("ep-2")
+	if len(d.parkedCID)+len(d.parkedAddr)+len(d.parkedEP) != 0 {
+		t.Fatalf("forgotten session still indexed: %d %d %d", len(d.parkedCID), len(d.parkedAddr), len(d.parkedEP))
+	}
+}
+
+// TestParkedQuiesced: once sessions are being saved nothing is parked or
+// resumed, so a saved state is never also in use.
+func TestParkedQuiesced(t *testing.T) {
+	d := newTestDemux(t)
+	addr := netip.MustParseAddrPort("192.0.2.1:5000")
+	parkOne(t, d, addr, "cid-0001", "ep-1")
+	d.quiesce()
+	d.route(cidRecord("cid-0001"), addr)
+	if accepted(d) != nil || d.unpark("ep-1") {
+		t.Fatal("a parked session was resumed after quiesce")
+	}
+	if len(d.parkedSessions()) != 1 {
+		t.Fatal("the parked session was lost")
+	}
+}
+
+func TestUnknownIdentityAlert(t *testing.T) {
+	alert := []byte{21, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 5, 0, 2, 2, 80}
+	got := unknownIdentityAlert(alert)
+	if got[14] != 115 || alert[14] != 80 {
+		t.Fatalf("alert %v (input %v)", got, alert)
+	}
+	for _, p := range [][]byte{
+		{21, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 5, 0, 2, 2, 80}, // epoch 1: encrypted, not ours to touch
+		{21, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 5, 0, 2, 1, 0},  // close_notify
+		{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 5, 0, 2, 2, 80}, // not an alert
+		{21, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 5, 0, 9, 2, 80}, // truncated
+		{21, 0xfe},
+	} {
+		if out := unknownIdentityAlert(p); string(out) != string(p) {
+			t.Errorf("%v changed to %v", p, out)
+		}
+	}
+}
