@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/flownexus/flownexus/internal/app"
@@ -22,11 +24,11 @@ import (
 func runDemo(ctx context.Context, iox IO, args []string) error {
 	var ff fleetFlags
 	var keep bool
-	dtlsDevices := -1
+	var dtlsFlag optionalInt
 	cfg, pos, err := loadConfig(iox, "demo", args, func(fs *flag.FlagSet) {
 		ff.register(fs, 25)
 		fs.BoolVar(&keep, "keep", false, "keep the demo database of an earlier run instead of starting fresh")
-		fs.IntVar(&dtlsDevices, "dtls-devices", -1, "how many of the devices talk CoAP over DTLS-PSK, with credentials the demo creates (default a quarter; all when --coap-listen is empty)")
+		fs.Var(&dtlsFlag, "dtls-devices", "`number` of the devices that talk CoAP over DTLS-PSK, with credentials the demo creates (default a quarter; all when --coap-listen is empty)")
 	})
 	if err != nil {
 		return err
@@ -36,6 +38,13 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 	}
 	if ff.devices < 1 {
 		return fmt.Errorf("%w: --devices %d: want at least 1", errUsage, ff.devices)
+	}
+	dtlsDevices := -1
+	if dtlsFlag.set {
+		if dtlsFlag.n < 0 {
+			return fmt.Errorf("%w: --dtls-devices %d is negative", errUsage, dtlsFlag.n)
+		}
+		dtlsDevices = dtlsFlag.n
 	}
 	if dtlsDevices, err = demoDTLSDevices(cfg, ff.devices, dtlsDevices); err != nil {
 		return err
@@ -158,7 +167,7 @@ Ctrl-C stops the fleet (devices deregister) and the server.
 // when DTLS is off).
 func demoDTLSDevices(cfg config.Config, devices, want int) (int, error) {
 	switch {
-	case want < -1 || want > devices:
+	case want > devices:
 		return 0, fmt.Errorf("%w: --dtls-devices %d: want 0 to --devices (%d)", errUsage, want, devices)
 	case want > 0 && cfg.CoAPSListen == "":
 		return 0, fmt.Errorf("%w: --dtls-devices needs the DTLS listener: --coaps-listen is empty", errUsage)
@@ -241,4 +250,26 @@ func demoAdmin(ctx context.Context, a *app.App) (password, token string, err err
 func portOf(addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	return port
+}
+
+// optionalInt is an int flag that knows whether it was given.
+type optionalInt struct {
+	n   int
+	set bool
+}
+
+func (o *optionalInt) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return strconv.Itoa(o.n)
+}
+
+func (o *optionalInt) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	o.n, o.set = n, true
+	return nil
 }

@@ -137,7 +137,6 @@ func TestDemoDTLSDevices(t *testing.T) {
 		{"default without DTLS", plainOnly, 25, -1, 0, ""},
 		{"default DTLS only", dtlsOnly, 25, -1, 25, ""},
 		{"too many", both, 25, 26, 0, "want 0 to --devices (25)"},
-		{"negative", both, 25, -2, 0, "want 0 to --devices"},
 		{"DTLS off", plainOnly, 25, 3, 0, "--coaps-listen is empty"},
 		{"plain off", dtlsOnly, 25, 3, 0, "every device must talk DTLS"},
 		{"both off", config.Config{}, 25, -1, 0, "needs --coap-listen or --coaps-listen"},

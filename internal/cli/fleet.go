@@ -15,7 +15,7 @@ import (
 	"github.com/flownexus/flownexus/internal/simulator"
 )
 
-// fleetStopTimeout bounds the De-registers when a fleet stops.
+// fleetStopTimeout bounds the De-registers when fleets stop.
 const fleetStopTimeout = 15 * time.Second
 
 // pskKeyLen is the size of the keys simulate and demo make: 128 bits, as
@@ -40,8 +40,10 @@ func randomPSKKey() []byte {
 	return k
 }
 
-// fleetRun runs fleets side by side until ctx ends (or one fails to
-// start, which stops the others), then stops them all.
+// fleetRun runs fleets side by side: it starts them, prints progress and
+// moves devices to new source ports until ctx ends, then stops them all.
+// Rebinding happens only between the end of Start and the beginning of
+// Stop.
 type fleetRun struct {
 	fleets []*simulator.Fleet
 	// progress, when set, is called every progressEvery and once more
@@ -65,47 +67,73 @@ func (r *fleetRun) stats() simulator.Stats {
 	return s
 }
 
+// run runs the fleets until ctx ends and returns the first error of
+// their Start (after stopping them all) or of their Stop.
 func (r *fleetRun) run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, len(r.fleets))
-	var wg sync.WaitGroup
-	for i, f := range r.fleets {
-		wg.Go(func() {
-			if errs[i] = f.Run(ctx, fleetStopTimeout); errs[i] != nil {
-				cancel()
-			}
-		})
-	}
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	var progress, rebind <-chan time.Time
+	var progress <-chan time.Time
 	if r.progress != nil && r.progressEvery > 0 {
 		t := time.NewTicker(r.progressEvery)
 		defer t.Stop()
 		progress = t.C
 	}
-	if r.rebindEvery > 0 {
-		t := time.NewTicker(r.rebindEvery)
-		defer t.Stop()
-		rebind = t.C
-	}
+	started := make(chan error, 1)
+	go func() {
+		errs := make([]error, len(r.fleets))
+		var wg sync.WaitGroup
+		for i, f := range r.fleets {
+			wg.Go(func() {
+				if err := f.Start(ctx); err != nil && !errors.Is(err, ctx.Err()) {
+					errs[i] = err
+				}
+			})
+		}
+		wg.Wait()
+		started <- errors.Join(errs...)
+	}()
+	var err error
+starting:
 	for {
 		select {
-		case <-done:
-			if r.progress != nil {
-				r.progress(r.out, r)
-			}
-			return errors.Join(errs...)
+		case err = <-started:
+			break starting
 		case <-progress:
 			r.progress(r.out, r)
-		case <-rebind:
-			r.rebindAll()
 		}
 	}
+	if err == nil {
+		var rebind <-chan time.Time
+		if r.rebindEvery > 0 {
+			t := time.NewTicker(r.rebindEvery)
+			defer t.Stop()
+			rebind = t.C
+		}
+	running:
+		for {
+			select {
+			case <-ctx.Done():
+				break running
+			case <-progress:
+				r.progress(r.out, r)
+			case <-rebind:
+				r.rebindAll()
+			}
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fleetStopTimeout)
+	defer cancel()
+	stopErrs := make([]error, len(r.fleets))
+	var wg sync.WaitGroup
+	for i, f := range r.fleets {
+		wg.Go(func() { stopErrs[i] = f.Stop(sctx) })
+	}
+	wg.Wait()
+	if r.progress != nil {
+		r.progress(r.out, r)
+	}
+	if err != nil {
+		return err
+	}
+	return errors.Join(stopErrs...)
 }
 
 // rebindAll moves every registered device to a new source port.
@@ -125,9 +153,10 @@ func progressLine(dtlsFleet *simulator.Fleet) func(io.Writer, *fleetRun) {
 	return func(w io.Writer, r *fleetRun) {
 		s := r.stats()
 		line := fmt.Sprintf("registered %d/%d", s.Registered, s.Devices)
-		if dtlsFleet != nil && dtlsFleet.Stats().Devices < s.Devices {
-			d := dtlsFleet.Stats()
-			line += fmt.Sprintf(" (%d/%d over DTLS)", d.Registered, d.Devices)
+		if dtlsFleet != nil {
+			if d := dtlsFleet.Stats(); d.Devices < s.Devices {
+				line += fmt.Sprintf(" (%d/%d over DTLS)", d.Registered, d.Devices)
+			}
 		}
 		line += fmt.Sprintf(", updates %d, notifications %d, sends %d/%d acked, requests %d, errors %d",
 			s.Updates, s.Notifications, s.SendsAcked, s.Sends, s.Requests, s.Errors)

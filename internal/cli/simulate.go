@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -89,6 +90,9 @@ func runSimulate(ctx context.Context, iox IO, args []string) error {
 	fs.StringVar(&sf.writePSK, "write-psk-file", "", "write the fleet's PSK file (keys from --psk-secret, else random) to this new file, - for stdout, and exit: import it with 'flownexus credential import'")
 	fs.DurationVar(&sf.rebind, "rebind", 0, "move every device to a new source port at this interval, as a NAT rebinding (DTLS devices keep their session by Connection ID); 0 disables")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
