@@ -77,14 +77,15 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 		a.Stop(ctx)
 		return err
 	}
-	plainCfg.Devices = ff.devices - dtlsDevices
+	naming, plainDevices := plainCfg, ff.devices-dtlsDevices // names all demo devices
+	plainCfg.Devices = plainDevices
 	dtlsCfg := plainCfg
 	dtlsCfg.Devices = dtlsDevices
 	dtlsCfg.Endpoint = func(i int) string {
-		ep, _ := plainCfg.EndpointName(plainCfg.Devices + i) // checked by demoPSKs
+		ep, _ := naming.EndpointName(plainDevices + i) // checked by demoPSKs
 		return ep
 	}
-	psks, err := demoPSKs(ctx, a, plainCfg, ff.devices, plainCfg.Devices)
+	psks, err := demoPSKs(ctx, a, naming, ff.devices, plainDevices)
 	if err != nil {
 		a.Stop(ctx)
 		return err
