@@ -131,7 +131,7 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 	case dtlsDevices == ff.devices:
 		fmt.Fprintf(iox.Stdout, " on CoAP/DTLS %s with PSKs the demo created.\n", a.CoAPSAddr())
 	default:
-		fmt.Fprintf(iox.Stdout, ": %d on CoAP %s,\n%d on CoAP/DTLS %s with PSKs the demo created (their endpoints end the list).\n",
+		fmt.Fprintf(iox.Stdout, ": %d on CoAP %s,\n%d on CoAP/DTLS %s with PSKs the demo created (the endpoints' \"transport\" says which).\n",
 			plainCfg.Devices, a.CoAPAddr(), dtlsDevices, a.CoAPSAddr())
 	}
 	fmt.Fprintf(iox.Stdout, `

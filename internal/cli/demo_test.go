@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 // TestDemoMixedFleet runs the demo with its default split: a quarter of
 // the devices talk DTLS-PSK with credentials the demo made, the rest plain
-// CoAP, and the API shows them all online.
+// CoAP, and the API shows them all online, each with its transport.
 func TestDemoMixedFleet(t *testing.T) {
 	env := dataEnv(t)
 	env["FLOWNEXUS_HTTP_LISTEN"] = "127.0.0.1:0"
@@ -63,14 +64,29 @@ func TestDemoMixedFleet(t *testing.T) {
 		}
 	}
 	var online struct {
-		Items []struct{ Name string } `json:"items"`
+		Items []struct {
+			Name      string `json:"name"`
+			Transport string `json:"transport"`
+		} `json:"items"`
 	}
 	eventually(t, 20*time.Second, "8 devices online", done, &out, &errb, func() bool {
 		get("/api/v1/endpoints?online=true", &online)
 		return len(online.Items) == 8
 	})
-	// The server refuses plain CoAP to an endpoint that has credentials:
-	// the two with a PSK are online over DTLS.
+	wantDTLS := []string{"urn:imei:350000000000063", "urn:imei:350000000000071"} // devices 6 and 7
+	var gotDTLS []string
+	for _, e := range online.Items {
+		if e.Transport == "dtls" {
+			gotDTLS = append(gotDTLS, e.Name)
+		} else if e.Transport != "udp" {
+			t.Fatalf("endpoint %+v: want transport udp or dtls", e)
+		}
+	}
+	slices.Sort(gotDTLS)
+	if !slices.Equal(gotDTLS, wantDTLS) {
+		t.Fatalf("endpoints over DTLS %v, want %v", gotDTLS, wantDTLS)
+	}
+	// The demo made their credentials: PSKs with their names as identities.
 	var creds struct {
 		Items []struct {
 			Endpoint    string `json:"endpoint"`
@@ -79,7 +95,6 @@ func TestDemoMixedFleet(t *testing.T) {
 		} `json:"items"`
 	}
 	get("/api/v1/credentials", &creds)
-	wantDTLS := []string{"urn:imei:350000000000063", "urn:imei:350000000000071"} // devices 6 and 7
 	if len(creds.Items) != 2 {
 		t.Fatalf("credentials %+v, want 2", creds.Items)
 	}
