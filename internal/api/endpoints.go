@@ -26,6 +26,7 @@ type Endpoint struct {
 	Binding         string     `json:"binding,omitempty"`
 	LwM2MVersion    string     `json:"lwm2m_version,omitempty"`
 	QueueMode       bool       `json:"queue_mode"`
+	Transport       string     `json:"transport,omitempty" enum:"udp,dtls" doc:"What the device last talked over: plain CoAP (udp) or CoAP over DTLS (dtls)"`
 	FirmwareVersion string     `json:"firmware_version,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
 }
@@ -61,7 +62,7 @@ func toEndpoint(e store.Endpoint) Endpoint {
 		Name: e.Name, Online: e.Online, RegistrationID: e.RegistrationID,
 		RegisteredAt: optTime(e.RegisteredAt), LastSeen: optTime(e.LastSeen), Address: e.Address,
 		LifetimeSeconds: int64(e.Lifetime / time.Second), Binding: e.Binding, LwM2MVersion: e.LwM2MVersion,
-		QueueMode: e.QueueMode, FirmwareVersion: e.FirmwareVersion, CreatedAt: e.CreatedAt.UTC(),
+		QueueMode: e.QueueMode, Transport: string(e.Transport), FirmwareVersion: e.FirmwareVersion, CreatedAt: e.CreatedAt.UTC(),
 	}
 }
 

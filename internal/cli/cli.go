@@ -40,13 +40,17 @@ Usage: flownexus <command> [flags]
 
 Commands:
   demo       the tour: a fresh database, an admin user, the server and a simulated fleet
+             (a quarter of it over DTLS-PSK: --dtls-devices N)
   serve      run the server (HTTP, CoAP, workers)
   simulate   run a simulated LwM2M device fleet against a server: simulate --server HOST:PORT --devices N
+             | over DTLS: --psk-secret S or --psk-file FILE.csv [--server coaps://HOST] [--rebind 30s]
+             | simulate --devices N [--psk-secret S] --write-psk-file FILE.csv|- (to import, then exit)
   migrate    apply database migrations and exit
   user       manage operators: user create NAME [--admin] [--password-stdin] | user passwd NAME | user list
   token      manage API tokens: token create --user NAME [--name LABEL]
   credential manage device DTLS credentials: credential add ENDPOINT --psk-identity ID --psk-key HEX
              | credential add ENDPOINT --cert-cn CN [--cert-fingerprint SHA256] | credential list
+             | credential import FILE.csv|- (endpoint,psk-identity,psk-hex-key lines, all or none)
              | credential remove ENDPOINT
   secret     print a new random secret key for FLOWNEXUS_SECRET_KEY
   version    print version and commit

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 	"github.com/flownexus/flownexus/internal/store"
 )
 
-const credentialUsage = "credential add ENDPOINT (--psk-identity ID --psk-key HEX|--psk-key-stdin | --cert-cn CN [--cert-fingerprint SHA256]) | credential list | credential remove ENDPOINT"
+const credentialUsage = "credential add ENDPOINT (--psk-identity ID --psk-key HEX|--psk-key-stdin | --cert-cn CN [--cert-fingerprint SHA256]) | credential import FILE|- | credential list | credential remove ENDPOINT"
 
 func runCredential(ctx context.Context, iox IO, args []string) error {
 	if len(args) == 0 {
@@ -35,9 +36,9 @@ func runCredential(ctx context.Context, iox IO, args []string) error {
 	if err != nil {
 		return err
 	}
-	want, known := map[string]int{"add": 1, "list": 0, "remove": 1}[args[0]]
+	want, known := map[string]int{"add": 1, "import": 1, "list": 0, "remove": 1}[args[0]]
 	if !known {
-		return fmt.Errorf("%w: unknown credential command %q (add, list, remove)", errUsage, args[0])
+		return fmt.Errorf("%w: unknown credential command %q (add, import, list, remove)", errUsage, args[0])
 	}
 	if len(pos) != want {
 		return fmt.Errorf("%w: %s", errUsage, credentialUsage)
@@ -90,6 +91,8 @@ func runCredential(ctx context.Context, iox IO, args []string) error {
 			return err
 		}
 		fmt.Fprintf(iox.Stdout, "added %s credential for %q\n", info.Kind, info.Endpoint)
+	case "import":
+		return importPSKFile(ctx, iox, creds, by, pos[0])
 	case "remove":
 		err := creds.Remove(ctx, by, pos[0])
 		switch {
@@ -108,4 +111,25 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// importPSKFile adds the credentials of the PSK file at name ("-": stdin)
+// all together, or none of them.
+func importPSKFile(ctx context.Context, iox IO, creds *credential.Service, by credential.Actor, name string) error {
+	r, label := iox.Stdin, "stdin"
+	if name != "-" {
+		label = name
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	n, err := creds.ImportPSK(ctx, by, r)
+	if err != nil {
+		return fmt.Errorf("%s: nothing imported: %w", label, err)
+	}
+	fmt.Fprintf(iox.Stdout, "imported %d PSK credentials from %s\n", n, label)
+	return nil
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -50,5 +52,60 @@ func TestCredential(t *testing.T) {
 	}
 	if r := runCLI(t, env, "", "credential", "list"); strings.Contains(r.stdout, "urn:imei:1") {
 		t.Fatalf("removed credential still listed:\n%s", r.stdout)
+	}
+}
+
+// TestCredentialImport imports PSK files from a file and from stdin; a
+// file with bad lines is reported line by line and adds nothing.
+func TestCredentialImport(t *testing.T) {
+	env := dataEnv(t)
+	const key = "000102030405060708090a0b0c0d0e0f"
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.csv")
+	if err := os.WriteFile(good, []byte("# endpoint,psk-identity,psk-hex-key\nurn:imei:1,dev-1,"+key+"\nurn:imei:2,dev-2,"+key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, env, "", "credential", "import", good); r.code != 0 || !strings.Contains(r.stdout, "imported 2 PSK credentials from "+good) {
+		t.Fatalf("import: %+v", r)
+	}
+	if r := runCLI(t, env, "urn:imei:3,dev-3,"+key+"\n", "credential", "import", "-"); r.code != 0 || !strings.Contains(r.stdout, "imported 1 PSK credentials from stdin") {
+		t.Fatalf("import from stdin: %+v", r)
+	}
+	bad := "urn:imei:4,dev-4," + key + "\n" + // good
+		"urn:imei:1,dev-5," + key + "\n" + // endpoint already stored
+		"urn:imei:6,dev-6,feedfacecafe\n" + // short key
+		"urn:imei:7,dev-2," + key + "\n" + // identity already stored
+		"urn:imei:8,dev-8\n" // too few fields
+	r := runCLI(t, env, bad, "credential", "import", "-")
+	want := []string{
+		"flownexus: stdin: nothing imported: 4 bad lines",
+		`flownexus: line 2: endpoint "urn:imei:1" already has a credential`,
+		"flownexus: line 3: invalid credential: PSK key is 6 bytes, want 8 to 64",
+		`flownexus: line 4: PSK identity "dev-2" is in use`,
+		"flownexus: line 5: 2 fields, want 3: endpoint,psk-identity,psk-hex-key",
+	}
+	if r.code != 1 || strings.TrimSpace(r.stderr) != strings.Join(want, "\n") {
+		t.Fatalf("bad import: code %d, stderr\n%s\nwant\n%s", r.code, r.stderr, strings.Join(want, "\n"))
+	}
+	if strings.Contains(r.stderr+r.stdout, key) || strings.Contains(r.stderr, "feedface") {
+		t.Fatalf("the errors show key material:\n%s", r.stderr)
+	}
+	r = runCLI(t, env, "", "credential", "list")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 4 || strings.Contains(r.stdout, "urn:imei:4") || strings.Contains(r.stdout, key) {
+		t.Fatalf("list after the imports: %+v", r)
+	}
+	for name, c := range map[string]struct {
+		args []string
+		code int
+		want string
+	}{
+		"missing file": {[]string{"import", filepath.Join(dir, "none.csv")}, 1, "no such file"},
+		"no file":      {[]string{"import"}, 2, "credential import FILE"},
+		"empty":        {[]string{"import", "-"}, 1, "lists no credentials"},
+	} {
+		r := runCLI(t, env, "", append([]string{"credential"}, c.args...)...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: %+v, want code %d and %q", name, r, c.code, c.want)
+		}
 	}
 }

@@ -2,15 +2,19 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/flownexus/flownexus/internal/app"
 	"github.com/flownexus/flownexus/internal/auth"
+	"github.com/flownexus/flownexus/internal/config"
+	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/simulator"
 )
 
@@ -20,15 +24,30 @@ import (
 func runDemo(ctx context.Context, iox IO, args []string) error {
 	var ff fleetFlags
 	var keep bool
+	var dtlsFlag optionalInt
 	cfg, pos, err := loadConfig(iox, "demo", args, func(fs *flag.FlagSet) {
 		ff.register(fs, 25)
 		fs.BoolVar(&keep, "keep", false, "keep the demo database of an earlier run instead of starting fresh")
+		fs.Var(&dtlsFlag, "dtls-devices", "`number` of the devices that talk CoAP over DTLS-PSK, with credentials the demo creates (default a quarter; all when --coap-listen is empty)")
 	})
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: demo takes no arguments", errUsage)
+	}
+	if ff.devices < 1 {
+		return fmt.Errorf("%w: --devices %d: want at least 1", errUsage, ff.devices)
+	}
+	dtlsDevices := -1
+	if dtlsFlag.set {
+		if dtlsFlag.n < 0 {
+			return fmt.Errorf("%w: --dtls-devices %d is negative", errUsage, dtlsFlag.n)
+		}
+		dtlsDevices = dtlsFlag.n
+	}
+	if dtlsDevices, err = demoDTLSDevices(cfg, ff.devices, dtlsDevices); err != nil {
+		return err
 	}
 	// The demo owns a directory of its own inside the data directory, so a
 	// fresh start never touches a real database.
@@ -51,6 +70,27 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 		a.Stop(ctx)
 		return err
 	}
+	simLog := newLogger(cfg, iox.Stderr).With("component", "simulator")
+	// Plain devices come first, then the DTLS ones, numbered on from them.
+	plainCfg, err := ff.config("", simLog)
+	if err != nil {
+		a.Stop(ctx)
+		return err
+	}
+	naming, plainDevices := plainCfg, ff.devices-dtlsDevices // names all demo devices
+	plainCfg.Devices = plainDevices
+	dtlsCfg := plainCfg
+	dtlsCfg.Devices = dtlsDevices
+	dtlsCfg.Endpoint = func(i int) string {
+		ep, _ := naming.EndpointName(plainDevices + i) // checked by demoPSKs
+		return ep
+	}
+	psks, err := demoPSKs(ctx, a, naming, ff.devices, plainDevices)
+	if err != nil {
+		a.Stop(ctx)
+		return err
+	}
+	dtlsCfg.PSK = func(i int) simulator.PSK { return psks[i] }
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
@@ -60,20 +100,41 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 		a.Stop(sctx)
 	}()
 
-	simCfg, err := ff.config(a.CoAPAddr().String(), newLogger(cfg, iox.Stderr).With("component", "simulator"))
-	if err != nil {
-		return err
+	run := &fleetRun{out: iox.Stdout, progressEvery: 10 * time.Second}
+	var first string
+	var dtlsFleet *simulator.Fleet
+	if plainCfg.Devices > 0 {
+		plainCfg.Server = a.CoAPAddr().String()
+		f, err := simulator.NewFleet(plainCfg)
+		if err != nil {
+			return err
+		}
+		run.fleets, first = append(run.fleets, f), f.Device(0).Endpoint()
 	}
-	simCfg.Progress, simCfg.ProgressInterval = progressLine(iox.Stdout), 10*time.Second
-	fleet, err := simulator.NewFleet(simCfg)
-	if err != nil {
-		return err
+	if dtlsCfg.Devices > 0 {
+		dtlsCfg.Server = a.CoAPSAddr().String()
+		f, err := simulator.NewFleet(dtlsCfg)
+		if err != nil {
+			return err
+		}
+		run.fleets, dtlsFleet = append(run.fleets, f), f
+		if first == "" {
+			first = f.Device(0).Endpoint()
+		}
 	}
+	run.progress = progressLine(dtlsFleet)
 	base := "http://localhost:" + portOf(a.HTTPAddr())
-	first := fleet.Device(0).Endpoint()
+	fmt.Fprintf(iox.Stdout, "\nflownexus demo: %d simulated LwM2M devices register with the server", ff.devices)
+	switch {
+	case dtlsDevices == 0:
+		fmt.Fprintf(iox.Stdout, " on CoAP %s.\n", a.CoAPAddr())
+	case dtlsDevices == ff.devices:
+		fmt.Fprintf(iox.Stdout, " on CoAP/DTLS %s with PSKs the demo created.\n", a.CoAPSAddr())
+	default:
+		fmt.Fprintf(iox.Stdout, ": %d on CoAP %s,\n%d on CoAP/DTLS %s with PSKs the demo created (the endpoints' \"transport\" says which).\n",
+			plainCfg.Devices, a.CoAPAddr(), dtlsDevices, a.CoAPSAddr())
+	}
 	fmt.Fprintf(iox.Stdout, `
-flownexus demo: %d simulated LwM2M devices register with the server on CoAP %s.
-
   data directory  %s
   admin user      admin / %s
   API token       %s
@@ -85,14 +146,83 @@ Try:
   curl -s -H "Authorization: Bearer %s" -H 'Content-Type: application/json' -d '{"path":"/3/0"}' %s/api/v1/endpoints/%s/read
   curl -s -H "Authorization: Bearer %s" -H 'Content-Type: application/json' -d '{"path":"/1/0/1","value":600}' %s/api/v1/endpoints/%s/write
   curl -s -H "Authorization: Bearer %s" '%s/api/v1/endpoints/%s/history?path=/3303/0/5700'
-  curl -s %s/api/v1/openapi.json   (the API's description)
+`, cfg.DataDir, password, token,
+		base, token, base, token, base, first, token, base, first, token, base, first, token, base, first)
+	if dtlsFleet != nil {
+		fmt.Fprintf(iox.Stdout, "  curl -s -H \"Authorization: Bearer %s\" %s/api/v1/credentials   (the DTLS devices' PSK identities, never their keys)\n", token, base)
+		if ep := dtlsFleet.Device(0).Endpoint(); ep != first {
+			fmt.Fprintf(iox.Stdout, "  curl -s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -d '{\"path\":\"/3/0\"}' %s/api/v1/endpoints/%s/read   (over DTLS)\n", token, base, ep)
+		}
+	}
+	fmt.Fprintf(iox.Stdout, `  curl -s %s/api/v1/openapi.json   (the API's description)
   curl -s %s/metrics
 
 Ctrl-C stops the fleet (devices deregister) and the server.
 
-`, ff.devices, a.CoAPAddr(), cfg.DataDir, password, token,
-		base, token, base, token, base, first, token, base, first, token, base, first, token, base, first, base, base)
-	return fleet.Run(ctx, 15*time.Second)
+`, base, base)
+	return run.run(ctx)
+}
+
+// demoDTLSDevices returns how many of the demo's devices talk DTLS: want
+// when given (-1: a quarter of them, or all when plain CoAP is off, none
+// when DTLS is off).
+func demoDTLSDevices(cfg config.Config, devices, want int) (int, error) {
+	switch {
+	case want > devices:
+		return 0, fmt.Errorf("%w: --dtls-devices %d: want 0 to --devices (%d)", errUsage, want, devices)
+	case want > 0 && cfg.CoAPSListen == "":
+		return 0, fmt.Errorf("%w: --dtls-devices needs the DTLS listener: --coaps-listen is empty", errUsage)
+	case want >= 0 && want < devices && cfg.CoAPListen == "":
+		return 0, fmt.Errorf("%w: --coap-listen is empty: every device must talk DTLS (drop --dtls-devices)", errUsage)
+	case want >= 0:
+		return want, nil
+	case cfg.CoAPSListen == "":
+		if cfg.CoAPListen == "" {
+			return 0, fmt.Errorf("%w: the demo needs --coap-listen or --coaps-listen", errUsage)
+		}
+		return 0, nil
+	case cfg.CoAPListen == "":
+		return devices, nil
+	}
+	return devices / 4, nil
+}
+
+// demoPSKs gives the demo devices from index from to devices (numbered as
+// in cfg) new random PSKs, their endpoint names as identities, and stores
+// them as the server's credentials. Credentials an earlier run (--keep)
+// left on any demo device are replaced or removed first, so every device
+// can talk the transport it has now.
+func demoPSKs(ctx context.Context, a *app.App, cfg simulator.Config, devices, from int) ([]simulator.PSK, error) {
+	endpoints := make(map[string]bool, devices)
+	names := make([]string, devices)
+	for i := range devices {
+		ep, err := cfg.EndpointName(i)
+		if err != nil {
+			return nil, err
+		}
+		endpoints[ep], names[i] = true, ep
+	}
+	existing, err := a.Credentials.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	by := credential.Actor{Name: "demo"}
+	for _, c := range existing {
+		if endpoints[c.Endpoint] {
+			if err := a.Credentials.Remove(ctx, by, c.Endpoint); err != nil {
+				return nil, err
+			}
+		}
+	}
+	psks := make([]simulator.PSK, 0, devices-from)
+	for _, ep := range names[from:] {
+		k := simulator.PSK{Identity: ep, Key: randomPSKKey()}
+		if _, err := a.Credentials.Add(ctx, by, credential.AddRequest{Endpoint: ep, PSKIdentity: k.Identity, PSKKey: k.Key}); err != nil {
+			return nil, fmt.Errorf("demo credentials: %w", err)
+		}
+		psks = append(psks, k)
+	}
+	return psks, nil
 }
 
 // demoAdmin creates the demo's admin user with a random password and an
@@ -121,4 +251,26 @@ func demoAdmin(ctx context.Context, a *app.App) (password, token string, err err
 func portOf(addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	return port
+}
+
+// optionalInt is an int flag that knows whether it was given.
+type optionalInt struct {
+	n   int
+	set bool
+}
+
+func (o *optionalInt) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return strconv.Itoa(o.n)
+}
+
+func (o *optionalInt) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	o.n, o.set = n, true
+	return nil
 }

@@ -2,12 +2,17 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/simulator"
 )
@@ -59,48 +64,206 @@ func (ff *fleetFlags) config(server string, log *slog.Logger) (simulator.Config,
 	}, nil
 }
 
-// progressLine prints the fleet's state on one line.
-func progressLine(w io.Writer) func(simulator.Stats) {
-	return func(s simulator.Stats) {
-		fmt.Fprintf(w, "registered %d/%d, updates %d, notifications %d, sends %d/%d acked, requests %d, errors %d\n",
-			s.Registered, s.Devices, s.Updates, s.Notifications, s.SendsAcked, s.Sends, s.Requests, s.Errors)
-	}
+// simFlags are the settings of simulate beyond the fleet's.
+type simFlags struct {
+	server    string
+	duration  time.Duration
+	every     time.Duration
+	logLevel  string
+	pskSecret string
+	pskFile   string
+	writePSK  string
+	rebind    time.Duration
 }
 
 func runSimulate(ctx context.Context, iox IO, args []string) error {
 	fs := flagSet(iox, "simulate")
 	var ff fleetFlags
+	var sf simFlags
 	ff.register(fs, 10)
-	server := fs.String("server", "127.0.0.1:5683", "LwM2M server CoAP address host:port")
-	duration := fs.Duration("duration", 0, "stop after this long; 0 runs until interrupted")
-	every := fs.Duration("progress", 5*time.Second, "interval of the progress line; 0 disables")
-	logLevel := fs.String("log-level", "warn", "device log level: debug, info, warn, error")
+	fs.StringVar(&sf.server, "server", "", "LwM2M server: HOST:PORT, coap://HOST[:PORT] or coaps://HOST[:PORT] (default 127.0.0.1:5683, or 127.0.0.1:5684 with DTLS credentials)")
+	fs.DurationVar(&sf.duration, "duration", 0, "stop after this long; 0 runs until interrupted")
+	fs.DurationVar(&sf.every, "progress", 5*time.Second, "interval of the progress line; 0 disables")
+	fs.StringVar(&sf.logLevel, "log-level", "warn", "device log level: debug, info, warn, error")
+	fs.StringVar(&sf.pskSecret, "psk-secret", "", "talk DTLS-PSK: each device's identity is its endpoint name and its key the first 16 bytes of HMAC-SHA256(secret, endpoint name)")
+	fs.StringVar(&sf.pskFile, "psk-file", "", "talk DTLS-PSK with the credentials of this CSV file (endpoint,psk-identity,psk-hex-key), one device a line; --devices defaults to its line count")
+	fs.StringVar(&sf.writePSK, "write-psk-file", "", "write the fleet's PSK file (keys from --psk-secret, else random) to this new file, - for stdout, and exit: import it with 'flownexus credential import'")
+	fs.DurationVar(&sf.rebind, "rebind", 0, "move every device to a new source port at this interval, as a NAT rebinding (DTLS devices keep their session by Connection ID); 0 disables")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: simulate takes no arguments", errUsage)
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(sf.logLevel)); err != nil {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
-	cfg, err := ff.config(*server, slog.New(slog.NewTextHandler(iox.Stderr, &slog.HandlerOptions{Level: level})))
+	if sf.pskSecret != "" && sf.pskFile != "" {
+		return fmt.Errorf("%w: give --psk-secret or --psk-file, not both", errUsage)
+	}
+	if sf.rebind < 0 {
+		return fmt.Errorf("%w: --rebind %v is negative", errUsage, sf.rebind)
+	}
+	var entries []credential.PSKEntry
+	if sf.pskFile != "" {
+		if sf.writePSK != "" {
+			return fmt.Errorf("%w: --write-psk-file makes a PSK file; --psk-file reads one", errUsage)
+		}
+		if set["imei"] {
+			return fmt.Errorf("%w: --imei has no effect with --psk-file, which names the endpoints", errUsage)
+		}
+		var err error
+		if entries, err = readPSKFile(sf.pskFile); err != nil {
+			return err
+		}
+		switch {
+		case !set["devices"]:
+			ff.devices = len(entries)
+		case ff.devices > len(entries):
+			return fmt.Errorf("%w: --devices %d but %s lists %d", errUsage, ff.devices, sf.pskFile, len(entries))
+		}
+	}
+	dtls := sf.pskSecret != "" || sf.pskFile != ""
+	server, err := serverAddr(sf.server, dtls)
 	if err != nil {
 		return err
 	}
-	if *every > 0 {
-		cfg.Progress, cfg.ProgressInterval = progressLine(iox.Stdout), *every
+	cfg, err := ff.config(server, slog.New(slog.NewTextHandler(iox.Stderr, &slog.HandlerOptions{Level: level})))
+	if err != nil {
+		return err
+	}
+	switch {
+	case entries != nil:
+		cfg.Endpoint = func(i int) string { return entries[i].Endpoint }
+		cfg.PSK = func(i int) simulator.PSK { return simulator.PSK{Identity: entries[i].Identity, Key: entries[i].Key} }
+	case sf.pskSecret != "":
+		cfg.PSK = derivedPSK(cfg, sf.pskSecret)
+	}
+	if sf.writePSK != "" {
+		return writeFleetPSKFile(iox, cfg, ff.devices, sf.writePSK)
 	}
 	fleet, err := simulator.NewFleet(cfg)
 	if err != nil {
 		return err
 	}
-	if *duration > 0 {
+	if sf.duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
+		ctx, cancel = context.WithTimeout(ctx, sf.duration)
 		defer cancel()
 	}
-	fmt.Fprintf(iox.Stdout, "simulating %d LwM2M %s devices against %s (Ctrl-C stops and deregisters them)\n", ff.devices, ff.version, *server)
-	return fleet.Run(ctx, 15*time.Second)
+	transport := "CoAP"
+	var dtlsFleet *simulator.Fleet
+	if dtls {
+		transport, dtlsFleet = "CoAP/DTLS-PSK", fleet
+	}
+	fmt.Fprintf(iox.Stdout, "simulating %d LwM2M %s devices against %s over %s (Ctrl-C stops and deregisters them)\n", ff.devices, ff.version, server, transport)
+	run := &fleetRun{fleets: []*simulator.Fleet{fleet}, out: iox.Stdout, rebindEvery: sf.rebind}
+	if sf.every > 0 {
+		run.progress, run.progressEvery = progressLine(dtlsFleet), sf.every
+	}
+	return run.run(ctx)
+}
+
+// serverAddr turns simulate's --server into the UDP address the devices
+// talk to: HOST:PORT as given, or a coap:// or coaps:// URI whose scheme
+// must match whether the devices have DTLS credentials.
+func serverAddr(s string, dtls bool) (string, error) {
+	port := "5683"
+	if dtls {
+		port = "5684"
+	}
+	if s == "" {
+		return net.JoinHostPort("127.0.0.1", port), nil
+	}
+	if !strings.Contains(s, "://") {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return "", fmt.Errorf("%w: --server %q: want HOST:PORT, coap://HOST[:PORT] or coaps://HOST[:PORT]", errUsage, s)
+		}
+		return s, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("%w: --server %q: want HOST:PORT, coap://HOST[:PORT] or coaps://HOST[:PORT]", errUsage, s)
+	}
+	switch {
+	case u.Scheme == "coaps" && !dtls:
+		return "", fmt.Errorf("%w: --server %s needs DTLS credentials: --psk-secret or --psk-file", errUsage, s)
+	case u.Scheme == "coap" && dtls:
+		return "", fmt.Errorf("%w: --server %s is plain CoAP but DTLS credentials are given: use coaps://", errUsage, s)
+	case u.Scheme != "coap" && u.Scheme != "coaps":
+		return "", fmt.Errorf("%w: --server %q: the scheme must be coap or coaps", errUsage, s)
+	}
+	if u.Port() != "" {
+		port = u.Port()
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
+}
+
+// derivedPSK gives device i of cfg its endpoint name as PSK identity and
+// the key derivePSKKey makes of it.
+func derivedPSK(cfg simulator.Config, secret string) func(int) simulator.PSK {
+	return func(i int) simulator.PSK {
+		ep, _ := cfg.EndpointName(i) // NewFleet checked every device's name
+		return simulator.PSK{Identity: ep, Key: derivePSKKey(secret, ep)}
+	}
+}
+
+// readPSKFile reads the PSK file at name for simulate.
+func readPSKFile(name string) ([]credential.PSKEntry, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("--psk-file: %w", err)
+	}
+	defer f.Close()
+	entries, err := credential.ReadPSKFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("--psk-file %s: %w", name, err)
+	}
+	return entries, nil
+}
+
+// writeFleetPSKFile writes the PSK file of the fleet cfg describes: its
+// own keys when cfg has them (--psk-secret), else new random ones. A file
+// is created new (mode 0600), never overwritten; "-" is stdout.
+func writeFleetPSKFile(iox IO, cfg simulator.Config, devices int, name string) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	entries := make([]credential.PSKEntry, devices)
+	for i := range entries {
+		ep, err := cfg.EndpointName(i)
+		if err != nil {
+			return err
+		}
+		e := credential.PSKEntry{Endpoint: ep, Identity: ep}
+		if cfg.PSK != nil {
+			k := cfg.PSK(i)
+			e.Identity, e.Key = k.Identity, k.Key
+		} else {
+			e.Key = randomPSKKey()
+		}
+		entries[i] = e
+	}
+	if name == "-" {
+		return credential.WritePSKFile(iox.Stdout, entries)
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("--write-psk-file: %w", err)
+	}
+	if err := credential.WritePSKFile(f, entries); err != nil {
+		f.Close()
+		return fmt.Errorf("--write-psk-file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--write-psk-file: %w", err)
+	}
+	fmt.Fprintf(iox.Stdout, "wrote %d PSK credentials to %s\nadd them to the server with:  flownexus credential import %s\n", devices, name, name)
+	return nil
 }

@@ -11,6 +11,10 @@
 // server refused for claiming an endpoint its credential is not bound to
 // (AuditRefusal).
 //
+// PSK files (CSV: endpoint,psk-identity,psk-hex-key) carry many PSKs at
+// once: ImportPSK adds a whole file in one transaction or nothing, and
+// reports every bad line; the simulator reads the same files.
+//
 // Changing the secret key makes every stored PSK key unreadable
 // (ErrSealed): re-add the credentials after rotating the secret.
 package credential

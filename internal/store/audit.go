@@ -37,6 +37,16 @@ func scanAudit(r rowScanner) (AuditEntry, error) {
 
 // AppendAudit appends an entry to the audit log and returns it as stored.
 func (s *Store) AppendAudit(ctx context.Context, a AuditEntry) (AuditEntry, error) {
+	return s.appendAudit(ctx, s.wdb, a)
+}
+
+// AppendAuditTx is AppendAudit inside the transaction tx (see WithTx), so
+// that the entry commits with the change it records.
+func (s *Store) AppendAuditTx(ctx context.Context, tx *sql.Tx, a AuditEntry) (AuditEntry, error) {
+	return s.appendAudit(ctx, tx, a)
+}
+
+func (s *Store) appendAudit(ctx context.Context, q querier, a AuditEntry) (AuditEntry, error) {
 	op := fmt.Sprintf("append audit %q", a.Action)
 	if a.Action == "" {
 		return AuditEntry{}, fmt.Errorf("store: %s: empty action", op)
@@ -49,7 +59,7 @@ func (s *Store) AppendAudit(ctx context.Context, a AuditEntry) (AuditEntry, erro
 	if t.IsZero() {
 		t = s.now()
 	}
-	out, err := scanAudit(s.wdb.QueryRowContext(ctx, `
+	out, err := scanAudit(q.QueryRowContext(ctx, `
 		INSERT INTO audit_log (time, user_id, actor, action, target, detail, remote_addr)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+auditCols,
 		millis(t), nullID(a.UserID), a.Actor, a.Action, a.Target, detail, a.RemoteAddr))

@@ -47,6 +47,16 @@ func scanCredential(r rowScanner) (Credential, error) {
 // and PSKKeyEnc; an x509 one has neither. An endpoint name or PSK identity
 // already stored is ErrConflict.
 func (s *Store) CreateCredential(ctx context.Context, c Credential) (Credential, error) {
+	return s.createCredential(ctx, s.wdb, c)
+}
+
+// CreateCredentialTx is CreateCredential inside the transaction tx (see
+// WithTx), so that many credentials commit together or not at all.
+func (s *Store) CreateCredentialTx(ctx context.Context, tx *sql.Tx, c Credential) (Credential, error) {
+	return s.createCredential(ctx, tx, c)
+}
+
+func (s *Store) createCredential(ctx context.Context, q querier, c Credential) (Credential, error) {
 	op := fmt.Sprintf("create credential for %q", c.EndpointName)
 	if c.EndpointName == "" {
 		return Credential{}, fmt.Errorf("store: %s: empty endpoint name", op)
@@ -65,7 +75,7 @@ func (s *Store) CreateCredential(ctx context.Context, c Credential) (Credential,
 	default:
 		return Credential{}, fmt.Errorf("store: %s: invalid kind %q", op, c.Kind)
 	}
-	out, err := scanCredential(s.wdb.QueryRowContext(ctx, `
+	out, err := scanCredential(q.QueryRowContext(ctx, `
 		INSERT INTO credential (endpoint_name, kind, psk_identity, psk_key_enc, cert_cn, cert_fingerprint, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+credentialCols,
 		c.EndpointName, c.Kind, nullText(c.PSKIdentity), key, c.CertCN, c.CertFingerprint, millis(s.now())))

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -72,6 +74,49 @@ func TestCredentialRoundTrip(t *testing.T) {
 		}
 		if err := s.DeleteCredential(ctx, "urn:imei:1"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("delete twice: %v", err)
+		}
+	})
+}
+
+// TestCredentialTx adds credentials and their audit entries in one
+// transaction: a conflict on the last one leaves none of them stored.
+func TestCredentialTx(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if _, err := s.CreateCredential(ctx, Credential{EndpointName: "urn:imei:0", Kind: CredentialPSK,
+			PSKIdentity: "taken", PSKKeyEnc: []byte{1}}); err != nil {
+			t.Fatal(err)
+		}
+		add := func(idents ...string) error {
+			return s.WithTx(ctx, func(tx *sql.Tx) error {
+				for i, id := range idents {
+					ep := fmt.Sprintf("urn:imei:%d", i+1)
+					if _, err := s.CreateCredentialTx(ctx, tx, Credential{EndpointName: ep, Kind: CredentialPSK,
+						PSKIdentity: id, PSKKeyEnc: []byte{2}}); err != nil {
+						return err
+					}
+					if _, err := s.AppendAuditTx(ctx, tx, AuditEntry{Actor: "test", Action: "credential.add", Target: ep}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		if err := add("a", "b", "taken"); !errors.Is(err, ErrConflict) {
+			t.Fatalf("conflicting batch: %v", err)
+		}
+		list, _ := s.ListCredentials(ctx)
+		audit, _ := s.ListAudit(ctx, AuditFilter{})
+		if len(list) != 1 || len(audit) != 0 {
+			t.Fatalf("after the rolled-back batch: %d credentials, %d audit entries; want 1 and 0", len(list), len(audit))
+		}
+		if err := add("a", "b"); err != nil {
+			t.Fatal(err)
+		}
+		list, _ = s.ListCredentials(ctx)
+		audit, _ = s.ListAudit(ctx, AuditFilter{})
+		if len(list) != 3 || len(audit) != 2 {
+			t.Fatalf("after the batch: %d credentials, %d audit entries; want 3 and 2", len(list), len(audit))
 		}
 	})
 }

@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/config"
+)
+
+// TestDemoMixedFleet runs the demo with its default split: a quarter of
+// the devices talk DTLS-PSK with credentials the demo made, the rest plain
+// CoAP, and the API shows them all online, each with its transport.
+func TestDemoMixedFleet(t *testing.T) {
+	env := dataEnv(t)
+	env["FLOWNEXUS_HTTP_LISTEN"] = "127.0.0.1:0"
+	env["FLOWNEXUS_COAP_LISTEN"] = "127.0.0.1:0"
+	env["FLOWNEXUS_COAPS_LISTEN"] = "127.0.0.1:0"
+	env["FLOWNEXUS_FW_LISTEN"] = ""
+	env["FLOWNEXUS_LOG_LEVEL"] = "warn"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Env: config.MapEnv(env)}, []string{"demo", "--devices", "8"})
+	}()
+	intro := regexp.MustCompile(`curl -s -H "Authorization: Bearer (\S+)" (http://localhost:\d+)/api/v1/endpoints\n`)
+	var token, base string
+	eventually(t, 20*time.Second, "the demo's instructions", done, &out, &errb, func() bool {
+		m := intro.FindStringSubmatch(out.String())
+		if m != nil {
+			token, base = m[1], m[2]
+		}
+		return m != nil
+	})
+	for _, want := range []string{
+		"8 simulated LwM2M devices register with the server: 6 on CoAP 127.0.0.1:",
+		"2 on CoAP/DTLS 127.0.0.1:",
+		"/api/v1/credentials   (the DTLS devices' PSK identities, never their keys)",
+		filepath.Join(env["FLOWNEXUS_DATA_DIR"], "demo"),
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("the demo's instructions lack %q:\n%s", want, out.String())
+		}
+	}
+	get := func(path string, v any) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(v) != nil {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+	}
+	var online struct {
+		Items []struct {
+			Name      string `json:"name"`
+			Transport string `json:"transport"`
+		} `json:"items"`
+	}
+	eventually(t, 20*time.Second, "8 devices online", done, &out, &errb, func() bool {
+		get("/api/v1/endpoints?online=true", &online)
+		return len(online.Items) == 8
+	})
+	wantDTLS := []string{"urn:imei:350000000000063", "urn:imei:350000000000071"} // devices 6 and 7
+	var gotDTLS []string
+	for _, e := range online.Items {
+		if e.Transport == "dtls" {
+			gotDTLS = append(gotDTLS, e.Name)
+		} else if e.Transport != "udp" {
+			t.Fatalf("endpoint %+v: want transport udp or dtls", e)
+		}
+	}
+	slices.Sort(gotDTLS)
+	if !slices.Equal(gotDTLS, wantDTLS) {
+		t.Fatalf("endpoints over DTLS %v, want %v", gotDTLS, wantDTLS)
+	}
+	// The demo made their credentials: PSKs with their names as identities.
+	var creds struct {
+		Items []struct {
+			Endpoint    string `json:"endpoint"`
+			Kind        string `json:"kind"`
+			PSKIdentity string `json:"psk_identity"`
+		} `json:"items"`
+	}
+	get("/api/v1/credentials", &creds)
+	if len(creds.Items) != 2 {
+		t.Fatalf("credentials %+v, want 2", creds.Items)
+	}
+	for i, c := range creds.Items {
+		if c.Endpoint != wantDTLS[i] || c.Kind != "psk" || c.PSKIdentity != c.Endpoint {
+			t.Fatalf("credential %+v, want a PSK for %s with its name as identity", c, wantDTLS[i])
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("demo exit %d:\n%s", code, errb.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo did not stop")
+	}
+	if !strings.Contains(out.String(), "(0/2 over DTLS)") || !strings.Contains(out.String(), "handshakes 2") {
+		t.Fatalf("final progress line:\n%s", out.String())
+	}
+}
+
+// eventually waits until cond holds, failing when the command (done)
+// ended or timeout passed.
+func eventually(t *testing.T, timeout time.Duration, what string, done chan int, out, errb *syncBuffer, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		select {
+		case code := <-done:
+			t.Fatalf("the command ended (exit %d) before %s:\n%s%s", code, what, out.String(), errb.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v:\n%s%s", what, timeout, out.String(), errb.String())
+		}
+	}
+}
+
+func TestDemoDTLSDevices(t *testing.T) {
+	both := config.Config{CoAPListen: ":5683", CoAPSListen: ":5684"}
+	plainOnly := config.Config{CoAPListen: ":5683"}
+	dtlsOnly := config.Config{CoAPSListen: ":5684"}
+	for _, c := range []struct {
+		name          string
+		cfg           config.Config
+		devices, want int
+		got           int
+		err           string
+	}{
+		{"default quarter", both, 25, -1, 6, ""},
+		{"default one device", both, 1, -1, 0, ""},
+		{"given", both, 25, 25, 25, ""},
+		{"none", both, 25, 0, 0, ""},
+		{"default without DTLS", plainOnly, 25, -1, 0, ""},
+		{"default DTLS only", dtlsOnly, 25, -1, 25, ""},
+		{"too many", both, 25, 26, 0, "want 0 to --devices (25)"},
+		{"DTLS off", plainOnly, 25, 3, 0, "--coaps-listen is empty"},
+		{"plain off", dtlsOnly, 25, 3, 0, "every device must talk DTLS"},
+		{"both off", config.Config{}, 25, -1, 0, "needs --coap-listen or --coaps-listen"},
+	} {
+		got, err := demoDTLSDevices(c.cfg, c.devices, c.want)
+		if got != c.got || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%s: %d, %v; want %d, %q", c.name, got, err, c.got, c.err)
+		}
+	}
+}
