@@ -57,34 +57,54 @@ func bindFlood(tb testing.TB, addr netip.Addr) *net.UDPConn {
 	return c
 }
 
-// cookielessHello is a DTLS 1.2 ClientHello without a cookie offering
-// TLS_PSK_WITH_AES_128_CCM_8: the first flight of a handshake, which the
-// server answers with a HelloVerifyRequest.
-func cookielessHello(tb testing.TB) []byte {
-	tb.Helper()
+// clientHello is a DTLS 1.2 ClientHello offering
+// TLS_PSK_WITH_AES_128_CCM_8, always with the same random. Without a
+// cookie it is the first flight of a handshake, which the server answers
+// with a HelloVerifyRequest; with the cookie of that answer it is the
+// second, which the server answers with a ServerHello.
+func clientHello(cookie []byte) ([]byte, error) {
 	ch := &handshake.MessageClientHello{
 		Version:            protocol.Version1_2,
+		Cookie:             cookie,
 		CipherSuiteIDs:     []uint16{uint16(piondtls.TLS_PSK_WITH_AES_128_CCM_8)},
 		CompressionMethods: []*protocol.CompressionMethod{{}},
 	}
 	for i := range ch.Random.RandomBytes {
 		ch.Random.RandomBytes[i] = byte(i * 7)
 	}
-	r := &recordlayer.RecordLayer{
-		Header:  recordlayer.Header{Version: protocol.Version1_2},
-		Content: &handshake.Handshake{Message: ch},
+	var seq uint16
+	if cookie != nil {
+		seq = 1
 	}
-	b, err := r.Marshal()
+	r := &recordlayer.RecordLayer{
+		Header:  recordlayer.Header{Version: protocol.Version1_2, SequenceNumber: uint64(seq)},
+		Content: &handshake.Handshake{Header: handshake.Header{MessageSequence: seq}, Message: ch},
+	}
+	return r.Marshal()
+}
+
+func cookielessHello(tb testing.TB) []byte {
+	tb.Helper()
+	b, err := clientHello(nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return b
 }
 
-// isHelloVerify reports whether b starts with a HelloVerifyRequest.
-func isHelloVerify(b []byte) bool {
-	return len(b) > recordlayer.FixedHeaderSize && protocol.ContentType(b[0]) == protocol.ContentTypeHandshake &&
-		handshake.Type(b[recordlayer.FixedHeaderSize]) == handshake.TypeHelloVerifyRequest
+// handshakeMessage returns the handshake message that starts the datagram
+// b, nil when there is none.
+func handshakeMessage(b []byte) handshake.Message {
+	recs, err := recordlayer.UnpackDatagram(b)
+	if err != nil || len(recs) == 0 || len(recs[0]) <= recordlayer.FixedHeaderSize ||
+		protocol.ContentType(recs[0][0]) != protocol.ContentTypeHandshake {
+		return nil
+	}
+	var h handshake.Handshake
+	if h.Unmarshal(recs[0][recordlayer.FixedHeaderSize:]) != nil {
+		return nil
+	}
+	return h.Message
 }
 
 // junk returns a datagram no handshake can come of: random bytes, a
@@ -107,11 +127,13 @@ func junk(rnd *rand.Rand) []byte {
 	return b
 }
 
-// floodSocket is one source address and port of a test flood; it counts
-// the HelloVerifyRequests the server sends it.
+// floodSocket is one source address and port of a test flood. It answers
+// every HelloVerifyRequest with a ClientHello carrying its cookie, as a
+// client that can receive at its address does, and then abandons the
+// handshake; it counts the ServerHellos the server sends it.
 type floodSocket struct {
-	conn *net.UDPConn
-	hvr  atomic.Int64
+	conn         *net.UDPConn
+	serverHellos atomic.Int64
 }
 
 // openFloodSockets binds n sockets on addr, each read by a goroutine of
@@ -125,12 +147,17 @@ func openFloodSockets(tb testing.TB, addr netip.Addr, n int) []*floodSocket {
 		go func() {
 			buf := make([]byte, 2048)
 			for {
-				n, _, err := fs.conn.ReadFromUDPAddrPort(buf)
+				n, from, err := fs.conn.ReadFromUDPAddrPort(buf)
 				if errors.Is(err, net.ErrClosed) {
 					return
 				}
-				if err == nil && isHelloVerify(buf[:n]) {
-					fs.hvr.Add(1)
+				switch m := handshakeMessage(buf[:n]).(type) {
+				case *handshake.MessageHelloVerifyRequest:
+					if b, err := clientHello(m.Cookie); err == nil {
+						_, _ = fs.conn.WriteToUDPAddrPort(b, from)
+					}
+				case *handshake.MessageServerHello:
+					fs.serverHellos.Add(1)
 				}
 			}
 		}()
@@ -139,12 +166,12 @@ func openFloodSockets(tb testing.TB, addr netip.Addr, n int) []*floodSocket {
 	return out
 }
 
-// answered is how many of socks got a HelloVerifyRequest: how many
-// handshakes of theirs the server admitted.
+// answered is how many of socks got a ServerHello: how many handshakes
+// of theirs the server admitted.
 func answered(socks []*floodSocket) int {
 	n := 0
 	for _, s := range socks {
-		if s.hvr.Load() > 0 {
+		if s.serverHellos.Load() > 0 {
 			n++
 		}
 	}
@@ -170,10 +197,11 @@ func sendAll(tb testing.TB, socks []*floodSocket, to *net.UDPAddr, b []byte) {
 	}
 }
 
-// TestDTLSHandshakeFlood floods the DTLS port with cookie-less
-// ClientHellos and junk from 200 sockets (50 ports of one address, 150
-// addresses of one port) while three devices hold sessions. The handshake
-// gate admits MaxHandshakesPerSource handshakes from the one address and
+// TestDTLSHandshakeFlood floods the DTLS port with ClientHellos and junk
+// from 200 sockets (50 ports of one address, 150 addresses of one port)
+// that answer the cookie exchange and then abandon the handshake, while
+// three devices hold sessions. The handshake gate admits
+// MaxHandshakesPerSource handshakes from the one address and
 // MaxHandshakes in all; the goroutines in the flood stay within what those
 // handshakes hold; the devices' requests go through during the flood; the
 // abandoned handshakes end with the handshake timeout, giving back their
@@ -233,25 +261,26 @@ func TestDTLSHandshakeFlood(t *testing.T) {
 	readers := len(all)
 	hello := cookielessHello(t)
 
-	// One ClientHello from each port of the shared address: the gate
-	// admits MaxHandshakesPerSource of them. Then one from each other
-	// address: it admits up to MaxHandshakes in all.
+	// A handshake from each port of the shared address: the gate admits
+	// MaxHandshakesPerSource of them. Then one from each other address: it
+	// admits up to MaxHandshakes in all.
 	start := time.Now()
 	sendAll(t, shared, raddr, hello)
 	if n := waitAnswered(shared, perSource, start.Add(timeout/2)); n != perSource {
-		t.Fatalf("%d of %d ports of one address got a HelloVerifyRequest, want MaxHandshakesPerSource = %d",
+		t.Fatalf("%d of %d ports of one address got a ServerHello, want MaxHandshakesPerSource = %d",
 			n, len(shared), perSource)
 	}
 	sendAll(t, distinct, raddr, hello)
 	if n := waitAnswered(all, maxHS, start.Add(timeout*3/4)); n != maxHS {
-		t.Fatalf("%d of %d sources got a HelloVerifyRequest, want MaxHandshakes = %d", n, len(all), maxHS)
+		t.Fatalf("%d of %d sources got a ServerHello, want MaxHandshakes = %d", n, len(all), maxHS)
 	}
 	if d := time.Since(start); d >= timeout {
 		t.Fatalf("admission counts took %v, longer than the handshake timeout: slots may have turned over", d)
 	}
 
-	// The flood: every socket repeats its ClientHello and sends junk, for
-	// longer than the handshake timeout, so that slots turn over under it.
+	// The flood: every socket repeats its first ClientHello (a new
+	// handshake once its last one timed out) and sends junk, for longer
+	// than the handshake timeout, so that slots turn over under it.
 	var sent atomic.Int64
 	var peak atomic.Int64
 	stop := make(chan struct{})
@@ -336,12 +365,12 @@ func TestDTLSHandshakeFlood(t *testing.T) {
 	register(t, cc, newEP)
 	useSessions(-1)
 	for _, fs := range distinct {
-		fs.hvr.Store(0)
+		fs.serverHellos.Store(0)
 	}
 	start = time.Now()
 	sendAll(t, distinct, raddr, hello)
 	if n := waitAnswered(distinct, maxHS, start.Add(timeout/2)); n != maxHS {
-		t.Fatalf("second burst: %d of %d sources got a HelloVerifyRequest, want MaxHandshakes = %d", n, len(distinct), maxHS)
+		t.Fatalf("second burst: %d of %d sources got a ServerHello, want MaxHandshakes = %d", n, len(distinct), maxHS)
 	}
 	if n := s.handshakes.Load(); n != int64(len(devs)+1) {
 		t.Fatalf("%d handshakes completed, want %d", n, len(devs)+1)
@@ -354,32 +383,51 @@ func TestDTLSHandshakeFlood(t *testing.T) {
 var floodWindow = flag.Duration("floodwindow", 10*time.Second, "how long BenchmarkDTLSHandshakeUnderFlood measures each case")
 
 // BenchmarkDTLSHandshakeUnderFlood measures legitimate DTLS-PSK handshakes
-// (cookie exchange included, 4 devices one handshake after the other,
-// each from a new port of 127.0.0.1, given up after 10 s) during
-// -floodwindow while a flood of cookie-less ClientHellos runs, each from a
-// new port, from 64 source addresses or from one, beside the same run
-// without a flood. The server has the default handshake caps and timeout
-// (1024, 64 per source, 15 s); the flood starts before the window, long
-// enough to fill the gate. It reports handshakes/s, their p50 and p99
-// latency, the share of handshakes given up, the flood rate reached and
-// the server's goroutines above the idle count at their peak. Flood,
-// devices and server share the machine. b.N is ignored: one window is the
-// measurement.
+// (cookie exchange included, no resumption) of devices arriving at 20 a
+// second during -floodwindow, each with one handshake from a new port of
+// 127.0.0.1 that it gives up after 10 s (pion's client retransmits its
+// ClientHello after 1, 2 and 4 s), while a flood runs: cookie-less
+// ClientHellos (or junk handshake records) at a set rate, each from a new
+// port, as from a spoofing flooder, from 64 source addresses or from one;
+// beside the same run without a flood. The server has the default
+// handshake caps and timeout (1024, 64 per source, 15 s); the flood starts
+// before the window, long enough to fill the gate if its rate can. It
+// reports the handshakes completed per second, their p50 and p99 latency,
+// the handshakes tried and the share given up, the flood rate reached, and
+// the heap and goroutines the flood holds on the server when the window
+// starts. Flood, devices and server share the machine. b.N is ignored: one
+// window is the measurement.
 func BenchmarkDTLSHandshakeUnderFlood(b *testing.B) {
-	for _, c := range []struct{ rate, sources int }{{0, 0}, {100, 64}, {1000, 64}, {1000, 1}} {
-		name := "flood=none"
-		if c.rate > 0 {
-			name = fmt.Sprintf("flood=%dps-sources=%d", c.rate, c.sources)
-		}
-		b.Run(name, func(b *testing.B) { benchUnderFlood(b, c.rate, c.sources) })
+	for _, c := range []floodCase{
+		{}, {rate: 50, sources: 64}, {rate: 100, sources: 64}, {rate: 1000, sources: 64}, {rate: 10000, sources: 64},
+		{rate: 1000, sources: 64, junk: true}, {rate: 1000, sources: 1}, {rate: 10000, sources: 1},
+	} {
+		b.Run(c.String(), func(b *testing.B) { benchUnderFlood(b, c) })
 	}
 }
 
-func benchUnderFlood(b *testing.B, rate, sources int) {
+// floodCase is a flood of BenchmarkDTLSHandshakeUnderFlood.
+type floodCase struct {
+	rate    int  // datagrams per second; 0: no flood
+	sources int  // source addresses
+	junk    bool // handshake records that are no ClientHello
+}
+
+func (c floodCase) String() string {
+	switch {
+	case c.rate == 0:
+		return "flood=none"
+	case c.junk:
+		return fmt.Sprintf("flood=junk-%dps-sources=%d", c.rate, c.sources)
+	}
+	return fmt.Sprintf("flood=hello-%dps-sources=%d", c.rate, c.sources)
+}
+
+func benchUnderFlood(b *testing.B, c floodCase) {
 	const (
-		devices  = 4
-		maxHS    = 1024             // the default MaxHandshakes
-		hsExpiry = 15 * time.Second // the default HandshakeTimeout
+		devicesPerSecond = 20
+		maxHS            = 1024             // the default MaxHandshakes
+		hsExpiry         = 15 * time.Second // the default HandshakeTimeout
 	)
 	s := newSecureStackWith(b, true)
 	_, id, key := benchIdentity(0)
@@ -392,20 +440,25 @@ func benchUnderFlood(b *testing.B, rate, sources int) {
 			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
 		}
 	}
-	for i := range sources {
+	for i := range c.sources {
 		_ = bindFlood(b, floodAddr(i)).Close()
 	}
 	time.Sleep(100 * time.Millisecond)
-	base := goroutines()
+	base, baseHeap := goroutines(), heapInUse()
 
-	hello := cookielessHello(b)
+	datagram := cookielessHello(b)
+	if c.junk {
+		datagram = append([]byte{0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20}, make([]byte, 20)...)
+	}
 	var sent atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer close(stop)
-	if rate > 0 {
-		// Every ClientHello comes from a new port, as from a spoofing
+	var floodHeap uint64
+	var floodGoroutines int
+	if c.rate > 0 {
+		// Every datagram comes from a new port, as from a spoofing
 		// flooder: each is a new association to the server.
 		wg.Go(func() {
 			const tick = 10 * time.Millisecond
@@ -418,56 +471,45 @@ func benchUnderFlood(b *testing.B, rate, sources int) {
 					return
 				case <-t.C:
 				}
-				for due := int(time.Since(start) * time.Duration(rate) / time.Second); i < due; i++ {
-					c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(floodAddr(i%sources), 0)))
+				for due := int(time.Since(start) * time.Duration(c.rate) / time.Second); i < due; i++ {
+					conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(floodAddr(i%c.sources), 0)))
 					if err != nil {
 						continue
 					}
-					if _, err := c.WriteToUDP(hello, raddr); err == nil {
+					if _, err := conn.WriteToUDP(datagram, raddr); err == nil {
 						sent.Add(1)
 					}
-					_ = c.Close()
+					_ = conn.Close()
 				}
 			}
 		})
-		warm := min(time.Duration(maxHS)*time.Second/time.Duration(rate)+time.Second, hsExpiry)
-		time.Sleep(warm)
+		time.Sleep(min(time.Duration(maxHS)*time.Second/time.Duration(c.rate)+time.Second, hsExpiry))
+		floodHeap, floodGoroutines = heapInUse()-baseHeap, goroutines()-base-1
 	}
 
 	var mu sync.Mutex
 	var lat []time.Duration
 	var failed atomic.Int64
-	var peak atomic.Int64
 	sentBefore := sent.Load()
 	start := time.Now()
 	end := start.Add(*floodWindow)
 	var work sync.WaitGroup
-	for range devices {
+	tick := time.NewTicker(time.Second / devicesPerSecond)
+	for attempts := 0; time.Now().Before(end); attempts++ {
 		work.Go(func() {
-			for time.Now().Before(end) {
-				t0 := time.Now()
-				if err := handshakeOnce(raddr, opts()...); err != nil {
-					failed.Add(1)
-					continue
-				}
-				d := time.Since(t0)
-				mu.Lock()
-				lat = append(lat, d)
-				mu.Unlock()
+			t0 := time.Now()
+			if err := handshakeOnce(raddr, opts()...); err != nil {
+				failed.Add(1)
+				return
 			}
+			d := time.Since(t0)
+			mu.Lock()
+			lat = append(lat, d)
+			mu.Unlock()
 		})
+		<-tick.C
 	}
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for time.Now().Before(end) {
-			if n := int64(goroutines()); n > peak.Load() {
-				peak.Store(n)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
-	<-sampled
+	tick.Stop()
 	floodRate := float64(sent.Load()-sentBefore) / time.Since(start).Seconds()
 	work.Wait()
 	took := time.Since(start)
@@ -483,7 +525,9 @@ func benchUnderFlood(b *testing.B, rate, sources int) {
 	b.ReportMetric(float64(len(lat))/took.Seconds(), "handshakes/s")
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(total), "attempts")
 	b.ReportMetric(100*float64(failed.Load())/float64(max(total, 1)), "failed-%")
-	b.ReportMetric(floodRate, "flood-hellos/s")
-	b.ReportMetric(float64(peak.Load()-int64(base)), "peak-goroutines")
+	b.ReportMetric(floodRate, "flood-datagrams/s")
+	b.ReportMetric(float64(floodHeap)/(1<<20), "flood-heap-MiB")
+	b.ReportMetric(float64(floodGoroutines), "flood-goroutines")
 }
