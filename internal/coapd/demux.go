@@ -2,6 +2,7 @@ package coapd
 
 import (
 	"bytes"
+	"container/list"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -32,8 +33,18 @@ import (
 //     device's session away; the coapd server then closes it when the new
 //     session registers;
 //   - otherwise to the association of its source address, or, when it is
-//     a handshake record from an unknown address, to a new association;
+//     a ClientHello from an unknown address, to a new association;
 //     anything else from an unknown address is dropped.
+//
+// A new association is unverified until its client returns the cookie of
+// the HelloVerifyRequest (a ClientHello with a cookie after its first
+// one): until then its source address may be spoofed. Unverified
+// associations are capped (maxUnverified) and the oldest is dropped for a
+// new one, so a flood of ClientHellos from spoofed addresses cannot keep
+// devices that answer their cookie out; the listener also ends each after
+// a short timeout. The returned cookie takes a slot of the handshake gate
+// (a cap in total and per source), or is dropped while the gate is full
+// (the device retransmits it).
 //
 // An established session idle long enough is parked (see park): its
 // association, goroutines and buffers are released and only pion's
@@ -53,12 +64,17 @@ type demux struct {
 	byCID   map[string]*assoc         // guarded by mu
 	live    int                       // associations not yet closed; guarded by mu
 
-	parkedAddr map[netip.AddrPort]*parked // guarded by mu
-	parkedCID  map[string]*parked         // guarded by mu
-	parkedEP   map[string]*parked         // by endpoint; every parked session is here; guarded by mu
-	resuming   map[string]*assoc          // by endpoint: parked sessions resumed and not yet bound; guarded by mu
-	quiet      atomic.Bool                // writes are dropped: sessions are being saved
-	closed     bool                       // no new associations; the socket closes with the last one; guarded by mu
+	parkedAddr    map[netip.AddrPort]*parked // guarded by mu
+	parkedCID     map[string]*parked         // guarded by mu
+	parkedEP      map[string]*parked         // by endpoint; every parked session is here; guarded by mu
+	resuming      map[string]*assoc          // by endpoint: parked sessions resumed and not yet bound; guarded by mu
+	gate          *handshakeGate
+	maxUnverified int
+	unverified    list.List // *assoc, oldest first; guarded by mu
+	handshaking   int       // associations whose handshake has not ended, displaced ones included; guarded by mu
+
+	quiet  atomic.Bool // writes are dropped: sessions are being saved
+	closed bool        // no new associations; the socket closes with the last one; guarded by mu
 }
 
 // acceptBacklog bounds the new associations waiting for Accept; a
@@ -71,15 +87,22 @@ const assocQueue = 16
 // maxDatagram is the largest datagram read: an IPv4 UDP payload.
 const maxDatagram = 65507
 
-func newDemux(conn *net.UDPConn, cidLen int) *demux {
+// newDemux reads conn. gate admits the handshakes that returned their
+// cookie; maxUnverified <= 0 means 2048.
+func newDemux(conn *net.UDPConn, cidLen int, gate *handshakeGate, maxUnverified int) *demux {
+	if maxUnverified <= 0 {
+		maxUnverified = 2048
+	}
 	d := &demux{
-		conn:    conn,
-		cidLen:  cidLen,
-		accept:  make(chan *assoc, acceptBacklog),
-		done:    make(chan struct{}),
-		byAddr:  make(map[netip.AddrPort]*assoc),
-		pending: make(map[netip.AddrPort]*assoc),
-		byCID:   make(map[string]*assoc),
+		conn:          conn,
+		cidLen:        cidLen,
+		gate:          gate,
+		maxUnverified: maxUnverified,
+		accept:        make(chan *assoc, acceptBacklog),
+		done:          make(chan struct{}),
+		byAddr:        make(map[netip.AddrPort]*assoc),
+		pending:       make(map[netip.AddrPort]*assoc),
+		byCID:         make(map[string]*assoc),
 
 		parkedAddr: make(map[netip.AddrPort]*parked),
 		parkedCID:  make(map[string]*parked),
@@ -110,21 +133,32 @@ func (d *demux) route(b []byte, from netip.AddrPort) {
 		return
 	}
 	d.mu.Lock()
+	to, also, evicted := d.routeLocked(b, from)
+	d.mu.Unlock()
+	if to != nil {
+		to.deliver(b, from)
+	}
+	if also != nil {
+		also.deliver(b, from)
+	}
+	if evicted != nil {
+		_ = evicted.Close()
+	}
+}
+
+// routeLocked returns the associations b goes to, and an unverified one
+// that a new association displaced, which the caller closes. d.mu must be
+// held.
+func (d *demux) routeLocked(b []byte, from netip.AddrPort) (to, also, evicted *assoc) {
 	if d.cidLen > 0 && protocol.ContentType(b[0]) == protocol.ContentTypeConnectionID {
 		cid := d.cidOf(b)
 		a := d.byCID[cid]
-
 		if pk := d.parkedCID[cid]; a == nil && pk != nil {
 			a = d.unparkLocked(pk)
 		}
-		d.mu.Unlock()
-		if a != nil {
-			a.deliver(b, from)
-		}
-		return
+		return a, nil, nil
 	}
 	a, p := d.byAddr[from], d.pending[from]
-
 	var pk *parked
 	if a == nil {
 		pk = d.parkedAddr[from]
@@ -132,7 +166,7 @@ func (d *demux) route(b []byte, from netip.AddrPort) {
 	switch {
 	case p != nil && (a == nil && pk == nil || isHandshakeOrCCS(b)):
 		// The new handshake from this address goes on.
-		a = p
+		return d.admitLocked(p, b), nil, nil
 	case p != nil:
 		// Application data or an alert while a new handshake is under
 		// way: it belongs to the old session or, once the new one has
@@ -141,60 +175,99 @@ func (d *demux) route(b []byte, from netip.AddrPort) {
 		if a == nil {
 			a = d.unparkLocked(pk)
 		}
-		d.mu.Unlock()
-		if a != nil {
-			a.deliver(b, from)
+		return a, p, nil
+	case (pk != nil || a != nil && a.established.Load()) && isClientHello(b):
+		// A new handshake from the address of a session (the device
+		// rebooted): the session keeps the address until it completes.
+		if a, evicted = d.newAssocLocked(from); a != nil {
+			d.pending[from] = a
 		}
-		p.deliver(b, from)
-		return
-	case pk != nil && isClientHello(b):
-		// As for an established association: the parked session keeps
-		// the address until the new handshake completes.
-		if a = d.newAssocLocked(from); a == nil {
-			d.mu.Unlock()
-			return
-		}
-		d.pending[from] = a
+		return a, nil, evicted
 	case pk != nil:
-		if a = d.unparkLocked(pk); a == nil {
-			d.mu.Unlock()
-			return
-		}
+		return d.unparkLocked(pk), nil, nil
 	case a == nil:
-		if !isHandshake(b) {
-			d.mu.Unlock()
-			return
+		if !isClientHello(b) {
+			return nil, nil, nil
 		}
-		if a = d.newAssocLocked(from); a == nil {
-			d.mu.Unlock()
-			return
+		if a, evicted = d.newAssocLocked(from); a != nil {
+			d.byAddr[from] = a
 		}
-		d.byAddr[from] = a
-	case a.established.Load() && isClientHello(b):
-		if a = d.newAssocLocked(from); a == nil {
-			d.mu.Unlock()
-			return
-		}
-		d.pending[from] = a
+		return a, nil, evicted
 	}
-	d.mu.Unlock()
-	a.deliver(b, from)
+	return d.admitLocked(a, b), nil, nil
 }
 
-// newAssocLocked makes an association and queues it for Accept; nil when
-// the backlog is full. d.mu must be held.
-func (d *demux) newAssocLocked(from netip.AddrPort) *assoc {
-	if d.closed {
+// admitLocked returns a, the association b goes to, or nil when b must be
+// dropped: the returned cookie of an unverified association while the
+// handshake gate is full. d.mu must be held.
+func (d *demux) admitLocked(a *assoc, b []byte) *assoc {
+	if a.uv == nil || !isClientHello(b) {
+		return a
+	}
+	if a.hellos++; a.hellos == 1 || !helloHasCookie(b) {
+		return a
+	}
+	if a.ended || !d.gate.enter(d.gateKey(a)) {
 		return nil
 	}
-	a := newAssoc(d, from)
+	a.slot = true
+	d.unverified.Remove(a.uv)
+	a.uv = nil
+	a.verified.Store(true)
+	return a
+}
+
+func (d *demux) gateKey(a *assoc) netip.Addr { return sourceKey(a.first.Addr()) }
+
+// handshakeEnded gives back a's gate slot, if it holds one, and forgets it
+// as unverified and handshaking: its handshake completed or failed, or
+// will never run.
+func (d *demux) handshakeEnded(a *assoc) {
+	d.mu.Lock()
+	a.ended = true
+	if a.hs {
+		a.hs = false
+		d.handshaking--
+	}
+	slot := a.slot
+	a.slot = false
+	if a.uv != nil {
+		d.unverified.Remove(a.uv)
+		a.uv = nil
+	}
+	d.mu.Unlock()
+	if slot {
+		d.gate.leave(d.gateKey(a))
+	}
+}
+
+// newAssocLocked makes an unverified association and queues it for
+// Accept; nil when the backlog is full. When maxUnverified are waiting for
+// their cookie, the oldest is forgotten and returned as evicted for the
+// caller to close. d.mu must be held.
+func (d *demux) newAssocLocked(from netip.AddrPort) (a, evicted *assoc) {
+	if d.closed || d.handshaking >= d.gate.max+2*d.maxUnverified {
+		// Displaced handshakes that have not unwound yet count too: the
+		// goroutines of handshakes stay bounded under any flood.
+		return nil, nil
+	}
+	a = newAssoc(d, from)
+	a.hellos = 1 // the ClientHello it is made for
+	a.hs = true
 	select {
 	case d.accept <- a:
 		d.live++
-		return a
 	default:
-		return nil
+		return nil, nil
 	}
+	if d.unverified.Len() >= d.maxUnverified {
+		evicted = d.unverified.Remove(d.unverified.Front()).(*assoc)
+		evicted.uv = nil
+		d.forgetLocked(evicted)
+	}
+	a.uv = d.unverified.PushBack(a)
+	d.handshaking++
+	return a, evicted
 }
 
 func newAssoc(d *demux, from netip.AddrPort) *assoc {
@@ -241,6 +314,15 @@ func (d *demux) remove(a *assoc) {
 	if d.live--; d.closed && d.live == 0 {
 		_ = d.conn.Close()
 	}
+	if a.uv != nil {
+		d.unverified.Remove(a.uv)
+		a.uv = nil
+	}
+	d.forgetLocked(a)
+}
+
+// forgetLocked removes a from the routing tables. d.mu must be held.
+func (d *demux) forgetLocked(a *assoc) {
 	if d.byAddr[a.first] == a {
 		delete(d.byAddr, a.first)
 	}
@@ -421,6 +503,7 @@ func (d *demux) Close() error {
 	for {
 		select {
 		case a := <-d.accept:
+			d.handshakeEnded(a)
 			_ = a.Close()
 		default:
 			return nil
@@ -433,6 +516,18 @@ func (d *demux) Addr() net.Addr { return d.conn.LocalAddr() }
 // isHandshake reports whether b starts with a handshake record.
 func isHandshake(b []byte) bool {
 	return len(b) > 0 && protocol.ContentType(b[0]) == protocol.ContentTypeHandshake
+}
+
+// helloHasCookie reports whether the ClientHello that starts b carries a
+// cookie.
+func helloHasCookie(b []byte) bool {
+	// record header, handshake header, client_version, random
+	off := recordlayer.FixedHeaderSize + handshake.HeaderLength + 2 + handshake.RandomLength
+	if len(b) <= off {
+		return false
+	}
+	off += 1 + int(b[off]) // session_id
+	return len(b) > off && b[off] > 0
 }
 
 // isHandshakeOrCCS reports whether b starts with a record of a handshake
@@ -465,9 +560,16 @@ type assoc struct {
 	closeOnce   sync.Once
 	established atomic.Bool
 	cid         atomic.Pointer[string]
+	verified    atomic.Bool // the client returned its cookie
 	muted       atomic.Bool // writes are dropped: the session is being parked
 	unknownPSK  atomic.Bool // the client presented a PSK identity the server does not know
 	resume      *parked     // the parked session this association resumes; set before Accept
+
+	uv     *list.Element // in demux.unverified while waiting for the cookie; guarded by d.mu
+	hellos int           // ClientHellos received while unverified; guarded by d.mu
+	slot   bool          // holds a gate slot; guarded by d.mu
+	hs     bool          // counted in demux.handshaking; guarded by d.mu
+	ended  bool          // the handshake completed or failed; guarded by d.mu
 
 	dlMu      sync.Mutex
 	deadline  time.Time     // guarded by dlMu

@@ -8,7 +8,7 @@ import (
 
 // FuzzDemuxRoute routes arbitrary datagrams from a few sources through the
 // DTLS demultiplexer and parses them as the server's own ServerHellos and
-// alerts: no input panics, and only handshake records open associations.
+// alerts: no input panics, and only ClientHellos open associations.
 func FuzzDemuxRoute(f *testing.F) {
 	f.Add([]byte{0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, uint8(0))
 	f.Add([]byte{0x19, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 2, 9, 9}, uint8(1))
@@ -18,7 +18,7 @@ func FuzzDemuxRoute(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	d := newDemux(c, cidLen)
+	d := newDemux(c, cidLen, newHandshakeGate(0, 0), 0)
 	f.Cleanup(func() { _ = d.Close() })
 	f.Fuzz(func(t *testing.T, b []byte, src uint8) {
 		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, src % 4}), 5684)
@@ -31,9 +31,10 @@ func FuzzDemuxRoute(f *testing.F) {
 		for {
 			select {
 			case a := <-d.accept:
-				if !isHandshake(b) {
-					t.Fatalf("a %x datagram opened an association", b[:1])
+				if !isClientHello(b) {
+					t.Fatalf("a datagram that is not a ClientHello opened an association: %x", b)
 				}
+				d.handshakeEnded(a)
 				_ = a.Close()
 				continue
 			default:

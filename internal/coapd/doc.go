@@ -82,11 +82,21 @@
 // it is used. A restored registration is found again by the device's next
 // Update, Send (by its endpoint) or by its registration ID.
 //
-// HelloVerifyRequest cookies are always on (pion's default), so a spoofed
-// source gets no more than a cookie. DTLSConfig caps the handshakes in
-// progress, in total and per source address, and bounds each handshake's
-// duration; a ClientHello beyond a cap is dropped.
-//
+// HelloVerifyRequest cookies are always on (pion's default). pion's
+// cookie is random per handshake, so each ClientHello costs an
+// association and a pion session (about 30 KiB, four goroutines) before
+// the client has shown it receives at its address. The demultiplexer
+// therefore opens associations only for ClientHellos, keeps at most
+// DTLSConfig.MaxUnverified waiting for their cookie (displacing the
+// oldest, so a spoofed flood must send MaxUnverified ClientHellos within
+// a device's round trip to keep it out) and ends each after CookieTimeout.
+// A returned cookie takes a slot of the handshake gate: MaxHandshakes in
+// total and MaxHandshakesPerSource per IPv4 address or IPv6 /64, or is
+// dropped until one frees (the device retransmits it). Handshakes that
+// have not ended, displaced ones included, are capped at MaxHandshakes +
+// 2 MaxUnverified, so their memory and goroutines stay bounded under any
+// flood (TestDTLSHandshakeFlood, BenchmarkDTLSHandshakeUnderFlood).
+
 // # Routing and errors
 //
 // One handler serves every message. Requests are routed by method and

@@ -37,13 +37,24 @@ type DTLSConfig struct {
 	// <= 0 means 15 s (several flight retransmissions over a slow
 	// cellular link).
 	HandshakeTimeout time.Duration
-	// MaxHandshakes caps the handshakes in progress at once; a ClientHello
-	// beyond it is dropped (the device retransmits it). <= 0 means 1024.
+	// MaxHandshakes caps the handshakes in progress at once whose client
+	// returned its HelloVerifyRequest cookie (so its address is not
+	// spoofed); a returned cookie beyond it is dropped (the device
+	// retransmits it). <= 0 means 1024.
 	MaxHandshakes int
-	// MaxHandshakesPerSource caps the handshakes in progress from one
-	// source IP address; <= 0 means 64. Established sessions are not
+	// MaxHandshakesPerSource caps those handshakes per source: an IPv4
+	// address or an IPv6 /64. <= 0 means 64. Established sessions are not
 	// counted: many devices share a carrier NAT's address.
 	MaxHandshakesPerSource int
+	// MaxUnverified caps the handshakes waiting for their client to return
+	// the cookie; beyond it the oldest is dropped, so spoofed ClientHellos
+	// cannot lock out devices that answer within the time the flood takes
+	// to send MaxUnverified more. <= 0 means 2048 (each costs about 30 KiB
+	// and four goroutines until it ends).
+	MaxUnverified int
+	// CookieTimeout ends a handshake whose client has not returned its
+	// cookie; <= 0 means 5 s (a few ClientHello retransmissions).
+	CookieTimeout time.Duration
 	// Certificate, when set, lets devices authenticate with X.509
 	// certificates (ECDHE_ECDSA suites): the server presents it and
 	// requires a client certificate that verifies against ClientCAs, which
@@ -425,7 +436,8 @@ func (s *Server) ListenDTLS(addr string) error {
 			dtls.WithClientAuth(dtls.RequireAndVerifyClientCert))
 	}
 	opts = append(opts, dtls.WithCipherSuites(suites...))
-	l := &dtlsListener{demux: newDemux(c, cidLen), gate: gate, log: s.log, opts: opts, psk: s.pskKey,
+	l := &dtlsListener{demux: newDemux(c, cidLen, gate, s.dtlsCfg.MaxUnverified), log: s.log, opts: opts, psk: s.pskKey,
+		cookieTimeout: s.dtlsCfg.CookieTimeout,
 		resumeOpts: []dtls.Option{
 			dtls.WithPSK(s.pskKey),
 			dtls.WithCipherSuites(suites...),
@@ -516,13 +528,15 @@ type dtlsListener struct {
 	opts       []dtls.ServerOption // without the PSK callback
 	psk        func(identity []byte) ([]byte, error)
 	resumeOpts []dtls.Option
-	gate       *handshakeGate
 	log        *slog.Logger
 	closed     atomic.Bool
+	// cookieTimeout ends a handshake whose client has not returned its
+	// cookie.
+	cookieTimeout time.Duration
 }
 
-// AcceptWithContext returns the next new association. One refused by the
-// handshake gate is closed at once and not returned.
+// AcceptWithContext returns the next new association as a pion session.
+// One that has not returned its cookie after the cookie timeout is closed.
 func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -538,12 +552,18 @@ func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) 
 			}
 			continue
 		}
-		src := a.first.Addr()
-		if !l.gate.enter(src) {
-			l.log.Debug("DTLS handshake dropped: too many in progress", "remote_addr", a.first.String())
-			_ = a.Close()
+		select {
+		case <-a.done:
+			// Displaced before it was accepted.
+			l.demux.handshakeEnded(a)
 			continue
+		default:
 		}
+		time.AfterFunc(l.cookieTimeout, func() {
+			if !a.verified.Load() {
+				_ = a.Close()
+			}
+		})
 		// The PSK callback is the association's, so that an unknown
 		// identity is answered with unknown_psk_identity (see
 		// assoc.WriteTo); pion itself says internal_error.
@@ -556,12 +576,12 @@ func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) 
 		}))
 		dc, err := dtls.ServerWithOptions(a, net.UDPAddrFromAddrPort(a.first), opts...)
 		if err != nil {
-			l.gate.leave(src)
+			l.demux.handshakeEnded(a)
 			_ = a.Close()
 			l.log.Error("DTLS session setup failed", "err", err)
 			continue
 		}
-		return &gatedConn{Conn: dc, assoc: a, leave: sync.OnceFunc(func() { l.gate.leave(src) })}, nil
+		return &gatedConn{Conn: dc, assoc: a, leave: func() { l.demux.handshakeEnded(a) }}, nil
 	}
 }
 
@@ -591,8 +611,8 @@ func (l *dtlsListener) Close() error {
 	return l.demux.Close()
 }
 
-// gatedConn is a DTLS session that holds a handshake slot until its
-// handshake ends.
+// gatedConn is a DTLS session whose association may hold a handshake slot
+// until its handshake ends.
 type gatedConn struct {
 	*dtls.Conn
 	assoc   *assoc
@@ -635,6 +655,17 @@ func newHandshakeGate(max, perSource int) *handshakeGate {
 		perSource = 64
 	}
 	return &handshakeGate{max: max, perSource: perSource, bySource: make(map[netip.Addr]int)}
+}
+
+// sourceKey is the source a handshake counts against: an IPv4 address,
+// or the /64 of an IPv6 one (one subscriber's prefix).
+func sourceKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
 }
 
 func (g *handshakeGate) enter(src netip.Addr) bool {

@@ -209,14 +209,17 @@ func sendAll(tb testing.TB, socks []*floodSocket, to *net.UDPAddr, b []byte) {
 // flood is admitted MaxHandshakes again.
 func TestDTLSHandshakeFlood(t *testing.T) {
 	const (
-		timeout   = 2 * time.Second
-		maxHS     = 48
-		perSource = 8
+		timeout       = 2 * time.Second
+		maxHS         = 48
+		perSource     = 8
+		maxUnverified = 64
 	)
 	s := newSecureStackWith(t, false, func(c *coapd.Config) {
 		c.DTLS.HandshakeTimeout = timeout
 		c.DTLS.MaxHandshakes = maxHS
 		c.DTLS.MaxHandshakesPerSource = perSource
+		c.DTLS.MaxUnverified = maxUnverified
+		c.DTLS.CookieTimeout = time.Second
 	})
 	type device struct {
 		cc  *udpclient.Conn
@@ -262,15 +265,18 @@ func TestDTLSHandshakeFlood(t *testing.T) {
 	hello := cookielessHello(t)
 
 	// A handshake from each port of the shared address: the gate admits
-	// MaxHandshakesPerSource of them. Then one from each other address: it
+	// MaxHandshakesPerSource of them. Then one from each of more other
+	// addresses than the gate has room for, but no more than MaxUnverified
+	// (beyond it the oldest waiting for their cookie are displaced): it
 	// admits up to MaxHandshakes in all.
+	burst := distinct[:maxUnverified-8]
 	start := time.Now()
 	sendAll(t, shared, raddr, hello)
 	if n := waitAnswered(shared, perSource, start.Add(timeout/2)); n != perSource {
 		t.Fatalf("%d of %d ports of one address got a ServerHello, want MaxHandshakesPerSource = %d",
 			n, len(shared), perSource)
 	}
-	sendAll(t, distinct, raddr, hello)
+	sendAll(t, burst, raddr, hello)
 	if n := waitAnswered(all, maxHS, start.Add(timeout*3/4)); n != maxHS {
 		t.Fatalf("%d of %d sources got a ServerHello, want MaxHandshakes = %d", n, len(all), maxHS)
 	}
@@ -328,17 +334,18 @@ func TestDTLSHandshakeFlood(t *testing.T) {
 	wg.Wait()
 	flooded := time.Since(floodStart)
 
-	// In progress, MaxHandshakes; ending, at most as many (those admitted
-	// together expire together); the flood's own 3.
+	// The server keeps at most MaxHandshakes + 2 MaxUnverified handshakes
+	// (admitted, waiting for their cookie, displaced and unwinding), each
+	// followed by a moment of ending; the flood's own 3.
 	held := goroutinesPerHandshake * maxHS
-	limit := base + readers + 3 + held + goroutinesPerEndingHandshake*maxHS
+	limit := base + readers + 3 + (goroutinesPerHandshake+goroutinesPerEndingHandshake)*(maxHS+2*maxUnverified)
 	p := int(peak.Load())
 	t.Logf("flood: %d datagrams in %v; goroutines: %d before, peak %d, limit %d", sent.Load(), flooded.Round(time.Millisecond), base+readers, p, limit)
 	if sent.Load() < 3000 {
 		t.Fatalf("only %d flood datagrams sent", sent.Load())
 	}
 	if p > limit {
-		t.Fatalf("%d goroutines in the flood, more than MaxHandshakes = %d handshakes account for (limit %d)", p, maxHS, limit)
+		t.Fatalf("%d goroutines in the flood, more than MaxHandshakes = %d and MaxUnverified = %d account for (limit %d)", p, maxHS, maxUnverified, limit)
 	}
 	if p < base+readers+held/2 {
 		t.Fatalf("peak of %d goroutines: the flood never filled the gate (base %d + readers %d + %d held)", p, base, readers, held)
@@ -364,13 +371,13 @@ func TestDTLSHandshakeFlood(t *testing.T) {
 	}
 	register(t, cc, newEP)
 	useSessions(-1)
-	for _, fs := range distinct {
+	for _, fs := range burst {
 		fs.serverHellos.Store(0)
 	}
 	start = time.Now()
-	sendAll(t, distinct, raddr, hello)
-	if n := waitAnswered(distinct, maxHS, start.Add(timeout/2)); n != maxHS {
-		t.Fatalf("second burst: %d of %d sources got a ServerHello, want MaxHandshakes = %d", n, len(distinct), maxHS)
+	sendAll(t, burst, raddr, hello)
+	if n := waitAnswered(burst, maxHS, start.Add(timeout/2)); n != maxHS {
+		t.Fatalf("second burst: %d of %d sources got a ServerHello, want MaxHandshakes = %d", n, len(burst), maxHS)
 	}
 	if n := s.handshakes.Load(); n != int64(len(devs)+1) {
 		t.Fatalf("%d handshakes completed, want %d", n, len(devs)+1)

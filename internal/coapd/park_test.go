@@ -13,7 +13,7 @@ func newTestDemux(t *testing.T) *demux {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDemux(c, cidLen)
+	d := newDemux(c, cidLen, newHandshakeGate(0, 0), 0)
 	t.Cleanup(func() { _ = d.Close() })
 	return d
 }
@@ -161,6 +161,97 @@ func TestUnknownIdentityAlert(t *testing.T) {
 	} {
 		if out := unknownIdentityAlert(p); string(out) != string(p) {
 			t.Errorf("%v changed to %v", p, out)
+		}
+	}
+}
+
+func helloWithCookie() []byte {
+	// ClientHello body: version, random, empty session_id, 1-byte cookie.
+	body := append([]byte{0xfe, 0xfd}, make([]byte, 32)...)
+	body = append(body, 0, 1, 0x42)
+	hs := append([]byte{1, 0, 0, byte(len(body)), 0, 1, 0, 0, 0, 0, 0, byte(len(body))}, body...)
+	rec := []byte{0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 10, 0, byte(len(hs))}
+	return append(rec, hs...)
+}
+
+// TestUnverifiedDisplaced: beyond maxUnverified handshakes waiting for
+// their cookie, the oldest is displaced (closed); one that returned its
+// cookie holds a gate slot and is not displaced; handshakes that have not
+// ended, displaced ones included, cap new associations.
+func TestUnverifiedDisplaced(t *testing.T) {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := newHandshakeGate(1, 1)
+	d := newDemux(c, cidLen, gate, 2)
+	t.Cleanup(func() { _ = d.Close() })
+	addr := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 5000)
+	}
+
+	d.route(clientHello, addr(1))
+	a1 := accepted(d)
+	if !helloHasCookie(helloWithCookie()) || helloHasCookie(clientHello) {
+		t.Fatal("cookie detection")
+	}
+	d.route(helloWithCookie(), addr(1))
+	if !a1.verified.Load() || gate.total != 1 || len(a1.in) != 2 {
+		t.Fatalf("returned cookie: verified %v, gate %d, queued %d", a1.verified.Load(), gate.total, len(a1.in))
+	}
+	d.route(clientHello, addr(2))
+	a2 := accepted(d)
+	d.route(helloWithCookie(), addr(2))
+	if a2.verified.Load() || len(a2.in) != 1 {
+		t.Fatal("a returned cookie was admitted beyond the gate")
+	}
+	d.route(clientHello, addr(3))
+	a3 := accepted(d)
+	d.route(clientHello, addr(4)) // displaces a2, the oldest unverified
+	a4 := accepted(d)
+	select {
+	case <-a2.done:
+	default:
+		t.Fatal("the oldest unverified handshake was not displaced")
+	}
+	select {
+	case <-a1.done:
+		t.Fatal("a verified handshake was displaced")
+	default:
+	}
+	if a3 == nil || a4 == nil || d.unverified.Len() != 2 {
+		t.Fatalf("unverified %d", d.unverified.Len())
+	}
+	// 4 handshakes have not ended (a2 displaced but not unwound): at the
+	// cap of gate.max + 2*maxUnverified = 5, one more is made, then none.
+	d.route(clientHello, addr(5))
+	if accepted(d) == nil {
+		t.Fatal("fifth handshake refused below the cap")
+	}
+	d.route(clientHello, addr(6))
+	if accepted(d) != nil {
+		t.Fatal("a handshake beyond the cap was made")
+	}
+	d.handshakeEnded(a2)
+	d.handshakeEnded(a1)
+	if gate.total != 0 {
+		t.Fatalf("gate %d after the verified handshake ended", gate.total)
+	}
+	d.route(clientHello, addr(6))
+	if accepted(d) == nil {
+		t.Fatal("no handshake after two ended")
+	}
+}
+
+func TestSourceKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":                "192.0.2.7",
+		"::ffff:192.0.2.7":         "192.0.2.7",
+		"2001:db8:1:2:aaaa::1":     "2001:db8:1:2::",
+		"2001:db8:1:2:ffff:ffff::": "2001:db8:1:2::",
+	} {
+		if got := sourceKey(netip.MustParseAddr(in)); got.String() != want {
+			t.Errorf("sourceKey(%s) = %s, want %s", in, got, want)
 		}
 	}
 }

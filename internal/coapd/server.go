@@ -159,6 +159,9 @@ func New(cfg Config) *Server {
 	if s.dtlsCfg.HandshakeTimeout <= 0 {
 		s.dtlsCfg.HandshakeTimeout = 15 * time.Second
 	}
+	if s.dtlsCfg.CookieTimeout <= 0 {
+		s.dtlsCfg.CookieTimeout = 5 * time.Second
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
