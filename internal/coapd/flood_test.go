@@ -397,7 +397,8 @@ var floodWindow = flag.Duration("floodwindow", 10*time.Second, "how long Benchma
 // ClientHellos (or junk handshake records) at a set rate, each from a new
 // port, as from a spoofing flooder, from 64 source addresses or from one;
 // beside the same run without a flood. The server has the default
-// handshake caps and timeout (1024, 64 per source, 15 s); the flood starts
+// handshake caps and timeouts (MaxHandshakes 1024, 64 per source,
+// MaxUnverified 2048, CookieTimeout 5 s, HandshakeTimeout 15 s); the flood starts
 // before the window, long enough to fill the gate if its rate can. It
 // reports the handshakes completed per second, their p50 and p99 latency,
 // the handshakes tried and the share given up, the flood rate reached, and
@@ -462,7 +463,7 @@ func benchUnderFlood(b *testing.B, c floodCase) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer close(stop)
-	var floodHeap uint64
+	var floodHeap int64
 	var floodGoroutines int
 	if c.rate > 0 {
 		// Every datagram comes from a new port, as from a spoofing
@@ -491,7 +492,7 @@ func benchUnderFlood(b *testing.B, c floodCase) {
 			}
 		})
 		time.Sleep(min(time.Duration(maxHS)*time.Second/time.Duration(c.rate)+time.Second, hsExpiry))
-		floodHeap, floodGoroutines = heapInUse()-baseHeap, goroutines()-base-1
+		floodHeap, floodGoroutines = int64(heapInUse())-int64(baseHeap), goroutines()-base-1
 	}
 
 	var mu sync.Mutex
