@@ -409,17 +409,11 @@ func (s *Server) ListenDTLS(addr string) error {
 	if s.creds == nil {
 		return errors.New("coapd: DTLS needs Config.Credentials")
 	}
-	ua, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return fmt.Errorf("coapd: listen DTLS %s: %w", addr, err)
-	}
 	gate := newHandshakeGate(s.dtlsCfg.MaxHandshakes, s.dtlsCfg.MaxHandshakesPerSource)
-	c, err := net.ListenUDP("udp", ua)
+	c, err := listenUDP(addr)
 	if err != nil {
 		return fmt.Errorf("coapd: listen DTLS %s: %w", addr, err)
 	}
-	_ = c.SetReadBuffer(socketBuffer)
-	_ = c.SetWriteBuffer(socketBuffer)
 	suites := pskSuites
 	opts := []dtls.ServerOption{
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
@@ -447,13 +441,13 @@ func (s *Server) ListenDTLS(addr string) error {
 		_ = l.Close()
 		return err
 	}
-	s.dmu.Lock()
-	defer s.dmu.Unlock()
-	if s.dl != nil {
+	if err := s.dtls.bind(c.LocalAddr(), func() error { return s.dtlsSrv.Serve(l) }, l.Close); err != nil {
 		_ = l.Close()
-		return errors.New("coapd: already listening on DTLS")
+		return err
 	}
+	s.dmu.Lock()
 	s.dl = l
+	s.dmu.Unlock()
 	return nil
 }
 
@@ -462,64 +456,15 @@ func (s *Server) ListenDTLS(addr string) error {
 const cidLen = 8
 
 // ServeDTLS serves on the socket bound by ListenDTLS until Stop.
-func (s *Server) ServeDTLS() error {
-	s.dmu.Lock()
-	l := s.dl
-	if l == nil || s.dtlsServed != nil {
-		s.dmu.Unlock()
-		return errors.New("coapd: ServeDTLS without ListenDTLS, or twice")
-	}
-	served := make(chan struct{})
-	s.dtlsServed = served
-	s.dmu.Unlock()
-	defer close(served)
-	if err := s.dtlsSrv.Serve(l); err != nil {
-		return fmt.Errorf("coapd: serve DTLS: %w", err)
-	}
-	return nil
-}
+func (s *Server) ServeDTLS() error { return s.dtls.run() }
 
 // StartDTLS is ListenDTLS followed by ServeDTLS in a new goroutine; a
 // ServeDTLS error is logged.
-func (s *Server) StartDTLS(addr string) error {
-	if err := s.ListenDTLS(addr); err != nil {
-		return err
-	}
-	go func() {
-		if err := s.ServeDTLS(); err != nil {
-			s.log.Error("CoAP/DTLS server stopped", "err", err)
-		}
-	}()
-	return nil
-}
+func (s *Server) StartDTLS(addr string) error { return s.start(s.ListenDTLS, s.ServeDTLS, addr) }
 
 // DTLSAddr returns the bound DTLS address, or the zero AddrPort before
 // ListenDTLS.
-func (s *Server) DTLSAddr() netip.AddrPort {
-	s.dmu.Lock()
-	defer s.dmu.Unlock()
-	if s.dl == nil {
-		return netip.AddrPort{}
-	}
-	if a, ok := s.dl.demux.Addr().(*net.UDPAddr); ok {
-		return a.AddrPort()
-	}
-	return netip.AddrPort{}
-}
-
-// stopDTLS stops the DTLS server and waits for ServeDTLS to return.
-func (s *Server) stopDTLS() {
-	s.dtlsSrv.Stop()
-	s.dmu.Lock()
-	served, l := s.dtlsServed, s.dl
-	s.dmu.Unlock()
-	if l != nil {
-		_ = l.Close() // bound but never served
-	}
-	if served != nil {
-		<-served
-	}
-}
+func (s *Server) DTLSAddr() netip.AddrPort { return s.dtls.bound() }
 
 // dtlsListener hands go-coap the associations of the demultiplexer as
 // pion server sessions, gating the handshakes.

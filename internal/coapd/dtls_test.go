@@ -647,3 +647,57 @@ func TestDTLSSessionLifetime(t *testing.T) {
 		t.Fatal("the session outlived its registration by more than the idle timeout")
 	}
 }
+
+// TestListenTwiceAndStopUnserved: a second Listen of either transport
+// fails, and Stop of a server whose DTLS socket was
+// bound but never served closes it and returns.
+func TestListenTwiceAndStopUnserved(t *testing.T) {
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := credential.New(st, "test secret key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ingest.New(st, ingest.Options{})
+	w.Start()
+	defer w.Close()
+	srv := coapd.New(coapd.Config{Registry: registry.New(st, registry.Options{Ingest: w}), Ingest: w, Credentials: creds,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := srv.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen("127.0.0.1:0"); err == nil {
+		t.Error("second Listen succeeded")
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	if err := srv.ListenDTLS("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	dtlsAddr := srv.DTLSAddr()
+	if err := srv.ListenDTLS("127.0.0.1:0"); err == nil {
+		t.Error("second ListenDTLS succeeded")
+	}
+	stopped := make(chan struct{})
+	go func() { srv.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop hung")
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve after Stop: %v", err)
+	}
+	// The unserved DTLS socket is closed: its port can be bound again.
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(dtlsAddr))
+	if err != nil {
+		t.Fatalf("DTLS port still bound after Stop: %v", err)
+	}
+	_ = c.Close()
+}

@@ -111,9 +111,8 @@ type Server struct {
 
 	sessionsSaved atomic.Bool // Stop saved the sessions once
 
-	dmu        sync.Mutex
-	dl         *dtlsListener // guarded by dmu
-	dtlsServed chan struct{} // closed when ServeDTLS returns; guarded by dmu
+	dmu sync.Mutex
+	dl  *dtlsListener // guarded by dmu
 
 	// sessions are the DTLS sessions by the endpoint that last registered,
 	// updated or sent on them: requests to a DTLS device go out on its
@@ -122,9 +121,8 @@ type Server struct {
 	sessions     map[string]*udpclient.Conn // guarded by sessionsMu
 	sessionBound chan struct{}              // closed and replaced when a session is bound; guarded by sessionsMu
 
-	mu     sync.Mutex
-	l      *coapnet.UDPConn // guarded by mu
-	served chan struct{}    // closed when Serve returns; guarded by mu
+	udp  socket // plain CoAP
+	dtls socket // CoAP/DTLS
 
 	// conns are go-coap's live connections by remote address, so Dial
 	// reuses the connection a device's own messages arrive on. go-coap
@@ -155,6 +153,8 @@ func New(cfg Config) *Server {
 		sessions:   make(map[string]*udpclient.Conn),
 
 		sessionBound: make(chan struct{}),
+		udp:          socket{name: "CoAP"},
+		dtls:         socket{name: "CoAP/DTLS"},
 	}
 	if s.dtlsCfg.HandshakeTimeout <= 0 {
 		s.dtlsCfg.HandshakeTimeout = 15 * time.Second
@@ -234,52 +234,32 @@ const socketBuffer = 4 << 20
 
 // Listen binds the UDP socket ("127.0.0.1:0", ":5683").
 func (s *Server) Listen(addr string) error {
-	ua, err := net.ResolveUDPAddr("udp", addr)
+	c, err := listenUDP(addr)
 	if err != nil {
 		return fmt.Errorf("coapd: listen %s: %w", addr, err)
 	}
-	c, err := net.ListenUDP("udp", ua)
-	if err != nil {
-		return fmt.Errorf("coapd: listen %s: %w", addr, err)
-	}
-	// Best effort: a smaller buffer only costs retransmissions.
-	_ = c.SetReadBuffer(socketBuffer)
-	_ = c.SetWriteBuffer(socketBuffer)
 	l := coapnet.NewUDPConn("udp", c)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.l != nil {
+	if err := s.udp.bind(c.LocalAddr(), func() error { return s.srv.Serve(l) }, l.Close); err != nil {
 		_ = l.Close()
-		return errors.New("coapd: already listening")
+		return err
 	}
-	s.l = l
-	s.served = make(chan struct{})
 	return nil
 }
 
 // Serve serves on the socket bound by Listen until Stop.
-func (s *Server) Serve() error {
-	s.mu.Lock()
-	l, served := s.l, s.served
-	s.mu.Unlock()
-	if l == nil {
-		return errors.New("coapd: Serve before Listen")
-	}
-	defer close(served)
-	if err := s.srv.Serve(l); err != nil {
-		return fmt.Errorf("coapd: serve: %w", err)
-	}
-	return nil
-}
+func (s *Server) Serve() error { return s.udp.run() }
 
 // Start is Listen followed by Serve in a new goroutine; a Serve error is
 // logged.
-func (s *Server) Start(addr string) error {
-	if err := s.Listen(addr); err != nil {
+func (s *Server) Start(addr string) error { return s.start(s.Listen, s.Serve, addr) }
+
+// start is listen followed by serve in a new goroutine.
+func (s *Server) start(listen func(string) error, serve func() error, addr string) error {
+	if err := listen(addr); err != nil {
 		return err
 	}
 	go func() {
-		if err := s.Serve(); err != nil {
+		if err := serve(); err != nil {
 			s.log.Error("coap server stopped", "err", err)
 		}
 	}()
@@ -287,34 +267,21 @@ func (s *Server) Start(addr string) error {
 }
 
 // Addr returns the bound address, or the zero AddrPort before Listen.
-func (s *Server) Addr() netip.AddrPort {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.l == nil {
-		return netip.AddrPort{}
-	}
-	if a, ok := s.l.LocalAddr().(*net.UDPAddr); ok {
-		return a.AddrPort()
-	}
-	return netip.AddrPort{}
-}
+func (s *Server) Addr() netip.AddrPort { return s.udp.bound() }
 
 // Stop closes the sockets and every connection and session and waits for
 // Serve and ServeDTLS to return; with DTLSConfig.SessionFile it first
-// saves the DTLS sessions (and then closes them without close_notify). Handlers waiting on the ingest writer
-// finish with it; stop the ingest writer after the server.
+// saves the DTLS sessions (and then closes them without close_notify).
+// Handlers waiting on the ingest writer finish with it; stop the ingest
+// writer after the server.
 func (s *Server) Stop() {
 	if err := s.saveSessions(); err != nil {
 		s.log.Error("DTLS sessions not saved", "err", err)
 	}
-	s.stopDTLS()
+	s.dtlsSrv.Stop()
+	s.dtls.stopped()
 	s.srv.Stop()
-	s.mu.Lock()
-	served := s.served
-	s.mu.Unlock()
-	if served != nil {
-		<-served
-	}
+	s.udp.stopped()
 }
 
 // ErrNoSession is matched by Dial for a DTLS device with no live session:
