@@ -117,11 +117,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		st.Close()
 		return nil, err
 	}
+	metrics := newDeviceMetrics(a)
 	dtlsCfg, err := dtlsConfig(cfg)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
+	dtlsCfg.OnHandshake = metrics.handshake
 	var dm *devmgmt.Manager
 	var jq *jobs.Queue
 	a.CoAP = coapd.New(coapd.Config{
@@ -162,7 +164,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	a.Jobs = jq
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), metrics)
 	a.web = httpd.New(httpd.Options{
 		AllowedHosts: cfg.AllowedHosts,
 		Version:      version.Version,

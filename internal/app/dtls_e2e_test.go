@@ -3,7 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +123,15 @@ func TestDTLSParkedSession(t *testing.T) {
 		st := s.CoAP.DTLSStats()
 		return st.Parked == 2 && st.Live == 0
 	})
+	metrics := s.metrics(t)
+	for _, want := range []string{
+		`flownexus_dtls_sessions{state="parked"} 2`, `flownexus_dtls_sessions{state="live"} 0`,
+		`flownexus_dtls_handshakes_total{kind="psk"} 2`, "flownexus_registrations 2",
+	} {
+		if !strings.Contains(metrics, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	d0, d1 := f.Device(0), f.Device(1)
 	var res opResult
 	if code := s.call(t, "POST", "/api/v1/endpoints/"+d0.Endpoint()+"/read", map[string]any{"path": "/3/0/0"}, &res); code != 200 || len(res.Values) != 1 {
@@ -146,6 +158,21 @@ func TestDTLSParkedSession(t *testing.T) {
 	}
 	// Idle again, both park again.
 	eventually(t, 10*time.Second, "sessions parked again", func() bool { return s.CoAP.DTLSStats().Parked == 2 })
+}
+
+// metrics returns the server's /metrics page.
+func (s *server) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d %v", resp.StatusCode, err)
+	}
+	return string(b)
 }
 
 // TestDTLSRestartKeepsSessions restarts the server on the same ports: the
