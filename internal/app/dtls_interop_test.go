@@ -27,8 +27,9 @@ func coapClientResult(t *testing.T, args ...string) (string, error) {
 }
 
 // TestInteropLibcoapDTLS registers with libcoap's client over DTLS-PSK
-// (the key as libcoap takes it, text), and checks that a wrong key and a
-// plain-CoAP registration of the same endpoint are refused.
+// (the key as libcoap takes it, text), and checks that a wrong key, an
+// unknown identity (alert unknown_psk_identity) and a plain-CoAP
+// registration of the same endpoint are refused.
 func TestInteropLibcoapDTLS(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.CoAPSListen = "127.0.0.1:0"
@@ -59,6 +60,13 @@ func TestInteropLibcoapDTLS(t *testing.T) {
 	// key's Finished with an alert or not at all.
 	if !strings.Contains(out, "cannot send CoAP pdu") && !strings.Contains(strings.ToLower(out), "alert") {
 		t.Fatalf("wrong key: no handshake failure in the log (exit %v):\n%s", err, out)
+	}
+
+	// OpenSSL names the alert: unknown_psk_identity (RFC 4279 §2).
+	out, err = coapClientResult(t, "-u", "nobody-knows-me", "-k", key, "-m", "post", "-t", "40",
+		"-e", `</1/0>`, rd+"?ep="+ep+"&lt=60")
+	if !strings.Contains(strings.ToLower(out), "unknown psk identity") {
+		t.Fatalf("unknown identity: no unknown_psk_identity alert in the log (exit %v):\n%s", err, out)
 	}
 
 	out = coapClient(t, "-m", "post", "-t", "40", "-e", `</1/0>`,
