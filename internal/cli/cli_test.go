@@ -61,6 +61,17 @@ func dataEnv(t *testing.T) map[string]string {
 	return map[string]string{"FLOWNEXUS_DATA_DIR": t.TempDir()}
 }
 
+// serverEnv is dataEnv with every listener of a server on a free loopback
+// port (the firmware download listener off).
+func serverEnv(t *testing.T) map[string]string {
+	env := dataEnv(t)
+	env["FLOWNEXUS_HTTP_LISTEN"] = "127.0.0.1:0"
+	env["FLOWNEXUS_COAP_LISTEN"] = "127.0.0.1:0"
+	env["FLOWNEXUS_COAPS_LISTEN"] = "127.0.0.1:0"
+	env["FLOWNEXUS_FW_LISTEN"] = ""
+	return env
+}
+
 func TestVersionAndSecret(t *testing.T) {
 	r := runCLI(t, nil, "", "version")
 	if r.code != 0 || !regexp.MustCompile(`^flownexus \S+ \(commit \S+\)\n$`).MatchString(r.stdout) {
@@ -190,11 +201,7 @@ func TestMigrate(t *testing.T) {
 // TestServe starts the server on a free port, checks /healthz and stops it
 // with the context, as a signal would.
 func TestServe(t *testing.T) {
-	env := dataEnv(t)
-	env["FLOWNEXUS_HTTP_LISTEN"] = "127.0.0.1:0"
-	env["FLOWNEXUS_COAP_LISTEN"] = "127.0.0.1:0"
-	env["FLOWNEXUS_COAPS_LISTEN"] = ""
-	env["FLOWNEXUS_FW_LISTEN"] = ""
+	env := serverEnv(t)
 	env["FLOWNEXUS_LOG_FORMAT"] = "json"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -18,11 +18,7 @@ import (
 // the devices talk DTLS-PSK with credentials the demo made, the rest plain
 // CoAP, and the API shows them all online, each with its transport.
 func TestDemoMixedFleet(t *testing.T) {
-	env := dataEnv(t)
-	env["FLOWNEXUS_HTTP_LISTEN"] = "127.0.0.1:0"
-	env["FLOWNEXUS_COAP_LISTEN"] = "127.0.0.1:0"
-	env["FLOWNEXUS_COAPS_LISTEN"] = "127.0.0.1:0"
-	env["FLOWNEXUS_FW_LISTEN"] = ""
+	env := serverEnv(t)
 	env["FLOWNEXUS_LOG_LEVEL"] = "warn"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

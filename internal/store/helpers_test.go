@@ -40,11 +40,19 @@ func (c *testClock) Advance(d time.Duration) time.Time {
 // The stores' clock starts at t0; tests reach it with clockOf.
 func forEachEngine(t *testing.T, fn func(t *testing.T, s *Store)) {
 	t.Helper()
+	forEachEngineWith(t, true, fn)
+}
+
+// forEachEngineWith is forEachEngine with the stores migrated only when
+// migrate is set; the subtests are named after the engines ("sqlite",
+// "postgres").
+func forEachEngineWith(t *testing.T, migrate bool, fn func(t *testing.T, s *Store)) {
+	t.Helper()
 	t.Run("sqlite", func(t *testing.T) {
-		fn(t, openTestStore(t, sqliteTestURL(t), true))
+		fn(t, openTestStore(t, sqliteTestURL(t), migrate))
 	})
 	t.Run("postgres", func(t *testing.T) {
-		fn(t, openTestStore(t, storetest.PostgresURL(t), true))
+		fn(t, openTestStore(t, storetest.PostgresURL(t), migrate))
 	})
 }
 

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/flownexus/flownexus/internal/store/storetest"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
+	"github.com/flownexus/flownexus/internal/store/storetest"
 )
 
 var allTables = []string{
@@ -23,48 +24,41 @@ var allTables = []string{
 
 func TestMigrateFromEmpty(t *testing.T) {
 	ctx := context.Background()
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			url := sqliteTestURL(t)
-			if engine == "postgres" {
-				url = storetest.PostgresURL(t)
+	forEachEngineWith(t, false, func(t *testing.T, s *Store) {
+		if engine := path.Base(t.Name()); s.Dialect() != engine {
+			t.Errorf("Dialect() = %q, want %q", s.Dialect(), engine)
+		}
+		cur, latest, err := s.SchemaVersion(ctx)
+		if err != nil || cur != 0 || latest < 1 {
+			t.Fatalf("SchemaVersion() = %d, %d, %v; want 0, >= 1, nil", cur, latest, err)
+		}
+		if err := s.CheckSchema(ctx); !errors.Is(err, ErrSchemaOutdated) {
+			t.Fatalf("CheckSchema() on an empty database = %v, want ErrSchemaOutdated", err)
+		}
+		applied, err := s.Migrate(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(applied) != int(latest) || applied[0] != 1 || applied[len(applied)-1] != latest {
+			t.Errorf("Migrate applied %v, want 1..%d", applied, latest)
+		}
+		cur, _, err = s.SchemaVersion(ctx)
+		if err != nil || cur != latest {
+			t.Fatalf("after Migrate: SchemaVersion() = %d, %v; want %d", cur, err, latest)
+		}
+		if err := s.CheckSchema(ctx); err != nil {
+			t.Fatalf("CheckSchema() after Migrate = %v", err)
+		}
+		if applied, err := s.Migrate(ctx); err != nil || len(applied) != 0 {
+			t.Fatalf("second Migrate = %v, %v; want nothing applied", applied, err)
+		}
+		for _, table := range allTables {
+			var n int
+			if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != 0 {
+				t.Errorf("table %s: count = %d, %v", table, n, err)
 			}
-			s := openTestStore(t, url, false)
-			if s.Dialect() != engine {
-				t.Errorf("Dialect() = %q, want %q", s.Dialect(), engine)
-			}
-			cur, latest, err := s.SchemaVersion(ctx)
-			if err != nil || cur != 0 || latest < 1 {
-				t.Fatalf("SchemaVersion() = %d, %d, %v; want 0, >= 1, nil", cur, latest, err)
-			}
-			if err := s.CheckSchema(ctx); !errors.Is(err, ErrSchemaOutdated) {
-				t.Fatalf("CheckSchema() on an empty database = %v, want ErrSchemaOutdated", err)
-			}
-			applied, err := s.Migrate(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(applied) != int(latest) || applied[0] != 1 || applied[len(applied)-1] != latest {
-				t.Errorf("Migrate applied %v, want 1..%d", applied, latest)
-			}
-			cur, _, err = s.SchemaVersion(ctx)
-			if err != nil || cur != latest {
-				t.Fatalf("after Migrate: SchemaVersion() = %d, %v; want %d", cur, err, latest)
-			}
-			if err := s.CheckSchema(ctx); err != nil {
-				t.Fatalf("CheckSchema() after Migrate = %v", err)
-			}
-			if applied, err := s.Migrate(ctx); err != nil || len(applied) != 0 {
-				t.Fatalf("second Migrate = %v, %v; want nothing applied", applied, err)
-			}
-			for _, table := range allTables {
-				var n int
-				if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil || n != 0 {
-					t.Errorf("table %s: count = %d, %v", table, n, err)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 func TestSchemaTooNew(t *testing.T) {
@@ -96,81 +90,74 @@ func TestSchemaTooNew(t *testing.T) {
 // only 'udp' and 'dtls' are accepted; down and up again keeps the rows.
 func TestMigrateEndpointTransport(t *testing.T) {
 	ctx := context.Background()
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
-			url := sqliteTestURL(t)
-			if engine == "postgres" {
-				url = storetest.PostgresURL(t)
+	forEachEngineWith(t, false, func(t *testing.T, s *Store) {
+		if _, err := s.goose.UpTo(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		exec := func(q string, args ...any) {
+			t.Helper()
+			if _, err := s.WriteDB().ExecContext(ctx, q, args...); err != nil {
+				t.Fatalf("%s: %v", q, err)
 			}
-			s := openTestStore(t, url, false)
-			if _, err := s.goose.UpTo(ctx, 1); err != nil {
-				t.Fatal(err)
+		}
+		for _, ep := range []struct {
+			name   string
+			online bool
+		}{{"online-cred", true}, {"online-plain", true}, {"offline-cred", false}} {
+			regID := any(nil)
+			if ep.online {
+				regID = "r-" + ep.name
 			}
-			exec := func(q string, args ...any) {
-				t.Helper()
-				if _, err := s.WriteDB().ExecContext(ctx, q, args...); err != nil {
-					t.Fatalf("%s: %v", q, err)
+			exec("INSERT INTO endpoint (name, registration_id, online, created_at, updated_at) VALUES ($1, $2, $3, 0, 0)",
+				ep.name, regID, ep.online)
+		}
+		for _, name := range []string{"online-cred", "offline-cred"} {
+			exec("INSERT INTO credential (endpoint_name, kind, created_at) VALUES ($1, 'x509', 0)", name)
+		}
+		check := func(when string) {
+			t.Helper()
+			for name, want := range map[string]Transport{
+				"online-cred": TransportDTLS, "online-plain": TransportUDP, "offline-cred": TransportUDP,
+			} {
+				if e, err := s.GetEndpoint(ctx, name); err != nil || e.Transport != want {
+					t.Errorf("%s: %s transport = %q, %v; want %q", when, name, e.Transport, err, want)
 				}
 			}
-			for _, ep := range []struct {
-				name   string
-				online bool
-			}{{"online-cred", true}, {"online-plain", true}, {"offline-cred", false}} {
-				regID := any(nil)
-				if ep.online {
-					regID = "r-" + ep.name
-				}
-				exec("INSERT INTO endpoint (name, registration_id, online, created_at, updated_at) VALUES ($1, $2, $3, 0, 0)",
-					ep.name, regID, ep.online)
+		}
+		if applied, err := s.Migrate(ctx); err != nil || len(applied) == 0 || applied[0] != 2 {
+			t.Fatalf("Migrate from 1 = %v, %v", applied, err)
+		}
+		check("after up")
+		for _, bad := range []string{"tcp", "", "UDP"} {
+			if _, err := s.WriteDB().ExecContext(ctx, "UPDATE endpoint SET transport = $1", bad); err == nil {
+				t.Errorf("transport %q accepted by the database", bad)
 			}
-			for _, name := range []string{"online-cred", "offline-cred"} {
-				exec("INSERT INTO credential (endpoint_name, kind, created_at) VALUES ($1, 'x509', 0)", name)
-			}
-			check := func(when string) {
-				t.Helper()
-				for name, want := range map[string]Transport{
-					"online-cred": TransportDTLS, "online-plain": TransportUDP, "offline-cred": TransportUDP,
-				} {
-					if e, err := s.GetEndpoint(ctx, name); err != nil || e.Transport != want {
-						t.Errorf("%s: %s transport = %q, %v; want %q", when, name, e.Transport, err, want)
-					}
-				}
-			}
-			if applied, err := s.Migrate(ctx); err != nil || len(applied) == 0 || applied[0] != 2 {
-				t.Fatalf("Migrate from 1 = %v, %v", applied, err)
-			}
-			check("after up")
-			for _, bad := range []string{"tcp", "", "UDP"} {
-				if _, err := s.WriteDB().ExecContext(ctx, "UPDATE endpoint SET transport = $1", bad); err == nil {
-					t.Errorf("transport %q accepted by the database", bad)
-				}
-			}
-			if _, err := s.WriteDB().ExecContext(ctx, "INSERT INTO endpoint (name, created_at, updated_at) VALUES ('new', 0, 0)"); err != nil {
-				t.Fatal(err)
-			}
-			if e, err := s.GetEndpoint(ctx, "new"); err != nil || e.Transport != TransportUDP {
-				t.Errorf("default transport = %q, %v", e.Transport, err)
-			}
+		}
+		if _, err := s.WriteDB().ExecContext(ctx, "INSERT INTO endpoint (name, created_at, updated_at) VALUES ('new', 0, 0)"); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := s.GetEndpoint(ctx, "new"); err != nil || e.Transport != TransportUDP {
+			t.Errorf("default transport = %q, %v", e.Transport, err)
+		}
 
-			if _, err := s.goose.DownTo(ctx, 1); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.DB().ExecContext(ctx, "SELECT transport FROM endpoint"); err == nil {
-				t.Error("transport column still there after down")
-			}
-			if err := s.CheckSchema(ctx); !errors.Is(err, ErrSchemaOutdated) {
-				t.Errorf("CheckSchema() after down = %v, want ErrSchemaOutdated", err)
-			}
-			var n int
-			if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM endpoint").Scan(&n); err != nil || n != 4 {
-				t.Errorf("after down: %d endpoints, %v", n, err)
-			}
-			if _, err := s.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			check("after down and up")
-		})
-	}
+		if _, err := s.goose.DownTo(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DB().ExecContext(ctx, "SELECT transport FROM endpoint"); err == nil {
+			t.Error("transport column still there after down")
+		}
+		if err := s.CheckSchema(ctx); !errors.Is(err, ErrSchemaOutdated) {
+			t.Errorf("CheckSchema() after down = %v, want ErrSchemaOutdated", err)
+		}
+		var n int
+		if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM endpoint").Scan(&n); err != nil || n != 4 {
+			t.Errorf("after down: %d endpoints, %v", n, err)
+		}
+		if _, err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		check("after down and up")
+	})
 }
 
 func TestOpenURLForms(t *testing.T) {
