@@ -16,9 +16,12 @@ import (
 
 // TestDemoMixedFleet runs the demo with its default split: a quarter of
 // the devices talk DTLS-PSK with credentials the demo made, the rest plain
-// CoAP, and the API shows them all online, each with its transport.
+// CoAP, and the API shows them all online, each with its transport. The
+// CoAP listeners are on all addresses, as by default.
 func TestDemoMixedFleet(t *testing.T) {
 	env := serverEnv(t)
+	env["FLOWNEXUS_COAP_LISTEN"] = ":0"
+	env["FLOWNEXUS_COAPS_LISTEN"] = ":0"
 	env["FLOWNEXUS_LOG_LEVEL"] = "warn"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -37,8 +40,8 @@ func TestDemoMixedFleet(t *testing.T) {
 		return m != nil
 	})
 	for _, want := range []string{
-		"8 simulated LwM2M devices register with the server: 6 on CoAP 127.0.0.1:",
-		"2 on CoAP/DTLS 127.0.0.1:",
+		"8 simulated LwM2M devices register with the server: 6 on CoAP [::]:",
+		"2 on CoAP/DTLS [::]:",
 		"/api/v1/credentials   (the DTLS devices' PSK identities, never their keys)",
 		filepath.Join(env["FLOWNEXUS_DATA_DIR"], "demo"),
 	} {

@@ -51,6 +51,16 @@ func (d *Device) dialDTLS(opts []udp.Option) (*client.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if raddr.IP.IsUnspecified() {
+		// A server listening on all addresses (":5684") answers from a
+		// concrete one, and a DTLS session takes only its peer's records:
+		// talk to it on loopback.
+		if raddr.IP.To4() != nil {
+			raddr.IP = net.IPv4(127, 0, 0, 1)
+		} else {
+			raddr.IP = net.IPv6loopback
+		}
+	}
 	pc, err := newRebindConn(raddr)
 	if err != nil {
 		return nil, err
