@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -99,26 +98,38 @@ func (s *Store) DeleteObservation(ctx context.Context, token []byte) error {
 }
 
 // DeleteObservations removes every observation made on the registration
-// with the given ID and returns how many there were.
+// with the given ID and returns how many there were. It reads first and
+// writes only when there is a row to delete, so that ending a registration
+// without observations costs no write transaction.
 func (s *Store) DeleteObservations(ctx context.Context, registrationID string) (int, error) {
-	res, err := s.wdb.ExecContext(ctx, "DELETE FROM observation WHERE registration_id = $1", registrationID)
-	return deleted(fmt.Sprintf("delete observations of registration %q", registrationID), res, err)
+	return s.deleteObservations(ctx, fmt.Sprintf("delete observations of registration %q", registrationID),
+		"registration_id = $1", registrationID)
 }
 
 // DeleteStaleObservations removes the observations of the endpoint with
 // the given ID that were not made on its live registration (all of them
-// while it is offline) and returns how many there were.
+// while it is offline) and returns how many there were. Like
+// DeleteObservations it writes only when there is a row to delete; a row
+// that becomes stale meanwhile is left to the next call.
 func (s *Store) DeleteStaleObservations(ctx context.Context, endpointID int64) (int, error) {
-	res, err := s.wdb.ExecContext(ctx, `
-		DELETE FROM observation WHERE endpoint_id = $1 AND NOT EXISTS (
+	return s.deleteObservations(ctx, fmt.Sprintf("delete stale observations of endpoint %d", endpointID), `
+		endpoint_id = $1 AND NOT EXISTS (
 			SELECT 1 FROM endpoint
 			WHERE endpoint.id = observation.endpoint_id AND endpoint.online
 				AND endpoint.registration_id = observation.registration_id)`, endpointID)
-	return deleted(fmt.Sprintf("delete stale observations of endpoint %d", endpointID), res, err)
 }
 
-// deleted returns the number of rows a DELETE removed.
-func deleted(op string, res sql.Result, err error) (int, error) {
+// deleteObservations deletes the observations matching cond, after a read
+// on the read pool has found one.
+func (s *Store) deleteObservations(ctx context.Context, op, cond string, arg any) (int, error) {
+	var found bool
+	if err := s.rdb.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM observation WHERE "+cond+")", arg).Scan(&found); err != nil {
+		return 0, wrap(op, err)
+	}
+	if !found {
+		return 0, nil
+	}
+	res, err := s.wdb.ExecContext(ctx, "DELETE FROM observation WHERE "+cond, arg)
 	if err != nil {
 		return 0, wrap(op, err)
 	}
