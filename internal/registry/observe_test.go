@@ -3,6 +3,8 @@ package registry_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
@@ -359,4 +361,46 @@ func TestObservationDoesNotAllocate(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("Observation allocates %v times", n)
 	}
+}
+
+// BenchmarkLookupObservation measures the notification lookup of a token
+// in memory and of an unknown token, which costs a query of the store
+// (SQLite file, 1,000 stored observations).
+func BenchmarkLookupObservation(b *testing.B) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(b.TempDir(), "db.sqlite"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	r := registry.New(st, registry.Options{})
+	for i := range 1000 {
+		reg, err := r.Register(ctx, req(fmt.Sprintf("ep-%d", i), uint16(1000+i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		o := registry.Observation{Token: fmt.Sprintf("t%07d", i), RegistrationID: reg.ID, Paths: []lwm2m.Path{temp}}
+		if err := r.AddObservation(ctx, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("memory", func(b *testing.B) {
+		tok := []byte("t0000500")
+		for b.Loop() {
+			if _, _, err := r.LookupObservation(ctx, tok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unknown", func(b *testing.B) {
+		tok := []byte("unknown!")
+		for b.Loop() {
+			if _, _, err := r.LookupObservation(ctx, tok); !errors.Is(err, registry.ErrNotFound) {
+				b.Fatal(err)
+			}
+		}
+	})
 }
