@@ -1,6 +1,7 @@
 package coapd_test
 
 import (
+	"context"
 	"encoding/binary"
 	"flag"
 	"fmt"
@@ -282,7 +283,7 @@ func BenchmarkNotify(b *testing.B) {
 			mu.Lock()
 			tokens[d] = tok
 			mu.Unlock()
-			return s.reg.AddObservation(registry.Observation{
+			return s.reg.AddObservation(context.Background(), registry.Observation{
 				Token: string(tok), RegistrationID: strings.TrimPrefix(loc, "/rd/"),
 				Paths: []lwm2m.Path{lwm2m.NewPath(3303, 0, 5700)}, Format: lwm2m.FormatText,
 			})

@@ -225,7 +225,7 @@ func BenchmarkNotifyDTLS(b *testing.B) {
 				return err
 			}
 			tokens[i] = []byte(fmt.Sprintf("t%07d", i))
-			return s.reg.AddObservation(registry.Observation{
+			return s.reg.AddObservation(context.Background(), registry.Observation{
 				Token: string(tokens[i]), RegistrationID: strings.TrimPrefix(loc, "/rd/"),
 				Paths: []lwm2m.Path{lwm2m.NewPath(3303, 0, 5700)}, Format: lwm2m.FormatText,
 			})

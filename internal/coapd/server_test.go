@@ -670,7 +670,7 @@ func TestNotificationAckedAfterCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	temp := lwm2m.NewPath(3303, 0, 5700)
-	if err := s.reg.AddObservation(registry.Observation{Token: "tok12345", RegistrationID: strings.TrimPrefix(loc, "/rd/"),
+	if err := s.reg.AddObservation(context.Background(), registry.Observation{Token: "tok12345", RegistrationID: strings.TrimPrefix(loc, "/rd/"),
 		Paths: []lwm2m.Path{temp}, Format: lwm2m.FormatText}); err != nil {
 		t.Fatal(err)
 	}

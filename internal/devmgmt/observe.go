@@ -123,7 +123,7 @@ func (m *Manager) observe(ctx context.Context, endpoint string, composite bool, 
 		obs = registry.Observation{Token: string(tok), RegistrationID: reg.ID, Paths: paths, Composite: composite, Format: f}
 		// The token is known before the request leaves, so a
 		// notification racing the response is routed too.
-		if err := m.reg.AddObservation(obs); err != nil {
+		if err := m.reg.AddObservation(ctx, obs); err != nil {
 			if errors.Is(err, registry.ErrNotFound) {
 				return registry.Observation{}, nil, fmt.Errorf("%w: %q", ErrOffline, endpoint)
 			}

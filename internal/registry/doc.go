@@ -31,19 +31,31 @@
 // the store (online endpoint with that registration_id) and brings it back,
 // with the address and transport its device last used, so a device's next
 // Update after a restart is accepted without re-registering, and requests
-// to a device that talks DTLS are never sent in clear. Observation tokens
-// are not persisted: after a restart the notifications of old observations
-// are answered with Reset by the transport, which tells the device to drop
-// them, and the observations are made again when the device next
-// registers.
+// to a device that talks DTLS are never sent in clear.
+//
+// Observations are persisted too: AddObservation writes the observation
+// (token, registration, paths, composite or not, format) to the store
+// before it returns, RemoveObservation deletes it, and the end of a
+// registration (De-register, expiry, or a new Register of the same
+// endpoint, which replaces it) deletes all of its observations. A
+// registration brought back from the store comes with the observations
+// held on it. A notification is routed with LookupObservation: a token
+// not in memory is looked up in the store, and one of an observation
+// made before a restart brings back its registration (and the
+// registration's other observations), so a device's notifications keep
+// being accepted after a restart, planned or not. The price is one query
+// of the store by primary key for every token not in memory, including
+// each of a flood of made-up tokens (plus one delete the first time a
+// token of an ended registration is seen, which removes its left-over
+// row). Observation stays a lookup in memory only, without allocation.
 //
 // # Expiry
 //
 // A registration expires when its lifetime plus Options.Grace has passed
 // since its last Register or Update. Sweep (and Run, which calls it
 // periodically) removes expired registrations, marks the endpoint offline
-// in the store and records /10240/0/1 with the expiry time, exactly as a
-// De-register does. Time comes from the injected Clock, so tests move it
+// in the store, deletes its observations and records /10240/0/1 with the
+// expiry time, exactly as a De-register does. Time comes from the injected Clock, so tests move it
 // forward instead of sleeping.
 //
 // # Concurrency

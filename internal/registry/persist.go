@@ -87,12 +87,16 @@ func (r *Registry) persistEnd(ctx context.Context, reg Registration, t time.Time
 	if err := r.st.SetEndpointOffline(ctx, reg.EndpointID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	if _, err := r.st.DeleteObservations(ctx, reg.ID); err != nil {
+		return err
+	}
 	return r.history(ctx, reg.EndpointID, PathDeregistered, t)
 }
 
 // sweepStore expires online endpoints of the store that have no live
 // registration in memory (registrations made before a restart whose
-// devices never came back), recording /10240/0/1 for each.
+// devices never came back), deleting their observations and recording
+// /10240/0/1 for each.
 func (r *Registry) sweepStore(ctx context.Context, now time.Time) error {
 	eps, err := r.st.ExpireEndpoints(ctx, now.Add(-r.grace))
 	if err != nil {
@@ -102,6 +106,10 @@ func (r *Registry) sweepStore(ctx context.Context, now time.Time) error {
 	for _, ep := range eps {
 		r.log.Info("registration expired", "endpoint", ep.Name, "registration", ep.RegistrationID,
 			"lifetime", int64(ep.Lifetime/time.Second), "last_update", ep.LastSeen)
+		// Stale only: the endpoint may have registered anew meanwhile.
+		if _, err := r.st.DeleteStaleObservations(ctx, ep.ID); err != nil {
+			errs = append(errs, err)
+		}
 		if err := r.history(ctx, ep.ID, PathDeregistered, now); err != nil {
 			errs = append(errs, err)
 		}
@@ -110,7 +118,8 @@ func (r *Registry) sweepStore(ctx context.Context, now time.Time) error {
 }
 
 // restore brings back a registration made before a restart from the store,
-// with the address and transport its device last talked from and over.
+// with the address and transport its device last talked from and over and
+// the observations held on it.
 func (r *Registry) restore(ctx context.Context, id string) (Registration, error) {
 	ep, err := r.st.GetEndpointByRegistrationID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -147,6 +156,12 @@ func (r *Registry) restore(ctx context.Context, id string) (Registration, error)
 	if !r.clock.Now().Before(reg.ExpiresAt(r.grace)) {
 		return Registration{}, fmt.Errorf("registry: registration %q expired: %w", id, ErrNotFound)
 	}
+	// Read before the locks: no observation is added to or removed from a
+	// registration that is not in memory.
+	rows, err := r.st.ListObservations(ctx, id)
+	if err != nil {
+		return Registration{}, fmt.Errorf("registry: registration %q: %w", id, err)
+	}
 
 	mu := r.stripe(reg.Endpoint)
 	mu.Lock()
@@ -165,6 +180,21 @@ func (r *Registry) restore(ctx context.Context, id string) (Registration, error)
 	r.byID[id] = e
 	r.byName[reg.Endpoint] = e
 	r.setAddrLocked(e, reg.Addr, reg.Transport)
+	for _, row := range rows {
+		tok := string(row.Token)
+		if _, taken := r.tokens[tok]; taken {
+			continue // tokens are unique in the store; memory wins
+		}
+		r.tokens[tok] = &Observation{
+			Token:          tok,
+			RegistrationID: id,
+			Paths:          row.Paths,
+			Composite:      row.Composite,
+			Format:         row.Format,
+			Created:        row.CreatedAt,
+		}
+		e.tokens = append(e.tokens, tok)
+	}
 	return reg, nil
 }
 

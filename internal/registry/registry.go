@@ -305,6 +305,11 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (Registrat
 		return Registration{}, fmt.Errorf("registry: register %q: %w", req.Endpoint, err)
 	}
 	reg.EndpointID = id
+	// The observations of the registration replaced, live in memory or
+	// not; the new one has none yet.
+	if _, err := r.st.DeleteStaleObservations(ctx, id); err != nil {
+		return Registration{}, fmt.Errorf("registry: register %q: %w", req.Endpoint, err)
+	}
 
 	r.mu.Lock()
 	if old := r.byName[reg.Endpoint]; old != nil {

@@ -74,13 +74,13 @@ func TestObservationTable(t *testing.T) {
 	}
 	temp := lwm2m.NewPath(3303, 0, 5700)
 	o := registry.Observation{Token: "tok-1", RegistrationID: reg.ID, Paths: []lwm2m.Path{temp}, Format: lwm2m.FormatTLV}
-	if err := r.AddObservation(o); err != nil {
+	if err := r.AddObservation(ctx, o); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.AddObservation(o); err == nil {
+	if err := r.AddObservation(ctx, o); err == nil {
 		t.Fatal("token accepted twice")
 	}
-	if err := r.AddObservation(registry.Observation{Token: "tok-x", RegistrationID: "nope"}); !errors.Is(err, registry.ErrNotFound) {
+	if err := r.AddObservation(ctx, registry.Observation{Token: "tok-x", RegistrationID: "nope"}); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("observation on unknown registration: %v", err)
 	}
 	got, greg, ok := r.Observation([]byte("tok-1"))
@@ -101,7 +101,7 @@ func TestObservationTable(t *testing.T) {
 	}
 
 	// Re-registering drops the observations of the old registration.
-	if err := r.AddObservation(registry.Observation{Token: "tok-2", RegistrationID: reg.ID, Paths: []lwm2m.Path{temp}}); err != nil {
+	if err := r.AddObservation(ctx, registry.Observation{Token: "tok-2", RegistrationID: reg.ID, Paths: []lwm2m.Path{temp}}); err != nil {
 		t.Fatal(err)
 	}
 	reg2, err := r.Register(ctx, req("a", 1001))
