@@ -253,6 +253,7 @@ func (a *App) Stop(ctx context.Context) {
 			a.log.Warn("job workers stopped before their deliveries finished", "err", err)
 		}
 		a.CoAP.Stop()
+		a.Devices.Close()
 		if a.stopBg != nil {
 			a.stopBg()
 		}

@@ -377,6 +377,40 @@ func TestRestartKeepsRegistrations(t *testing.T) {
 	}
 }
 
+// TestRestartKeepsObservations restarts the server while a device
+// notifies: its notifications after the restart are stored, not answered
+// with Reset, so the device keeps every observation the server made.
+func TestRestartKeepsObservations(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	s := startServer(t, cfg, Options{})
+	f := startFleet(t, s, 1, nil)
+	d := f.Device(0)
+	eventually(t, 10*time.Second, "auto-observe and notifications", func() bool {
+		return d.Observations() > 0 && d.Stats().Notifications > 2
+	})
+	observed := d.Observations()
+	history := func(s *server) int {
+		var hist struct {
+			Values []valueJSON `json:"values"`
+		}
+		s.call(t, "GET", "/api/v1/endpoints/"+d.Endpoint()+"/history?path=/3303/0/5700", nil, &hist)
+		return len(hist.Values)
+	}
+	cfg.CoAPListen = s.CoAPAddr().String()
+	s.stop()
+	s2 := startServer(t, cfg, Options{})
+	stored := history(s2)
+	before := d.Stats().Notifications
+	eventually(t, 10*time.Second, "notifications after the restart", func() bool { return d.Stats().Notifications > before+3 })
+	if n := d.Observations(); n != observed {
+		t.Fatalf("%d observations on the device after the restart, %d before", n, observed)
+	}
+	eventually(t, 10*time.Second, "temperatures stored after the restart", func() bool { return history(s2) > stored })
+	if obs := s2.Devices.Observations(d.Endpoint()); len(obs) != observed {
+		t.Fatalf("server holds %d observations after the restart, want %d", len(obs), observed)
+	}
+}
+
 // TestWildcardListener runs the CoAP listener on all addresses, as the
 // default ":5683" does, where go-coap sees a concrete local address on
 // incoming datagrams: server-initiated requests must reach the device and

@@ -397,11 +397,29 @@ func storeError(err error) error {
 }
 
 // notification handles a message with a response code: a notification of
-// an observation, found by token. Its values are stored before the handler
-// returns, so go-coap's ACK of a confirmable notification follows the
-// commit. An unknown token is answered with Reset.
+// an observation, found by token in memory or, after a restart, in the
+// store. Its values are stored before the handler returns, so go-coap's
+// ACK of a confirmable notification follows the commit. An unknown token
+// is answered with Reset.
 func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool.Message) {
 	obs, reg, ok := s.reg.Observation(r.Token())
+	if !ok && len(r.Token()) > 0 {
+		// Not in memory: an observation made before a restart is in the
+		// store.
+		var err error
+		obs, reg, err = s.reg.LookupObservation(r.Context(), r.Token())
+		switch {
+		case err == nil:
+			ok = true
+		case !errors.Is(err, registry.ErrNotFound):
+			// Not known yet whether it is ours: no answer, so the device
+			// retransmits instead of dropping the observation.
+			s.log.Error("observation lookup failed", "remote_addr", remoteAddr(w).String(), "err", err)
+			_ = w.SetResponse(codes.Empty, message.TextPlain, nil)
+			w.Message().SetOptionUint32(optAnswer, answerNone)
+			return
+		}
+	}
 	pr := peerOf(w.Conn())
 	if ok && ((pr == nil) != (reg.Transport == registry.TransportUDP) || (pr != nil && pr.endpoint != reg.Endpoint)) {
 		// A token of another device's observation, or of a DTLS device

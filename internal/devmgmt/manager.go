@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -56,6 +57,14 @@ type Manager struct {
 	timeout time.Duration
 	auto    []ObserveSpec
 	log     *slog.Logger
+
+	// Background work (auto-observe) runs under base and is waited for by
+	// Close.
+	base     context.Context
+	stopBase context.CancelFunc
+	bgMu     sync.Mutex
+	closed   bool // guarded by bgMu
+	bg       sync.WaitGroup
 }
 
 // New returns a Manager. It panics when Registry or Dial is nil.
@@ -81,7 +90,31 @@ func New(cfg Config) *Manager {
 	if m.log == nil {
 		m.log = slog.Default()
 	}
+	m.base, m.stopBase = context.WithCancel(context.Background())
 	return m
+}
+
+// Close cancels the Manager's background work (auto-observe) and waits for
+// it; call it after the CoAP server stopped and before the store closes.
+// Later AutoObserve calls do nothing.
+func (m *Manager) Close() {
+	m.bgMu.Lock()
+	m.closed = true
+	m.bgMu.Unlock()
+	m.stopBase()
+	m.bg.Wait()
+}
+
+// goBackground runs fn in a goroutine Close waits for; false, and fn does
+// not run, once Close was called.
+func (m *Manager) goBackground(fn func(ctx context.Context)) bool {
+	m.bgMu.Lock()
+	defer m.bgMu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.bg.Go(func() { fn(m.base) })
+	return true
 }
 
 // Types returns the TypeFunc the Manager decodes with.

@@ -223,9 +223,9 @@ func (m *Manager) AutoObserve(reg registry.Registration) {
 	if len(todo) == 0 {
 		return
 	}
-	go func() {
+	m.goBackground(func(base context.Context) {
 		for _, s := range todo {
-			ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+			ctx, cancel := context.WithTimeout(base, m.timeout)
 			var err error
 			if s.Composite {
 				_, _, err = m.ObserveComposite(ctx, reg.Endpoint, s.Paths)
@@ -239,8 +239,11 @@ func (m *Manager) AutoObserve(reg registry.Registration) {
 			if err != nil {
 				m.log.Warn("auto-observe failed", "endpoint", reg.Endpoint, "path", s.String(), "err", err)
 			}
+			if base.Err() != nil {
+				return // closing
+			}
 		}
-	}()
+	})
 }
 
 func applies(reg registry.Registration, p lwm2m.Path) bool {
