@@ -126,7 +126,7 @@ func TestDTLSParkedSession(t *testing.T) {
 	metrics := s.metrics(t)
 	for _, want := range []string{
 		`flownexus_dtls_sessions{state="parked"} 2`, `flownexus_dtls_sessions{state="live"} 0`,
-		`flownexus_dtls_handshakes_total{kind="psk"} 2`, "flownexus_registrations 2",
+		`flownexus_dtls_handshakes_total{kind="psk",mode="full"} 2`, "flownexus_registrations 2",
 	} {
 		if !strings.Contains(metrics, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)

@@ -22,8 +22,8 @@ func newDeviceMetrics(a *App) *deviceMetrics {
 		a: a,
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flownexus_dtls_handshakes_total",
-			Help: "Completed full DTLS handshakes by authentication kind (psk, x509); resumed sessions are not counted.",
-		}, []string{"kind"}),
+			Help: "Completed DTLS handshakes by authentication kind (psk, x509) and mode: full, or resumed (abbreviated, from the session cache). Parked sessions resumed without a handshake are not counted.",
+		}, []string{"kind", "mode"}),
 		regs: prometheus.NewDesc("flownexus_registrations",
 			"Live LwM2M registrations held in memory.", nil, nil),
 		sessions: prometheus.NewDesc("flownexus_dtls_sessions",
@@ -35,9 +35,13 @@ func newDeviceMetrics(a *App) *deviceMetrics {
 }
 
 // handshake is coapd.DTLSConfig.OnHandshake.
-func (m *deviceMetrics) handshake(_ netip.AddrPort, identity string) {
+func (m *deviceMetrics) handshake(_ netip.AddrPort, identity string, resumed bool) {
 	kind, _, _ := strings.Cut(identity, ":")
-	m.handshakes.WithLabelValues(kind).Inc()
+	mode := "full"
+	if resumed {
+		mode = "resumed"
+	}
+	m.handshakes.WithLabelValues(kind, mode).Inc()
 }
 
 func (m *deviceMetrics) Describe(ch chan<- *prometheus.Desc) {

@@ -563,7 +563,10 @@ type assoc struct {
 	verified    atomic.Bool // the client returned its cookie
 	muted       atomic.Bool // writes are dropped: the session is being parked
 	unknownPSK  atomic.Bool // the client presented a PSK identity the server does not know
-	resume      *parked     // the parked session this association resumes; set before Accept
+	// offeredSession is the ID of the cached session the client asked to
+	// resume; the handshake resumed it if the session ends up with that ID.
+	offeredSession atomic.Pointer[string]
+	resume         *parked // the parked session this association resumes; set before Accept
 
 	uv     *list.Element // in demux.unverified while waiting for the cookie; guarded by d.mu
 	hellos int           // ClientHellos received while unverified; guarded by d.mu

@@ -45,6 +45,13 @@
 // other sessions close after IdleTimeout. A new session of an endpoint
 // (the device rebooted and handshook again) closes its previous one.
 //
+// The server hands out session IDs and keeps the sessions for resumption
+// (DTLSConfig.SessionCacheSize, SessionCacheTTL): a device that lost its
+// session but kept its session cache (nRF91 modems, mbed TLS) comes back
+// with an abbreviated handshake. A resumed session is bound like a new
+// one: its PSK identity or certificate is looked up again, so a removed
+// credential ends resumption too.
+//
 // # Parked sessions
 //
 // A session bound to a live registration that was idle for IdleTimeout is

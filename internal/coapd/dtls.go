@@ -70,10 +70,19 @@ type DTLSConfig struct {
 	// the file, so devices go on without a handshake. A session is
 	// restored at most once.
 	SessionFile string
+	// SessionCacheSize bounds the sessions kept for resumption by session
+	// ID (RFC 5246 abbreviated handshake), oldest dropped first; 0 means
+	// 65536, negative turns resumption off. A session takes about 200
+	// bytes.
+	SessionCacheSize int
+	// SessionCacheTTL is how long a session can be resumed after its full
+	// handshake; <= 0 means 24 h.
+	SessionCacheTTL time.Duration
 	// OnHandshake, when set, is called after each completed handshake with
-	// the peer's address and authenticated identity ("psk:ID"), on the
+	// the peer's address, authenticated identity ("psk:ID", "x509:CN") and
+	// whether it was an abbreviated one resuming a cached session, on the
 	// session's goroutine. Metrics and tests count handshakes with it.
-	OnHandshake func(addr netip.AddrPort, identity string)
+	OnHandshake func(addr netip.AddrPort, identity string, resumed bool)
 }
 
 // Cipher suites offered to PSK clients: those nRF91 modems and Zephyr's
@@ -299,7 +308,11 @@ func (s *Server) newSession(cc *udpclient.Conn) {
 		return
 	}
 	if s.dtlsCfg.OnHandshake != nil {
-		s.dtlsCfg.OnHandshake(connAddr(cc), identity)
+		resumed := false
+		if gc, ok := cc.NetConn().(*gatedConn); ok {
+			resumed = resumedSession(gc.assoc, state.SessionID)
+		}
+		s.dtlsCfg.OnHandshake(connAddr(cc), identity, resumed)
 	}
 }
 
@@ -431,7 +444,7 @@ func (s *Server) ListenDTLS(addr string) error {
 	}
 	opts = append(opts, dtls.WithCipherSuites(suites...))
 	l := &dtlsListener{demux: newDemux(c, cidLen, gate, s.dtlsCfg.MaxUnverified), log: s.log, opts: opts, psk: s.pskKey,
-		cookieTimeout: s.dtlsCfg.CookieTimeout,
+		cookieTimeout: s.dtlsCfg.CookieTimeout, sessions: s.sessionCache,
 		resumeOpts: []dtls.Option{
 			dtls.WithPSK(s.pskKey),
 			dtls.WithCipherSuites(suites...),
@@ -478,6 +491,8 @@ type dtlsListener struct {
 	// cookieTimeout ends a handshake whose client has not returned its
 	// cookie.
 	cookieTimeout time.Duration
+	// sessions are the sessions kept for resumption; nil when off.
+	sessions *sessionCache
 }
 
 // AcceptWithContext returns the next new association as a pion session.
@@ -519,6 +534,9 @@ func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) 
 			}
 			return key, err
 		}))
+		if l.sessions != nil {
+			opts = append(opts, dtls.WithSessionStore(assocSessions{l.sessions, a}))
+		}
 		dc, err := dtls.ServerWithOptions(a, net.UDPAddrFromAddrPort(a.first), opts...)
 		if err != nil {
 			l.demux.handshakeEnded(a)

@@ -80,6 +80,24 @@ func BenchmarkDTLSHandshake(b *testing.B) {
 			}
 		})
 	})
+	b.Run("psk-resumed", func(b *testing.B) {
+		// Abbreviated handshakes: each client resumes the session its
+		// first handshake left in the server's cache.
+		s := newSecureStackWith(b, true)
+		s.addPSK(b, "urn:imei:1", "dev-1", pskKey)
+		run(b, s.dtls, func() []piondtls.ClientOption {
+			return []piondtls.ClientOption{
+				piondtls.WithPSK(func([]byte) ([]byte, error) { return pskKey, nil }),
+				piondtls.WithPSKIdentityHint([]byte("dev-1")),
+				piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+				piondtls.WithServerName("flownexus"),
+				piondtls.WithSessionStore(benchSessions),
+			}
+		})
+		if n := s.resumed.Load(); n < int64(b.N)/2 {
+			b.Fatalf("%d of %d handshakes resumed", n, b.N)
+		}
+	})
 	b.Run("ecdsa-p256", func(b *testing.B) {
 		ca := newTestCA(b, "device CA")
 		s := newCertStack(b, ca)
@@ -95,6 +113,9 @@ func BenchmarkDTLSHandshake(b *testing.B) {
 		})
 	})
 }
+
+// benchSessions is the session cache the resuming clients share.
+var benchSessions = &clientSessions{m: make(map[string]piondtls.Session)}
 
 // Environment of the client process of BenchmarkDTLSSessionMemory.
 const (

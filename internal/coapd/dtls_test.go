@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,7 +45,8 @@ type secureStack struct {
 	creds      *credential.Service
 	udp, dtls  string
 	logs       *logBuffer
-	handshakes atomic.Int64
+	handshakes atomic.Int64 // completed handshakes, full and resumed
+	resumed    atomic.Int64 // abbreviated handshakes resuming a cached session
 }
 
 func newSecureStack(t testing.TB) *secureStack {
@@ -78,7 +80,12 @@ func newSecureStackWith(t testing.TB, quiet bool, mod ...func(*coapd.Config)) *s
 	}
 	cfg := coapd.Config{
 		Registry: s.reg, Ingest: w, Types: objects.Default().TypeOf, Logger: log, Credentials: s.creds,
-		DTLS: coapd.DTLSConfig{OnHandshake: func(netip.AddrPort, string) { s.handshakes.Add(1) }},
+		DTLS: coapd.DTLSConfig{OnHandshake: func(_ netip.AddrPort, _ string, resumed bool) {
+			s.handshakes.Add(1)
+			if resumed {
+				s.resumed.Add(1)
+			}
+		}},
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -554,7 +561,7 @@ func TestDTLSSessionsSurviveRestart(t *testing.T) {
 		reg := registry.New(st, registry.Options{Logger: log, Ingest: w})
 		srv := coapd.New(coapd.Config{Registry: reg, Ingest: w, Types: objects.Default().TypeOf, Logger: log,
 			Credentials: creds, DTLS: coapd.DTLSConfig{SessionFile: file,
-				OnHandshake: func(netip.AddrPort, string) { handshakes.Add(1) }}})
+				OnHandshake: func(netip.AddrPort, string, bool) { handshakes.Add(1) }}})
 		if err := srv.StartDTLS(addr); err != nil {
 			t.Fatal(err)
 		}
@@ -700,4 +707,100 @@ func TestListenTwiceAndStopUnserved(t *testing.T) {
 		t.Fatalf("DTLS port still bound after Stop: %v", err)
 	}
 	_ = c.Close()
+}
+
+// clientSessions is a client's session cache (by server name), as an
+// nRF91 modem keeps one.
+type clientSessions struct {
+	mu sync.Mutex
+	m  map[string]piondtls.Session
+}
+
+func (c *clientSessions) Set(key []byte, s piondtls.Session) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[string(key)] = s
+	return nil
+}
+
+func (c *clientSessions) Get(key []byte) (piondtls.Session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[string(key)], nil
+}
+
+func (c *clientSessions) Del(key []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, string(key))
+	return nil
+}
+
+// TestDTLSSessionResumption: a device that lost its session (new socket,
+// no Connection ID) but kept its session cache resumes with an abbreviated
+// handshake, is bound to its endpoint again and updates its registration;
+// with its credential removed, resumption is refused as a full handshake
+// would be.
+func TestDTLSSessionResumption(t *testing.T) {
+	s := newSecureStack(t)
+	s.addPSK(t, "urn:imei:1", "dev-1", pskKey)
+	cache := &clientSessions{m: make(map[string]piondtls.Session)}
+	dial := func() (*udpclient.Conn, error) {
+		raddr, _ := net.ResolveUDPAddr("udp", s.dtls)
+		c, err := net.DialUDP("udp", nil, raddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(c), raddr,
+			piondtls.WithPSK(func([]byte) ([]byte, error) { return pskKey, nil }),
+			piondtls.WithPSKIdentityHint([]byte("dev-1")),
+			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+			piondtls.WithServerName("flownexus"),
+			piondtls.WithSessionStore(cache))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := dc.HandshakeContext(ctx); err != nil {
+			_ = dc.Close()
+			return nil, err
+		}
+		cc := coapdtls.Client(dc, options.WithErrors(func(error) {}), options.WithCloseSocket())
+		t.Cleanup(func() { _ = cc.Close() })
+		return cc, nil
+	}
+	cc, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := register(t, cc, "urn:imei:1")
+	if s.handshakes.Load() != 1 || s.resumed.Load() != 0 {
+		t.Fatalf("first handshake: %d, %d resumed", s.handshakes.Load(), s.resumed.Load())
+	}
+
+	cc2, err := dial()
+	if err != nil {
+		t.Fatalf("resumption: %v", err)
+	}
+	// The server counts the handshake once its side completed.
+	for deadline := time.Now().Add(2 * time.Second); s.handshakes.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.handshakes.Load() != 2 || s.resumed.Load() != 1 {
+		t.Fatalf("after resumption: %d handshakes, %d resumed; want 2 and 1", s.handshakes.Load(), s.resumed.Load())
+	}
+	if r := post(t, cc2, loc, message.TextPlain, nil, "lt=600"); r.code != codes.Changed {
+		t.Fatalf("update on the resumed session: %v %q", r.code, r.body)
+	}
+
+	if err := s.creds.Remove(context.Background(), credential.Actor{Name: "test"}, "urn:imei:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dial(); err == nil {
+		t.Fatal("resumption succeeded after the credential was removed")
+	}
+	if s.resumed.Load() != 1 {
+		t.Fatalf("%d resumed handshakes after the credential was removed", s.resumed.Load())
+	}
 }

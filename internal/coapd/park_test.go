@@ -4,6 +4,9 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
+
+	"github.com/pion/dtls/v3"
 )
 
 // newTestDemux is a demultiplexer on a loopback socket nobody reads from.
@@ -253,5 +256,31 @@ func TestSourceKey(t *testing.T) {
 		if got := sourceKey(netip.MustParseAddr(in)); got.String() != want {
 			t.Errorf("sourceKey(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestSessionCache(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newSessionCache(2, time.Hour, func() time.Time { return now })
+	sess := func(id string) dtls.Session { return dtls.Session{ID: []byte(id), Secret: []byte("secret")} }
+	if s, err := c.Get([]byte("none")); err != nil || s.ID != nil {
+		t.Fatalf("miss: %+v %v; want the zero session and no error", s, err)
+	}
+	_ = c.Set([]byte("a"), sess("a"))
+	_ = c.Set([]byte("b"), sess("b"))
+	_ = c.Set([]byte("c"), sess("c")) // drops a, the oldest
+	if s, _ := c.Get([]byte("a")); s.ID != nil || c.Len() != 2 {
+		t.Fatalf("the oldest session was kept beyond the cap: %+v, %d kept", s, c.Len())
+	}
+	if s, _ := c.Get([]byte("b")); string(s.ID) != "b" {
+		t.Fatalf("b: %+v", s)
+	}
+	_ = c.Del([]byte("b"))
+	if s, _ := c.Get([]byte("b")); s.ID != nil {
+		t.Fatal("deleted session returned")
+	}
+	now = now.Add(time.Hour)
+	if s, _ := c.Get([]byte("c")); s.ID != nil || c.Len() != 0 {
+		t.Fatalf("expired session returned: %+v", s)
 	}
 }

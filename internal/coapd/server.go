@@ -109,7 +109,8 @@ type Server struct {
 	srv     *udpserver.Server
 	dtlsSrv *dtlsserver.Server
 
-	sessionsSaved atomic.Bool // Stop saved the sessions once
+	sessionsSaved atomic.Bool   // Stop saved the sessions once
+	sessionCache  *sessionCache // sessions kept for resumption; nil when off
 
 	dmu sync.Mutex
 	dl  *dtlsListener // guarded by dmu
@@ -161,6 +162,16 @@ func New(cfg Config) *Server {
 	}
 	if s.dtlsCfg.CookieTimeout <= 0 {
 		s.dtlsCfg.CookieTimeout = 5 * time.Second
+	}
+	if s.dtlsCfg.SessionCacheSize >= 0 {
+		size, ttl := s.dtlsCfg.SessionCacheSize, s.dtlsCfg.SessionCacheTTL
+		if size == 0 {
+			size = 65536
+		}
+		if ttl <= 0 {
+			ttl = 24 * time.Hour
+		}
+		s.sessionCache = newSessionCache(size, ttl, time.Now)
 	}
 	if s.log == nil {
 		s.log = slog.Default()
