@@ -153,7 +153,7 @@ func (d *demux) routeLocked(b []byte, from netip.AddrPort) (to, also, evicted *a
 	if d.cidLen > 0 && protocol.ContentType(b[0]) == protocol.ContentTypeConnectionID {
 		cid := d.cidOf(b)
 		a := d.byCID[cid]
-		if pk := d.parkedCID[cid]; a == nil && pk != nil {
+		if pk := d.parkedCID[cid]; a == nil && pk != nil && isProtected(b) {
 			a = d.unparkLocked(pk)
 		}
 		return a, nil, nil
@@ -172,7 +172,7 @@ func (d *demux) routeLocked(b []byte, from netip.AddrPort) (to, also, evicted *a
 		// way: it belongs to the old session or, once the new one has
 		// completed and before it took over the address, to the new one.
 		// Each drops what it cannot authenticate.
-		if a == nil {
+		if a == nil && isProtected(b) {
 			a = d.unparkLocked(pk)
 		}
 		return a, p, nil
@@ -184,6 +184,9 @@ func (d *demux) routeLocked(b []byte, from netip.AddrPort) (to, also, evicted *a
 		}
 		return a, nil, evicted
 	case pk != nil:
+		if !isProtected(b) {
+			return nil, nil, nil // nothing a parked session could take
+		}
 		return d.unparkLocked(pk), nil, nil
 	case a == nil:
 		if !isClientHello(b) {
@@ -516,6 +519,14 @@ func (d *demux) Addr() net.Addr { return d.conn.LocalAddr() }
 // isHandshake reports whether b starts with a handshake record.
 func isHandshake(b []byte) bool {
 	return len(b) > 0 && protocol.ContentType(b[0]) == protocol.ContentTypeHandshake
+}
+
+// isProtected reports whether b starts with a record of an established
+// session (epoch 1 or later), the only kind that resumes a parked session:
+// a stray or spoofed datagram of another kind costs no resumption.
+func isProtected(b []byte) bool {
+	const epochOff = 3
+	return len(b) >= recordlayer.FixedHeaderSize && (b[epochOff] != 0 || b[epochOff+1] != 0)
 }
 
 // helloHasCookie reports whether the ClientHello that starts b carries a

@@ -69,6 +69,12 @@ func TestParkedResumedByCIDAndAddress(t *testing.T) {
 	addr := netip.MustParseAddrPort("192.0.2.1:5000")
 	pk := parkOne(t, d, addr, "cid-0001", "ep-1")
 
+	// An epoch-0 record (no session's) from its address resumes nothing.
+	d.route([]byte{0x17, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 7, 0, 2, 0xaa, 0xbb}, addr)
+	if accepted(d) != nil || len(d.parkedSessions()) != 1 {
+		t.Fatal("an epoch-0 datagram resumed a parked session")
+	}
+
 	// A CID record from another address resumes it there.
 	d.route(cidRecord("cid-0001"), netip.MustParseAddrPort("192.0.2.9:6000"))
 	a := accepted(d)
