@@ -31,6 +31,7 @@ import (
 	"github.com/flownexus/flownexus/internal/httpd"
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/jobs"
+	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/store"
@@ -133,6 +134,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Logger:      log,
 		Credentials: a.Credentials,
 		IdleTimeout: opts.IdleTimeout,
+		// A notification too large for one message is completed by
+		// reading the observed resources block-wise.
+		Reread: func(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error) {
+			if obs.Composite {
+				return dm.ReadComposite(ctx, reg.Endpoint, obs.Paths)
+			}
+			return dm.Read(ctx, reg.Endpoint, obs.Path())
+		},
 		// Sessions are saved on stop and resumed on start, so devices need
 		// no new handshake after a planned restart.
 		DTLS: dtlsCfg,

@@ -129,6 +129,16 @@
 // 7641 §3.6), which makes the device drop the observation; so does a
 // non-confirmable one.
 //
+// A notification too large for one message arrives block-wise (Block2
+// NUM=0 with more to come), which go-coap's block-wise layer refuses
+// because no request of the server's is waiting for it. The server takes
+// it first: it acknowledges the block, reads the observed resources in
+// full (Config.Reread, block-wise) and stores that as the notification,
+// once per token and message ID (a retransmitted first block is
+// acknowledged again, not read again). This one is acknowledged before
+// its values are stored: if the read fails, the notification is lost and
+// logged.
+//
 // # Connections and memory
 //
 // go-coap keeps one connection object per remote address with its own

@@ -148,7 +148,7 @@ func (s *Server) newDTLSServer(cfg DTLSConfig, idle time.Duration) *dtlsserver.S
 		options.WithErrors(func(err error) {
 			s.log.Debug("coaps transport", "err", err)
 		}),
-		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpclient.Conn](processReceived)),
+		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpclient.Conn](s.processReceived)),
 		options.WithDTLSHandshakeTimeout(cfg.HandshakeTimeout),
 		udpInactivity{func() udpclient.InactivityMonitor {
 			return &busyMonitor{inner: udpclient.DeferInactivityWhileConfirmableMessagesPending(inactivity.New(idle, onInactive))}

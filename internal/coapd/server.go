@@ -90,6 +90,11 @@ type Config struct {
 	Credentials *credential.Service
 	// DTLS tunes the CoAP/DTLS listener.
 	DTLS DTLSConfig
+	// Reread, when set, reads the resources of an observation in full
+	// (devmgmt.Manager.Read or ReadComposite): the server calls it for a
+	// notification that arrives block-wise and stores its result as the
+	// notification's values. Without it such a notification is dropped.
+	Reread func(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error)
 }
 
 // Server is the CoAP/UDP server. Create it with New, start it with Listen
@@ -108,6 +113,18 @@ type Server struct {
 
 	srv     *udpserver.Server
 	dtlsSrv *dtlsserver.Server
+
+	reread func(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error)
+	// Background work (block-wise notifications) runs under base; Stop
+	// cancels it and waits.
+	base     context.Context
+	stopBase context.CancelFunc
+	bgMu     sync.Mutex
+	stopping bool // guarded by bgMu
+	bg       sync.WaitGroup
+	// blockwiseSeen are the block-wise notifications handled lately, by
+	// token and message ID; guarded by bgMu.
+	blockwiseSeen map[string]time.Time
 
 	sessionsSaved atomic.Bool   // Stop saved the sessions once
 	sessionCache  *sessionCache // sessions kept for resumption; nil when off
@@ -154,6 +171,7 @@ func New(cfg Config) *Server {
 		sessions:   make(map[string]*udpclient.Conn),
 
 		sessionBound: make(chan struct{}),
+		reread:       cfg.Reread,
 		udp:          socket{name: "CoAP"},
 		dtls:         socket{name: "CoAP/DTLS"},
 	}
@@ -176,6 +194,7 @@ func New(cfg Config) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.base, s.stopBase = context.WithCancel(context.Background())
 	if s.lifetime == 0 {
 		s.lifetime = 86400
 	}
@@ -190,7 +209,7 @@ func New(cfg Config) *Server {
 		options.WithErrors(func(err error) {
 			s.log.Debug("coap transport", "err", err)
 		}),
-		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpclient.Conn](processReceived)),
+		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpclient.Conn](s.processReceived)),
 		udpInactivity{func() udpclient.InactivityMonitor {
 			return &busyMonitor{inner: udpclient.DeferInactivityWhileConfirmableMessagesPending(inactivity.New(idle, onInactive))}
 		}},
@@ -293,6 +312,11 @@ func (s *Server) Stop() {
 	s.dtls.stopped()
 	s.srv.Stop()
 	s.udp.stopped()
+	s.bgMu.Lock()
+	s.stopping = true
+	s.bgMu.Unlock()
+	s.stopBase()
+	s.bg.Wait()
 }
 
 // ErrNoSession is matched by Dial for a DTLS device with no live session:
@@ -366,9 +390,12 @@ const (
 // go-coap answers a confirmable message with an ACK of its own (and caches
 // it for duplicates), and only an empty answer escapes both, so the change
 // is made after go-coap's handling.
-func processReceived(req *pool.Message, cc *udpclient.Conn, handler config.HandlerFunc[*udpclient.Conn]) {
+func (s *Server) processReceived(req *pool.Message, cc *udpclient.Conn, handler config.HandlerFunc[*udpclient.Conn]) {
 	mid := req.MessageID()
 	isResponse := req.Code() >= codes.Created
+	if isResponse && s.blockwiseNotification(req, cc) {
+		return
+	}
 	if m, ok := cc.InactivityMonitor().(*busyMonitor); ok {
 		m.busy.Add(1)
 		defer func() {
