@@ -72,13 +72,7 @@ func BenchmarkDTLSHandshake(b *testing.B) {
 	b.Run("psk", func(b *testing.B) {
 		s := newSecureStackWith(b, true)
 		s.addPSK(b, "urn:imei:1", "dev-1", pskKey)
-		run(b, s.dtls, func() []piondtls.ClientOption {
-			return []piondtls.ClientOption{
-				piondtls.WithPSK(func([]byte) ([]byte, error) { return pskKey, nil }),
-				piondtls.WithPSKIdentityHint([]byte("dev-1")),
-				piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-			}
-		})
+		run(b, s.dtls, func() []piondtls.ClientOption { return pskClient("dev-1", pskKey) })
 	})
 	b.Run("psk-resumed", func(b *testing.B) {
 		// Abbreviated handshakes: each client resumes the session its
@@ -86,13 +80,7 @@ func BenchmarkDTLSHandshake(b *testing.B) {
 		s := newSecureStackWith(b, true)
 		s.addPSK(b, "urn:imei:1", "dev-1", pskKey)
 		run(b, s.dtls, func() []piondtls.ClientOption {
-			return []piondtls.ClientOption{
-				piondtls.WithPSK(func([]byte) ([]byte, error) { return pskKey, nil }),
-				piondtls.WithPSKIdentityHint([]byte("dev-1")),
-				piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-				piondtls.WithServerName("flownexus"),
-				piondtls.WithSessionStore(benchSessions),
-			}
+			return append(pskClient("dev-1", pskKey), piondtls.WithServerName("flownexus"), piondtls.WithSessionStore(benchSessions))
 		})
 		if n := s.resumed.Load(); n < int64(b.N)/2 {
 			b.Fatalf("%d of %d handshakes resumed", n, b.N)

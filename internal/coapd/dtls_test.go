@@ -127,6 +127,24 @@ func dialPSK(t testing.TB, addr, identity string, key []byte, h udpclient.Handle
 // close_notify, as a rebooting device does.
 func dialPSKFrom(t testing.TB, laddr *net.UDPAddr, addr, identity string, key []byte, h udpclient.HandlerFunc) (*udpclient.Conn, *net.UDPConn, error) {
 	t.Helper()
+	opts := append(pskClient(identity, key), piondtls.WithConnectionIDGenerator(piondtls.OnlySendCIDGenerator()))
+	return dialDTLS(t, laddr, addr, h, opts...)
+}
+
+// pskClient are the handshake options of a PSK client (CCM_8).
+func pskClient(identity string, key []byte) []piondtls.ClientOption {
+	return []piondtls.ClientOption{
+		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+		piondtls.WithPSKIdentityHint([]byte(identity)),
+		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
+	}
+}
+
+// dialDTLS completes a handshake with the server at addr from laddr (nil:
+// any) with the given client options and returns the CoAP connection over
+// it and its UDP socket; h, when set, answers the server's requests.
+func dialDTLS(t testing.TB, laddr *net.UDPAddr, addr string, h udpclient.HandlerFunc, opts ...piondtls.ClientOption) (*udpclient.Conn, *net.UDPConn, error) {
+	t.Helper()
 	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -135,12 +153,7 @@ func dialPSKFrom(t testing.TB, laddr *net.UDPAddr, addr, identity string, key []
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(c), raddr,
-		piondtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
-		piondtls.WithPSKIdentityHint([]byte(identity)),
-		piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-		piondtls.WithConnectionIDGenerator(piondtls.OnlySendCIDGenerator()),
-	)
+	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(c), raddr, opts...)
 	if err != nil {
 		_ = c.Close()
 		t.Fatal(err)
@@ -151,11 +164,11 @@ func dialPSKFrom(t testing.TB, laddr *net.UDPAddr, addr, identity string, key []
 		_ = dc.Close()
 		return nil, nil, err
 	}
-	opts := []udp.Option{options.WithErrors(func(error) {}), options.WithCloseSocket()}
+	copts := []udp.Option{options.WithErrors(func(error) {}), options.WithCloseSocket()}
 	if h != nil {
-		opts = append(opts, options.WithHandlerFunc(h))
+		copts = append(copts, options.WithHandlerFunc(h))
 	}
-	cc := coapdtls.Client(dc, opts...)
+	cc := coapdtls.Client(dc, copts...)
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc, c, nil
 }
@@ -746,29 +759,9 @@ func TestDTLSSessionResumption(t *testing.T) {
 	s.addPSK(t, "urn:imei:1", "dev-1", pskKey)
 	cache := &clientSessions{m: make(map[string]piondtls.Session)}
 	dial := func() (*udpclient.Conn, error) {
-		raddr, _ := net.ResolveUDPAddr("udp", s.dtls)
-		c, err := net.DialUDP("udp", nil, raddr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(c), raddr,
-			piondtls.WithPSK(func([]byte) ([]byte, error) { return pskKey, nil }),
-			piondtls.WithPSKIdentityHint([]byte("dev-1")),
-			piondtls.WithCipherSuites(piondtls.TLS_PSK_WITH_AES_128_CCM_8),
-			piondtls.WithServerName("flownexus"),
-			piondtls.WithSessionStore(cache))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := dc.HandshakeContext(ctx); err != nil {
-			_ = dc.Close()
-			return nil, err
-		}
-		cc := coapdtls.Client(dc, options.WithErrors(func(error) {}), options.WithCloseSocket())
-		t.Cleanup(func() { _ = cc.Close() })
-		return cc, nil
+		opts := append(pskClient("dev-1", pskKey), piondtls.WithServerName("flownexus"), piondtls.WithSessionStore(cache))
+		cc, _, err := dialDTLS(t, nil, s.dtls, nil, opts...)
+		return cc, err
 	}
 	cc, err := dial()
 	if err != nil {

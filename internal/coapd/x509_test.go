@@ -18,11 +18,8 @@ import (
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
-	dtlsnet "github.com/pion/dtls/v3/pkg/net"
-	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/options"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/flownexus/flownexus/internal/coapd"
@@ -127,27 +124,10 @@ func newCertStack(t testing.TB, ca *testCA) *secureStack {
 // verifying the server against ca.
 func dialCert(t testing.TB, addr string, ca *testCA, cert tls.Certificate) (*udpclient.Conn, error) {
 	t.Helper()
-	raddr, _ := net.ResolveUDPAddr("udp", addr)
-	c, err := net.DialUDP("udp", nil, raddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dc, err := piondtls.ClientWithOptions(dtlsnet.PacketConnFromConn(c), raddr,
+	cc, _, err := dialDTLS(t, nil, addr, nil,
 		piondtls.WithCertificates(cert), piondtls.WithRootCAs(ca.pool), piondtls.WithServerName("127.0.0.1"),
-		piondtls.WithCipherSuites(piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := dc.HandshakeContext(ctx); err != nil {
-		_ = dc.Close()
-		return nil, err
-	}
-	cc := coapdtls.Client(dc, options.WithErrors(func(error) {}), options.WithCloseSocket())
-	t.Cleanup(func() { _ = cc.Close() })
-	return cc, nil
+		piondtls.WithCipherSuites(piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8))
+	return cc, err
 }
 
 func TestDTLSCertificateRegistration(t *testing.T) {
