@@ -1,6 +1,7 @@
 // Package api is the REST API under /api/v1: endpoints, their latest
 // values and history, device operations run now against online devices,
-// and operations queued for delivery when the device is reachable.
+// operations queued for delivery when the device is reachable, and a live
+// stream of events (Server-Sent Events).
 // Requests authenticate with a bearer API token (made by `flownexus token
 // create`); the API is never open. Every error has one JSON shape
 // (Problem, RFC 9457 problem+json). The OpenAPI 3.1 document is served at
@@ -22,6 +23,7 @@ import (
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/events"
 	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 	"github.com/flownexus/flownexus/internal/store"
@@ -48,12 +50,24 @@ type Options struct {
 	// Credentials manages device DTLS credentials behind /credentials;
 	// nil leaves those routes out.
 	Credentials *credential.Service
+	// Events is the bus behind /events/stream; nil leaves that route out.
+	Events *events.Bus
+	// Topics are the topics the event stream's filter accepts and its
+	// OpenAPI description lists; events of other topics are streamed to
+	// clients that do not filter by topic.
+	Topics []StreamTopic
+	// KeepAlive is how often an event stream sends a keep-alive comment;
+	// 0 means 15 s.
+	KeepAlive time.Duration
 }
 
 // API serves the REST API.
 type API struct {
 	opts    Options
 	handler http.Handler
+
+	closing   chan struct{} // closed by CloseStreams
+	closeOnce sync.Once
 }
 
 type ctxKey struct{}
@@ -79,8 +93,11 @@ func New(o Options) *API {
 	if o.OpTimeout == 0 {
 		o.OpTimeout = 30 * time.Second
 	}
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = 15 * time.Second
+	}
 	installErrors.Do(func() { huma.NewError = newProblem })
-	a := &API{opts: o}
+	a := &API{opts: o, closing: make(chan struct{})}
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("flownexus API", o.Version)
 	cfg.Info.Description = "Manage LwM2M devices: endpoints, values, history and device operations."
@@ -99,6 +116,9 @@ func New(o Options) *API {
 	}
 	if o.Credentials != nil {
 		a.credentialRoutes(hapi)
+	}
+	if o.Events != nil {
+		a.streamRoutes(hapi)
 	}
 	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, newProblem(http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path).(*Problem))

@@ -81,7 +81,9 @@ func (a *API) toValue(p lwm2m.Path, v lwm2m.Value, deviceTime, received time.Tim
 		DeviceTime: optTime(deviceTime), ReceivedAt: optTime(received)}
 }
 
-func (a *API) recordValues(rs []lwm2m.Record) []Value {
+// RecordValues renders records as the API shows values: path, resource
+// name, type, JSON value and the device's timestamp.
+func (a *API) RecordValues(rs []lwm2m.Record) []Value {
 	out := make([]Value, 0, len(rs))
 	for _, r := range rs {
 		out = append(out, a.toValue(r.Path, r.Value, r.Time, time.Time{}))

@@ -195,7 +195,7 @@ func (a *API) read(ctx context.Context, in *readInput) (*resultOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "read", Paths: pathStrings(paths), Values: a.recordValues(rs)}}, nil
+	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "read", Paths: pathStrings(paths), Values: a.RecordValues(rs)}}, nil
 }
 
 func (a *API) discover(ctx context.Context, in *readInput) (*resultOutput, error) {
@@ -345,7 +345,7 @@ func (a *API) write(ctx context.Context, in *writeInput) (*resultOutput, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "write", Paths: pathStrings(paths), Values: a.recordValues(rs)}}, nil
+	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "write", Paths: pathStrings(paths), Values: a.RecordValues(rs)}}, nil
 }
 
 func (a *API) execute(ctx context.Context, in *executeInput) (*resultOutput, error) {
@@ -488,7 +488,7 @@ func (a *API) observe(ctx context.Context, in *readInput) (*resultOutput, error)
 	}
 	token := fmt.Sprintf("%x", obs.Token)
 	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "observe", Paths: pathStrings(paths),
-		Values: a.recordValues(rs), Observation: token}}, nil
+		Values: a.RecordValues(rs), Observation: token}}, nil
 }
 
 func (a *API) cancelObserve(ctx context.Context, in *readInput) (*resultOutput, error) {

@@ -285,7 +285,7 @@ func (a *API) toQueued(ctx context.Context, endpoint string, op store.Operation,
 	}
 	if r, err := jobs.DecodeRequest(op); err == nil {
 		if len(r.Records) > 0 {
-			q.Values = a.recordValues(r.Records)
+			q.Values = a.RecordValues(r.Records)
 		}
 		if r.Kind == jobs.KindWrite {
 			q.Mode = "replace"
@@ -302,7 +302,7 @@ func (a *API) toQueued(ctx context.Context, endpoint string, op store.Operation,
 		}
 		qr := &QueuedResult{Location: "", Observation: hex.EncodeToString(res.Observation)}
 		if len(res.Records) > 0 {
-			qr.Values = a.recordValues(res.Records)
+			qr.Values = a.RecordValues(res.Records)
 		}
 		if res.Location.Depth() > 0 {
 			qr.Location = res.Location.String()

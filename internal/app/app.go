@@ -58,6 +58,9 @@ type Options struct {
 	// connection state, or live DTLS session, outlasts its last message
 	// (a registered DTLS device's session is then parked); 0 means 30 s.
 	IdleTimeout time.Duration
+	// StreamKeepAlive is how often the API's event stream sends a
+	// keep-alive comment; 0 means 15 s.
+	StreamKeepAlive time.Duration
 }
 
 // App is a composed flownexus server. Its exported fields are the parts,
@@ -70,8 +73,11 @@ type App struct {
 	Ingest   *ingest.Writer
 	CoAP     *coapd.Server
 	Devices  *devmgmt.Manager
-	Events   *events.Bus
-	Jobs     *jobs.Queue
+	// Events carries what happens, live: the device topics of this
+	// package (TopicRegistered, TopicValues, ...) and jobs.TopicOperation.
+	// GET /api/v1/events/stream serves it.
+	Events *events.Bus
+	Jobs   *jobs.Queue
 	// Credentials are the devices' DTLS credentials (CLI, API, DTLS).
 	Credentials *credential.Service
 	API         *api.API
@@ -150,6 +156,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 				dm.AutoObserve(act.Registration)
 			}
 			jq.Wake(act.Registration)
+			a.publishValues(act)
 		},
 	})
 	dm = devmgmt.New(devmgmt.Config{
@@ -162,6 +169,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	})
 	a.Devices = dm
 	a.Events = &events.Bus{}
+	a.Registry.Subscribe(a.publishRegistration)
 	jq, err = jobs.New(jobs.Config{
 		Store: st, Registry: a.Registry, Devices: dm, Events: a.Events, Logger: log,
 		ReceiveWindow: opts.ReceiveWindow, AttemptTimeout: opts.OpTimeout, PollInterval: opts.JobPollInterval,
@@ -185,8 +193,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	a.API = api.New(api.Options{
 		Store: st, Devices: dm, Objects: a.Objects, Logger: log,
 		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: jq, Credentials: a.Credentials,
+		Events: a.Events, Topics: streamTopics, KeepAlive: opts.StreamKeepAlive,
 	})
 	a.web.Handle(api.Prefix+"/", a.API.Handler())
+	// Open event streams end when HTTP shutdown begins, not at its deadline.
+	a.web.OnShutdown(a.API.CloseStreams)
 	return a, nil
 }
 

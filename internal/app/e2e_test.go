@@ -110,6 +110,19 @@ func (s *server) call(t *testing.T, method, path string, body any, out any) int 
 
 func startFleet(t *testing.T, s *server, n int, mod func(*simulator.Config)) *simulator.Fleet {
 	t.Helper()
+	f := newFleet(t, s, n, mod)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// newFleet is startFleet without the Start; the fleet is stopped at the
+// end of the test.
+func newFleet(t *testing.T, s *server, n int, mod func(*simulator.Config)) *simulator.Fleet {
+	t.Helper()
 	cfg := simulator.Config{
 		Server:        s.CoAPAddr().String(),
 		Devices:       n,
@@ -123,11 +136,6 @@ func startFleet(t *testing.T, s *server, n int, mod func(*simulator.Config)) *si
 	}
 	f, err := simulator.NewFleet(cfg)
 	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := f.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -197,6 +197,9 @@ func (l *requestLog) list() []string {
 	return slices.Clone(l.got)
 }
 
+// isOperation selects the events of queued operations.
+func isOperation(ev events.Event) bool { return ev.Topic == jobs.TopicOperation }
+
 // statusesOf drains sub and returns the statuses published for op id.
 func statusesOf(sub *events.Subscription, id int64) []string {
 	var out []string
@@ -217,7 +220,7 @@ func statusesOf(sub *events.Subscription, id int64) []string {
 // both go out, in order, and the read brings back the written value.
 func TestQueuedWriteDeliveredOnNextUpdate(t *testing.T) {
 	s := startServer(t, testConfig(t, t.TempDir()), queueOptions())
-	sub := s.Events.Subscribe(1000, nil)
+	sub := s.Events.Subscribe(1000, isOperation)
 	defer sub.Close()
 	var log requestLog
 	f := startSleepyFleet(t, s, 1, func(c *simulator.Config) { c.OnEvent = log.onEvent })
@@ -316,7 +319,7 @@ func TestQueuedOperationFailsAfterThreeWakes(t *testing.T) {
 // reach it in the order queued, in two rounds within one wake.
 func TestQueueOrderPerDevice(t *testing.T) {
 	s := startServer(t, testConfig(t, t.TempDir()), queueOptions())
-	sub := s.Events.Subscribe(1000, nil)
+	sub := s.Events.Subscribe(1000, isOperation)
 	defer sub.Close()
 	var log requestLog
 	f := startSleepyFleet(t, s, 1, func(c *simulator.Config) { c.OnEvent = log.onEvent })

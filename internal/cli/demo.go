@@ -154,12 +154,13 @@ Try:
 			fmt.Fprintf(iox.Stdout, "  curl -s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -d '{\"path\":\"/3/0\"}' %s/api/v1/endpoints/%s/read   (over DTLS)\n", token, base, ep)
 		}
 	}
-	fmt.Fprintf(iox.Stdout, `  curl -s %s/api/v1/openapi.json   (the API's description)
+	fmt.Fprintf(iox.Stdout, `  curl -N -H "Authorization: Bearer %s" %s/api/v1/events/stream   (live events; ?endpoint=%s for one device)
+  curl -s %s/api/v1/openapi.json   (the API's description)
   curl -s %s/metrics
 
 Ctrl-C stops the fleet (devices deregister) and the server.
 
-`, base, base)
+`, token, base, first, base, base)
 	return run.run(ctx)
 }
 

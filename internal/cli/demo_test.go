@@ -43,6 +43,7 @@ func TestDemoMixedFleet(t *testing.T) {
 		"8 simulated LwM2M devices register with the server: 6 on CoAP [::]:",
 		"2 on CoAP/DTLS [::]:",
 		"/api/v1/credentials   (the DTLS devices' PSK identities, never their keys)",
+		`curl -N -H "Authorization: Bearer ` + token + `" ` + base + `/api/v1/events/stream`,
 		filepath.Join(env["FLOWNEXUS_DATA_DIR"], "demo"),
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -375,7 +375,7 @@ func (s *Server) send(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, st
 		return answer{}, reg.Endpoint, storeError(err)
 	}
 	s.seen(r.Context(), reg, cc, pr)
-	s.activity(r, Activity{Kind: ActivitySend, Registration: reg})
+	s.activity(r, Activity{Kind: ActivitySend, Registration: reg, Records: recs})
 	return answer{code: codes.Changed}, reg.Endpoint, nil
 }
 
@@ -446,9 +446,9 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 	if cf, err := r.ContentFormat(); err == nil {
 		f = lwm2m.MediaType(cf)
 	}
+	var recs []lwm2m.Record
 	body, err := r.ReadBody()
 	if err == nil {
-		var recs []lwm2m.Record
 		recs, err = codec.Decode(f, body, obs.Path(), s.types)
 		if err == nil && len(recs) > 0 {
 			item := ingest.Report(reg.EndpointID, ingest.KindNotify, recs, s.reg.Now())
@@ -468,13 +468,14 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 	if err != nil {
 		// Acknowledged anyway: a retransmission carries the same bad
 		// payload.
+		recs = nil
 		c, _ := codeFor(err)
 		s.log.Info("bad notification", "endpoint", reg.Endpoint, "remote_addr", remoteAddr(w).String(),
 			"path", path, "code", devmgmt.CodeString(c), "err", err)
 	}
 	s.seen(r.Context(), reg, w.Conn(), pr)
 	if s.onActivity != nil {
-		s.onActivity(Activity{Kind: ActivityNotify, Registration: reg})
+		s.onActivity(Activity{Kind: ActivityNotify, Registration: reg, Records: recs})
 	}
 }
 

@@ -59,6 +59,11 @@ func (k ActivityKind) String() string {
 type Activity struct {
 	Kind         ActivityKind
 	Registration registry.Registration
+	// Records are the values a Send or notification reported, as stored;
+	// nil for Register and Update and for a notification whose payload
+	// could not be decoded. They are shared: the callee must not modify
+	// them.
+	Records []lwm2m.Record
 }
 
 // Config wires a Server.

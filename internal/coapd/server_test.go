@@ -477,6 +477,19 @@ func TestSend(t *testing.T) {
 	if err != nil || ev.Kind != ingest.KindSend {
 		t.Fatalf("event %+v %v", ev, err)
 	}
+	// OnActivity gets the Send's records, just after the answer is written.
+	var last coapd.Activity
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		last = s.activities[len(s.activities)-1]
+		s.mu.Unlock()
+		if last.Kind == coapd.ActivitySend || time.Now().After(deadline) {
+			break
+		}
+	}
+	if last.Kind != coapd.ActivitySend || last.Registration.Endpoint != "sender" || !sameRecords(last.Records, recs) {
+		t.Fatalf("send activity: %+v", last)
+	}
 }
 
 // TestRestartKeepsRegistration closes server and store and reopens them on
@@ -692,6 +705,26 @@ func TestNotificationAckedAfterCommit(t *testing.T) {
 	if n := strings.Count(s.logs.String(), "bad notification"); n != 1 {
 		t.Fatalf("%d bad-notification lines:\n%s", n, s.logs.String())
 	}
+	// OnActivity ran before each ACK, with the values stored (none for the
+	// bad payload).
+	s.mu.Lock()
+	var got [][]lwm2m.Record
+	for _, a := range s.activities {
+		if a.Kind == coapd.ActivityNotify {
+			got = append(got, a.Records)
+		}
+	}
+	s.mu.Unlock()
+	want := [][]lwm2m.Record{{{Path: temp, Value: lwm2m.Float(20.5)}}, {{Path: temp, Value: lwm2m.Float(21.25)}}, nil}
+	if !slices.EqualFunc(got, want, sameRecords) {
+		t.Fatalf("notify activities %v, want %v", got, want)
+	}
+}
+
+func sameRecords(a, b []lwm2m.Record) bool {
+	return slices.EqualFunc(a, b, func(a, b lwm2m.Record) bool {
+		return a.Path == b.Path && a.Value.Equal(b.Value) && a.Time.Equal(b.Time)
+	})
 }
 
 // TestStoreUnavailable: with the ingest writer closed (shutdown), Register

@@ -87,6 +87,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	return nil
 }
 
+// OnShutdown registers f to be called, in its own goroutine, when Shutdown
+// begins. Shutdown waits for in-flight requests, so a long-lived response
+// (an event stream) must use this to end itself, or Shutdown lasts until
+// its ctx ends.
+func (s *Server) OnShutdown(f func()) { s.srv.RegisterOnShutdown(f) }
+
 // Shutdown stops accepting, waits for in-flight requests to finish until
 // ctx ends, then closes remaining connections.
 func (s *Server) Shutdown(ctx context.Context) error {
