@@ -117,7 +117,7 @@ func (s *Server) blockwiseNotification(req *pool.Message, cc *udpclient.Conn) bo
 		}
 		s.reg.Seen(reg.ID)
 		if s.onActivity != nil {
-			s.onActivity(Activity{Kind: ActivityNotify, Registration: reg})
+			s.onActivity(Activity{Kind: ActivityNotify, Registration: reg, Records: recs})
 		}
 	})
 	return true
