@@ -301,10 +301,12 @@ func TestEndToEndFleet(t *testing.T) {
 	}
 }
 
-func TestAPIAuthAndErrors(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
-	for _, auth := range []string{"", "Bearer ", "Bearer fnx_wrong", "Basic abc"} {
-		req, _ := http.NewRequest("GET", s.base+"/api/v1/endpoints", nil)
+// unauthorized checks that GET path with each Authorization header (""
+// for none) is refused with 401, a challenge and a problem+json body.
+func (s *server) unauthorized(t *testing.T, path string, auths ...string) {
+	t.Helper()
+	for _, auth := range auths {
+		req, _ := http.NewRequest("GET", s.base+path, nil)
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
@@ -313,12 +315,18 @@ func TestAPIAuthAndErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		var p problemJSON
-		json.NewDecoder(resp.Body).Decode(&p)
+		err = json.NewDecoder(resp.Body).Decode(&p)
 		resp.Body.Close()
-		if resp.StatusCode != 401 || p.Code != "unauthorized" || resp.Header.Get("WWW-Authenticate") == "" {
-			t.Errorf("Authorization %q: %d %+v", auth, resp.StatusCode, p)
+		if err != nil || resp.StatusCode != 401 || p.Code != "unauthorized" || resp.Header.Get("WWW-Authenticate") == "" ||
+			resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("GET %s, Authorization %q: %d %s %+v %v", path, auth, resp.StatusCode, resp.Header, p, err)
 		}
 	}
+}
+
+func TestAPIAuthAndErrors(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s.unauthorized(t, "/api/v1/endpoints", "", "Bearer ", "Bearer fnx_wrong", "Basic abc")
 	var p problemJSON
 	if code := s.call(t, "GET", "/api/v1/endpoints/urn:imei:000000000000000", nil, &p); code != 404 || p.Code != "not_found" {
 		t.Errorf("unknown endpoint: %d %+v", code, p)
