@@ -510,13 +510,17 @@ func (d *Device) step(ctx context.Context) time.Time {
 		d.notify(ctx, n)
 	}
 	if sendDue {
-		d.send(ctx)
+		// The interval runs from when the Send was due, not from its
+		// answer: a slow or failed Send does not shift the schedule (and
+		// a test moving the clock on after the answer sees the same
+		// schedule).
 		d.mu.Lock()
 		d.nextSend = farFuture
 		if d.cfg.SendInterval > 0 {
-			d.nextSend = d.clock.Now().Add(d.cfg.SendInterval)
+			d.nextSend = now.Add(d.cfg.SendInterval)
 		}
 		d.mu.Unlock()
+		d.send(ctx)
 	}
 
 	now = d.clock.Now()
