@@ -24,6 +24,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/options"
 
+	"github.com/flownexus/flownexus/internal/config"
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/simulator"
@@ -60,14 +61,13 @@ func writePEM(t *testing.T, path, kind string, der []byte) {
 	}
 }
 
-// TestDTLSCertificateFromFiles serves X.509 devices with the certificate,
-// key and client CA given as files, as `serve --coaps-cert --coaps-key
-// --coaps-client-ca` does.
-func TestDTLSCertificateFromFiles(t *testing.T) {
-	dir := t.TempDir()
+// certConfig makes a device CA and a server certificate it signed, writes
+// them as PEM files in dir and returns a configuration with DTLS on that
+// names them (data in dir/data), and the CA.
+func certConfig(t *testing.T, dir string) (config.Config, *x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
 	caCert, caKey := issueCert(t, "device CA", true, nil, nil)
 	srvCert, srvKey := issueCert(t, "flownexus", false, caCert, caKey)
-	devCert, devKey := issueCert(t, "urn:imei:490154203237520", false, caCert, caKey)
 	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.CoAPSListen = "127.0.0.1:0"
@@ -75,6 +75,16 @@ func TestDTLSCertificateFromFiles(t *testing.T) {
 	writePEM(t, cfg.DTLSCert, "CERTIFICATE", srvCert.Raw)
 	writePEM(t, cfg.DTLSKey, "EC PRIVATE KEY", keyDER)
 	writePEM(t, cfg.DTLSClientCA, "CERTIFICATE", caCert.Raw)
+	return cfg, caCert, caKey
+}
+
+// TestDTLSCertificateFromFiles serves X.509 devices with the certificate,
+// key and client CA given as files, as `serve --coaps-cert --coaps-key
+// --coaps-client-ca` does.
+func TestDTLSCertificateFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg, caCert, caKey := certConfig(t, dir)
+	devCert, devKey := issueCert(t, "urn:imei:490154203237520", false, caCert, caKey)
 	s := startServer(t, cfg, Options{})
 	const ep = "urn:imei:490154203237520"
 	if _, err := s.Credentials.Add(context.Background(), credential.Actor{Name: "test"},
@@ -125,16 +135,7 @@ func TestDTLSCertificateFromFiles(t *testing.T) {
 // TestDTLSCertificateFleet runs simulated devices with X.509 certificates:
 // they register over DTLS and answer the server's reads.
 func TestDTLSCertificateFleet(t *testing.T) {
-	dir := t.TempDir()
-	caCert, caKey := issueCert(t, "device CA", true, nil, nil)
-	srvCert, srvKey := issueCert(t, "flownexus", false, caCert, caKey)
-	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
-	cfg := testConfig(t, filepath.Join(dir, "data"))
-	cfg.CoAPSListen = "127.0.0.1:0"
-	cfg.DTLSCert, cfg.DTLSKey, cfg.DTLSClientCA = filepath.Join(dir, "srv.pem"), filepath.Join(dir, "srv.key"), filepath.Join(dir, "ca.pem")
-	writePEM(t, cfg.DTLSCert, "CERTIFICATE", srvCert.Raw)
-	writePEM(t, cfg.DTLSKey, "EC PRIVATE KEY", keyDER)
-	writePEM(t, cfg.DTLSClientCA, "CERTIFICATE", caCert.Raw)
+	cfg, caCert, caKey := certConfig(t, t.TempDir())
 	s := startServer(t, cfg, Options{})
 	const n = 2
 	certs := make([]tls.Certificate, n)

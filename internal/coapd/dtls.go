@@ -21,7 +21,6 @@ import (
 	"github.com/pion/logging"
 	dtlsserver "github.com/plgd-dev/go-coap/v3/dtls/server"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
-	"github.com/plgd-dev/go-coap/v3/net/monitor/inactivity"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/options/config"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
@@ -150,25 +149,8 @@ func (s *Server) newDTLSServer(cfg DTLSConfig, idle time.Duration) *dtlsserver.S
 		}),
 		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpclient.Conn](s.processReceived)),
 		options.WithDTLSHandshakeTimeout(cfg.HandshakeTimeout),
-		udpInactivity{func() udpclient.InactivityMonitor {
-			return &busyMonitor{inner: udpclient.DeferInactivityWhileConfirmableMessagesPending(inactivity.New(idle, onInactive))}
-		}},
-		options.WithPeriodicRunner(func(f func(time.Time) bool) {
-			go func() {
-				t := time.NewTicker(min(max(idle/8, 250*time.Millisecond), 2*time.Second))
-				defer t.Stop()
-				var swept time.Time
-				for now := range t.C {
-					if !f(now) {
-						return
-					}
-					if now.Sub(swept) >= max(idle, time.Second) {
-						s.sweepParked()
-						swept = now
-					}
-				}
-			}()
-		}),
+		idleMonitor(idle, onInactive),
+		periodicRunner(idle, s.sweepParked),
 	)
 }
 

@@ -215,20 +215,8 @@ func New(cfg Config) *Server {
 			s.log.Debug("coap transport", "err", err)
 		}),
 		options.WithProcessReceivedMessageFunc(config.ProcessReceivedMessageFunc[*udpclient.Conn](s.processReceived)),
-		udpInactivity{func() udpclient.InactivityMonitor {
-			return &busyMonitor{inner: udpclient.DeferInactivityWhileConfirmableMessagesPending(inactivity.New(idle, onInactive))}
-		}},
-		options.WithPeriodicRunner(func(f func(time.Time) bool) {
-			go func() {
-				t := time.NewTicker(min(max(idle/8, 250*time.Millisecond), 2*time.Second))
-				defer t.Stop()
-				for now := range t.C {
-					if !f(now) {
-						return
-					}
-				}
-			}()
-		}),
+		idleMonitor(idle, onInactive),
+		periodicRunner(idle, nil),
 	)
 	s.dtlsSrv = s.newDTLSServer(s.dtlsCfg, idle)
 	return s
@@ -252,6 +240,36 @@ func (m *busyMonitor) CheckInactivity(now time.Time, cc *udpclient.Conn) {
 		return
 	}
 	m.inner.CheckInactivity(now, cc)
+}
+
+// idleMonitor gives each connection a busyMonitor over go-coap's
+// inactivity monitor, which calls onInactive after idle without traffic.
+func idleMonitor(idle time.Duration, onInactive func(*udpclient.Conn)) udpInactivity {
+	return udpInactivity{func() udpclient.InactivityMonitor {
+		return &busyMonitor{inner: udpclient.DeferInactivityWhileConfirmableMessagesPending(inactivity.New(idle, onInactive))}
+	}}
+}
+
+// periodicRunner runs go-coap's connection housekeeping often enough for
+// the idle timeout (idle/8, between 250 ms and 2 s) and, when every is
+// set, calls it about once per idle timeout (at least 1 s apart).
+func periodicRunner(idle time.Duration, every func()) options.PeriodicRunnerOpt {
+	return options.WithPeriodicRunner(func(f func(time.Time) bool) {
+		go func() {
+			t := time.NewTicker(min(max(idle/8, 250*time.Millisecond), 2*time.Second))
+			defer t.Stop()
+			var last time.Time
+			for now := range t.C {
+				if !f(now) {
+					return
+				}
+				if every != nil && now.Sub(last) >= max(idle, time.Second) {
+					every()
+					last = now
+				}
+			}
+		}()
+	})
 }
 
 // udpInactivity installs an inactivity monitor factory on the UDP server.
