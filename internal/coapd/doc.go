@@ -172,6 +172,8 @@
 // pay a retransmission timeout per dropped datagram.
 //
 // Only the Send operation over plain CoAP is attributed to a device by its
-// source address (it names no registration; nothing better exists there).
-// Over DTLS it is attributed by the session's identity.
+// source address (it names no registration; nothing better exists there):
+// the registration last made or updated from that address, in memory or,
+// after a restart, in the store (registry.LookupAddr). Over DTLS it is
+// attributed by the session's identity.
 package coapd

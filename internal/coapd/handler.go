@@ -338,7 +338,14 @@ func (s *Server) send(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, st
 			return answer{}, pr.endpoint, err
 		}
 	} else {
-		reg, ok = s.reg.ByAddr(addr)
+		var err error
+		reg, err = s.reg.LookupAddr(r.Context(), addr)
+		switch {
+		case err == nil:
+			ok = true
+		case !errors.Is(err, registry.ErrNotFound):
+			return answer{}, "", err
+		}
 	}
 	if !ok {
 		return answer{}, "", fmt.Errorf("%w: send from %s", errForbidden, addr)

@@ -147,6 +147,45 @@ func TestAddressIndex(t *testing.T) {
 	}
 }
 
+// TestLookupAddrAfterRestart: a registry with nothing in memory (after a
+// restart) finds a plain-CoAP device by the address in its stored
+// registration, and then holds it in memory; DTLS registrations and ended
+// ones are not found by address.
+func TestLookupAddrAfterRestart(t *testing.T) {
+	r, st, c, _ := setup(t, 0)
+	ctx := context.Background()
+	reg, err := r.Register(ctx, req("a", 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := req("d", 1001)
+	d.Transport = registry.TransportDTLS
+	if _, err := r.Register(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := r.Register(ctx, req("gone", 1002))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Deregister(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	r2 := registry.New(st, registry.Options{Clock: c})
+	got, err := r2.LookupAddr(ctx, reg.Addr)
+	if err != nil || got.ID != reg.ID || got.Endpoint != "a" {
+		t.Fatalf("LookupAddr after restart: %+v, %v", got, err)
+	}
+	if mem, ok := r2.ByAddr(reg.Addr); !ok || mem.ID != reg.ID {
+		t.Fatal("restored registration not indexed by address")
+	}
+	for _, addr := range []netip.AddrPort{d.Addr, gone.Addr, netip.MustParseAddrPort("192.0.2.1:9")} {
+		if _, err := r2.LookupAddr(ctx, addr); !errors.Is(err, registry.ErrNotFound) {
+			t.Errorf("LookupAddr(%s): %v, want ErrNotFound", addr, err)
+		}
+	}
+}
+
 func TestSweepWithGrace(t *testing.T) {
 	r, st, c, _ := setup(t, 10*time.Second)
 	ctx := context.Background()

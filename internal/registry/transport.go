@@ -101,3 +101,23 @@ func (r *Registry) LookupEndpoint(ctx context.Context, name string) (Registratio
 	}
 	return r.restore(ctx, ep.RegistrationID)
 }
+
+// LookupAddr returns the live plain-CoAP registration whose device last
+// registered, updated or was restored from addr. One not in memory is
+// restored from the store, as Lookup does by ID: a Send names no
+// registration, so after a restart its device is found by the address in
+// its stored registration. It returns an error matching ErrNotFound when
+// no online plain-CoAP registration has that address.
+func (r *Registry) LookupAddr(ctx context.Context, addr netip.AddrPort) (Registration, error) {
+	if reg, ok := r.ByAddr(addr); ok {
+		return reg, nil
+	}
+	ep, err := r.st.GetOnlineEndpointByAddress(ctx, addrString(addr))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ep.RegistrationID == "") {
+		return Registration{}, fmt.Errorf("registry: address %s: %w", addr, ErrNotFound)
+	}
+	if err != nil {
+		return Registration{}, fmt.Errorf("registry: address %s: %w", addr, err)
+	}
+	return r.restore(ctx, ep.RegistrationID)
+}

@@ -1,0 +1,12 @@
+-- Online plain-CoAP registrations by the device's address: a Send names no
+-- registration, so after a restart (or on another node) the server finds
+-- the device that sent it by its source address in the stored
+-- registration (Store.GetOnlineEndpointByAddress).
+-- migrations/sqlite/00008_endpoint_address.sql is the same change for
+-- SQLite.
+
+-- +goose Up
+CREATE INDEX endpoint_online_address ON endpoint (address) WHERE online;
+
+-- +goose Down
+DROP INDEX endpoint_online_address;
