@@ -17,9 +17,13 @@ import (
 func TestSendAfterRestart(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	s := startServer(t, cfg, Options{})
+	// The devices reach the server through a NAT that keeps their
+	// addresses while the server restarts.
+	nat := newNAT(t, s.CoAPAddr())
 	var mu sync.Mutex
 	refused := map[codes.Code]int{}
 	f := startFleet(t, s, 5, func(c *simulator.Config) {
+		c.Server = nat.Addr()
 		c.Version = "1.1"
 		c.SendInterval = 100 * time.Millisecond
 		c.Lifetime = time.Hour // no Update during the test

@@ -427,10 +427,15 @@ func (d *Device) step(ctx context.Context) time.Time {
 	// go-coap closes a client connection when its socket reports an
 	// error, e.g. ICMP port unreachable while the server restarts. A real
 	// device keeps running: open a new socket, as after a NAT rebinding,
-	// and keep the registration.
+	// keep the registration and tell the server its new address with an
+	// Update (LwM2M 1.1 Transport §6.4: the server knows a plain-CoAP
+	// device only by the address it registered or updated from).
 	if c := d.connection(); c != nil && c.Context().Err() != nil {
 		d.log.Debug("socket closed, opening a new one", "endpoint", d.endpoint)
 		d.reconnect()
+		d.mu.Lock()
+		d.wantUpdate = d.registered
+		d.mu.Unlock()
 	}
 	now := d.clock.Now()
 	d.mu.Lock()
