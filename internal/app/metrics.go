@@ -15,6 +15,8 @@ type deviceMetrics struct {
 	regs       *prometheus.Desc
 	sessions   *prometheus.Desc
 	state      *prometheus.Desc
+	inflight   *prometheus.Desc
+	refused    *prometheus.Desc
 }
 
 func newDeviceMetrics(a *App) *deviceMetrics {
@@ -31,6 +33,11 @@ func newDeviceMetrics(a *App) *deviceMetrics {
 			[]string{"state"}, nil),
 		state: prometheus.NewDesc("flownexus_dtls_parked_state_bytes",
 			"Bytes of exported state held by parked DTLS sessions.", nil, nil),
+		inflight: prometheus.NewDesc("flownexus_coap_inflight",
+			"Device messages (CoAP and CoAP/DTLS) queued or being handled.", nil, nil),
+		refused: prometheus.NewDesc("flownexus_coap_refused_total",
+			"Device messages refused by admission (a request gets 5.03 with Max-Age, a notification no answer), by reason: conn (too many from one address and port), source (from one host), server (in all), rate (Registers of one host), draining (stopping).",
+			[]string{"reason"}, nil),
 	}
 }
 
@@ -49,6 +56,8 @@ func (m *deviceMetrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.regs
 	ch <- m.sessions
 	ch <- m.state
+	ch <- m.inflight
+	ch <- m.refused
 }
 
 func (m *deviceMetrics) Collect(ch chan<- prometheus.Metric) {
@@ -58,4 +67,9 @@ func (m *deviceMetrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.sessions, prometheus.GaugeValue, float64(st.Live), "live")
 	ch <- prometheus.MustNewConstMetric(m.sessions, prometheus.GaugeValue, float64(st.Parked), "parked")
 	ch <- prometheus.MustNewConstMetric(m.state, prometheus.GaugeValue, float64(st.ParkedStateBytes))
+	adm := m.a.CoAP.AdmissionStats()
+	ch <- prometheus.MustNewConstMetric(m.inflight, prometheus.GaugeValue, float64(adm.InFlight))
+	for _, reason := range []string{"conn", "source", "server", "rate", "draining"} {
+		ch <- prometheus.MustNewConstMetric(m.refused, prometheus.CounterValue, float64(adm.Refused[reason]), reason)
+	}
 }

@@ -88,7 +88,7 @@ func (s *Server) blockwiseNotification(req *pool.Message, cc *udpclient.Conn) bo
 		ack.SetMessageID(req.MessageID())
 		// Straight to the socket: go-coap's block-wise and exchange
 		// layers would treat an empty message as a request of ours.
-		err := cc.Session().WriteMessage(ack)
+		err := writeAnswer(cc, req, ack)
 		cc.ReleaseMessage(ack)
 		if err != nil {
 			s.log.Warn("block-wise notification not acknowledged", "endpoint", reg.Endpoint, "err", err)

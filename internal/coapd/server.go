@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,6 +86,13 @@ type Config struct {
 	// DefaultLifetime is the lifetime of a Register without lt; <= 0
 	// means 86400 s, the LwM2M default.
 	DefaultLifetime uint32
+	// MaxLifetime caps the lifetime of a Register or Update (seconds); a
+	// longer lt= is taken as MaxLifetime. 0 means no cap.
+	MaxLifetime uint32
+	// Known, when set, is the register policy "known": a plain-CoAP
+	// Register of an endpoint for which it reports false is refused with
+	// 4.03. nil accepts every endpoint.
+	Known func(ctx context.Context, endpoint string) (bool, error)
 	// Logger receives the request log and go-coap's errors; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -95,6 +103,10 @@ type Config struct {
 	Credentials *credential.Service
 	// DTLS tunes the CoAP/DTLS listener.
 	DTLS DTLSConfig
+	// Admission bounds the device messages worked on at once, per
+	// connection, per source and in all, and the Registers a source may
+	// make; see AdmissionConfig.
+	Admission AdmissionConfig
 	// Reread, when set, reads the resources of an observation in full
 	// (devmgmt.Manager.Read or ReadComposite): the server calls it for a
 	// notification that arrives block-wise and stores its result as the
@@ -110,11 +122,15 @@ type Server struct {
 	types      lwm2m.TypeFunc
 	onActivity func(Activity)
 	lifetime   uint32
-	log        *slog.Logger
+	// maxLifetime is Config.MaxLifetime; 0: none.
+	maxLifetime uint32
+	known       func(ctx context.Context, endpoint string) (bool, error)
+	log         *slog.Logger
 
 	creds   *credential.Service
 	dtlsCfg DTLSConfig
 	refused refusalLimiter
+	adm     *admission
 
 	srv     *udpserver.Server
 	dtlsSrv *dtlsserver.Server
@@ -164,18 +180,21 @@ func New(cfg Config) *Server {
 		panic("coapd: Config.Registry and Config.Ingest are required")
 	}
 	s := &Server{
-		reg:        cfg.Registry,
-		ingest:     cfg.Ingest,
-		types:      cfg.Types,
-		onActivity: cfg.OnActivity,
-		lifetime:   cfg.DefaultLifetime,
-		log:        cfg.Logger,
-		conns:      make(map[netip.AddrPort]*udpclient.Conn),
-		creds:      cfg.Credentials,
-		dtlsCfg:    cfg.DTLS,
-		sessions:   make(map[string]*udpclient.Conn),
+		reg:         cfg.Registry,
+		ingest:      cfg.Ingest,
+		types:       cfg.Types,
+		onActivity:  cfg.OnActivity,
+		lifetime:    cfg.DefaultLifetime,
+		maxLifetime: cfg.MaxLifetime,
+		known:       cfg.Known,
+		log:         cfg.Logger,
+		conns:       make(map[netip.AddrPort]*udpclient.Conn),
+		creds:       cfg.Credentials,
+		dtlsCfg:     cfg.DTLS,
+		sessions:    make(map[string]*udpclient.Conn),
 
 		sessionBound: make(chan struct{}),
+		adm:          newAdmission(cfg.Admission, time.Now),
 		reread:       cfg.Reread,
 		udp:          socket{name: "CoAP"},
 		dtls:         socket{name: "CoAP/DTLS"},
@@ -202,6 +221,9 @@ func New(cfg Config) *Server {
 	s.base, s.stopBase = context.WithCancel(context.Background())
 	if s.lifetime == 0 {
 		s.lifetime = 86400
+	}
+	if s.maxLifetime != 0 && s.lifetime > s.maxLifetime {
+		s.lifetime = s.maxLifetime
 	}
 	idle := cfg.IdleTimeout
 	if idle <= 0 {
@@ -408,23 +430,102 @@ const (
 	answerNone  = 2
 )
 
-// processReceived runs go-coap's handling of a received message and then
-// applies the answer the notification handler asked for with optAnswer:
-// go-coap answers a confirmable message with an ACK of its own (and caches
-// it for duplicates), and only an empty answer escapes both, so the change
-// is made after go-coap's handling.
+// processReceived is go-coap's hook for every received message that is
+// not a duplicate or an answer go-coap matched itself; it runs on the
+// connection's reader goroutine. It asks admission whether the message is
+// worked on: an admitted message is handled on the connection's worker
+// goroutine (serve), a refused one is answered at once, and the reader
+// goes back to the socket without waiting for the store.
 func (s *Server) processReceived(req *pool.Message, cc *udpclient.Conn, handler config.HandlerFunc[*udpclient.Conn]) {
+	src := sourceKey(connAddr(cc).Addr())
+	switch v, why := s.adm.admit(cc, src, req, isRegister(req), handler); v {
+	case admitRun:
+		s.hold(cc)
+		go s.work(cc, job{req: req, handler: handler})
+	case admitQueued:
+		s.hold(cc)
+	case admitDuplicate:
+		cc.ReleaseMessage(req)
+	case admitRefused:
+		s.refuseMessage(cc, req, why)
+		cc.ReleaseMessage(req)
+	}
+}
+
+// refuseMessage answers a message admission refused, straight to the
+// socket: a request with 5.03 and a Max-Age the device should wait, a
+// notification with nothing, so that the device retransmits it. The
+// answer is not cached for duplicates (a retransmission is decided
+// again), so a flood leaves nothing behind.
+func (s *Server) refuseMessage(cc *udpclient.Conn, req *pool.Message, why string) {
+	if req.Code() >= codes.Created || req.Type() == message.Acknowledgement || req.Type() == message.Reset {
+		return
+	}
+	resp := cc.AcquireMessage(cc.Context())
+	defer cc.ReleaseMessage(resp)
+	resp.SetCode(codes.ServiceUnavailable)
+	resp.SetToken(req.Token())
+	if req.Type() == message.Confirmable {
+		resp.SetType(message.Acknowledgement)
+		resp.SetMessageID(req.MessageID())
+	} else {
+		resp.SetType(message.NonConfirmable)
+		resp.SetMessageID(cc.GetMessageID())
+	}
+	resp.SetOptionUint32(message.MaxAge, s.adm.retryAfter())
+	if err := writeAnswer(cc, req, resp); err != nil {
+		s.log.Debug("coap refusal not sent", "remote_addr", connAddr(cc).String(), "err", err)
+	}
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("coap request refused: server busy", "remote_addr", connAddr(cc).String(),
+			"path", "/"+strings.Join(pathSegments(req), "/"), "reason", why)
+	}
+}
+
+// writeAnswer writes resp, an answer to req, straight to cc's socket (past
+// go-coap's exchange and block-wise layers), from the local address req
+// arrived at (a wildcard listener has several).
+func writeAnswer(cc *udpclient.Conn, req, resp *pool.Message) error {
+	if cm := req.ControlMessage(); cm != nil && len(cm.Dst) > 0 && !cm.Dst.IsMulticast() {
+		resp.SetControlMessage(&coapnet.ControlMessage{Src: cm.Dst, IfIndex: cm.IfIndex})
+	}
+	return cc.Session().WriteMessage(resp)
+}
+
+// hold keeps cc from the idle timeout while a message of it is queued or
+// running; work releases it.
+func (s *Server) hold(cc *udpclient.Conn) {
+	if m, ok := cc.InactivityMonitor().(*busyMonitor); ok {
+		m.busy.Add(1)
+	}
+}
+
+// work serves the admitted messages of cc, first j, one after another.
+func (s *Server) work(cc *udpclient.Conn, j job) {
+	for {
+		s.serve(j.req, cc, j.handler)
+		if m, ok := cc.InactivityMonitor().(*busyMonitor); ok {
+			m.inner.Notify()
+			m.busy.Add(-1)
+		}
+		var more bool
+		if j, more = s.adm.done(cc); !more {
+			return
+		}
+	}
+}
+
+// serve runs go-coap's handling of a received message and then applies
+// the answer the notification handler asked for with optAnswer: go-coap
+// answers a confirmable message with an ACK of its own (and caches it for
+// duplicates), and only an empty answer escapes both, so the change is
+// made after go-coap's handling.
+func (s *Server) serve(req *pool.Message, cc *udpclient.Conn, handler config.HandlerFunc[*udpclient.Conn]) {
 	mid := req.MessageID()
 	isResponse := req.Code() >= codes.Created
 	if isResponse && s.blockwiseNotification(req, cc) {
+		cc.ReleaseMessage(req)
 		return
-	}
-	if m, ok := cc.InactivityMonitor().(*busyMonitor); ok {
-		m.busy.Add(1)
-		defer func() {
-			m.inner.Notify()
-			m.busy.Add(-1)
-		}()
 	}
 	cc.ProcessReceivedMessageWithHandler(req, func(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool.Message) {
 		handler(w, r)
