@@ -116,9 +116,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	a.Ingest = ingest.New(st, ingest.Options{Logger: log})
 	a.Registry = registry.New(st, registry.Options{
-		Grace:  opts.RegistrationGrace,
-		Logger: log,
-		Ingest: a.Ingest,
+		Grace:     opts.RegistrationGrace,
+		Retention: cfg.OfflineRetention,
+		Logger:    log,
+		Ingest:    a.Ingest,
 	})
 	if a.Credentials, err = credential.New(st, cfg.SecretKey); err != nil {
 		st.Close()
@@ -140,6 +141,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Logger:      log,
 		Credentials: a.Credentials,
 		IdleTimeout: opts.IdleTimeout,
+		MaxLifetime: uint32(cfg.MaxLifetime / time.Second),
+		Known:       knownEndpoints(cfg, st),
 		// A notification too large for one message is completed by
 		// reading the observed resources block-wise.
 		Reread: func(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error) {
@@ -321,6 +324,15 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, migrate
 		}
 	}
 	return st, nil
+}
+
+// knownEndpoints is coapd.Config.Known for the register policy: nil
+// (every endpoint) when it is open.
+func knownEndpoints(cfg config.Config, st *store.Store) func(context.Context, string) (bool, error) {
+	if cfg.RegisterPolicy != config.RegisterKnown {
+		return nil
+	}
+	return st.IsKnownEndpoint
 }
 
 // loadModels adds the OMA DDF object definitions in dir to objs. A

@@ -50,6 +50,28 @@ func (s *Server) checkRegistration(ctx context.Context, p *peer, reg registry.Re
 	return s.checkRegister(ctx, p, reg.Endpoint, addr)
 }
 
+// errUnknown is a Register of an endpoint the register policy does not
+// know (Config.Known): 4.03.
+var errUnknown = errors.New("unknown endpoint")
+
+// checkKnown applies the register policy: with Config.Known set, only a
+// known endpoint may register over plain CoAP (over DTLS its credential
+// makes it known). A refusal is logged by the handler, not audited: a
+// flood of made-up names must not become a flood of audit rows.
+func (s *Server) checkKnown(ctx context.Context, p *peer, endpoint string) error {
+	if s.known == nil || p != nil {
+		return nil
+	}
+	ok, err := s.known(ctx, endpoint)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fmt.Errorf("%w %q: the register policy accepts known endpoints only", errUnknown, endpoint)
+	}
+	return nil
+}
+
 // refuse records a refused request in the audit log (at most once a
 // minute per endpoint, identity and reason, so a device retrying in a loop
 // cannot flood it) and returns the error the handler answers 4.03 with.

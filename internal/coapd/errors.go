@@ -39,6 +39,8 @@ func codeFor(err error) (codes.Code, string) {
 		return codes.Forbidden, "not registered"
 	case errors.Is(err, errDenied):
 		return codes.Forbidden, "forbidden"
+	case errors.Is(err, errUnknown):
+		return codes.Forbidden, "unknown endpoint"
 	case errors.Is(err, errVersion):
 		return codes.PreconditionFailed, diag(err)
 	case errors.Is(err, errFormat), errors.Is(err, codec.ErrUnsupportedFormat):

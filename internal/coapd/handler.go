@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -25,9 +27,6 @@ import (
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/store"
 )
-
-// maxEndpointName bounds the ep parameter (a URN is far shorter).
-const maxEndpointName = 255
 
 // answer is what a route handler decided to send.
 type answer struct {
@@ -139,6 +138,39 @@ func connAddr(cc *udpclient.Conn) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// maxSMS bounds the sms parameter (an MSISDN has at most 15 digits).
+const maxSMS = 64
+
+// checkText accepts a device-given string the store keeps as text: at
+// most max bytes of UTF-8 without control characters, as every engine
+// holds it the same way.
+func checkText(v string, max int) error {
+	if len(v) > max {
+		return fmt.Errorf("longer than %d bytes", max)
+	}
+	if !utf8.ValidString(v) {
+		return errors.New("not valid UTF-8")
+	}
+	for _, c := range v {
+		if unicode.IsControl(c) {
+			return fmt.Errorf("control character %U", c)
+		}
+	}
+	return nil
+}
+
+// capLifetime returns lt, or the server's maximum lifetime when lt is
+// longer: the device is then taken offline when the maximum passes
+// without an Update from it, and registers again when its next Update is
+// refused.
+func (s *Server) capLifetime(endpoint string, lt uint32) uint32 {
+	if s.maxLifetime == 0 || lt <= s.maxLifetime {
+		return lt
+	}
+	s.log.Info("registration lifetime capped", "endpoint", endpoint, "lifetime", lt, "max_lifetime", s.maxLifetime)
+	return s.maxLifetime
+}
+
 // regParams are the query parameters of Register and Update.
 type regParams struct {
 	ep, lwm2m, b, sms       string
@@ -173,6 +205,9 @@ func parseParams(r *pool.Message) (regParams, error) {
 			}
 			p.b, p.hasB = v, true
 		case "sms":
+			if err := checkText(v, maxSMS); err != nil {
+				return p, badRequest("sms: %v", err)
+			}
 			p.sms, p.hasSMS = v, true
 		case "Q":
 			if hasV {
@@ -197,6 +232,9 @@ func objectLinks(r *pool.Message) (reg linkformat.Registration, raw []byte, ok b
 	if len(raw) == 0 {
 		return reg, nil, false, nil
 	}
+	if !utf8.Valid(raw) || bytes.IndexByte(raw, 0) >= 0 {
+		return reg, nil, false, badRequest("object links: not valid UTF-8 text")
+	}
 	reg, err = linkformat.ParseRegistration(raw)
 	if err != nil {
 		return reg, nil, false, err
@@ -210,13 +248,16 @@ func (s *Server) register(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer
 	if err != nil {
 		return answer{}, p.ep, err
 	}
-	switch {
-	case !p.hasEP || p.ep == "":
+	if !p.hasEP || p.ep == "" {
 		return answer{}, "", badRequest("missing endpoint name (ep)")
-	case len(p.ep) > maxEndpointName:
-		return answer{}, "", badRequest("endpoint name longer than %d bytes", maxEndpointName)
+	}
+	if err := lwm2m.CheckEndpointName(p.ep); err != nil {
+		return answer{}, "", badRequest("ep: %v", err)
 	}
 	if err := s.checkRegister(r.Context(), pr, p.ep, addr); err != nil {
+		return answer{}, p.ep, err
+	}
+	if err := s.checkKnown(r.Context(), pr, p.ep); err != nil {
 		return answer{}, p.ep, err
 	}
 	ver, err := lwm2m.ParseVersion(p.lwm2m)
@@ -246,7 +287,7 @@ func (s *Server) register(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer
 		Transport:   pr.transport(),
 	}
 	if p.hasLT {
-		req.Lifetime = p.lt
+		req.Lifetime = s.capLifetime(p.ep, p.lt)
 	}
 	reg, err := s.reg.Register(r.Context(), req)
 	if err != nil {
@@ -277,6 +318,9 @@ func (s *Server) update(r *pool.Message, id string, cc *udpclient.Conn, pr *peer
 	links, raw, hasLinks, err := objectLinks(r)
 	if err != nil {
 		return answer{}, "", err
+	}
+	if p.hasLT {
+		p.lt = s.capLifetime(cur.Endpoint, p.lt)
 	}
 	req := registry.UpdateRequest{
 		Lifetime:   p.lt,

@@ -85,17 +85,19 @@ func (l *logBuffer) String() string {
 
 func newStack(t testing.TB, dbPath string, clock *fakeClock) *stack {
 	t.Helper()
-	return newStackWith(t, dbPath, clock, 0, false)
+	return newStackWith(t, dbPath, clock, 0, false, nil)
 }
 
 // newStackIdle is newStack with the system clock and the given idle
 // timeout, keeping neither logs nor activities (for measurements).
 func newStackIdle(t testing.TB, dbPath string, idle time.Duration) *stack {
 	t.Helper()
-	return newStackWith(t, dbPath, nil, idle, true)
+	return newStackWith(t, dbPath, nil, idle, true, nil)
 }
 
-func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Duration, quiet bool) *stack {
+// newStackWith is the stack with every option; mod, when set, changes the
+// server's Config before it is built.
+func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Duration, quiet bool, mod func(*coapd.Config)) *stack {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dbPath, store.Options{})
@@ -118,7 +120,7 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 		ropts.Clock = clock
 	}
 	s.reg = registry.New(st, ropts)
-	s.srv = coapd.New(coapd.Config{
+	cfg := coapd.Config{
 		Registry:    s.reg,
 		Ingest:      s.w,
 		Types:       objects.Default().TypeOf,
@@ -132,7 +134,11 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 			s.activities = append(s.activities, a)
 			s.mu.Unlock()
 		},
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s.srv = coapd.New(cfg)
 	if err := s.srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

@@ -8,12 +8,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DevSecretKey is the public development secret used when none is set and
@@ -45,6 +47,19 @@ type Config struct {
 	LogFormat    string   // "text" or "json"
 	LogLevel     string   // "debug", "info", "warn" or "error"
 
+	// RegisterPolicy says which endpoints may register: RegisterOpen any,
+	// RegisterKnown only those with a credential or created by an
+	// operator.
+	RegisterPolicy string
+	// MaxLifetime caps the lifetime a device registers with (lt=); a
+	// larger one is taken as MaxLifetime.
+	MaxLifetime time.Duration
+	// OfflineRetention is how long an endpoint that was neither created
+	// by an operator nor given a credential, and never stored a value
+	// beyond its registration history, is kept after it went offline; 0
+	// keeps every endpoint.
+	OfflineRetention time.Duration
+
 	secretFromDefault bool
 }
 
@@ -60,8 +75,18 @@ func Default() Config {
 		AllowedHosts: []string{"localhost", "127.0.0.1", "[::1]"},
 		LogFormat:    "text",
 		LogLevel:     "info",
+
+		RegisterPolicy:   RegisterOpen,
+		MaxLifetime:      30 * 24 * time.Hour,
+		OfflineRetention: 7 * 24 * time.Hour,
 	}
 }
+
+// The register policies (Config.RegisterPolicy).
+const (
+	RegisterOpen  = "open"
+	RegisterKnown = "known"
+)
 
 // Database returns the effective database URL: DatabaseURL, or the SQLite
 // file in the data directory.
@@ -140,6 +165,18 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 		}
 		c.Debug = b
 	}
+	str(&c.RegisterPolicy, "FLOWNEXUS_REGISTER_POLICY")
+	dur := func(p *time.Duration, key string) {
+		if v := get(key); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want a duration such as 720h", key, v))
+			}
+			*p = d
+		}
+	}
+	dur(&c.MaxLifetime, "FLOWNEXUS_MAX_LIFETIME")
+	dur(&c.OfflineRetention, "FLOWNEXUS_OFFLINE_RETENTION")
 	list(&c.AllowedHosts, "FLOWNEXUS_ALLOWED_HOSTS")
 	list(&c.CSRFOrigins, "FLOWNEXUS_CSRF_ORIGINS")
 
@@ -181,6 +218,9 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 		c.CSRFOrigins = splitList(s)
 		return nil
 	})
+	fs.StringVar(&c.RegisterPolicy, "register-policy", c.RegisterPolicy, "which endpoints may register: open (any) or known (with a credential or created by an operator) (FLOWNEXUS_REGISTER_POLICY)")
+	fs.DurationVar(&c.MaxLifetime, "max-lifetime", c.MaxLifetime, "longest registration lifetime a device gets; a larger lt= is capped (FLOWNEXUS_MAX_LIFETIME)")
+	fs.DurationVar(&c.OfflineRetention, "offline-retention", c.OfflineRetention, "remove endpoints offline this long that no operator created, have no credential and stored nothing but their registrations; 0 keeps all (FLOWNEXUS_OFFLINE_RETENTION)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (FLOWNEXUS_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error (FLOWNEXUS_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -266,6 +306,15 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 			bad("CSRF origin %q (--csrf-origins, FLOWNEXUS_CSRF_ORIGINS): want scheme://host[:port]", o)
 		}
+	}
+	if c.RegisterPolicy != RegisterOpen && c.RegisterPolicy != RegisterKnown {
+		bad("register policy (--register-policy, FLOWNEXUS_REGISTER_POLICY) %q: want open or known", c.RegisterPolicy)
+	}
+	if c.MaxLifetime < time.Minute || c.MaxLifetime > math.MaxUint32*time.Second {
+		bad("maximum lifetime (--max-lifetime, FLOWNEXUS_MAX_LIFETIME) %v: want 1m to %v", c.MaxLifetime, math.MaxUint32*time.Second)
+	}
+	if c.OfflineRetention < 0 {
+		bad("offline retention (--offline-retention, FLOWNEXUS_OFFLINE_RETENTION) %v: want 0 (keep) or more", c.OfflineRetention)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log format (--log-format, FLOWNEXUS_LOG_FORMAT) %q: want text or json", c.LogFormat)

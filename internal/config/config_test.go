@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func load(t *testing.T, env map[string]string, args ...string) (Config, error) {
@@ -161,5 +162,33 @@ func TestAllProblemsReported(t *testing.T) {
 	err = c.Validate()
 	if n := strings.Count(err.Error(), "\n") + 1; n != 3 {
 		t.Fatalf("want 3 problems, got %d: %v", n, err)
+	}
+}
+
+func TestDeviceSettings(t *testing.T) {
+	c, err := load(t, map[string]string{
+		"FLOWNEXUS_REGISTER_POLICY":   "known",
+		"FLOWNEXUS_MAX_LIFETIME":      "48h",
+		"FLOWNEXUS_OFFLINE_RETENTION": "0",
+	}, "--offline-retention", "24h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RegisterPolicy != RegisterKnown || c.MaxLifetime != 48*time.Hour || c.OfflineRetention != 24*time.Hour {
+		t.Errorf("loaded %q, %v, %v", c.RegisterPolicy, c.MaxLifetime, c.OfflineRetention)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := load(t, map[string]string{"FLOWNEXUS_MAX_LIFETIME": "a week"}); err == nil ||
+		!strings.Contains(err.Error(), "FLOWNEXUS_MAX_LIFETIME") {
+		t.Errorf("unparsable duration: %v", err)
+	}
+	c, _ = load(t, nil, "--register-policy", "closed", "--max-lifetime", "1s", "--offline-retention", "-1h")
+	err = c.Validate()
+	for _, want := range []string{"--register-policy", "--max-lifetime", "--offline-retention"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v; want it to name %s", err, want)
+		}
 	}
 }

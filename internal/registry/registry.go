@@ -43,6 +43,10 @@ type Options struct {
 	// Logger receives one line per expired registration and per store
 	// error met while sweeping; nil means slog.Default().
 	Logger *slog.Logger
+	// Retention, when positive, is how long an endpoint nobody has a stake
+	// in stays stored after it was last heard from (see
+	// store.RemoveStaleEndpoints); Run removes such endpoints hourly.
+	Retention time.Duration
 	// Ingest, when set, is the writer the registry records Registers and
 	// the registration history (object 10240) through, batched with the
 	// other writes of the server; nil writes to the store directly, one
@@ -168,6 +172,7 @@ type Registry struct {
 	st     *store.Store
 	clock  Clock
 	grace  time.Duration
+	keep   time.Duration // Options.Retention
 	log    *slog.Logger
 	ingest *ingest.Writer
 	seed   maphash.Seed
@@ -197,6 +202,7 @@ func New(st *store.Store, opts Options) *Registry {
 		st:     st,
 		clock:  opts.Clock,
 		grace:  opts.Grace,
+		keep:   opts.Retention,
 		log:    opts.Logger,
 		ingest: opts.Ingest,
 		seed:   maphash.MakeSeed(),
@@ -559,16 +565,52 @@ func (r *Registry) Sweep(ctx context.Context) int {
 	return n
 }
 
-// Run calls Sweep every interval until ctx is done.
+// Run calls Sweep every interval and, with Options.Retention,
+// RemoveStale every hour, until ctx is done.
 func (r *Registry) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var clean <-chan time.Time
+	if r.keep > 0 {
+		c := time.NewTicker(time.Hour)
+		defer c.Stop()
+		clean = c.C
+		r.RemoveStale(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			r.Sweep(ctx)
+		case <-clean:
+			r.RemoveStale(ctx)
 		}
 	}
+}
+
+// RemoveStale deletes the endpoints nobody has a stake in that were last
+// heard from longer than Options.Retention ago (store.RemoveStaleEndpoints),
+// in chunks, and returns how many it removed. Errors are logged.
+func (r *Registry) RemoveStale(ctx context.Context) int {
+	if r.keep <= 0 {
+		return 0
+	}
+	const chunk = 1000
+	n := 0
+	for ctx.Err() == nil {
+		names, err := r.st.RemoveStaleEndpoints(ctx, r.clock.Now().Add(-r.keep), chunk)
+		if err != nil {
+			r.log.Error("removing stale endpoints failed", "err", err)
+			break
+		}
+		n += len(names)
+		if len(names) < chunk {
+			break
+		}
+	}
+	if n > 0 {
+		r.log.Info("stale endpoints removed", "count", n, "retention", r.keep)
+	}
+	return n
 }

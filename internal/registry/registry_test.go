@@ -186,6 +186,42 @@ func TestLookupAddrAfterRestart(t *testing.T) {
 	}
 }
 
+// TestRemoveStale: an endpoint that registered once and went away is
+// removed once the retention has passed; one that reported values stays.
+func TestRemoveStale(t *testing.T) {
+	r, st, c, _ := setup(t, 0)
+	ctx := context.Background()
+	for _, name := range []string{"once", "useful"} {
+		reg, err := r.Register(ctx, req(name, 1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "useful" {
+			if err := st.InsertResources(ctx, []store.ResourceValue{{EndpointID: reg.EndpointID,
+				Path: lwm2m.NewPath(3303, 0, 5700), Value: lwm2m.Float(21.5), ReceivedAt: c.Now()}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := r.Deregister(ctx, reg.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := registry.New(st, registry.Options{Clock: c, Retention: 24 * time.Hour})
+	if n := keep.RemoveStale(ctx); n != 0 {
+		t.Fatalf("removed %d inside the retention", n)
+	}
+	c.Advance(25 * time.Hour)
+	if n := keep.RemoveStale(ctx); n != 1 {
+		t.Fatalf("removed %d, want 1", n)
+	}
+	if _, err := st.GetEndpoint(ctx, "once"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("once: %v, want removed", err)
+	}
+	if _, err := st.GetEndpoint(ctx, "useful"); err != nil {
+		t.Errorf("useful: %v, want kept", err)
+	}
+}
+
 func TestSweepWithGrace(t *testing.T) {
 	r, st, c, _ := setup(t, 10*time.Second)
 	ctx := context.Background()
