@@ -52,6 +52,8 @@ Commands:
              | credential add ENDPOINT --cert-cn CN [--cert-fingerprint SHA256] | credential list
              | credential import FILE.csv|- (endpoint,psk-identity,psk-hex-key lines, all or none)
              | credential remove ENDPOINT
+  endpoint   provision endpoints before their devices register (see --register-policy known):
+             endpoint add NAME... | endpoint import FILE|- (one name a line) | endpoint remove NAME (and its data)
   secret     print a new random secret key for FLOWNEXUS_SECRET_KEY
   version    print version and commit
 
@@ -83,6 +85,8 @@ func Main(ctx context.Context, iox IO, args []string) int {
 		err = runToken(ctx, iox, rest)
 	case "credential":
 		err = runCredential(ctx, iox, rest)
+	case "endpoint":
+		err = runEndpoint(ctx, iox, rest)
 	case "secret":
 		fmt.Fprintln(iox.Stdout, auth.NewSecretKey())
 	case "version", "--version", "-version":
