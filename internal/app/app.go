@@ -9,6 +9,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +62,9 @@ type Options struct {
 	// StreamKeepAlive is how often the API's event stream sends a
 	// keep-alive comment; 0 means 15 s.
 	StreamKeepAlive time.Duration
+	// HealthInterval is how often the node writes its heartbeat, which
+	// tells /healthz whether the database takes writes; 0 means 10 s.
+	HealthInterval time.Duration
 }
 
 // App is a composed flownexus server. Its exported fields are the parts,
@@ -86,6 +90,8 @@ type App struct {
 	opts Options
 	log  *slog.Logger
 	web  *httpd.Server
+	// health tells /healthz whether the database takes writes.
+	health *storageHealth
 
 	httpLn   net.Listener
 	httpDone chan error
@@ -183,6 +189,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	a.Jobs = jq
 
+	a.health = newStorageHealth(st, a.Ingest, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), metrics)
 	a.web = httpd.New(httpd.Options{
@@ -190,6 +197,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Version:      version.Version,
 		Commit:       version.Revision(),
 		Ping:         st.DB().PingContext,
+		Storage:      a.health.check,
 		Registry:     reg,
 		Logger:       log,
 	})
@@ -214,6 +222,11 @@ func (a *App) Start(ctx context.Context) error {
 	go func() {
 		defer a.bg.Done()
 		a.Registry.Run(bg, a.opts.SweepInterval)
+	}()
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.health.run(bg, cmp.Or(a.opts.HealthInterval, 10*time.Second))
 	}()
 	if err := a.Jobs.Start(ctx); err != nil {
 		a.Stop(ctx)

@@ -25,7 +25,10 @@ type Options struct {
 	Version      string
 	Commit       string
 	// Ping reports database health for /healthz; nil means no database.
-	Ping     func(ctx context.Context) error
+	Ping func(ctx context.Context) error
+	// Storage reports whether the database takes writes (nil when it
+	// does) for /healthz; nil means not checked.
+	Storage  func() error
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 }
@@ -108,6 +111,7 @@ type health struct {
 	Version  string `json:"version"`
 	Commit   string `json:"commit"`
 	Database string `json:"database"`
+	Storage  string `json:"storage,omitempty"`
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -121,6 +125,12 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 			h.Status, h.Database, code = "unavailable", "unreachable", http.StatusServiceUnavailable
 		} else {
 			h.Database = "ok"
+		}
+	}
+	if s.opts.Storage != nil {
+		h.Storage = "ok"
+		if err := s.opts.Storage(); err != nil {
+			h.Status, h.Storage, code = "unavailable", "failing: "+err.Error(), http.StatusServiceUnavailable
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -75,7 +75,10 @@ type Writer struct {
 	closed    bool
 
 	statsMu sync.Mutex
-	stats   Stats // guarded by statsMu
+	stats   Stats     // guarded by statsMu
+	failAt  time.Time // guarded by statsMu: when a commit last failed for the store's sake
+	failErr error     // guarded by statsMu: its error
+	okAt    time.Time // guarded by statsMu: when a commit last succeeded
 }
 
 // New returns a Writer over st. Call Start before Write.
@@ -128,6 +131,20 @@ func (w *Writer) Stats() Stats {
 	w.statsMu.Lock()
 	defer w.statsMu.Unlock()
 	return w.stats
+}
+
+// Failing returns the error of the last commit when it failed for a
+// reason of the store's (not of its items: a conflict, such as a value of
+// an endpoint deleted meanwhile, does not count) and no commit succeeded
+// since, with the time it failed; nil otherwise. /healthz reports the
+// store failing while this is recent.
+func (w *Writer) Failing() (time.Time, error) {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	if w.failErr == nil || w.okAt.After(w.failAt) {
+		return time.Time{}, nil
+	}
+	return w.failAt, w.failErr
 }
 
 // Write stores items and returns once they are committed, with nil, or
@@ -301,5 +318,8 @@ func (w *Writer) count(rs []*request, batches int64, err error) {
 	}
 	if err == nil {
 		w.stats.Batches += batches
+		w.okAt = time.Now()
+	} else if !errors.Is(err, store.ErrConflict) {
+		w.failAt, w.failErr = time.Now(), err
 	}
 }

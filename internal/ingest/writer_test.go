@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -192,5 +193,57 @@ func TestWriteHonoursContext(t *testing.T) {
 	err := w.Write(ctx, it)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Write on a stalled writer: %v", err)
+	}
+}
+
+// TestFailing: a bad item (a conflict) is not a failure of the store; a
+// database that takes no more writes is, until a Write succeeds again.
+func TestFailing(t *testing.T) {
+	st := openStore(t)
+	id := endpoint(t, st, "a")
+	w := ingest.New(st, ingest.Options{})
+	w.Start()
+	defer w.Close()
+	ctx := context.Background()
+	if err := w.Write(ctx, ingest.Report(9999, ingest.KindNotify,
+		[]lwm2m.Record{{Path: temp, Value: lwm2m.Float(2)}}, time.Now())); err == nil {
+		t.Fatal("a value of no endpoint was stored")
+	}
+	if at, err := w.Failing(); !at.IsZero() || err != nil {
+		t.Fatalf("a conflict counted as a store failure: %v %v", at, err)
+	}
+	// The database file may not grow: the next batch cannot commit.
+	full(t, st)
+	before := time.Now()
+	big := make([]lwm2m.Record, 2000)
+	for i := range big {
+		big[i] = lwm2m.Record{Path: lwm2m.NewPath(3303, uint16(i), 5700), Value: lwm2m.Float(float64(i))}
+	}
+	if err := w.Write(ctx, ingest.Report(id, ingest.KindNotify, big, time.Now())); err == nil {
+		t.Fatal("a batch was stored into a full database")
+	}
+	if at, err := w.Failing(); at.Before(before) || err == nil {
+		t.Fatalf("Failing %v, %v after a failed commit", at, err)
+	}
+	if _, err := st.WriteDB().Exec("PRAGMA max_page_count = 1073741823"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(ctx, ingest.Report(id, ingest.KindNotify, big, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if at, err := w.Failing(); err != nil {
+		t.Fatalf("Failing %v, %v after a successful commit", at, err)
+	}
+}
+
+// full stops the SQLite database of st from growing, as a full disk does.
+func full(t *testing.T, st *store.Store) {
+	t.Helper()
+	var pages int
+	if err := st.WriteDB().QueryRow("PRAGMA page_count").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.WriteDB().Exec(fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
+		t.Fatal(err)
 	}
 }

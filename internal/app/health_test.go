@@ -1,0 +1,61 @@
+package app
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/simulator"
+)
+
+// TestHealthzStorage: while the database takes no writes (here: SQLite may
+// not grow, as with a full disk) /healthz answers 503 and names the
+// reason; it recovers by itself once writes go through again.
+func TestHealthzStorage(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	s := startServer(t, cfg, Options{HealthInterval: 50 * time.Millisecond})
+	health := func() (int, map[string]string) {
+		resp, err := http.Get(s.base + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&h)
+		return resp.StatusCode, h
+	}
+	if code, h := health(); code != 200 || h["storage"] != "ok" {
+		t.Fatalf("healthy server: %d %v", code, h)
+	}
+	var pages int
+	if err := s.Store.WriteDB().QueryRow("PRAGMA page_count").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store.WriteDB().Exec(fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
+		t.Fatal(err)
+	}
+	// Devices keep sending; their values cannot be stored.
+	startFleet(t, s, 20, func(c *simulator.Config) {
+		c.Version = "1.1"
+		c.SendInterval = 50 * time.Millisecond
+	})
+	var h map[string]string
+	eventually(t, 10*time.Second, "/healthz failing", func() bool {
+		var code int
+		code, h = health()
+		return code == http.StatusServiceUnavailable
+	})
+	if h["status"] != "unavailable" || !strings.Contains(h["storage"], "full") {
+		t.Errorf("failing /healthz: %v; want the reason", h)
+	}
+	if _, err := s.Store.WriteDB().Exec("PRAGMA max_page_count = 1073741823"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "/healthz recovered", func() bool {
+		code, _ := health()
+		return code == http.StatusOK
+	})
+}

@@ -1,0 +1,15 @@
+-- Server nodes and when each last wrote to the database: every node
+-- writes its row every few seconds (Store.Heartbeat), which proves the
+-- database takes writes (/healthz) and tells which nodes are alive.
+-- migrations/postgres/00010_node.sql is the same change for PostgreSQL.
+
+-- +goose Up
+CREATE TABLE node (
+    name        TEXT    NOT NULL PRIMARY KEY,
+    version     TEXT    NOT NULL DEFAULT '',
+    started_at  INTEGER  NOT NULL,
+    seen_at     INTEGER  NOT NULL
+);
+
+-- +goose Down
+DROP TABLE node;
