@@ -13,6 +13,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/events"
 )
 
@@ -88,7 +89,7 @@ func (a *API) streamRoutes(h huma.API) {
 		},
 		Required: []string{"id", "event", "data"},
 	}
-	huma.Register(h, huma.Operation{
+	register(h, auth.ViewData, huma.Operation{
 		OperationID: "stream-events", Method: http.MethodGet, Path: Prefix + "/events/stream",
 		Summary: "Live events as Server-Sent Events", Tags: []string{"events"},
 		Description: "A text/event-stream of what happens while it is open: one message per event, " +
