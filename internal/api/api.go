@@ -93,6 +93,7 @@ type principal struct {
 	User       store.User
 	Token      store.APIToken
 	RemoteAddr string
+	Permission auth.Permission // the route's, as granted
 }
 
 func userFrom(ctx context.Context) principal {

@@ -167,8 +167,27 @@ func (a *API) guard(hapi huma.API) func(huma.Context, func(huma.Context)) {
 				fmt.Sprintf("user %q may not do this: it needs permission %s", user.Username, perm))
 			return
 		}
-		next(huma.WithValue(ctx, ctxKey{}, principal{User: user, Token: tok, RemoteAddr: ctx.RemoteAddr()}))
+		next(huma.WithValue(ctx, ctxKey{}, principal{User: user, Token: tok, RemoteAddr: ctx.RemoteAddr(), Permission: perm}))
 	}
+}
+
+// stillAuthorized reports whether the caller of a long-lived request (an
+// event stream) may still make it: its token still stored and unexpired,
+// its user enabled and granted the route's permission. Event streams ask
+// at every keep-alive, so revoking a token or disabling or deleting a user
+// ends their streams within one keep-alive interval. A database error
+// counts as no.
+func (a *API) stillAuthorized(ctx context.Context) bool {
+	p := userFrom(ctx)
+	tok, user, err := a.opts.Store.GetAPITokenByHash(ctx, p.Token.TokenHash)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+			a.opts.Logger.Warn("event stream ended: its token could not be checked", "user", p.User.Username, "err", err)
+		}
+		return false
+	}
+	s := auth.Subject{UserID: user.ID, Name: user.Username, Admin: user.IsAdmin, Disabled: user.Disabled()}
+	return !tok.Expired(a.opts.Now()) && auth.Authorize(s, p.Permission) == nil
 }
 
 // maxAuditTarget bounds the request line kept in an audit entry.

@@ -524,3 +524,83 @@ func TestMethodNotAllowedAndHeaders(t *testing.T) {
 		t.Errorf("405s: %d, %d %q", answers["405"].code, answers["healthz 405"].code, answers["healthz 405"].header.Get("Allow"))
 	}
 }
+
+// TestStreamEndsWhenAccessEnds checks that an open event stream ends at
+// its next keep-alive once its user is disabled or its token revoked,
+// while other streams go on.
+func TestStreamEndsWhenAccessEnds(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Options{StreamKeepAlive: 50 * time.Millisecond})
+	ctx := context.Background()
+	// open returns a channel closed when the stream ends, after its first
+	// keep-alive arrived.
+	open := func(token string) <-chan struct{} {
+		t.Helper()
+		rctx, cancel := context.WithCancel(ctx)
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(rctx, "GET", s.base+"/api/v1/events/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("open stream: %v %v", resp, err)
+		}
+		alive, ended := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(ended)
+			defer resp.Body.Close()
+			buf := make([]byte, 256)
+			first := true
+			for {
+				n, err := resp.Body.Read(buf)
+				if first && strings.Contains(string(buf[:n]), "keep-alive") {
+					close(alive)
+					first = false
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		select {
+		case <-alive:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no keep-alive on a new stream")
+		}
+		return ended
+	}
+	endsSoon := func(what string, ended <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: stream still open", what)
+		}
+	}
+	u, tok := s.userToken(t, "lena", false)
+	_, tok2 := s.userToken(t, "max", false)
+	adminStream := open(s.token)
+	userStream := open(tok)
+	if err := s.Store.DisableUser(ctx, u.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	endsSoon("user disabled", userStream)
+
+	other := open(tok2)
+	toks, err := s.Store.ListAllAPITokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range toks {
+		if tk.TokenHash == auth.HashToken(tok2) {
+			if err := s.Store.DeleteAPIToken(ctx, tk.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	endsSoon("token revoked", other)
+
+	select {
+	case <-adminStream:
+		t.Fatal("the admin's stream ended too")
+	case <-time.After(200 * time.Millisecond):
+	}
+}
