@@ -1,16 +1,30 @@
 // Package api is the REST API under /api/v1: endpoints, their latest
 // values and history, device operations run now against online devices,
-// operations queued for delivery when the device is reachable, and a live
-// stream of events (Server-Sent Events).
+// operations queued for delivery when the device is reachable, device
+// credentials, and a live stream of events (Server-Sent Events).
+//
 // Requests authenticate with a bearer API token (made by `flownexus token
-// create`); the API is never open. Every error has one JSON shape
-// (Problem, RFC 9457 problem+json). The OpenAPI 3.1 document is served at
+// create`); only the OpenAPI document and its schemas are open. Every
+// operation declares the auth.Permission it needs when it is registered
+// (the route table refuses one that does not; Routes lists them), and one
+// middleware decides it with auth.Authorize: a missing, bad or expired
+// token, or one of a disabled user, is 401; a user without the permission
+// gets 403 and the refusal is audited (action "access.denied", at most
+// DenialBurst per user per DenialWindow). Today administrators may use
+// every route, other users every route except /credentials (see package
+// auth for the table). The OpenAPI document names each operation's
+// permission (x-permission).
+//
+// Every error has one JSON shape (Problem, RFC 9457 problem+json),
+// including 404 for an unknown path and 405, with an Allow header, for a
+// known path asked with another method. Every response carries a
+// Content-Security-Policy that allows nothing (APICSP): API answers are
+// data, never pages. The OpenAPI 3.1 document is served at
 // /api/v1/openapi.json.
 package api
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -65,6 +79,8 @@ type Options struct {
 type API struct {
 	opts    Options
 	handler http.Handler
+	table   *routeTable
+	denials *auth.DenialLimiter
 
 	closing   chan struct{} // closed by CloseStreams
 	closeOnce sync.Once
@@ -74,8 +90,10 @@ type ctxKey struct{}
 
 // principal is the authenticated caller of a request.
 type principal struct {
-	User  store.User
-	Token store.APIToken
+	User       store.User
+	Token      store.APIToken
+	RemoteAddr string
+	Permission auth.Permission // the route's, as granted
 }
 
 func userFrom(ctx context.Context) principal {
@@ -97,7 +115,7 @@ func New(o Options) *API {
 		o.KeepAlive = 15 * time.Second
 	}
 	installErrors.Do(func() { huma.NewError = newProblem })
-	a := &API{opts: o, closing: make(chan struct{})}
+	a := &API{opts: o, closing: make(chan struct{}), denials: auth.NewDenialLimiter(DenialBurst, DenialWindow, o.Now)}
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("flownexus API", o.Version)
 	cfg.Info.Description = "Manage LwM2M devices: endpoints, values, history and device operations."
@@ -108,8 +126,13 @@ func New(o Options) *API {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "API token from `flownexus token create`"},
 	}
 	cfg.Security = []map[string][]string{{"bearer": {}}}
-	hapi := humago.New(mux, cfg)
-	hapi.UseMiddleware(a.authenticate(hapi))
+	a.table = &routeTable{Adapter: humago.NewAdapter(mux, ""), docs: map[string]bool{
+		cfg.OpenAPIPath + ".json": true, cfg.OpenAPIPath + "-3.0.json": true,
+		cfg.OpenAPIPath + ".yaml": true, cfg.OpenAPIPath + "-3.0.yaml": true,
+		cfg.SchemasPath + "/{schema}": true,
+	}}
+	hapi := huma.NewAPI(cfg, a.table)
+	hapi.UseMiddleware(a.guard(hapi))
 	a.routes(hapi)
 	if o.Jobs != nil {
 		a.queueRoutes(hapi)
@@ -121,58 +144,44 @@ func New(o Options) *API {
 		a.streamRoutes(hapi)
 	}
 	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, newProblem(http.StatusNotFound, "no such API route: "+r.Method+" "+r.URL.Path).(*Problem))
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeProblem(w, problem(http.StatusMethodNotAllowed, "method_not_allowed",
+				r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allow, ", ")))
+			return
+		}
+		writeProblem(w, problem(http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path))
 	})
-	a.handler = mux
+	a.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", APICSP)
+		mux.ServeHTTP(w, r)
+	})
 	return a
+}
+
+// APICSP is the Content-Security-Policy of every API response: no
+// content of any kind may load, and no page may frame it.
+const APICSP = "default-src 'none'; frame-ancestors 'none'"
+
+// probeMethods are the methods allowedMethods tries, in the order an
+// Allow header lists them.
+var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete}
+
+// allowedMethods returns the methods that have a route for r's path in
+// mux, other than the catch-all: empty when the path is unknown. The mux
+// is asked, so the answer is always its route table's.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range probeMethods {
+		probe := *r
+		probe.Method = m
+		if _, pattern := mux.Handler(&probe); pattern != "" && pattern != Prefix+"/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // Handler returns the API's HTTP handler.
 func (a *API) Handler() http.Handler { return a.handler }
-
-// authenticate checks the bearer token of every API operation. A missing,
-// unknown or expired token gets 401 with a WWW-Authenticate challenge.
-func (a *API) authenticate(hapi huma.API) func(huma.Context, func(huma.Context)) {
-	var mu sync.Mutex
-	lastTouch := map[int64]time.Time{}
-	return func(ctx huma.Context, next func(huma.Context)) {
-		deny := func(msg string) {
-			ctx.SetHeader("WWW-Authenticate", `Bearer realm="flownexus"`)
-			huma.WriteErr(hapi, ctx, http.StatusUnauthorized, msg)
-		}
-		h := ctx.Header("Authorization")
-		scheme, token, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-			deny("missing bearer token: send Authorization: Bearer <token> (make one with `flownexus token create`)")
-			return
-		}
-		tok, user, err := a.opts.Store.GetAPITokenByHash(ctx.Context(), auth.HashToken(strings.TrimSpace(token)))
-		if errors.Is(err, store.ErrNotFound) {
-			deny("invalid API token")
-			return
-		}
-		if err != nil {
-			a.opts.Logger.Error("API token lookup failed", "err", err)
-			huma.WriteErr(hapi, ctx, http.StatusServiceUnavailable, "database unavailable")
-			return
-		}
-		now := a.opts.Now()
-		if tok.Expired(now) {
-			deny("API token expired")
-			return
-		}
-		// Record use at most once a minute per token: no write per request.
-		mu.Lock()
-		touch := now.Sub(lastTouch[tok.ID]) > time.Minute
-		if touch {
-			lastTouch[tok.ID] = now
-		}
-		mu.Unlock()
-		if touch {
-			if err := a.opts.Store.TouchAPIToken(ctx.Context(), tok.ID, now); err != nil {
-				a.opts.Logger.Warn("recording API token use failed", "err", err)
-			}
-		}
-		next(huma.WithValue(ctx, ctxKey{}, principal{User: user, Token: tok}))
-	}
-}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/store"
 )
@@ -54,16 +55,16 @@ type deleteCredentialInput struct {
 }
 
 func (a *API) credentialRoutes(h huma.API) {
-	huma.Register(h, huma.Operation{
+	register(h, auth.ManageCredentials, huma.Operation{
 		OperationID: "list-credentials", Method: http.MethodGet, Path: Prefix + "/credentials",
 		Summary: "List device credentials (without keys)", Tags: []string{"credentials"},
 	}, a.listCredentials)
-	huma.Register(h, huma.Operation{
+	register(h, auth.ManageCredentials, huma.Operation{
 		OperationID: "create-credential", Method: http.MethodPost, Path: Prefix + "/credentials",
 		Summary: "Bind a PSK or a certificate to an endpoint", Tags: []string{"credentials"},
 		DefaultStatus: http.StatusCreated,
 	}, a.createCredential)
-	huma.Register(h, huma.Operation{
+	register(h, auth.ManageCredentials, huma.Operation{
 		OperationID: "delete-credential", Method: http.MethodDelete, Path: Prefix + "/credentials/{endpoint}",
 		Summary: "Remove the credential of an endpoint", Tags: []string{"credentials"},
 		DefaultStatus: http.StatusNoContent,
@@ -72,7 +73,7 @@ func (a *API) credentialRoutes(h huma.API) {
 
 func actorOf(ctx context.Context) credential.Actor {
 	p := userFrom(ctx)
-	return credential.Actor{UserID: p.User.ID, Name: p.User.Username}
+	return credential.Actor{UserID: p.User.ID, Name: p.User.Username, RemoteAddr: p.RemoteAddr}
 }
 
 func (a *API) listCredentials(ctx context.Context, _ *struct{}) (*listCredentialsOutput, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/store"
@@ -155,19 +156,19 @@ type eventsOutput struct {
 }
 
 func (a *API) routes(h huma.API) {
-	huma.Register(h, huma.Operation{
+	register(h, auth.ViewOverview, huma.Operation{
 		OperationID: "list-endpoints", Method: http.MethodGet, Path: Prefix + "/endpoints",
 		Summary: "List endpoints", Tags: []string{"endpoints"},
 	}, a.listEndpoints)
-	huma.Register(h, huma.Operation{
+	register(h, auth.ViewData, huma.Operation{
 		OperationID: "get-endpoint", Method: http.MethodGet, Path: Prefix + "/endpoints/{ep}",
 		Summary: "One endpoint with its objects and latest values", Tags: []string{"endpoints"},
 	}, a.getEndpoint)
-	huma.Register(h, huma.Operation{
+	register(h, auth.ViewData, huma.Operation{
 		OperationID: "get-history", Method: http.MethodGet, Path: Prefix + "/endpoints/{ep}/history",
 		Summary: "Values of one path over a time range", Tags: []string{"endpoints"},
 	}, a.history)
-	huma.Register(h, huma.Operation{
+	register(h, auth.ViewData, huma.Operation{
 		OperationID: "list-events", Method: http.MethodGet, Path: Prefix + "/endpoints/{ep}/events",
 		Summary: "Events (notifications, sends) of an endpoint", Tags: []string{"endpoints"},
 	}, a.events)

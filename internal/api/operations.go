@@ -11,6 +11,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
@@ -114,16 +115,16 @@ func (a *API) operationRoutes(h huma.API) {
 		return huma.Operation{OperationID: id, Method: http.MethodPost, Path: Prefix + "/endpoints/{ep}/" + path,
 			Summary: summary, Tags: []string{"device operations"}}
 	}
-	huma.Register(h, op("read", "read", "Read a path, or several (Read-Composite)"), a.read)
-	huma.Register(h, op("discover", "discover", "Discover the resources and attributes under a path"), a.discover)
-	huma.Register(h, op("write", "write", "Write values (replace or partial update; composite without path)"), a.write)
-	huma.Register(h, op("execute", "execute", "Execute a resource"), a.execute)
-	huma.Register(h, op("write-attributes", "write-attributes", "Set notification attributes of a path"), a.writeAttributes)
-	huma.Register(h, op("create", "create", "Create an object instance"), a.create)
-	huma.Register(h, op("delete", "delete", "Delete an object instance"), a.deleteInstance)
-	huma.Register(h, op("observe", "observe", "Observe a path, or several (Observe-Composite)"), a.observe)
-	huma.Register(h, op("cancel-observe", "cancel-observe", "Cancel an observation"), a.cancelObserve)
-	huma.Register(h, huma.Operation{OperationID: "list-observations", Method: http.MethodGet,
+	register(h, auth.PerformOperations, op("read", "read", "Read a path, or several (Read-Composite)"), a.read)
+	register(h, auth.PerformOperations, op("discover", "discover", "Discover the resources and attributes under a path"), a.discover)
+	register(h, auth.PerformOperations, op("write", "write", "Write values (replace or partial update; composite without path)"), a.write)
+	register(h, auth.PerformOperations, op("execute", "execute", "Execute a resource"), a.execute)
+	register(h, auth.PerformOperations, op("write-attributes", "write-attributes", "Set notification attributes of a path"), a.writeAttributes)
+	register(h, auth.PerformOperations, op("create", "create", "Create an object instance"), a.create)
+	register(h, auth.PerformOperations, op("delete", "delete", "Delete an object instance"), a.deleteInstance)
+	register(h, auth.PerformOperations, op("observe", "observe", "Observe a path, or several (Observe-Composite)"), a.observe)
+	register(h, auth.PerformOperations, op("cancel-observe", "cancel-observe", "Cancel an observation"), a.cancelObserve)
+	register(h, auth.ViewData, huma.Operation{OperationID: "list-observations", Method: http.MethodGet,
 		Path: Prefix + "/endpoints/{ep}/observations", Summary: "Observations held on the device",
 		Tags: []string{"device operations"}}, a.observations)
 }

@@ -21,7 +21,7 @@ import (
 type Problem struct {
 	Title    string              `json:"title" doc:"Short summary, the HTTP status text"`
 	Status   int                 `json:"status" doc:"HTTP status code"`
-	Code     string              `json:"code" doc:"Stable reason: bad_request, unauthorized, not_found, offline, timeout, device_error, bad_response, conflict, internal"`
+	Code     string              `json:"code" doc:"Stable reason: bad_request, unauthorized, forbidden, not_found, method_not_allowed, offline, timeout, device_error, bad_response, conflict, internal"`
 	Detail   string              `json:"detail,omitempty" doc:"What went wrong, for a person"`
 	CoAPCode string              `json:"coap_code,omitempty" doc:"CoAP response code from the device, e.g. 4.04"`
 	Errors   []*huma.ErrorDetail `json:"errors,omitempty" doc:"Per-field validation errors"`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m"
@@ -94,16 +95,16 @@ type queuedIDInput struct {
 func (a *API) queueRoutes(h huma.API) {
 	tags := []string{"queued operations"}
 	path := Prefix + "/endpoints/{ep}/operations"
-	huma.Register(h, huma.Operation{OperationID: "queue-operation", Method: http.MethodPost, Path: path,
+	register(h, auth.PerformOperations, huma.Operation{OperationID: "queue-operation", Method: http.MethodPost, Path: path,
 		DefaultStatus: http.StatusAccepted, Tags: tags,
 		Summary:     "Queue an operation; it is sent when the device is reachable",
 		Description: "Works while the device is offline or asleep. The answer is the stored operation, status QUEUED.",
 	}, a.enqueue)
-	huma.Register(h, huma.Operation{OperationID: "list-operations", Method: http.MethodGet, Path: path, Tags: tags,
+	register(h, auth.ViewData, huma.Operation{OperationID: "list-operations", Method: http.MethodGet, Path: path, Tags: tags,
 		Summary: "Queued and finished operations of an endpoint"}, a.listQueued)
-	huma.Register(h, huma.Operation{OperationID: "get-operation", Method: http.MethodGet, Path: path + "/{id}", Tags: tags,
+	register(h, auth.ViewData, huma.Operation{OperationID: "get-operation", Method: http.MethodGet, Path: path + "/{id}", Tags: tags,
 		Summary: "One operation with its status and result"}, a.getQueued)
-	huma.Register(h, huma.Operation{OperationID: "cancel-operation", Method: http.MethodDelete, Path: path + "/{id}", Tags: tags,
+	register(h, auth.PerformOperations, huma.Operation{OperationID: "cancel-operation", Method: http.MethodDelete, Path: path + "/{id}", Tags: tags,
 		Summary: "Cancel a queued operation (409 once it is being sent or finished)"}, a.cancelQueued)
 }
 

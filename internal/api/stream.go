@@ -13,6 +13,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/events"
 )
 
@@ -88,7 +89,7 @@ func (a *API) streamRoutes(h huma.API) {
 		},
 		Required: []string{"id", "event", "data"},
 	}
-	huma.Register(h, huma.Operation{
+	register(h, auth.ViewData, huma.Operation{
 		OperationID: "stream-events", Method: http.MethodGet, Path: Prefix + "/events/stream",
 		Summary: "Live events as Server-Sent Events", Tags: []string{"events"},
 		Description: "A text/event-stream of what happens while it is open: one message per event, " +
@@ -97,7 +98,7 @@ func (a *API) streamRoutes(h huma.API) {
 			"when the response headers arrive. A comment line keeps the connection alive every " +
 			a.opts.KeepAlive.String() + ". A client that reads slower than events come loses events, " +
 			"never delays the server: a `dropped` message then says how many. The stream ends when " +
-			"the server stops. Topics:" + lines.String() +
+			"the server stops, and at a keep-alive after its token is revoked or its user disabled. Topics:" + lines.String() +
 			"\n- `dropped`: events this stream lost (always sent).",
 		Responses: map[string]*huma.Response{"200": {
 			Description: "The event stream",
@@ -157,8 +158,9 @@ func (a *API) streamEvents(ctx context.Context, in *streamInput) (*huma.StreamRe
 }
 
 // stream writes the events matching endpoint ("" for all) and topics (nil
-// for all) to w until the client goes away, a write fails or times out, or
-// CloseStreams is called.
+// for all) to w until the client goes away, a write fails or times out,
+// CloseStreams is called, or, checked at each keep-alive, the caller is no
+// longer authorized (see stillAuthorized).
 func (a *API) stream(ctx context.Context, w http.ResponseWriter, endpoint string, topics map[string]bool) {
 	sub := a.opts.Events.Subscribe(events.DefaultBuffer, func(ev events.Event) bool {
 		return (endpoint == "" || ev.Endpoint == endpoint) && (topics == nil || topics[ev.Topic])
@@ -210,6 +212,9 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, endpoint string
 		case <-a.closing:
 			return
 		case <-keepAlive.C:
+			if !a.stillAuthorized(ctx) {
+				return
+			}
 			noteDropped()
 			buf.WriteString(": keep-alive\n\n")
 		case ev, ok := <-sub.C:

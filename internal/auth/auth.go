@@ -1,6 +1,26 @@
 // Package auth hashes and verifies operator passwords (argon2id, PHC string
-// format) and makes and hashes API tokens. It holds no state; the store
-// keeps only the hashes it produces.
+// format), makes and hashes API tokens, and is the one place that decides
+// what a user may do: every route of the REST API (and of the dashboard to
+// come) declares a Permission, and Authorize decides it for the user.
+//
+// Until sites and roles exist the policy is:
+//
+//	permission          administrator  other user  routes today
+//	public              yes            yes         OpenAPI document and schemas (no token needed)
+//	view_overview       yes            yes         list and get endpoints
+//	view_data           yes            yes         history, events, observations, queued operations, event stream
+//	perform_operations  yes            yes         read, discover, write, execute, write-attributes, create, delete,
+//	                                               observe, cancel-observe; queue and cancel queued operations
+//	view_firmware       yes            no          (none yet)
+//	manage_firmware     yes            no          (none yet)
+//	manage_devices      yes            no          (none yet)
+//	manage_credentials  yes            no          list, add and remove device credentials
+//	manage_users        yes            no          (none yet: users and tokens are managed with the CLI)
+//
+// A disabled user may do nothing but public things. The policy holds no
+// state; DenialLimiter keeps the little state needed to record refusals
+// without letting a loop flood the audit log. The store keeps only the
+// hashes this package produces.
 package auth
 
 import (

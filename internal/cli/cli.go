@@ -47,7 +47,9 @@ Commands:
              | simulate --devices N [--psk-secret S] --write-psk-file FILE.csv|- (to import, then exit)
   migrate    apply database migrations and exit
   user       manage operators: user create NAME [--admin] [--password-stdin] | user passwd NAME | user list
-  token      manage API tokens: token create --user NAME [--name LABEL]
+             | user disable NAME | user enable NAME | user delete NAME
+  token      manage API tokens: token create --user NAME [--name LABEL] [--expires 720h]
+             | token list [--user NAME] | token revoke ID
   credential manage device DTLS credentials: credential add ENDPOINT --psk-identity ID --psk-key HEX
              | credential add ENDPOINT --cert-cn CN [--cert-fingerprint SHA256] | credential list
              | credential import FILE.csv|- (endpoint,psk-identity,psk-hex-key lines, all or none)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,9 +13,12 @@ import (
 	"github.com/flownexus/flownexus/internal/store"
 )
 
+const userUsage = "user create NAME [--admin] [--password-stdin] | user passwd NAME [--password-stdin] | user list" +
+	" | user disable NAME | user enable NAME | user delete NAME"
+
 func runUser(ctx context.Context, iox IO, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: user create NAME [--admin] [--password-stdin] | user passwd NAME [--password-stdin] | user list", errUsage)
+		return fmt.Errorf("%w: %s", errUsage, userUsage)
 	}
 	var admin, fromStdin bool
 	extra := func(fs *flag.FlagSet) {
@@ -29,10 +33,10 @@ func runUser(ctx context.Context, iox IO, args []string) error {
 	if err != nil {
 		return err
 	}
-	wantArgs := map[string]int{"create": 1, "passwd": 1, "list": 0}
+	wantArgs := map[string]int{"create": 1, "passwd": 1, "list": 0, "disable": 1, "enable": 1, "delete": 1}
 	n, known := wantArgs[args[0]]
 	if !known {
-		return fmt.Errorf("%w: unknown user command %q (create, passwd, list)", errUsage, args[0])
+		return fmt.Errorf("%w: unknown user command %q: %s", errUsage, args[0], userUsage)
 	}
 	if len(pos) != n {
 		return fmt.Errorf("%w: user %s takes %d argument(s), got %d", errUsage, args[0], n, len(pos))
@@ -50,13 +54,16 @@ func runUser(ctx context.Context, iox IO, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(iox.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "USERNAME\tADMIN\tCREATED\tLAST LOGIN")
+		fmt.Fprintln(tw, "USERNAME\tADMIN\tCREATED\tLAST LOGIN\tDISABLED")
 		for _, u := range users {
-			last := "never"
+			last, disabled := "never", "no"
 			if !u.LastLoginAt.IsZero() {
 				last = u.LastLoginAt.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", u.Username, u.IsAdmin, u.CreatedAt.UTC().Format(time.RFC3339), last)
+			if u.Disabled() {
+				disabled = u.DisabledAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\n", u.Username, u.IsAdmin, u.CreatedAt.UTC().Format(time.RFC3339), last, disabled)
 		}
 		return tw.Flush()
 	case "create":
@@ -74,12 +81,12 @@ func runUser(ctx context.Context, iox IO, args []string) error {
 			}
 			return err
 		}
+		if err := audit(ctx, st, "user.create", name, map[string]any{"admin": admin}); err != nil {
+			return err
+		}
 		fmt.Fprintf(iox.Stdout, "created user %q (admin: %v)\n", name, admin)
 	case "passwd":
-		u, err := st.GetUserByName(ctx, pos[0])
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("no user %q", pos[0])
-		}
+		u, err := userByName(ctx, st, pos[0])
 		if err != nil {
 			return err
 		}
@@ -90,7 +97,87 @@ func runUser(ctx context.Context, iox IO, args []string) error {
 		if err := st.SetPassword(ctx, u.ID, hash); err != nil {
 			return err
 		}
+		if err := audit(ctx, st, "user.passwd", u.Username, nil); err != nil {
+			return err
+		}
 		fmt.Fprintf(iox.Stdout, "password of %q changed\n", u.Username)
+	case "disable", "enable", "delete":
+		return changeUser(ctx, iox, st, args[0], pos[0])
+	}
+	return nil
+}
+
+// changeUser disables, enables or deletes the user name. Disabling takes
+// effect on the user's next request: every request checks the user.
+func changeUser(ctx context.Context, iox IO, st *store.Store, cmd, name string) error {
+	u, err := userByName(ctx, st, name)
+	if err != nil {
+		return err
+	}
+	var detail map[string]any
+	switch cmd {
+	case "disable":
+		if u.Disabled() {
+			fmt.Fprintf(iox.Stdout, "user %q is already disabled (since %s)\n", u.Username, u.DisabledAt.UTC().Format(time.RFC3339))
+			return nil
+		}
+		err = st.DisableUser(ctx, u.ID, time.Now())
+	case "enable":
+		if !u.Disabled() {
+			fmt.Fprintf(iox.Stdout, "user %q is not disabled\n", u.Username)
+			return nil
+		}
+		err = st.EnableUser(ctx, u.ID)
+	case "delete":
+		var toks []store.APIToken
+		if toks, err = st.ListAPITokens(ctx, u.ID); err != nil {
+			return err
+		}
+		detail = map[string]any{"api_tokens": len(toks)}
+		err = st.DeleteUser(ctx, u.ID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no user %q", name)
+	}
+	if err != nil {
+		return err
+	}
+	if err := audit(ctx, st, "user."+cmd, u.Username, detail); err != nil {
+		return err
+	}
+	switch cmd {
+	case "disable":
+		fmt.Fprintf(iox.Stdout, "disabled user %q: its API tokens are refused from now on\n", u.Username)
+	case "enable":
+		fmt.Fprintf(iox.Stdout, "enabled user %q\n", u.Username)
+	case "delete":
+		fmt.Fprintf(iox.Stdout, "deleted user %q and its %d API token(s); its audit entries keep its name\n",
+			u.Username, detail["api_tokens"])
+	}
+	return nil
+}
+
+// userByName returns the user name, or an error saying there is none.
+func userByName(ctx context.Context, st *store.Store, name string) (store.User, error) {
+	u, err := st.GetUserByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return u, fmt.Errorf("no user %q", name)
+	}
+	return u, err
+}
+
+// audit appends an entry for a change made on the command line: the actor
+// is "cli", as for credential changes.
+func audit(ctx context.Context, st *store.Store, action, target string, detail map[string]any) error {
+	var d json.RawMessage
+	if detail != nil {
+		var err error
+		if d, err = json.Marshal(detail); err != nil {
+			return fmt.Errorf("audit %s: %w", action, err)
+		}
+	}
+	if _, err := st.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: action, Target: target, Detail: d}); err != nil {
+		return fmt.Errorf("the change is made, but its audit entry was not written: %w", err)
 	}
 	return nil
 }

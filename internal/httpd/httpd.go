@@ -1,7 +1,11 @@
 // Package httpd is the operator-facing HTTP server: it owns the listener,
-// the middleware every request passes (Host allow-list, panic recovery,
-// access metrics and logging), and the /healthz and /metrics endpoints.
-// The dashboard and the REST API mount their routes on it with Handle.
+// the middleware every request passes (security headers, Host allow-list,
+// panic recovery, access metrics and logging), and the /healthz and
+// /metrics endpoints. The dashboard and the REST API mount their routes on
+// it with Handle; each sets its own Content-Security-Policy.
+//
+// A known path asked with a method it has no route for is answered 405
+// with an Allow header (the net/http mux does this); an unknown path 404.
 package httpd
 
 import (
@@ -78,7 +82,23 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 
 // Handler returns the routed handler wrapped in the middleware.
 func (s *Server) Handler() http.Handler {
-	return s.hostCheck(s.observe(s.mux))
+	return securityHeaders(s.hostCheck(s.observe(s.mux)))
+}
+
+// securityHeaders sets the headers every response carries, refusals
+// included; a handler may replace them:
+//   - X-Content-Type-Options: nosniff, so a browser never runs a JSON,
+//     text or metrics answer as a script or page;
+//   - Referrer-Policy: no-referrer, so no URL of this server (device names
+//     are in API paths) leaks to another site. The dashboard needs no
+//     Referer: its cross-origin protection reads Origin and Sec-Fetch-Site.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Serve accepts connections on ln until Shutdown; it returns nil after a

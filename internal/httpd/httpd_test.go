@@ -191,3 +191,42 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+func TestSecurityHeadersAnd405(t *testing.T) {
+	s := newServer(t, nil)
+	s.Handle("GET /boom", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	s.Handle("GET /own", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Referrer-Policy", "strict-origin-when-cross-origin")
+	}))
+	h := s.Handler()
+	for _, c := range []struct {
+		method, host, path string
+		code               int
+		allow              string
+	}{
+		{"GET", "localhost", "/healthz", 200, ""},
+		{"GET", "localhost", "/metrics", 200, ""},
+		{"GET", "localhost", "/nope", 404, ""},
+		{"POST", "localhost", "/nope", 404, ""},
+		{"POST", "localhost", "/healthz", 405, "GET, HEAD"},
+		{"DELETE", "localhost", "/metrics", 405, "GET, HEAD"},
+		{"GET", "evil.com", "/healthz", 400, ""},
+		{"GET", "localhost", "/boom", 500, ""},
+	} {
+		w := do(h, c.method, c.host, c.path)
+		what := c.method + " " + c.host + c.path
+		if w.Code != c.code || w.Header().Get("Allow") != c.allow {
+			t.Errorf("%s: %d Allow %q, want %d %q", what, w.Code, w.Header().Get("Allow"), c.code, c.allow)
+		}
+		if got := w.Header().Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q", what, got)
+		}
+		if got := w.Header().Get("Referrer-Policy"); got != "no-referrer" {
+			t.Errorf("%s: Referrer-Policy %q", what, got)
+		}
+	}
+	// A handler may set its own.
+	if got := do(h, "GET", "localhost", "/own").Header().Get("Referrer-Policy"); got != "strict-origin-when-cross-origin" {
+		t.Errorf("handler's own Referrer-Policy replaced: %q", got)
+	}
+}

@@ -56,21 +56,24 @@ func (s *Store) CreateAPIToken(ctx context.Context, userID int64, name, tokenHas
 }
 
 // GetAPITokenByHash returns the token with the given hash and its user,
-// expired or not (see APIToken.Expired).
+// expired or not (see APIToken.Expired), its user disabled or not (see
+// User.Disabled).
 func (s *Store) GetAPITokenByHash(ctx context.Context, tokenHash string) (APIToken, User, error) {
-	var u User
-	var userCreated int64
-	var userLogin sql.NullInt64
+	var u userRow
 	t, err := scanToken(s.rdb.QueryRowContext(ctx, `
 		SELECT t.id, t.user_id, t.name, t.token_hash, t.prefix, t.created_at, t.last_used_at, t.expires_at,
-			u.id, u.username, u.password_hash, u.is_admin, u.created_at, u.last_login_at
-		FROM api_token t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`, tokenHash),
-		&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &userCreated, &userLogin)
+			u.id, u.username, u.password_hash, u.is_admin, u.created_at, u.last_login_at, u.disabled_at
+		FROM api_token t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`, tokenHash), u.dest()...)
 	if err != nil {
 		return APIToken{}, User{}, wrap("get API token by hash", err)
 	}
-	u.CreatedAt, u.LastLoginAt = fromMillis(userCreated), fromNullMillis(userLogin)
-	return t, u, nil
+	return t, u.user(), nil
+}
+
+// GetAPIToken returns the token with the given id.
+func (s *Store) GetAPIToken(ctx context.Context, id int64) (APIToken, error) {
+	t, err := scanToken(s.rdb.QueryRowContext(ctx, "SELECT "+tokenCols+" FROM api_token WHERE id = $1", id))
+	return t, wrap(fmt.Sprintf("get API token %d", id), err)
 }
 
 // TouchAPIToken records that the token was used at t.
@@ -90,7 +93,17 @@ func (s *Store) ListAPITokens(ctx context.Context, userID int64) ([]APIToken, er
 	return out, wrap(op, err)
 }
 
-// DeleteAPIToken revokes a token.
+// ListAllAPITokens returns every user's tokens, newest first.
+func (s *Store) ListAllAPITokens(ctx context.Context) ([]APIToken, error) {
+	rows, err := s.rdb.QueryContext(ctx, "SELECT "+tokenCols+" FROM api_token ORDER BY id DESC")
+	if err != nil {
+		return nil, wrap("list API tokens", err)
+	}
+	out, err := collect(rows, scanTokenOnly)
+	return out, wrap("list API tokens", err)
+}
+
+// DeleteAPIToken revokes a token; a missing one is ErrNotFound.
 func (s *Store) DeleteAPIToken(ctx context.Context, id int64) error {
 	return wrap(fmt.Sprintf("delete API token %d", id),
 		requireRow(s.wdb.ExecContext(ctx, "DELETE FROM api_token WHERE id = $1", id)))

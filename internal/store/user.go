@@ -16,19 +16,39 @@ type User struct {
 	IsAdmin      bool
 	CreatedAt    time.Time
 	LastLoginAt  time.Time // zero: never
+	// DisabledAt is when the user was disabled, zero while enabled. A
+	// disabled user may not log in and its API tokens are refused.
+	DisabledAt time.Time
 }
 
-const userCols = "id, username, password_hash, is_admin, created_at, last_login_at"
+// Disabled reports whether the user is disabled.
+func (u User) Disabled() bool { return !u.DisabledAt.IsZero() }
+
+const userCols = "id, username, password_hash, is_admin, created_at, last_login_at, disabled_at"
 
 func scanUser(r rowScanner) (User, error) {
-	var u User
-	var created int64
-	var last sql.NullInt64
-	if err := r.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.IsAdmin, &created, &last); err != nil {
+	var row userRow
+	if err := r.Scan(row.dest()...); err != nil {
 		return User{}, err
 	}
-	u.CreatedAt, u.LastLoginAt = fromMillis(created), fromNullMillis(last)
-	return u, nil
+	return row.user(), nil
+}
+
+// userRow receives the columns of userCols, in order.
+type userRow struct {
+	u               User
+	created         int64
+	login, disabled sql.NullInt64
+}
+
+func (r *userRow) dest() []any {
+	return []any{&r.u.ID, &r.u.Username, &r.u.PasswordHash, &r.u.IsAdmin, &r.created, &r.login, &r.disabled}
+}
+
+func (r *userRow) user() User {
+	u := r.u
+	u.CreatedAt, u.LastLoginAt, u.DisabledAt = fromMillis(r.created), fromNullMillis(r.login), fromNullMillis(r.disabled)
+	return u
 }
 
 // CreateUser adds a user; a username already taken is ErrConflict.
@@ -77,6 +97,23 @@ func (s *Store) SetAdmin(ctx context.Context, id int64, isAdmin bool) error {
 		"UPDATE users SET is_admin = $2 WHERE id = $1", id, isAdmin)))
 }
 
+// DisableUser disables the user as of at: its API tokens are refused from
+// then on. A user already disabled keeps its first DisabledAt.
+func (s *Store) DisableUser(ctx context.Context, id int64, at time.Time) error {
+	if at.IsZero() {
+		return fmt.Errorf("store: disable user %d: zero time", id)
+	}
+	return wrap(fmt.Sprintf("disable user %d", id), requireRow(s.wdb.ExecContext(ctx,
+		"UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE id = $1", id, millis(at))))
+}
+
+// EnableUser enables a disabled user again; enabling an enabled user does
+// nothing.
+func (s *Store) EnableUser(ctx context.Context, id int64) error {
+	return wrap(fmt.Sprintf("enable user %d", id), requireRow(s.wdb.ExecContext(ctx,
+		"UPDATE users SET disabled_at = NULL WHERE id = $1", id)))
+}
+
 // TouchLogin records a successful login at t.
 func (s *Store) TouchLogin(ctx context.Context, id int64, t time.Time) error {
 	return wrap(fmt.Sprintf("touch login of user %d", id), requireRow(s.wdb.ExecContext(ctx,
@@ -84,7 +121,8 @@ func (s *Store) TouchLogin(ctx context.Context, id int64, t time.Time) error {
 }
 
 // DeleteUser removes the user with its memberships and API tokens; the
-// operations it queued remain, without a user.
+// operations it queued remain, without a user, and its audit entries keep
+// its name (AuditEntry.Actor).
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	return wrap(fmt.Sprintf("delete user %d", id),
 		requireRow(s.wdb.ExecContext(ctx, "DELETE FROM users WHERE id = $1", id)))

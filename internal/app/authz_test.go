@@ -1,0 +1,606 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/api"
+	"github.com/flownexus/flownexus/internal/auth"
+	"github.com/flownexus/flownexus/internal/store"
+)
+
+// userToken creates a user (an administrator with admin) and returns an
+// API token of it.
+func (s *server) userToken(t *testing.T, name string, admin bool) (store.User, string) {
+	t.Helper()
+	ctx := context.Background()
+	hash, _ := auth.HashPassword("a-password", auth.Params{Memory: 1024, Time: 1, Threads: 1})
+	u, err := s.Store.CreateUser(ctx, name, hash, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, th, prefix := auth.NewToken()
+	if _, err := s.Store.CreateAPIToken(ctx, u.ID, "test", th, prefix, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	return u, tok
+}
+
+// response is an API answer as the tests check it.
+type response struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func (r response) problem(t *testing.T) problemJSON {
+	t.Helper()
+	var p problemJSON
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatalf("%d %s: not a problem: %v", r.code, r.body, err)
+	}
+	return p
+}
+
+// do sends an API request with token ("" for none) and returns the whole
+// answer.
+func (s *server) do(t *testing.T, token, method, path string, body any) response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.base+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, resp.Header, b}
+}
+
+// forbidden checks that r is a 403 problem with code forbidden.
+func forbidden(t *testing.T, what string, r response) {
+	t.Helper()
+	if r.code != http.StatusForbidden || r.header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("%s: %d %s %s, want 403 problem+json", what, r.code, r.header.Get("Content-Type"), r.body)
+		return
+	}
+	if p := r.problem(t); p.Code != "forbidden" || p.Status != 403 {
+		t.Errorf("%s: problem %+v, want code forbidden", what, p)
+	}
+}
+
+// TestNonAdminCannotTakeOverADevice is the exploit of issue 10: a user
+// without the administrator flag removed a device's credential and bound
+// their own PSK to it, then connected as the device.
+func TestNonAdminCannotTakeOverADevice(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	ctx := context.Background()
+	const ep = "urn:imei:356938035643809"
+	if code := s.call(t, "POST", "/api/v1/credentials", map[string]string{
+		"endpoint": ep, "psk_identity": "device-identity", "psk_key": "000102030405060708090a0b0c0d0e0f",
+	}, nil); code != http.StatusCreated {
+		t.Fatalf("admin creates the credential: %d", code)
+	}
+	before, err := s.Store.GetCredentialByEndpoint(ctx, ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory, tok := s.userToken(t, "mallory", false)
+
+	forbidden(t, "non-admin DELETE credential", s.do(t, tok, "DELETE", "/api/v1/credentials/"+ep, nil))
+	forbidden(t, "non-admin POST credential", s.do(t, tok, "POST", "/api/v1/credentials", map[string]string{
+		"endpoint": ep, "psk_identity": "mallory", "psk_key": "ffffffffffffffffffffffffffffffff",
+	}))
+	forbidden(t, "non-admin GET credentials", s.do(t, tok, "GET", "/api/v1/credentials", nil))
+
+	after, err := s.Store.GetCredentialByEndpoint(ctx, ep)
+	if err != nil || after.ID != before.ID || after.PSKIdentity != "device-identity" || !bytes.Equal(after.PSKKeyEnc, before.PSKKeyEnc) {
+		t.Fatalf("credential changed: %+v (%v), was %+v", after, err, before)
+	}
+	if _, err := s.Store.GetCredentialByPSKIdentity(ctx, "mallory"); err == nil {
+		t.Fatal("mallory's PSK identity was stored")
+	}
+
+	entries, err := s.Store.ListAudit(ctx, store.AuditFilter{UserID: mallory.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"GET /api/v1/credentials", "POST /api/v1/credentials", "DELETE /api/v1/credentials/" + ep}
+	if len(entries) != len(want) {
+		t.Fatalf("audit entries of mallory: %+v, want %d", entries, len(want))
+	}
+	for i, e := range entries {
+		if e.Action != "access.denied" || e.Actor != "mallory" || e.Target != want[i] || e.RemoteAddr == "" {
+			t.Errorf("audit entry %d: %+v, want access.denied of %q by mallory with a remote address", i, e, want[i])
+		}
+		var d map[string]any
+		if err := json.Unmarshal(e.Detail, &d); err != nil || d["permission"] != string(auth.ManageCredentials) {
+			t.Errorf("audit entry %d detail: %s", i, e.Detail)
+		}
+	}
+}
+
+// routeCase is how TestEveryRouteIsAuthorized calls one route and what it
+// expects.
+type routeCase struct {
+	// perm is the permission the route must declare; the non-admin user is
+	// expected to be refused exactly when it is administrators' only.
+	perm auth.Permission
+	// query is appended to the path.
+	query string
+	// body returns the request body for the admin or the user (nil: none);
+	// st holds values earlier cases saved.
+	body func(admin bool, st map[string]string) any
+	// want are the statuses accepted when the caller may use the route.
+	want []int
+	// save is called with an accepted answer.
+	save func(admin bool, r response, st map[string]string)
+	// stream: the answer is an event stream; only its headers are read.
+	stream bool
+}
+
+func body(v any) func(bool, map[string]string) any {
+	return func(bool, map[string]string) any { return v }
+}
+
+// TestEveryRouteIsAuthorized walks every route the API serves (its route
+// table, checked against the OpenAPI document) with a non-admin token and
+// an admin token. A route added without a case here fails the test.
+func TestEveryRouteIsAuthorized(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	f := startFleet(t, s, 1, nil)
+	ep := f.Device(0).Endpoint()
+	eventually(t, 5*time.Second, "the device online", func() bool {
+		var e struct{ Online bool }
+		return s.call(t, "GET", "/api/v1/endpoints/"+ep, nil, &e) == 200 && e.Online
+	})
+	user, userTok := s.userToken(t, "walker", false)
+	const credEP = "urn:imei:000000000000042"
+
+	saveID := func(key string) func(bool, response, map[string]string) {
+		return func(admin bool, r response, st map[string]string) {
+			var v struct {
+				ID       int64  `json:"id"`
+				Location string `json:"location"`
+			}
+			json.Unmarshal(r.body, &v)
+			val := v.Location
+			if v.ID != 0 {
+				val = strconv.FormatInt(v.ID, 10)
+			}
+			st[key+strconv.FormatBool(admin)] = val
+		}
+	}
+	pick := func(key string) func(bool, map[string]string) any {
+		return func(admin bool, st map[string]string) any {
+			return map[string]any{"path": st[key+strconv.FormatBool(admin)]}
+		}
+	}
+	byCaller := func(user, admin any) func(bool, map[string]string) any {
+		return func(a bool, _ map[string]string) any {
+			if a {
+				return admin
+			}
+			return user
+		}
+	}
+	ok := []int{http.StatusOK}
+	// Keyed by operation id, or method and path for the document routes.
+	// Ordered: cases run in this order, the user's call before the admin's.
+	type keyed struct {
+		key string
+		routeCase
+	}
+	cases := []keyed{
+		{"GET /api/v1/openapi.json", routeCase{perm: auth.Public, want: ok}},
+		{"GET /api/v1/openapi-3.0.json", routeCase{perm: auth.Public, want: ok}},
+		{"GET /api/v1/openapi.yaml", routeCase{perm: auth.Public, want: ok}},
+		{"GET /api/v1/openapi-3.0.yaml", routeCase{perm: auth.Public, want: ok}},
+		{"GET /api/v1/schemas/{schema}", routeCase{perm: auth.Public, want: ok}},
+		{"list-endpoints", routeCase{perm: auth.ViewOverview, want: ok}},
+		{"get-endpoint", routeCase{perm: auth.ViewData, want: ok}},
+		{"get-history", routeCase{perm: auth.ViewData, query: "?path=/3303/0/5700", want: ok}},
+		{"list-events", routeCase{perm: auth.ViewData, want: ok}},
+		{"read", routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/3/0"}), want: ok}},
+		{"discover", routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/3303/0"}), want: ok}},
+		{"write", routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/1/0/1", "value": 300}), want: ok}},
+		{"execute", routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/3303/0/5605"}), want: ok}},
+		{"write-attributes", routeCase{perm: auth.PerformOperations,
+			body: body(map[string]any{"path": "/3303/0/5700", "attributes": map[string]any{"pmin": 5}}), want: ok}},
+		{"create", routeCase{perm: auth.PerformOperations,
+			body: byCaller(map[string]any{"path": "/3303", "instance": 10, "values": map[string]any{"5700": 21.5}},
+				map[string]any{"path": "/3303", "instance": 11, "values": map[string]any{"5700": 22.5}}), want: ok,
+			save: saveID("instance")}},
+		{"delete", routeCase{perm: auth.PerformOperations, body: pick("instance"), want: ok}},
+		{"observe", routeCase{perm: auth.PerformOperations,
+			body: byCaller(map[string]any{"path": "/3303/0/5700"}, map[string]any{"path": "/3304/0/5700"}), want: ok}},
+		{"list-observations", routeCase{perm: auth.ViewData, want: ok}},
+		{"cancel-observe", routeCase{perm: auth.PerformOperations,
+			body: byCaller(map[string]any{"path": "/3303/0/5700"}, map[string]any{"path": "/3304/0/5700"}), want: ok}},
+		{"queue-operation", routeCase{perm: auth.PerformOperations,
+			body: body(map[string]any{"kind": "read", "path": "/3/0/0"}), want: []int{http.StatusAccepted}, save: saveID("op")}},
+		{"list-operations", routeCase{perm: auth.ViewData, want: ok}},
+		{"get-operation", routeCase{perm: auth.ViewData, want: ok}},
+		// The device is online: the operation may be delivered already (409).
+		{"cancel-operation", routeCase{perm: auth.PerformOperations, want: []int{http.StatusOK, http.StatusConflict}}},
+		{"list-credentials", routeCase{perm: auth.ManageCredentials, want: ok}},
+		{"create-credential", routeCase{perm: auth.ManageCredentials, want: []int{http.StatusCreated},
+			body: body(map[string]any{"endpoint": credEP, "psk_identity": "walker", "psk_key": "000102030405060708090a0b0c0d0e0f"})}},
+		{"delete-credential", routeCase{perm: auth.ManageCredentials, want: []int{http.StatusNoContent}}},
+		{"stream-events", routeCase{perm: auth.ViewData, want: ok, stream: true}},
+	}
+
+	routes := map[string]api.Route{}
+	for _, r := range s.API.Routes() {
+		key := r.OperationID
+		if key == "" {
+			key = r.Method + " " + r.Path
+		}
+		if _, dup := routes[key]; dup {
+			t.Errorf("route %s twice", key)
+		}
+		routes[key] = r
+	}
+	seen := map[string]bool{}
+	for _, c := range cases {
+		seen[c.key] = true
+		if _, ok := routes[c.key]; !ok {
+			t.Errorf("case %s: no such route", c.key)
+		}
+	}
+	for key, r := range routes {
+		if !seen[key] {
+			t.Errorf("route %s %s (%s, permission %s) has no case here: add one", r.Method, r.Path, key, r.Permission)
+		}
+	}
+	checkOpenAPI(t, s, routes)
+
+	st := map[string]string{}
+	fill := func(path string, admin bool) string {
+		return strings.NewReplacer("{ep}", ep, "{endpoint}", credEP, "{schema}", "Credential.json",
+			"{id}", st["op"+strconv.FormatBool(admin)]).Replace(path)
+	}
+	for _, c := range cases {
+		r, ok := routes[c.key]
+		if !ok {
+			continue
+		}
+		if r.Permission != c.perm {
+			t.Errorf("%s: permission %s, want %s", c.key, r.Permission, c.perm)
+		}
+		userMay := c.perm == auth.Public || c.perm == auth.ViewOverview || c.perm == auth.ViewData || c.perm == auth.PerformOperations
+		for _, admin := range []bool{false, true} {
+			who, tok := "user", userTok
+			if admin {
+				who, tok = "admin", s.token
+			}
+			var b any
+			if c.body != nil {
+				b = c.body(admin, st)
+			}
+			path := fill(r.Path, admin) + c.query
+			var got response
+			if c.stream {
+				got = s.streamHeaders(t, tok, path)
+			} else {
+				got = s.do(t, tok, r.Method, path, b)
+			}
+			what := fmt.Sprintf("%s %s %s as %s", c.key, r.Method, path, who)
+			if !admin && !userMay {
+				forbidden(t, what, got)
+				// Refused before the body is even looked at.
+				forbidden(t, what+" with a bad body", s.do(t, tok, r.Method, path, "not an object"))
+				continue
+			}
+			if !slices.Contains(c.want, got.code) {
+				t.Errorf("%s: %d %s, want %v", what, got.code, got.body, c.want)
+				continue
+			}
+			if c.save != nil {
+				c.save(admin, got, st)
+			}
+		}
+		if c.perm == auth.Public {
+			if got := s.do(t, "", r.Method, fill(r.Path, false), nil); got.code != http.StatusOK {
+				t.Errorf("%s without a token: %d, want 200", c.key, got.code)
+			}
+		} else if got := s.do(t, "", r.Method, fill(r.Path, true)+c.query, nil); got.code != http.StatusUnauthorized {
+			t.Errorf("%s without a token: %d, want 401", c.key, got.code)
+		}
+	}
+	// Every refusal of the walk is in the audit log, up to the limit.
+	entries, err := s.Store.ListAudit(context.Background(), store.AuditFilter{UserID: user.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 6 {
+		t.Errorf("audit entries of the user: %d, want 6 (three routes, twice each)", len(entries))
+	}
+}
+
+// streamHeaders opens an event stream and returns its status and headers
+// without waiting for events.
+func (s *server) streamHeaders(t *testing.T, token, path string) response {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return response{resp.StatusCode, resp.Header, b}
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("stream %s: Content-Type %q", path, ct)
+	}
+	return response{resp.StatusCode, resp.Header, nil}
+}
+
+// checkOpenAPI checks that the OpenAPI document lists exactly the
+// operations of the route table, each with its permission.
+func checkOpenAPI(t *testing.T, s *server, routes map[string]api.Route) {
+	t.Helper()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			OperationID string `json:"operationId"`
+			Permission  string `json:"x-permission"`
+		} `json:"paths"`
+	}
+	if r := s.do(t, "", "GET", "/api/v1/openapi.json", nil); r.code != 200 || json.Unmarshal(r.body, &doc) != nil {
+		t.Fatalf("OpenAPI document: %d", r.code)
+	}
+	documented := 0
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			documented++
+			r, ok := routes[op.OperationID]
+			if !ok || r.Path != path || !strings.EqualFold(r.Method, method) || string(r.Permission) != op.Permission {
+				t.Errorf("OpenAPI %s %s (%s, x-permission %q) does not match the route table: %+v", method, path, op.OperationID, op.Permission, r)
+			}
+		}
+	}
+	operations := 0
+	for _, r := range routes {
+		if r.OperationID != "" {
+			operations++
+		}
+	}
+	if documented != operations {
+		t.Errorf("OpenAPI documents %d operations, the route table has %d", documented, operations)
+	}
+}
+
+// TestRefusalsAreRateLimited checks that a client looping on a refused
+// request gets 403 every time but writes at most api.DenialBurst audit
+// entries a window, and that another user's refusals are still recorded.
+func TestRefusalsAreRateLimited(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	looper, tok := s.userToken(t, "looper", false)
+	other, otherTok := s.userToken(t, "other", false)
+	for i := range 3 * api.DenialBurst {
+		if r := s.do(t, tok, "GET", "/api/v1/credentials", nil); r.code != http.StatusForbidden {
+			t.Fatalf("refusal %d: %d", i+1, r.code)
+		}
+	}
+	forbidden(t, "other user", s.do(t, otherTok, "DELETE", "/api/v1/credentials/x", nil))
+	ctx := context.Background()
+	if es, err := s.Store.ListAudit(ctx, store.AuditFilter{UserID: looper.ID, Limit: 1000}); err != nil || len(es) != api.DenialBurst {
+		t.Errorf("audit entries of the looping user: %d (%v), want %d", len(es), err, api.DenialBurst)
+	}
+	if es, err := s.Store.ListAudit(ctx, store.AuditFilter{UserID: other.ID}); err != nil || len(es) != 1 {
+		t.Errorf("audit entries of the other user: %d (%v), want 1", len(es), err)
+	}
+}
+
+// TestDisabledAndDeletedUsers checks that disabling a user refuses its
+// tokens at once, enabling accepts them again, and deleting it removes
+// them while its audit entries keep its name.
+func TestDisabledAndDeletedUsers(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	ctx := context.Background()
+	for _, admin := range []bool{false, true} {
+		name := "judy" + strconv.FormatBool(admin)
+		u, tok := s.userToken(t, name, admin)
+		if r := s.do(t, tok, "GET", "/api/v1/endpoints", nil); r.code != http.StatusOK {
+			t.Fatalf("%s enabled: %d", name, r.code)
+		}
+		if !admin {
+			forbidden(t, "refused while enabled", s.do(t, tok, "GET", "/api/v1/credentials", nil))
+		}
+		if err := s.Store.DisableUser(ctx, u.ID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{"/api/v1/endpoints", "/api/v1/credentials"} {
+			r := s.do(t, tok, "GET", path, nil)
+			if p := r.problem(t); r.code != http.StatusUnauthorized || p.Code != "unauthorized" || !strings.Contains(p.Detail, "disabled") {
+				t.Errorf("%s disabled, GET %s: %d %+v", name, path, r.code, p)
+			}
+		}
+		if err := s.Store.EnableUser(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if r := s.do(t, tok, "GET", "/api/v1/endpoints", nil); r.code != http.StatusOK {
+			t.Fatalf("%s enabled again: %d", name, r.code)
+		}
+		if err := s.Store.DeleteUser(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if r := s.do(t, tok, "GET", "/api/v1/endpoints", nil); r.code != http.StatusUnauthorized {
+			t.Errorf("%s deleted: %d", name, r.code)
+		}
+		if !admin {
+			es, err := s.Store.ListAudit(ctx, store.AuditFilter{UserID: u.ID})
+			if err != nil || len(es) != 1 || es[0].Actor != name || es[0].Action != api.ActionDenied {
+				t.Errorf("audit of the deleted user: %+v %v", es, err)
+			}
+		}
+	}
+}
+
+// TestMethodNotAllowedAndHeaders checks 405 with Allow on known API paths,
+// 404 on unknown ones, and the security headers on API answers.
+func TestMethodNotAllowedAndHeaders(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	for _, c := range []struct {
+		method, path, allow string
+	}{
+		{"PUT", "/api/v1/endpoints", "GET, HEAD"},
+		{"DELETE", "/api/v1/endpoints/urn:imei:1", "GET, HEAD"},
+		{"DELETE", "/api/v1/credentials", "GET, HEAD, POST"},
+		{"GET", "/api/v1/credentials/urn:imei:1", "DELETE"},
+		{"GET", "/api/v1/endpoints/urn:imei:1/read", "POST"},
+		{"PATCH", "/api/v1/endpoints/urn:imei:1/operations/7", "GET, HEAD, DELETE"},
+		{"POST", "/api/v1/openapi.json", "GET, HEAD"},
+	} {
+		r := s.do(t, s.token, c.method, c.path, nil)
+		if r.code != http.StatusMethodNotAllowed || r.header.Get("Allow") != c.allow ||
+			r.header.Get("Content-Type") != "application/problem+json" || r.problem(t).Code != "method_not_allowed" {
+			t.Errorf("%s %s: %d Allow %q %s, want 405 Allow %q", c.method, c.path, r.code, r.header.Get("Allow"), r.body, c.allow)
+		}
+		// Without a token too: the method is wrong whoever asks.
+		if r := s.do(t, "", c.method, c.path, nil); r.code != http.StatusMethodNotAllowed {
+			t.Errorf("%s %s without a token: %d", c.method, c.path, r.code)
+		}
+	}
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/api/v1/nope"}, {"PUT", "/api/v1/nope"}, {"GET", "/api/v1/endpoints/x/nope"}, {"DELETE", "/api/v1/"},
+	} {
+		r := s.do(t, s.token, c.method, c.path, nil)
+		if r.code != http.StatusNotFound || r.problem(t).Code != "not_found" || r.header.Get("Allow") != "" {
+			t.Errorf("%s %s: %d Allow %q, want 404", c.method, c.path, r.code, r.header.Get("Allow"))
+		}
+	}
+
+	_, userTok := s.userToken(t, "kim", false)
+	answers := map[string]response{
+		"200":         s.do(t, s.token, "GET", "/api/v1/endpoints", nil),
+		"401":         s.do(t, "", "GET", "/api/v1/endpoints", nil),
+		"403":         s.do(t, userTok, "GET", "/api/v1/credentials", nil),
+		"404":         s.do(t, s.token, "GET", "/api/v1/nope", nil),
+		"405":         s.do(t, s.token, "PUT", "/api/v1/endpoints", nil),
+		"openapi":     s.do(t, "", "GET", "/api/v1/openapi.json", nil),
+		"stream":      s.streamHeaders(t, s.token, "/api/v1/events/stream"),
+		"healthz":     s.do(t, "", "GET", "/healthz", nil),
+		"metrics":     s.do(t, "", "GET", "/metrics", nil),
+		"healthz 405": s.do(t, "", "POST", "/healthz", nil),
+	}
+	for name, r := range answers {
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q", name, got)
+		}
+		if got := r.header.Get("Referrer-Policy"); got != "no-referrer" {
+			t.Errorf("%s: Referrer-Policy %q", name, got)
+		}
+		csp := r.header.Get("Content-Security-Policy")
+		if isAPI := !strings.HasPrefix(name, "healthz") && name != "metrics"; isAPI && csp != api.APICSP {
+			t.Errorf("%s: Content-Security-Policy %q, want %q", name, csp, api.APICSP)
+		}
+	}
+	if answers["405"].code != 405 || answers["healthz 405"].code != 405 || answers["healthz 405"].header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("405s: %d, %d %q", answers["405"].code, answers["healthz 405"].code, answers["healthz 405"].header.Get("Allow"))
+	}
+}
+
+// TestStreamEndsWhenAccessEnds checks that an open event stream ends at
+// its next keep-alive once its user is disabled or its token revoked,
+// while other streams go on.
+func TestStreamEndsWhenAccessEnds(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Options{StreamKeepAlive: 50 * time.Millisecond})
+	ctx := context.Background()
+	// open returns a channel closed when the stream ends, after its first
+	// keep-alive arrived.
+	open := func(token string) <-chan struct{} {
+		t.Helper()
+		rctx, cancel := context.WithCancel(ctx)
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(rctx, "GET", s.base+"/api/v1/events/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("open stream: %v %v", resp, err)
+		}
+		alive, ended := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(ended)
+			defer resp.Body.Close()
+			buf := make([]byte, 256)
+			first := true
+			for {
+				n, err := resp.Body.Read(buf)
+				if first && strings.Contains(string(buf[:n]), "keep-alive") {
+					close(alive)
+					first = false
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		select {
+		case <-alive:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no keep-alive on a new stream")
+		}
+		return ended
+	}
+	endsSoon := func(what string, ended <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: stream still open", what)
+		}
+	}
+	u, tok := s.userToken(t, "lena", false)
+	_, tok2 := s.userToken(t, "max", false)
+	adminStream := open(s.token)
+	userStream := open(tok)
+	if err := s.Store.DisableUser(ctx, u.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	endsSoon("user disabled", userStream)
+
+	other := open(tok2)
+	toks, err := s.Store.ListAllAPITokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range toks {
+		if tk.TokenHash == auth.HashToken(tok2) {
+			if err := s.Store.DeleteAPIToken(ctx, tk.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	endsSoon("token revoked", other)
+
+	select {
+	case <-adminStream:
+		t.Fatal("the admin's stream ended too")
+	case <-time.After(200 * time.Millisecond):
+	}
+}
