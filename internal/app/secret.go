@@ -19,7 +19,7 @@ func CheckSecretKey(ctx context.Context, creds *credential.Service, log *slog.Lo
 	res, err := creds.CheckSecretKey(ctx)
 	var me *credential.KeyMismatchError
 	if errors.As(err, &me) {
-		return fmt.Errorf("secret key: %w\n%s", err, mismatchHelp(me))
+		return fmt.Errorf("%w\n%s", err, mismatchHelp(me))
 	}
 	if err != nil {
 		return err

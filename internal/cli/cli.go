@@ -14,7 +14,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/config"
 	"github.com/flownexus/flownexus/internal/version"
 )
@@ -53,6 +52,8 @@ Commands:
              | credential import FILE.csv|- (endpoint,psk-identity,psk-hex-key lines, all or none)
              | credential remove ENDPOINT
   secret     print a new random secret key for FLOWNEXUS_SECRET_KEY
+             | secret fingerprint (of the configured key) | secret rotate (re-seal the PSKs from an old key:
+             --old-key-file FILE, --old-key-stdin or FLOWNEXUS_OLD_SECRET_KEY) | secret reset [--drop-psks]
   version    print version and commit
 
 Every command that opens the database takes the configuration flags; run
@@ -84,7 +85,7 @@ func Main(ctx context.Context, iox IO, args []string) int {
 	case "credential":
 		err = runCredential(ctx, iox, rest)
 	case "secret":
-		fmt.Fprintln(iox.Stdout, auth.NewSecretKey())
+		err = runSecret(ctx, iox, rest)
 	case "version", "--version", "-version":
 		fmt.Fprintf(iox.Stdout, "flownexus %s (commit %s)\n", version.Version, version.Revision())
 	case "help", "-h", "--help":
@@ -159,6 +160,12 @@ func loadConfig(iox IO, name string, args []string, extra func(fs *flag.FlagSet)
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, pos, fmt.Errorf("configuration: %w", err)
+	}
+	if ws := cfg.Warnings(); len(ws) > 0 {
+		log := newLogger(cfg, iox.Stderr)
+		for _, w := range ws {
+			log.LogAttrs(context.Background(), slog.LevelWarn, w.Msg, w.Attrs...)
+		}
 	}
 	return cfg, pos, nil
 }

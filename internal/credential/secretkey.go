@@ -173,6 +173,7 @@ var ErrOldKey = errors.New("credential: the old secret key given does not open t
 // RotateResult counts what Rotate did.
 type RotateResult struct {
 	From, To string // fingerprints of the old and the configured key
+	Before   string // the fingerprint the database recorded before; "" for none
 	Resealed int    // PSK keys opened with the old key and sealed with the configured one
 	Current  int    // PSK keys already sealed with the configured key, left as they were
 	Other    int    // credentials without a sealed key (X.509)
@@ -215,6 +216,7 @@ func (s *Service) Rotate(ctx context.Context, by Actor, oldSecret string) (Rotat
 		case stored != res.From && stored != res.To:
 			return fmt.Errorf("%w: its fingerprint is %s, the database records %s", ErrOldKey, res.From, stored)
 		}
+		res.Before = stored
 		creds, err := s.st.ListCredentialsTx(ctx, tx)
 		if err != nil {
 			return err

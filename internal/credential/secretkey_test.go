@@ -241,7 +241,7 @@ func TestRotate(t *testing.T) {
 		}
 		addPSKs(t, a, 3)
 		res, err := b.Rotate(ctx, Actor{Name: "cli"}, keyA)
-		want := RotateResult{From: Fingerprint(keyA), To: Fingerprint(keyB), Resealed: 3, Other: 1}
+		want := RotateResult{From: Fingerprint(keyA), To: Fingerprint(keyB), Before: Fingerprint(keyA), Resealed: 3, Other: 1}
 		if err != nil || res != want {
 			t.Fatalf("Rotate = %+v, %v; want %+v", res, err, want)
 		}
@@ -266,7 +266,7 @@ func TestRotate(t *testing.T) {
 		}
 		// Run again: nothing left to do, nothing written.
 		n := len(auditActions(t, st))
-		if res, err := b.Rotate(ctx, Actor{Name: "cli"}, keyA); err != nil || res.Resealed != 0 || res.Current != 3 {
+		if res, err := b.Rotate(ctx, Actor{Name: "cli"}, keyA); err != nil || res.Resealed != 0 || res.Current != 3 || res.Before != Fingerprint(keyB) {
 			t.Fatalf("second Rotate = %+v, %v", res, err)
 		}
 		if len(auditActions(t, st)) != n {
