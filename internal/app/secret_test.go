@@ -244,3 +244,23 @@ func TestSessionFileUnderOldKey(t *testing.T) {
 		t.Fatalf("server after the stale session file: %d", code)
 	}
 }
+
+// TestMismatchHelpDevelopmentKey: PSKs sealed with the public development
+// key (a server first run with debug on) get the rotation command that
+// names it.
+func TestMismatchHelpDevelopmentKey(t *testing.T) {
+	help := mismatchHelp(&credential.KeyMismatchError{Configured: credential.Fingerprint(newSecret),
+		Stored: credential.Fingerprint(config.DevSecretKey), PSKs: 3, Unreadable: 3})
+	for _, want := range []string{
+		"the PSK keys were sealed with the public development key",
+		"flownexus secret rotate, with FLOWNEXUS_OLD_SECRET_KEY=" + config.DevSecretKey + ";",
+		"removes the 3 PSK credentials",
+	} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %q:\n%s", want, help)
+		}
+	}
+	if strings.Contains(help, "the configured key is the public development key") {
+		t.Errorf("help says the configured key is the development key:\n%s", help)
+	}
+}
