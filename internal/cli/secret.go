@@ -179,6 +179,10 @@ func runSecretReset(ctx context.Context, iox IO, args []string) error {
 		fmt.Fprintln(iox.Stdout, "nothing changed: run again with --drop-psks to remove them and record the configured key")
 		return nil
 	}
+	if !res.Dropped {
+		fmt.Fprintf(iox.Stdout, "nothing to do: the configured key (fingerprint %s) is recorded and opens all %d PSK keys\n", res.To, res.Kept)
+		return nil
+	}
 	fmt.Fprintf(iox.Stdout, "removed %d PSK credentials the configured key cannot open; recorded the configured key (fingerprint %s, was %s)\n",
 		len(res.Unreadable), res.To, recorded)
 	printEndpoints(iox.Stdout, res.Unreadable)

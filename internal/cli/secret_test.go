@@ -222,6 +222,9 @@ func TestSecretReset(t *testing.T) {
 		if r.code != 0 || !strings.HasPrefix(r.stdout, "removed 2 PSK credentials the configured key cannot open; recorded the configured key (fingerprint "+fpB+", was "+fpA+")\n") {
 			t.Fatalf("reset: %+v", r)
 		}
+		if r := runCLI(t, envB, "", "secret", "reset", "--drop-psks"); r.code != 0 || !strings.HasPrefix(r.stdout, "nothing to do") {
+			t.Fatalf("reset again: %+v", r)
+		}
 		r = runCLI(t, envB, "", "credential", "list")
 		if r.code != 0 || strings.Count(r.stdout, "\n") != 2 || !strings.Contains(r.stdout, "urn:imei:3") {
 			t.Fatalf("list after reset: %+v", r)

@@ -281,8 +281,8 @@ type ResetResult struct {
 	// Unreadable lists the endpoints whose PSK key does not open with the
 	// configured key: removed when Dropped is set.
 	Unreadable []string
-	Dropped    bool
-	Kept       int // PSK credentials that open with the configured key
+	Dropped    bool // the credentials were removed and the fingerprint recorded: drop was asked and there was something to do
+	Kept       int  // PSK credentials that open with the configured key
 }
 
 // ResetSecretKey is the way out when the key the stored PSK keys were
@@ -319,8 +319,8 @@ func (s *Service) ResetSecretKey(ctx context.Context, by Actor, drop bool) (Rese
 			drops = append(drops, c)
 			res.Unreadable = append(res.Unreadable, c.EndpointName)
 		}
-		if !drop {
-			return nil
+		if !drop || (len(drops) == 0 && stored == res.To) {
+			return nil // a dry run, or nothing to change
 		}
 		for _, c := range drops {
 			if err := s.st.DeleteCredentialTx(ctx, tx, c.ID); err != nil {

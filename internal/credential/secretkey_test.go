@@ -500,3 +500,20 @@ func TestAddDuringRotation(t *testing.T) {
 		}
 	})
 }
+
+// TestResetNothingToDo: a reset where the configured key opens every PSK
+// and is recorded writes nothing.
+func TestResetNothingToDo(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	a := newService(t, st, keyA)
+	if _, err := a.CheckSecretKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	addPSKs(t, a, 1)
+	n := len(auditActions(t, st))
+	res, err := a.ResetSecretKey(ctx, Actor{}, true)
+	if err != nil || res.Dropped || res.Kept != 1 || len(res.Unreadable) != 0 || len(auditActions(t, st)) != n {
+		t.Fatalf("reset with nothing to do = %+v, %v", res, err)
+	}
+}
