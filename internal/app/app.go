@@ -101,7 +101,9 @@ type App struct {
 }
 
 // New opens the database (migrating a fresh or older schema, refusing a
-// newer one) and builds every part. Nothing listens until Start.
+// newer one), refuses a secret key other than the one the stored PSK keys
+// are sealed with (CheckSecretKey), and builds every part. Nothing listens
+// until Start.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = 10 * time.Second
@@ -128,6 +130,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Ingest:    a.Ingest,
 	})
 	if a.Credentials, err = credential.New(st, cfg.SecretKey); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := CheckSecretKey(ctx, a.Credentials, log); err != nil {
 		st.Close()
 		return nil, err
 	}

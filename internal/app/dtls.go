@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/flownexus/flownexus/internal/coapd"
 	"github.com/flownexus/flownexus/internal/config"
@@ -15,7 +14,7 @@ import (
 // the data directory across restarts and, when the certificate settings
 // are given, X.509 device authentication.
 func dtlsConfig(cfg config.Config) (coapd.DTLSConfig, error) {
-	dc := coapd.DTLSConfig{SessionFile: filepath.Join(cfg.DataDir, "dtls-sessions")}
+	dc := coapd.DTLSConfig{SessionFile: cfg.DTLSSessionFile()}
 	if cfg.DTLSCert == "" {
 		return dc, nil
 	}

@@ -14,7 +14,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/config"
 	"github.com/flownexus/flownexus/internal/version"
 )
@@ -57,6 +56,8 @@ Commands:
   endpoint   provision endpoints before their devices register (see --register-policy known):
              endpoint add NAME... | endpoint import FILE|- (one name a line) | endpoint remove NAME (and its data)
   secret     print a new random secret key for FLOWNEXUS_SECRET_KEY
+             | secret fingerprint (of the configured key) | secret rotate (re-seal the PSKs from an old key:
+             --old-key-file FILE, --old-key-stdin or FLOWNEXUS_OLD_SECRET_KEY) | secret reset [--drop-psks]
   version    print version and commit
 
 Every command that opens the database takes the configuration flags; run
@@ -90,7 +91,7 @@ func Main(ctx context.Context, iox IO, args []string) int {
 	case "endpoint":
 		err = runEndpoint(ctx, iox, rest)
 	case "secret":
-		fmt.Fprintln(iox.Stdout, auth.NewSecretKey())
+		err = runSecret(ctx, iox, rest)
 	case "version", "--version", "-version":
 		fmt.Fprintf(iox.Stdout, "flownexus %s (commit %s)\n", version.Version, version.Revision())
 	case "help", "-h", "--help":
@@ -165,6 +166,12 @@ func loadConfig(iox IO, name string, args []string, extra func(fs *flag.FlagSet)
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, pos, fmt.Errorf("configuration: %w", err)
+	}
+	if ws := cfg.Warnings(); len(ws) > 0 {
+		log := newLogger(cfg, iox.Stderr)
+		for _, w := range ws {
+			log.LogAttrs(context.Background(), slog.LevelWarn, w.Msg, w.Attrs...)
+		}
 	}
 	return cfg, pos, nil
 }

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/flownexus/flownexus/internal/app"
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/store"
 )
@@ -67,6 +68,12 @@ func runCredential(ctx context.Context, iox IO, args []string) error {
 	creds, err := credential.New(st, cfg.SecretKey)
 	if err != nil {
 		return err
+	}
+	if args[0] == "add" || args[0] == "import" {
+		// They seal PSK keys: only with the key the others are sealed with.
+		if err := app.CheckSecretKey(ctx, creds, newLogger(cfg, iox.Stderr)); err != nil {
+			return err
+		}
 	}
 	by := credential.Actor{Name: "cli"}
 	switch args[0] {

@@ -2,12 +2,23 @@
 // loaded from FLOWNEXUS_* environment variables and command-line flags
 // (flags win) and validated before anything starts. There is no global
 // configuration: the loaded Config is passed down by value.
+//
+// The secret key (FLOWNEXUS_SECRET_KEY, or FLOWNEXUS_SECRET_KEY_FILE whose
+// content without its trailing line ending is the key) seals the devices'
+// PSK keys and the saved DTLS sessions. Validate refuses, with debug on or
+// off, a key that is easy to guess whatever its length (CheckKeyStrength);
+// with debug off it also refuses a missing, short or development key and a
+// key file that group or others may read (with debug on that is one of the
+// Warnings the command logs at start).
 package config
 
 import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
 	"math"
 	"net"
 	"net/url"
@@ -61,6 +72,8 @@ type Config struct {
 	OfflineRetention time.Duration
 
 	secretFromDefault bool
+	secretFile        string      // FLOWNEXUS_SECRET_KEY_FILE, "" when the key came otherwise
+	secretFileMode    fs.FileMode // its permission bits
 }
 
 // Default returns the development defaults of DESIGN.md.
@@ -112,6 +125,10 @@ func (c Config) Firmware() string {
 
 // UsesDevSecret reports whether the public development key is in use.
 func (c Config) UsesDevSecret() bool { return c.SecretKey == DevSecretKey }
+
+// DTLSSessionFile is where the DTLS server keeps its sessions across a
+// planned restart, sealed under a key derived from the secret key.
+func (c Config) DTLSSessionFile() string { return filepath.Join(c.DataDir, "dtls-sessions") }
 
 // Env is how Load reads the environment: os.LookupEnv in production, MapEnv
 // in tests.
@@ -185,14 +202,12 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 	case key != "" && keyFile != "":
 		errs = append(errs, errors.New("FLOWNEXUS_SECRET_KEY and FLOWNEXUS_SECRET_KEY_FILE are both set: set one"))
 	case keyFile != "":
-		b, err := os.ReadFile(keyFile)
+		var err error
+		c.SecretKey, c.secretFileMode, err = ReadSecretKeyFile(keyFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("FLOWNEXUS_SECRET_KEY_FILE: %w", err))
 		}
-		c.SecretKey = strings.TrimRight(string(b), "\r\n")
-		if err == nil && c.SecretKey == "" {
-			errs = append(errs, fmt.Errorf("FLOWNEXUS_SECRET_KEY_FILE: %s is empty", keyFile))
-		}
+		c.secretFile = keyFile
 	default:
 		c.SecretKey = key
 	}
@@ -333,8 +348,145 @@ func (c Config) Validate() error {
 		case len(c.SecretKey) < MinSecretKeyLen:
 			bad("secret key is %d bytes: with debug off it must be at least %d bytes (`flownexus secret`)", len(c.SecretKey), MinSecretKeyLen)
 		}
+		if c.secretFile != "" && c.secretFileMode&0o077 != 0 {
+			bad("secret key file (FLOWNEXUS_SECRET_KEY_FILE) %s has mode %04o: group or others may read it; run chmod 600 %s", c.secretFile, c.secretFileMode, c.secretFile)
+		}
+	}
+	if c.SecretKey != "" && c.SecretKey != DevSecretKey {
+		if err := CheckKeyStrength(c.SecretKey); err != nil {
+			from := "FLOWNEXUS_SECRET_KEY"
+			if c.secretFile != "" {
+				from = "FLOWNEXUS_SECRET_KEY_FILE " + c.secretFile
+			}
+			bad("%w (from %s)", err, from)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// Warning is something Validate accepts but the operator should hear
+// about: the command logs it at start.
+type Warning struct {
+	Msg   string
+	Attrs []slog.Attr
+}
+
+// Warnings returns what a valid configuration still does unsafely: with
+// debug on, a secret key file that group or others may read.
+func (c Config) Warnings() []Warning {
+	var out []Warning
+	if c.Debug && c.secretFile != "" && c.secretFileMode&0o077 != 0 {
+		out = append(out, Warning{
+			Msg: "secret key file is readable by group or others (refused with debug off): chmod 600 it",
+			Attrs: []slog.Attr{slog.String("file", c.secretFile),
+				slog.String("mode", fmt.Sprintf("%04o", c.secretFileMode))},
+		})
+	}
+	return out
+}
+
+// ReadSecretKeyFile reads a secret key from the file at path: its content
+// without the trailing line ending, and the file's permission bits. An
+// empty key is an error.
+func ReadSecretKeyFile(path string) (key string, mode fs.FileMode, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", 0, fmt.Errorf("%s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileLen+1))
+	if err != nil {
+		return "", 0, err
+	}
+	if len(b) > maxSecretFileLen {
+		return "", 0, fmt.Errorf("%s is larger than %d bytes: not a secret key", path, maxSecretFileLen)
+	}
+	key = strings.TrimRight(string(b), "\r\n")
+	if key == "" {
+		return "", 0, fmt.Errorf("%s is empty", path)
+	}
+	return key, fi.Mode().Perm(), nil
+}
+
+// maxSecretFileLen bounds what ReadSecretKeyFile reads.
+const maxSecretFileLen = 4096
+
+// minKeyDistinct is how many distinct bytes CheckKeyStrength wants.
+const minKeyDistinct = 8
+
+// ErrWeakKey is matched by CheckKeyStrength's errors.
+var ErrWeakKey = errors.New("secret key is low-entropy")
+
+// CheckKeyStrength refuses a secret key that is easy to guess whatever its
+// length: fewer than 8 distinct characters ("                ", "aaaa…",
+// "0101…"), a repetition of a shorter pattern ("abc123abc123…"), or a key
+// that is mostly a run of evenly spaced characters ("abcdef…", "0123…",
+// "acegi…"). Keys from `flownexus secret` (48 random bytes, base64) pass.
+// It does not check the length (Validate does, with debug off).
+func CheckKeyStrength(key string) error {
+	hint := "generate one with `flownexus secret`"
+	var seen [256]bool
+	distinct := 0
+	for i := 0; i < len(key); i++ {
+		if !seen[key[i]] {
+			seen[key[i]] = true
+			distinct++
+		}
+	}
+	if distinct < minKeyDistinct {
+		return fmt.Errorf("%w: it has %d distinct character%s, want at least %d; %s", ErrWeakKey, distinct, plural(distinct), minKeyDistinct, hint)
+	}
+	if p := period(key); 2*p <= len(key) {
+		return fmt.Errorf("%w: it repeats a %d-character pattern; %s", ErrWeakKey, p, hint)
+	}
+	// Steps equal to the step before: none expected in a random key but a
+	// few by chance, almost every one in "abcdef…".
+	same := 0
+	for i := 2; i < len(key); i++ {
+		if key[i]-key[i-1] == key[i-1]-key[i-2] {
+			same++
+		}
+	}
+	if 2*same >= len(key)-2 {
+		return fmt.Errorf("%w: it is mostly a run of evenly spaced characters like \"abcdef\"; %s", ErrWeakKey, hint)
+	}
+	return nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// period returns the length of the shortest p with s[i] == s[i-p] for
+// every i >= p: len(s) when s repeats no shorter pattern.
+func period(s string) int {
+	// The prefix function of Knuth-Morris-Pratt: border[i] is the length
+	// of the longest proper prefix of s[:i+1] that is also its suffix.
+	border := make([]int, len(s))
+	for i := 1; i < len(s); i++ {
+		k := border[i-1]
+		for k > 0 && s[i] != s[k] {
+			k = border[k-1]
+		}
+		if s[i] == s[k] {
+			k++
+		}
+		border[i] = k
+	}
+	if len(s) == 0 {
+		return 0
+	}
+	return len(s) - border[len(s)-1]
 }
 
 func checkListen(addr string) error {

@@ -1,14 +1,24 @@
 package config
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flownexus/flownexus/internal/auth"
 )
+
+// strongKey is a secret key that passes every check (from `flownexus
+// secret`).
+const strongKey = "q0O3cM6Lk0t5pY1f0hJ6mX8bR3vW2zA9sD4gF7jK1lZ5xC8vB2nM6"
 
 func load(t *testing.T, env map[string]string, args ...string) (Config, error) {
 	t.Helper()
@@ -45,7 +55,7 @@ func TestFlagsWinOverEnv(t *testing.T) {
 		"FLOWNEXUS_DATA_DIR":      "/env/dir",
 		"FLOWNEXUS_ALLOWED_HOSTS": "a.example, b.example",
 		"FLOWNEXUS_DEBUG":         "false",
-		"FLOWNEXUS_SECRET_KEY":    strings.Repeat("k", 40),
+		"FLOWNEXUS_SECRET_KEY":    strongKey,
 	}
 	c, err := load(t, env, "--http-listen", "127.0.0.1:9100", "--allowed-hosts", "c.example")
 	if err != nil {
@@ -132,7 +142,7 @@ func TestValidateMessages(t *testing.T) {
 func TestSecretKeyFile(t *testing.T) {
 	dir := t.TempDir()
 	f := filepath.Join(dir, "key")
-	secret := strings.Repeat("x", 48)
+	secret := strongKey
 	if err := os.WriteFile(f, []byte(secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -190,5 +200,122 @@ func TestDeviceSettings(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v; want it to name %s", err, want)
 		}
+	}
+}
+
+// TestWeakSecretKeysRefused: keys that are easy to guess whatever their
+// length are refused with debug on and off, naming what is wrong.
+func TestWeakSecretKeysRefused(t *testing.T) {
+	for _, c := range []struct {
+		name, key, want string
+	}{
+		{"40 spaces", strings.Repeat(" ", 40), "1 distinct character,"},
+		{"one letter", strings.Repeat("a", 64), "1 distinct character,"},
+		{"two letters", strings.Repeat("01", 24), "2 distinct characters"},
+		{"repeated word", strings.Repeat("hunter2!", 6), "repeats a 8-character pattern"},
+		{"repeated with a tail", strings.Repeat("s3cr3t-k3y-", 4) + "s3c", "repeats a 11-character pattern"},
+		{"alphabet", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN", "evenly spaced"},
+		{"digits", "0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ", "evenly spaced"},
+		{"short", "secret", "5 distinct characters"},
+	} {
+		for _, debug := range []string{"true", "false"} {
+			t.Run(c.name+" debug "+debug, func(t *testing.T) {
+				cfg, err := load(t, map[string]string{"FLOWNEXUS_SECRET_KEY": c.key, "FLOWNEXUS_DEBUG": debug})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = cfg.Validate()
+				if !errors.Is(err, ErrWeakKey) || !strings.Contains(err.Error(), c.want) ||
+					!strings.Contains(err.Error(), "(from FLOWNEXUS_SECRET_KEY)") || !strings.Contains(err.Error(), "flownexus secret") {
+					t.Fatalf("Validate() = %v\nwant ErrWeakKey saying %q", err, c.want)
+				}
+			})
+		}
+	}
+}
+
+// TestStrongSecretKeysAccepted: what `flownexus secret` prints, random hex
+// keys, a passphrase and the development key (debug on) pass.
+func TestStrongSecretKeysAccepted(t *testing.T) {
+	keys := []string{strongKey, "correct horse battery staple, and then some", DevSecretKey}
+	for range 500 {
+		keys = append(keys, auth.NewSecretKey())
+		b := make([]byte, 16)
+		rand.Read(b)
+		keys = append(keys, hex.EncodeToString(b))
+	}
+	for _, k := range keys {
+		if err := CheckKeyStrength(k); err != nil {
+			t.Fatalf("CheckKeyStrength(%q) = %v", k, err)
+		}
+	}
+	for _, k := range keys[:2] {
+		cfg, err := load(t, map[string]string{"FLOWNEXUS_SECRET_KEY": k, "FLOWNEXUS_DEBUG": "false"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%q refused: %v", k, err)
+		}
+	}
+}
+
+// TestSecretKeyFileMode: with debug off a key file that group or others
+// may read is refused, naming the file, its mode and the fix; with debug
+// on it is a warning.
+func TestSecretKeyFileMode(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "key")
+	if err := os.WriteFile(f, []byte(strongKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660} {
+		if err := os.Chmod(f, mode); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := load(t, map[string]string{"FLOWNEXUS_SECRET_KEY_FILE": f, "FLOWNEXUS_DEBUG": "false"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cfg.Validate()
+		want := fmt.Sprintf("secret key file (FLOWNEXUS_SECRET_KEY_FILE) %s has mode %04o: group or others may read it; run chmod 600 %s", f, mode, f)
+		if err == nil || err.Error() != want {
+			t.Fatalf("mode %04o, debug off: %v\nwant %s", mode, err, want)
+		}
+		cfg, err = load(t, map[string]string{"FLOWNEXUS_SECRET_KEY_FILE": f}, "--debug=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("mode %04o, debug on: %v", mode, err)
+		}
+		w := cfg.Warnings()
+		if len(w) != 1 || !strings.Contains(w[0].Msg, "chmod 600") || fmt.Sprint(w[0].Attrs) != fmt.Sprintf("[file=%s mode=%04o]", f, mode) {
+			t.Fatalf("mode %04o, debug on: warnings %+v", mode, w)
+		}
+	}
+	for _, mode := range []os.FileMode{0o600, 0o400} {
+		os.Chmod(f, mode)
+		cfg, err := load(t, map[string]string{"FLOWNEXUS_SECRET_KEY_FILE": f, "FLOWNEXUS_DEBUG": "false"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil || len(cfg.Warnings()) != 0 {
+			t.Fatalf("mode %04o: %v, warnings %+v", mode, err, cfg.Warnings())
+		}
+	}
+	// A weak key in a file names the file.
+	weak := filepath.Join(dir, "weak")
+	os.WriteFile(weak, []byte(strings.Repeat(" ", 40)+"\n"), 0o600)
+	cfg, err := load(t, map[string]string{"FLOWNEXUS_SECRET_KEY_FILE": weak})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); !errors.Is(err, ErrWeakKey) || !strings.Contains(err.Error(), "(from FLOWNEXUS_SECRET_KEY_FILE "+weak+")") {
+		t.Fatalf("weak key file: %v", err)
+	}
+	// A directory is not a key file.
+	if _, err := load(t, map[string]string{"FLOWNEXUS_SECRET_KEY_FILE": dir}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("directory as key file: %v", err)
 	}
 }

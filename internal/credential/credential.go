@@ -2,6 +2,7 @@ package credential
 
 import (
 	"context"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -37,13 +38,15 @@ const (
 // Service adds, lists, removes and looks up credentials. It is safe for
 // concurrent use.
 type Service struct {
-	st       *store.Store
-	seal     sealer
-	sessions sealer
+	st          *store.Store
+	seal        sealer
+	sessions    sealer
+	fingerprint string // Fingerprint of the secret key
 }
 
 // New returns a Service over st whose PSK keys are sealed with a key
-// derived from secret (config.Config.SecretKey).
+// derived from secret (config.Config.SecretKey). Run CheckSecretKey before
+// using it to seal or open keys.
 func New(st *store.Store, secret string) (*Service, error) {
 	if st == nil {
 		return nil, errors.New("credential: nil store")
@@ -56,7 +59,7 @@ func New(st *store.Store, secret string) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{st: st, seal: s, sessions: ss}, nil
+	return &Service{st: st, seal: s, sessions: ss, fingerprint: Fingerprint(secret)}, nil
 }
 
 // SealSessions encrypts saved DTLS session state (which holds session
@@ -164,10 +167,11 @@ func printable(s string) bool {
 	return true
 }
 
-// Add stores the credential of r.Endpoint and appends a credential.add
-// audit entry. A malformed request is ErrInvalid; an endpoint that already
-// has a credential, or a PSK identity already in use, matches
-// store.ErrConflict.
+// Add stores the credential of r.Endpoint with a credential.add audit
+// entry, in one transaction. A malformed request is ErrInvalid; an
+// endpoint that already has a credential, or a PSK identity already in
+// use, matches store.ErrConflict; a PSK while the database records another
+// secret key's fingerprint, ErrKeyMismatch.
 func (s *Service) Add(ctx context.Context, by Actor, r AddRequest) (Info, error) {
 	r, err := r.validate()
 	if err != nil {
@@ -178,23 +182,37 @@ func (s *Service) Add(ctx context.Context, by Actor, r AddRequest) (Info, error)
 		c.Kind, c.PSKIdentity = PSK, r.PSKIdentity
 		c.PSKKeyEnc = s.seal.seal(r.PSKKey, r.Endpoint, r.PSKIdentity)
 	}
-	out, err := s.st.CreateCredential(ctx, c)
+	var info Info
+	err = s.st.WithTx(ctx, func(tx *sql.Tx) error {
+		out, err := s.st.CreateCredentialTx(ctx, tx, c)
+		if err != nil {
+			return err
+		}
+		// After the insert: it waits for a rotation in progress, and this
+		// then sees the rotated fingerprint.
+		if c.Kind == PSK {
+			if err := s.guardTx(ctx, tx); err != nil {
+				return err
+			}
+		}
+		info = infoOf(out)
+		detail := map[string]string{"kind": string(info.Kind)}
+		if info.PSKIdentity != "" {
+			detail["psk_identity"] = info.PSKIdentity
+		}
+		if info.CertCN != "" {
+			detail["cert_cn"] = info.CertCN
+		}
+		if info.CertFingerprint != "" {
+			detail["cert_fingerprint"] = info.CertFingerprint
+		}
+		raw, _ := json.Marshal(detail)
+		_, err = s.st.AppendAuditTx(ctx, tx, store.AuditEntry{UserID: by.UserID, Actor: by.Name,
+			Action: "credential.add", Target: r.Endpoint, Detail: raw, RemoteAddr: by.RemoteAddr})
+		return err
+	})
 	if err != nil {
 		return Info{}, fmt.Errorf("credential: add: %w", err)
-	}
-	info := infoOf(out)
-	detail := map[string]string{"kind": string(info.Kind)}
-	if info.PSKIdentity != "" {
-		detail["psk_identity"] = info.PSKIdentity
-	}
-	if info.CertCN != "" {
-		detail["cert_cn"] = info.CertCN
-	}
-	if info.CertFingerprint != "" {
-		detail["cert_fingerprint"] = info.CertFingerprint
-	}
-	if err := s.audit(ctx, by, "credential.add", r.Endpoint, detail); err != nil {
-		return info, err
 	}
 	return info, nil
 }

@@ -15,6 +15,19 @@
 // once: ImportPSK adds a whole file in one transaction or nothing, and
 // reports every bad line; the simulator reads the same files.
 //
-// Changing the secret key makes every stored PSK key unreadable
-// (ErrSealed): re-add the credentials after rotating the secret.
+// The database records the Fingerprint of the secret key its PSK keys are
+// sealed with (a short HMAC of a fixed label under a key derived from the
+// secret; it does not reveal the key). CheckSecretKey, which the server
+// and the commands that add credentials run at start, records the first
+// key used and refuses another one (*KeyMismatchError, naming both
+// fingerprints) while PSK keys are sealed with the recorded key; a
+// database from before fingerprints is checked by opening its PSK keys.
+// Add and ImportPSK also refuse to seal PSKs while the database records
+// another key's fingerprint, so a server left running with an old key
+// cannot mix keys. The ways out of a mismatch: configure the recorded
+// key; Rotate, which re-seals every PSK key from the old key to the
+// configured one in one transaction (all or nothing) and records the new
+// fingerprint; or, when the old key is lost, ResetSecretKey, which drops
+// the PSK credentials the configured key cannot open. ResealSessionFile
+// moves the saved DTLS sessions to the new key as well.
 package credential

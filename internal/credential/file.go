@@ -165,8 +165,9 @@ func WritePSKFile(w io.Writer, entries []PSKEntry) error {
 // ImportPSK reads a PSK file (see ReadPSKFile) and adds all its
 // credentials in one transaction, with a credential.add audit entry each,
 // or none of them: a bad line, or an endpoint or identity that already has
-// a credential, makes it return a *FileError listing every such line. It
-// returns how many credentials it added.
+// a credential, makes it return a *FileError listing every such line;
+// while the database records another secret key's fingerprint it fails
+// with ErrKeyMismatch. It returns how many credentials it added.
 func (s *Service) ImportPSK(ctx context.Context, by Actor, r io.Reader) (int, error) {
 	entries, bad, err := readPSKFile(r)
 	if err != nil {
@@ -216,7 +217,8 @@ func (s *Service) ImportPSK(ctx context.Context, by Actor, r io.Reader) (int, er
 				return err
 			}
 		}
-		return nil
+		// After the inserts, as in Add.
+		return s.guardTx(ctx, tx)
 	})
 	if err != nil {
 		var fe *FileError

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,7 @@ import (
 var allTables = []string{
 	"site", "endpoint", "resource_type", "event", "resource", "resource_latest", "event_resource",
 	"users", "membership", "api_token", "endpoint_operation", "firmware", "firmware_update",
-	"audit_log", "credential",
+	"audit_log", "credential", "setting",
 }
 
 func TestMigrateFromEmpty(t *testing.T) {
@@ -39,8 +40,12 @@ func TestMigrateFromEmpty(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(applied) != int(latest) || applied[0] != 1 || applied[len(applied)-1] != latest {
-			t.Errorf("Migrate applied %v, want 1..%d", applied, latest)
+		var want []int64 // migration numbers need not be contiguous
+		for _, src := range s.goose.ListSources() {
+			want = append(want, src.Version)
+		}
+		if !slices.Equal(applied, want) || applied[0] != 1 || applied[len(applied)-1] != latest {
+			t.Errorf("Migrate applied %v, want %v", applied, want)
 		}
 		cur, _, err = s.SchemaVersion(ctx)
 		if err != nil || cur != latest {
