@@ -187,6 +187,11 @@ func (m *Manager) exchangeReg(ctx context.Context, reg registry.Registration, re
 		}
 		return response{}, fmt.Errorf("devmgmt: %s %s on %q: %w", req.op, pathStr, reg.Endpoint, err)
 	}
+	// The one check every request passes: nothing goes to a device that
+	// cannot understand it.
+	if err := requireVersion(reg, req.op, req.composite, req.path); err != nil {
+		return response{}, err
+	}
 	if !reg.Addr.IsValid() {
 		return fail(errors.New("registration has no address"))
 	}
@@ -458,6 +463,9 @@ func (m *Manager) ReadComposite(ctx context.Context, endpoint string, paths []lw
 	if err != nil {
 		return nil, err
 	}
+	if err := requireVersion(reg, "read-composite", true); err != nil {
+		return nil, err
+	}
 	f := lwm2m.CompositeFormat(reg.Objects.ContentFormats)
 	body, err := codec.EncodePaths(f, paths)
 	if err != nil {
@@ -479,6 +487,9 @@ func (m *Manager) WriteComposite(ctx context.Context, endpoint string, rs []lwm2
 	}
 	reg, err := m.registration(ctx, endpoint)
 	if err != nil {
+		return err
+	}
+	if err := requireVersion(reg, "write-composite", true); err != nil {
 		return err
 	}
 	f := lwm2m.CompositeFormat(reg.Objects.ContentFormats)

@@ -171,6 +171,13 @@ func (m *Manager) cancel(ctx context.Context, endpoint string, composite bool, p
 	if err != nil {
 		return err
 	}
+	op := "cancel"
+	if composite {
+		op = "cancel-composite"
+	}
+	if err := requireVersion(reg, op, composite, paths...); err != nil {
+		return err
+	}
 	obs, ok := m.reg.FindObservation(reg.ID, composite, paths)
 	if !ok {
 		return fmt.Errorf("%w: %v on %q", ErrNoObservation, paths, endpoint)
