@@ -16,7 +16,7 @@ import (
 // lwm2m=1.0 fail with ErrVersion naming both versions, and the device
 // receives nothing; the same operations reach a 1.1 device.
 func TestVersionRefusedBeforeSending(t *testing.T) {
-	s := newStack(t, []devmgmt.ObserveSpec{})
+	s := newStack(t, &devmgmt.Policy{})
 	old := newPeer(t, s, "old", "1.0")
 	old.register()
 	ctx := context.Background()
