@@ -3,11 +3,13 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -102,12 +104,19 @@ type observationsOutput struct {
 	}
 }
 
-// Observation is an observation the server holds on a device.
+// Observation is an observation the server holds on a device, and why.
 type Observation struct {
-	Token     string   `json:"token"`
-	Paths     []string `json:"paths"`
-	Composite bool     `json:"composite"`
-	Format    string   `json:"format"`
+	Token     string    `json:"token" doc:"CoAP token of the Observe request (hex)"`
+	Paths     []string  `json:"paths"`
+	Composite bool      `json:"composite"`
+	Format    string    `json:"format" doc:"Content format asked for"`
+	CreatedAt time.Time `json:"created_at"`
+	Origin    string    `json:"origin" enum:"auto-observe,api,queue," doc:"Why the server holds it: auto-observe (the auto-observe policy, after the device registered), api (an operator's observe call), queue (a queued observe operation); empty when not recorded"`
+	User      string    `json:"user,omitempty" doc:"The operator who asked (api, queue)"`
+	Operation int64     `json:"operation,omitempty" doc:"The queued operation that made it (queue)"`
+	// Attributes as the queued operations show them.
+	Attributes  []string   `json:"attributes,omitempty" doc:"Notification attributes the server wrote to the observed paths before the Observe, as query parameters (pmin=60)"`
+	LastValueAt *time.Time `json:"last_value_at,omitempty" doc:"When a value of an observed path was last stored: by a notification, or by a read or Send of the same path"`
 }
 
 func (a *API) operationRoutes(h huma.API) {
@@ -125,7 +134,10 @@ func (a *API) operationRoutes(h huma.API) {
 	register(h, auth.PerformOperations, op("observe", "observe", "Observe a path, or several (Observe-Composite)"), a.observe)
 	register(h, auth.PerformOperations, op("cancel-observe", "cancel-observe", "Cancel an observation"), a.cancelObserve)
 	register(h, auth.ViewData, huma.Operation{OperationID: "list-observations", Method: http.MethodGet,
-		Path: Prefix + "/endpoints/{ep}/observations", Summary: "Observations held on the device",
+		Path: Prefix + "/endpoints/{ep}/observations", Summary: "Observations the server holds on the device, and why",
+		Description: "Each observation with its origin (the auto-observe policy, an operator's API call or a queued operation), " +
+			"the operator, the attributes written before it and when a value of its paths was last stored. " +
+			"An endpoint that is offline holds none.",
 		Tags: []string{"device operations"}}, a.observations)
 }
 
@@ -476,6 +488,7 @@ func (a *API) observe(ctx context.Context, in *readInput) (*resultOutput, error)
 	}
 	var rs []lwm2m.Record
 	var obs registry.Observation
+	ctx = devmgmt.WithOrigin(ctx, registry.Origin{Kind: registry.OriginAPI, UserID: userFrom(ctx).User.ID})
 	err = a.onDevice(ctx, in.Endpoint, func(ctx context.Context) (err error) {
 		if len(paths) == 1 && len(in.Body.Paths) == 0 {
 			obs, rs, err = a.opts.Devices.Observe(ctx, in.Endpoint, paths[0])
@@ -510,14 +523,47 @@ func (a *API) cancelObserve(ctx context.Context, in *readInput) (*resultOutput, 
 }
 
 func (a *API) observations(ctx context.Context, in *endpointInput) (*observationsOutput, error) {
-	if _, err := a.endpoint(ctx, in.Endpoint); err != nil {
+	e, err := a.endpoint(ctx, in.Endpoint)
+	if err != nil {
 		return nil, err
 	}
+	held, err := a.opts.Devices.ListObservations(ctx, in.Endpoint)
+	if err != nil && !errors.Is(err, devmgmt.ErrOffline) {
+		return nil, a.fail(ctx, err)
+	}
 	out := &observationsOutput{}
-	out.Body.Items = []Observation{}
-	for _, o := range a.opts.Devices.Observations(in.Endpoint) {
-		out.Body.Items = append(out.Body.Items, Observation{Token: fmt.Sprintf("%x", o.Token), Paths: pathStrings(o.Paths),
-			Composite: o.Composite, Format: o.Format.String()})
+	out.Body.Items = make([]Observation, 0, len(held))
+	users := map[int64]string{}
+	for _, o := range held {
+		item := Observation{Token: fmt.Sprintf("%x", o.Token), Paths: pathStrings(o.Paths), Composite: o.Composite,
+			Format: o.Format.String(), CreatedAt: o.Created.UTC(), Origin: o.Origin.Kind, Operation: o.Origin.Operation}
+		if o.Attributes != "" {
+			item.Attributes = strings.Split(o.Attributes, "&")
+		}
+		if id := o.Origin.UserID; id != 0 {
+			name, ok := users[id]
+			if !ok {
+				if u, err := a.opts.Store.GetUser(ctx, id); err == nil {
+					name = u.Username
+				}
+				users[id] = name
+			}
+			item.User = name
+		}
+		var last time.Time
+		for _, p := range o.Paths {
+			vals, err := a.opts.Store.LatestResources(ctx, e.ID, p)
+			if err != nil {
+				return nil, a.fail(ctx, err)
+			}
+			for _, v := range vals {
+				if v.ReceivedAt.After(last) {
+					last = v.ReceivedAt
+				}
+			}
+		}
+		item.LastValueAt = optTime(last)
+		out.Body.Items = append(out.Body.Items, item)
 	}
 	return out, nil
 }

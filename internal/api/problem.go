@@ -21,7 +21,7 @@ import (
 type Problem struct {
 	Title    string              `json:"title" doc:"Short summary, the HTTP status text"`
 	Status   int                 `json:"status" doc:"HTTP status code"`
-	Code     string              `json:"code" doc:"Stable reason: bad_request, unauthorized, forbidden, not_found, method_not_allowed, offline, timeout, device_error, bad_response, conflict, internal"`
+	Code     string              `json:"code" doc:"Stable reason: bad_request, unauthorized, forbidden, not_found, method_not_allowed, offline, lwm2m_version, timeout, device_error, bad_response, conflict, internal"`
 	Detail   string              `json:"detail,omitempty" doc:"What went wrong, for a person"`
 	CoAPCode string              `json:"coap_code,omitempty" doc:"CoAP response code from the device, e.g. 4.04"`
 	Errors   []*huma.ErrorDetail `json:"errors,omitempty" doc:"Per-field validation errors"`
@@ -89,6 +89,12 @@ func (a *API) fail(ctx context.Context, err error) error {
 		return problem(http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, devmgmt.ErrOffline):
 		return problem(http.StatusConflict, "offline", "the endpoint is offline (not registered); queue the operation instead")
+	case errors.Is(err, devmgmt.ErrVersion):
+		// 409, as for offline: the request is well formed and is refused
+		// for the state of the endpoint's registration (its LwM2M
+		// version); it succeeds once the device registers with a later
+		// version. Nothing was sent.
+		return problem(http.StatusConflict, "lwm2m_version", err.Error())
 	case errors.Is(err, devmgmt.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return problem(http.StatusGatewayTimeout, "timeout", "the device did not answer in time")
 	case errors.Is(err, devmgmt.ErrInvalid), errors.Is(err, devmgmt.ErrNoObservation), errors.Is(err, jobs.ErrInvalid),

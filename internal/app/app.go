@@ -113,6 +113,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	} else if opts.RegistrationGrace < 0 {
 		opts.RegistrationGrace = 0
 	}
+	policy, err := devmgmt.ParsePolicy(cfg.AutoObserve, cfg.AutoObserveAttrs)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
 	st, err := OpenStore(ctx, cfg, log, true)
 	if err != nil {
 		return nil, err
@@ -181,6 +185,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Ingest:   a.Ingest,
 		Timeout:  opts.OpTimeout,
 		Logger:   log,
+		// Applied on every Register (OnActivity above).
+		AutoObserve: &policy,
 	})
 	a.Devices = dm
 	a.Events = &events.Bus{}

@@ -42,6 +42,10 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 	cfg.CoAPListen = "127.0.0.1:0"
 	cfg.CoAPSListen, cfg.FWListen = "", ""
 	cfg.SecretKey = config.DevSecretKey
+	// The tests' fleets change values every 200 ms and expect prompt
+	// notifications: auto-observe without the default pmin (60 s).
+	// TestAutoObserveDefaultPolicy runs the default.
+	cfg.AutoObserveAttrs = ""
 	return cfg
 }
 

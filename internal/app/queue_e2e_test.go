@@ -108,17 +108,18 @@ func (s *server) waitConfirmed(t *testing.T, dev *simulator.Device, ep string, i
 
 // startSleepyFleet starts queue-mode devices that wake only when told to
 // (no value changes to notify, the Update due after 270 s), and waits
-// until the server's auto-observe requests after their Register are done.
+// until the server's auto-observe requests after their Register are done:
+// all answered, or one dropped (the policy sends nothing after a request
+// that got no answer).
 //
 // An auto-observe request the device dropped (its window ended first on a
 // slow machine) holds the server's connection to the device until it times
-// out (queueOptions' OpTimeout), and the auto-observe requests after it
-// with it. The wait covers that time, so that the tests' own operations do
-// not queue behind them.
+// out (queueOptions' OpTimeout). The wait covers that time, so that the
+// tests' own operations do not queue behind it.
 func startSleepyFleet(t *testing.T, s *server, n int, mod func(*simulator.Config)) *simulator.Fleet {
 	t.Helper()
 	var mu sync.Mutex
-	observes, dropped := 0, 0
+	observes, dropped := map[string]int{}, map[string]bool{}
 	f := startFleet(t, s, n, func(c *simulator.Config) {
 		c.Binding = "UQ"
 		c.ReceiveWindow = deviceWindow
@@ -130,9 +131,9 @@ func startSleepyFleet(t *testing.T, s *server, n int, mod func(*simulator.Config
 		c.OnEvent = func(e simulator.Event) {
 			if isAutoObserve(e.Path) && (e.Kind == simulator.EventRequest || e.Kind == simulator.EventDropped) {
 				mu.Lock()
-				observes++
+				observes[e.Endpoint]++
 				if e.Kind == simulator.EventDropped {
-					dropped++
+					dropped[e.Endpoint] = true
 				}
 				mu.Unlock()
 			}
@@ -141,17 +142,22 @@ func startSleepyFleet(t *testing.T, s *server, n int, mod func(*simulator.Config
 			}
 		}
 	})
-	want := n * len(devmgmt.DefaultAutoObserve())
 	eventually(t, 10*time.Second, "auto-observe requests", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return observes >= want
+		done := 0
+		for _, d := range f.Devices() {
+			if ep := d.Endpoint(); dropped[ep] || observes[ep] >= len(devmgmt.DefaultAutoObserve()) {
+				done++
+			}
+		}
+		return done == n
 	})
 	mu.Lock()
-	d := dropped
+	d := len(dropped)
 	mu.Unlock()
 	if d > 0 {
-		time.Sleep(time.Duration(len(devmgmt.DefaultAutoObserve()))*queueOptions().OpTimeout + 500*time.Millisecond)
+		time.Sleep(queueOptions().OpTimeout + 500*time.Millisecond)
 	}
 	return f
 }

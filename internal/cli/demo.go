@@ -25,7 +25,9 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 	var ff fleetFlags
 	var keep bool
 	var dtlsFlag optionalInt
+	var flags *flag.FlagSet
 	cfg, pos, err := loadConfig(iox, "demo", args, func(fs *flag.FlagSet) {
+		flags = fs
 		ff.register(fs, 25)
 		fs.BoolVar(&keep, "keep", false, "keep the demo database of an earlier run instead of starting fresh")
 		fs.Var(&dtlsFlag, "dtls-devices", "`number` of the devices that talk CoAP over DTLS-PSK, with credentials the demo creates (default a quarter; all when --coap-listen is empty)")
@@ -49,6 +51,7 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 	if dtlsDevices, err = demoDTLSDevices(cfg, ff.devices, dtlsDevices); err != nil {
 		return err
 	}
+	demoAttrs := demoAutoObserveAttrs(&cfg, flags, iox.Env, ff.values)
 	// The demo owns a directory of its own inside the data directory, so a
 	// fresh start never touches a real database.
 	cfg.DataDir = filepath.Join(cfg.DataDir, "demo")
@@ -133,6 +136,10 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 	default:
 		fmt.Fprintf(iox.Stdout, ": %d on CoAP %s,\n%d on CoAP/DTLS %s with PSKs the demo created (the endpoints' \"transport\" says which).\n",
 			plainCfg.Devices, a.CoAPAddr(), dtlsDevices, a.CoAPSAddr())
+	}
+	if demoAttrs != "" {
+		fmt.Fprintf(iox.Stdout, "Auto-observe writes %s before observing, the devices' value interval, so their values show live\n"+
+			"(`serve` writes pmin=60 so sleeping devices can sleep; --auto-observe-attrs sets it).\n", demoAttrs)
 	}
 	fmt.Fprintf(iox.Stdout, `
   data directory  %s
@@ -274,4 +281,23 @@ func (o *optionalInt) Set(s string) error {
 	}
 	o.n, o.set = n, true
 	return nil
+}
+
+// demoAutoObserveAttrs gives the demo's auto-observe policy a pmin of the
+// simulated devices' value interval (whole seconds, at least 1) instead
+// of the default 60 s, so that the demo shows live values, unless
+// --auto-observe-attrs or FLOWNEXUS_AUTO_OBSERVE_ATTRS chose the
+// attributes. It returns the attributes it set, or "".
+func demoAutoObserveAttrs(cfg *config.Config, fs *flag.FlagSet, env config.Env, values time.Duration) string {
+	if _, ok := env("FLOWNEXUS_AUTO_OBSERVE_ATTRS"); ok {
+		return ""
+	}
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "auto-observe-attrs" })
+	if set {
+		return ""
+	}
+	secs := int64((values + time.Second - 1) / time.Second)
+	cfg.AutoObserveAttrs = "pmin=" + strconv.FormatInt(max(secs, 1), 10)
+	return cfg.AutoObserveAttrs
 }

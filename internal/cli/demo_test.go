@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -45,6 +46,7 @@ func TestDemoMixedFleet(t *testing.T) {
 		"/api/v1/credentials   (the DTLS devices' PSK identities, never their keys)",
 		`curl -N -H "Authorization: Bearer ` + token + `" ` + base + `/api/v1/events/stream`,
 		filepath.Join(env["FLOWNEXUS_DATA_DIR"], "demo"),
+		"Auto-observe writes pmin=5 before observing, the devices' value interval",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("the demo's instructions lack %q:\n%s", want, out.String())
@@ -114,6 +116,33 @@ func TestDemoMixedFleet(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "(0/2 over DTLS)") || !strings.Contains(out.String(), "handshakes 2") {
 		t.Fatalf("final progress line:\n%s", out.String())
+	}
+}
+
+// TestDemoAutoObserveAttrs: the demo's devices are observed with a pmin of
+// their value interval, unless the attributes were set.
+func TestDemoAutoObserveAttrs(t *testing.T) {
+	for _, c := range []struct {
+		env    map[string]string
+		args   []string
+		values time.Duration
+		want   string
+	}{
+		{nil, nil, 5 * time.Second, "pmin=5"},
+		{nil, nil, 1500 * time.Millisecond, "pmin=2"},
+		{nil, nil, 10 * time.Millisecond, "pmin=1"},
+		{nil, []string{"--auto-observe-attrs", "pmin=60"}, 5 * time.Second, "pmin=60"},
+		{map[string]string{"FLOWNEXUS_AUTO_OBSERVE_ATTRS": ""}, nil, 5 * time.Second, ""},
+	} {
+		fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+		cfg, err := config.Load(fs, c.args, config.MapEnv(c.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		demoAutoObserveAttrs(&cfg, fs, config.MapEnv(c.env), c.values)
+		if cfg.AutoObserveAttrs != c.want {
+			t.Errorf("env %v, args %v, values %v: attributes %q, want %q", c.env, c.args, c.values, cfg.AutoObserveAttrs, c.want)
+		}
 	}
 }
 

@@ -57,6 +57,13 @@ type Config struct {
 	SecretKey    string   // signs sessions and encrypts credentials at rest
 	LogFormat    string   // "text" or "json"
 	LogLevel     string   // "debug", "info", "warn" or "error"
+	// AutoObserve is the list the server observes on every device after
+	// it registers, as devmgmt.ParseObserveSpecs reads it; "" observes
+	// nothing. AutoObserveAttrs are the notification attributes written
+	// before each observation (devmgmt.ParseObserveAttributes); "" writes
+	// none. Both are parsed, and checked, when the server is built.
+	AutoObserve      string
+	AutoObserveAttrs string
 
 	// RegisterPolicy says which endpoints may register: RegisterOpen any,
 	// RegisterKnown only those with a credential or created by an
@@ -92,7 +99,32 @@ func Default() Config {
 		RegisterPolicy:   RegisterOpen,
 		MaxLifetime:      30 * 24 * time.Hour,
 		OfflineRetention: 7 * 24 * time.Hour,
+		AutoObserve:      DefaultAutoObserve,
+		AutoObserveAttrs: DefaultAutoObserveAttrs,
 	}
+}
+
+// The default auto-observe policy: temperature and humidity values,
+// firmware update state and result, with pmin 60 s so that a device in
+// queue mode wakes to notify at most once a minute. It is the same as
+// devmgmt.DefaultPolicy.
+const (
+	DefaultAutoObserve      = "/3303/0/5700,/3304/0/5700,/5/0/3,/5/0/5"
+	DefaultAutoObserveAttrs = "pmin=60"
+)
+
+// autoObserveSettings reads the auto-observe settings from env and adds
+// their flags to fs. A variable set to "" counts: it turns the policy (or
+// its attributes) off.
+func (c *Config) autoObserveSettings(fs *flag.FlagSet, env Env) {
+	if v, ok := env("FLOWNEXUS_AUTO_OBSERVE"); ok {
+		c.AutoObserve = v
+	}
+	if v, ok := env("FLOWNEXUS_AUTO_OBSERVE_ATTRS"); ok {
+		c.AutoObserveAttrs = v
+	}
+	fs.StringVar(&c.AutoObserve, "auto-observe", c.AutoObserve, "paths observed on every device after it registers: comma-separated, \"+\" joins paths into one composite observation, ?pmin=300&pmax=3600 gives an entry its own attributes; empty observes nothing (FLOWNEXUS_AUTO_OBSERVE)")
+	fs.StringVar(&c.AutoObserveAttrs, "auto-observe-attrs", c.AutoObserveAttrs, "notification attributes written (Write-Attributes) before each auto-observation, e.g. pmin=60,pmax=3600; empty writes none (FLOWNEXUS_AUTO_OBSERVE_ATTRS)")
 }
 
 // The register policies (Config.RegisterPolicy).
@@ -238,6 +270,7 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 	fs.DurationVar(&c.OfflineRetention, "offline-retention", c.OfflineRetention, "remove endpoints offline this long that no operator created, have no credential and stored nothing but their registrations; 0 keeps all (FLOWNEXUS_OFFLINE_RETENTION)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (FLOWNEXUS_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error (FLOWNEXUS_LOG_LEVEL)")
+	c.autoObserveSettings(fs, env)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -319,3 +319,29 @@ func TestSecretKeyFileMode(t *testing.T) {
 		t.Fatalf("directory as key file: %v", err)
 	}
 }
+
+func TestAutoObserveSettings(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AutoObserve != DefaultAutoObserve || c.AutoObserveAttrs != "pmin=60" {
+		t.Errorf("defaults: %q %q", c.AutoObserve, c.AutoObserveAttrs)
+	}
+	// A variable set to "" turns the policy off; a flag wins over it.
+	c, err = load(t, map[string]string{"FLOWNEXUS_AUTO_OBSERVE": "", "FLOWNEXUS_AUTO_OBSERVE_ATTRS": "pmin=300"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AutoObserve != "" || c.AutoObserveAttrs != "pmin=300" {
+		t.Errorf("from env: %q %q", c.AutoObserve, c.AutoObserveAttrs)
+	}
+	c, err = load(t, map[string]string{"FLOWNEXUS_AUTO_OBSERVE": "/1/0/1"},
+		"--auto-observe", "/3303/0/5700?pmin=10", "--auto-observe-attrs=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AutoObserve != "/3303/0/5700?pmin=10" || c.AutoObserveAttrs != "" {
+		t.Errorf("flags: %q %q", c.AutoObserve, c.AutoObserveAttrs)
+	}
+}

@@ -49,7 +49,26 @@
 // outlives the idle connection it was made on. The value in the Observe
 // response is stored like a notification. Cancel sends the Observe
 // deregistration (Observe: 1) with the same token and forgets the token
-// whatever the device answers. AutoObserve applies a configured list of
-// observations to a device after each Register, limited to the objects and
-// instances the device announced.
+// whatever the device answers. Each observation records its origin (the
+// auto-observe policy, or the API caller or queued operation WithOrigin
+// names) and the attributes written before it, for the API to show.
+//
+// # Auto-observe policy
+//
+// AutoObserve applies a Policy to a device after each Register: a list
+// of paths (or composite groups of paths) to observe, and notification
+// attributes (pmin, pmax, ...) written with Write-Attributes before each
+// Observe. The default observes the temperature and humidity values and
+// the firmware update state and result with pmin 60 s, so that a device in
+// queue mode whose values change all the time wakes to notify at most once
+// a minute. Only paths whose object and instance the device registered
+// are observed. Requests go one at a time and the first must be answered
+// before the next is sent, so a Register from a forged source address
+// draws at most one confirmable request to that address.
+//
+// # LwM2M versions
+//
+// Operations LwM2M 1.0 lacks (composite operations, resource-instance
+// paths) are refused with ErrVersion, before anything is sent, to a
+// device that registered with 1.0.
 package devmgmt

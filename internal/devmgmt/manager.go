@@ -38,9 +38,9 @@ type Config struct {
 	// Timeout bounds an operation whose ctx has no deadline; <= 0 means
 	// 30 s.
 	Timeout time.Duration
-	// AutoObserve is the list applied by AutoObserve; nil means
-	// DefaultAutoObserve, an empty non-nil slice observes nothing.
-	AutoObserve []ObserveSpec
+	// AutoObserve is the policy AutoObserve applies; nil means
+	// DefaultPolicy(), a Policy without entries observes nothing.
+	AutoObserve *Policy
 	// Logger receives one line per failed automatic observation; nil
 	// means slog.Default().
 	Logger *slog.Logger
@@ -55,7 +55,7 @@ type Manager struct {
 	types   lwm2m.TypeFunc
 	ingest  *ingest.Writer
 	timeout time.Duration
-	auto    []ObserveSpec
+	auto    Policy
 	log     *slog.Logger
 
 	// Background work (auto-observe) runs under base and is waited for by
@@ -78,14 +78,15 @@ func New(cfg Config) *Manager {
 		types:   cfg.Types,
 		ingest:  cfg.Ingest,
 		timeout: cfg.Timeout,
-		auto:    cfg.AutoObserve,
 		log:     cfg.Logger,
 	}
 	if m.timeout <= 0 {
 		m.timeout = 30 * time.Second
 	}
-	if m.auto == nil {
-		m.auto = DefaultAutoObserve()
+	if cfg.AutoObserve != nil {
+		m.auto = *cfg.AutoObserve
+	} else {
+		m.auto = DefaultPolicy()
 	}
 	if m.log == nil {
 		m.log = slog.Default()
@@ -186,6 +187,11 @@ func (m *Manager) exchangeReg(ctx context.Context, reg registry.Registration, re
 			return response{}, fmt.Errorf("devmgmt: %s %s on %q: %w", req.op, pathStr, reg.Endpoint, ctx.Err())
 		}
 		return response{}, fmt.Errorf("devmgmt: %s %s on %q: %w", req.op, pathStr, reg.Endpoint, err)
+	}
+	// The one check every request passes: nothing goes to a device that
+	// cannot understand it.
+	if err := requireVersion(reg, req.op, req.composite, req.path); err != nil {
+		return response{}, err
 	}
 	if !reg.Addr.IsValid() {
 		return fail(errors.New("registration has no address"))
@@ -374,11 +380,18 @@ func (m *Manager) WriteAttributes(ctx context.Context, endpoint string, p lwm2m.
 	if err := attrs.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	q := attrs.Query()
-	if len(q) == 0 {
+	if attrs.IsZero() {
 		return fmt.Errorf("%w: write-attributes on %s: no attributes", ErrInvalid, p)
 	}
-	_, _, err := m.exchange(ctx, endpoint, request{op: "write-attributes", code: codes.PUT, path: p, observe: -1, queries: q})
+	reg, err := m.registration(ctx, endpoint)
+	if err != nil {
+		return err
+	}
+	return m.writeAttributes(ctx, reg, p, attrs)
+}
+
+func (m *Manager) writeAttributes(ctx context.Context, reg registry.Registration, p lwm2m.Path, attrs linkformat.Attributes) error {
+	_, err := m.exchangeReg(ctx, reg, request{op: "write-attributes", code: codes.PUT, path: p, observe: -1, queries: attrs.Query()})
 	return err
 }
 
@@ -458,6 +471,9 @@ func (m *Manager) ReadComposite(ctx context.Context, endpoint string, paths []lw
 	if err != nil {
 		return nil, err
 	}
+	if err := requireVersion(reg, "read-composite", true); err != nil {
+		return nil, err
+	}
 	f := lwm2m.CompositeFormat(reg.Objects.ContentFormats)
 	body, err := codec.EncodePaths(f, paths)
 	if err != nil {
@@ -479,6 +495,9 @@ func (m *Manager) WriteComposite(ctx context.Context, endpoint string, rs []lwm2
 	}
 	reg, err := m.registration(ctx, endpoint)
 	if err != nil {
+		return err
+	}
+	if err := requireVersion(reg, "write-composite", true); err != nil {
 		return err
 	}
 	f := lwm2m.CompositeFormat(reg.Objects.ContentFormats)

@@ -47,7 +47,7 @@ func TestOperationsAcrossVersions(t *testing.T) {
 		{"1.2", "11544", lwm2m.FormatLwM2MCBOR},
 	} {
 		t.Run(tc.version+"/"+tc.formats, func(t *testing.T) {
-			s := newStack(t, []devmgmt.ObserveSpec{})
+			s := newStack(t, &devmgmt.Policy{})
 			p := newPeer(t, s, "dev-"+tc.version, tc.version)
 			p.formats = tc.formats
 			p.register()
@@ -177,7 +177,7 @@ func TestOperationsAcrossVersions(t *testing.T) {
 }
 
 func TestAlternateRootPath(t *testing.T) {
-	s := newStack(t, []devmgmt.ObserveSpec{})
+	s := newStack(t, &devmgmt.Policy{})
 	p := newPeer(t, s, "rooted", "1.1")
 	p.root = "/lwm2m"
 	p.register()
@@ -191,7 +191,7 @@ func TestAlternateRootPath(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	s := newStack(t, []devmgmt.ObserveSpec{})
+	s := newStack(t, &devmgmt.Policy{})
 	ctx := context.Background()
 	if _, err := s.mgr.Read(ctx, "nobody", pTemp); !errors.Is(err, devmgmt.ErrOffline) {
 		t.Fatalf("read of unregistered endpoint: %v", err)
@@ -246,7 +246,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestObserveNotifyCancel(t *testing.T) {
-	s := newStack(t, []devmgmt.ObserveSpec{})
+	s := newStack(t, &devmgmt.Policy{})
 	p := newPeer(t, s, "obs", "1.1")
 	p.register()
 	ctx := context.Background()
@@ -356,7 +356,7 @@ func TestAutoObserve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStack(t, specs)
+	s := newStack(t, &devmgmt.Policy{Entries: specs})
 	p := newPeer(t, s, "auto", "1.1")
 	p.register()
 	// The peer has 3303, 5 and 3 but not 3304.
@@ -408,7 +408,7 @@ func TestParseObserveSpecs(t *testing.T) {
 }
 
 func TestLargeWriteIsBlockwise(t *testing.T) {
-	s := newStack(t, []devmgmt.ObserveSpec{})
+	s := newStack(t, &devmgmt.Policy{})
 	p := newPeer(t, s, "big", "1.1")
 	p.register()
 	big := make([]byte, 5000)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -15,61 +14,6 @@ import (
 	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 	"github.com/flownexus/flownexus/internal/registry"
 )
-
-// ObserveSpec is one entry of an auto-observe list: a single path, or
-// several paths observed together with Observe-Composite.
-type ObserveSpec struct {
-	Paths     []lwm2m.Path
-	Composite bool
-}
-
-// String formats the spec as ParseObserveSpecs reads it.
-func (s ObserveSpec) String() string {
-	parts := make([]string, len(s.Paths))
-	for i, p := range s.Paths {
-		parts[i] = p.String()
-	}
-	return strings.Join(parts, "+")
-}
-
-// DefaultAutoObserve is the default auto-observe list: temperature and
-// humidity sensor values, firmware update state and result.
-func DefaultAutoObserve() []ObserveSpec {
-	return []ObserveSpec{
-		{Paths: []lwm2m.Path{lwm2m.NewPath(3303, 0, 5700)}},
-		{Paths: []lwm2m.Path{lwm2m.NewPath(3304, 0, 5700)}},
-		{Paths: []lwm2m.Path{lwm2m.NewPath(5, 0, 3)}},
-		{Paths: []lwm2m.Path{lwm2m.NewPath(5, 0, 5)}},
-	}
-}
-
-// ParseObserveSpecs parses an auto-observe list: entries separated by
-// commas, each a path ("/3303/0/5700") or paths joined by "+" for one
-// composite observation ("/3/0/9+/3/0/10"). Spaces around entries are
-// ignored; an empty string is an empty list.
-func ParseObserveSpecs(s string) ([]ObserveSpec, error) {
-	out := []ObserveSpec{}
-	for entry := range strings.SplitSeq(s, ",") {
-		entry = strings.TrimSpace(entry)
-		if entry == "" {
-			continue
-		}
-		var spec ObserveSpec
-		for ps := range strings.SplitSeq(entry, "+") {
-			p, err := lwm2m.ParsePath(strings.TrimSpace(ps))
-			if err != nil {
-				return nil, fmt.Errorf("auto-observe entry %q: %w", entry, err)
-			}
-			if p.IsRoot() {
-				return nil, fmt.Errorf("auto-observe entry %q: the root path cannot be observed", entry)
-			}
-			spec.Paths = append(spec.Paths, p)
-		}
-		spec.Composite = len(spec.Paths) > 1
-		out = append(out, spec)
-	}
-	return out, nil
-}
 
 // Observe starts observing p on the endpoint's device and returns the
 // observation and the current value(s), which are stored like a
@@ -96,6 +40,21 @@ func (m *Manager) observe(ctx context.Context, endpoint string, composite bool, 
 	if err != nil {
 		return registry.Observation{}, nil, err
 	}
+	return m.observeReg(ctx, reg, composite, paths, "")
+}
+
+// observeReg observes paths on the device of reg and records the
+// observation with the origin in ctx (WithOrigin) and attrs, the
+// attributes the caller wrote before.
+func (m *Manager) observeReg(ctx context.Context, reg registry.Registration, composite bool, paths []lwm2m.Path, attrs string) (registry.Observation, []lwm2m.Record, error) {
+	endpoint := reg.Endpoint
+	op := "observe"
+	if composite {
+		op = "observe-composite"
+	}
+	if err := requireVersion(reg, op, composite, paths...); err != nil {
+		return registry.Observation{}, nil, err
+	}
 	req := request{op: "observe", code: codes.GET, observe: 0}
 	base := lwm2m.Root
 	var f lwm2m.MediaType
@@ -120,7 +79,8 @@ func (m *Manager) observe(ctx context.Context, endpoint string, composite bool, 
 		if err != nil {
 			return registry.Observation{}, nil, err
 		}
-		obs = registry.Observation{Token: string(tok), RegistrationID: reg.ID, Paths: paths, Composite: composite, Format: f}
+		obs = registry.Observation{Token: string(tok), RegistrationID: reg.ID, Paths: paths, Composite: composite, Format: f,
+			Origin: originFrom(ctx), Attributes: attrs}
 		// The token is known before the request leaves, so a
 		// notification racing the response is routed too.
 		if err := m.reg.AddObservation(ctx, obs); err != nil {
@@ -171,6 +131,13 @@ func (m *Manager) cancel(ctx context.Context, endpoint string, composite bool, p
 	if err != nil {
 		return err
 	}
+	op := "cancel"
+	if composite {
+		op = "cancel-composite"
+	}
+	if err := requireVersion(reg, op, composite, paths...); err != nil {
+		return err
+	}
 	obs, ok := m.reg.FindObservation(reg.ID, composite, paths)
 	if !ok {
 		return fmt.Errorf("%w: %v on %q", ErrNoObservation, paths, endpoint)
@@ -191,7 +158,9 @@ func (m *Manager) cancel(ctx context.Context, endpoint string, composite bool, p
 	return err
 }
 
-// Observations returns the observations held on the endpoint's device.
+// Observations returns the observations held on the endpoint's device,
+// from memory only: none for a registration not looked up since a restart
+// (ListObservations restores it).
 func (m *Manager) Observations(endpoint string) []registry.Observation {
 	reg, ok := m.reg.ByEndpoint(endpoint)
 	if !ok {
@@ -200,55 +169,15 @@ func (m *Manager) Observations(endpoint string) []registry.Observation {
 	return m.reg.Observations(reg.ID)
 }
 
-// AutoObserve starts, in the background, the configured observations that
-// apply to reg: a path is observed when the device announced its object
-// (and its instance, for deeper paths); a composite entry observes those of
-// its paths that apply; composite entries need LwM2M 1.1 or later. Failures
-// are logged once per entry. It returns at once; call it after the
-// device has its Register answer.
-func (m *Manager) AutoObserve(reg registry.Registration) {
-	var todo []ObserveSpec
-	for _, s := range m.auto {
-		var ps []lwm2m.Path
-		for _, p := range s.Paths {
-			if applies(reg, p) {
-				ps = append(ps, p)
-			}
-		}
-		if len(ps) == 0 || (s.Composite && !reg.Version.AtLeast(lwm2m.V1_1)) {
-			continue
-		}
-		todo = append(todo, ObserveSpec{Paths: ps, Composite: s.Composite})
+// ListObservations returns the observations held on the endpoint's
+// device, oldest first, restoring its registration from the store when
+// the server restarted since the device last talked. It returns an error
+// matching ErrOffline when the endpoint has no live registration (and so
+// no observations).
+func (m *Manager) ListObservations(ctx context.Context, endpoint string) ([]registry.Observation, error) {
+	reg, err := m.registration(ctx, endpoint)
+	if err != nil {
+		return nil, err
 	}
-	if len(todo) == 0 {
-		return
-	}
-	m.goBackground(func(base context.Context) {
-		for _, s := range todo {
-			ctx, cancel := context.WithTimeout(base, m.timeout)
-			var err error
-			if s.Composite {
-				_, _, err = m.ObserveComposite(ctx, reg.Endpoint, s.Paths)
-			} else {
-				_, _, err = m.Observe(ctx, reg.Endpoint, s.Paths[0])
-			}
-			cancel()
-			if errors.Is(err, ErrOffline) {
-				return
-			}
-			if err != nil {
-				m.log.Warn("auto-observe failed", "endpoint", reg.Endpoint, "path", s.String(), "err", err)
-			}
-			if base.Err() != nil {
-				return // closing
-			}
-		}
-	})
-}
-
-func applies(reg registry.Registration, p lwm2m.Path) bool {
-	if p.Depth() >= 2 {
-		return reg.HasInstance(p.Object(), p.Instance())
-	}
-	return reg.HasObject(p.Object())
+	return m.reg.Observations(reg.ID), nil
 }

@@ -42,7 +42,9 @@ type stack struct {
 	mgr *devmgmt.Manager
 }
 
-func newStack(t testing.TB, auto []devmgmt.ObserveSpec) *stack {
+// newStack starts the server with the auto-observe policy auto (nil: the
+// default policy); mod, when given, changes the Manager's configuration.
+func newStack(t testing.TB, auto *devmgmt.Policy, mod ...func(*devmgmt.Config)) *stack {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Options{})
@@ -66,10 +68,14 @@ func newStack(t testing.TB, auto []devmgmt.ObserveSpec) *stack {
 			}
 		},
 	})
-	s.mgr = devmgmt.New(devmgmt.Config{
+	cfg := devmgmt.Config{
 		Registry: s.reg, Dial: s.srv.Dial, Types: types, Ingest: s.w,
 		Timeout: 5 * time.Second, AutoObserve: auto, Logger: log,
-	})
+	}
+	for _, f := range mod {
+		f(&cfg)
+	}
+	s.mgr = devmgmt.New(cfg)
 	if err := s.srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

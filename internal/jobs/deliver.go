@@ -110,6 +110,8 @@ func (q *Queue) attempt(ctx context.Context, reg registry.Registration, op store
 	var res Result
 	if err == nil {
 		actx, cancel := context.WithTimeout(ctx, q.timeout)
+		// An observation it makes records the operation and who queued it.
+		actx = devmgmt.WithOrigin(actx, registry.Origin{Kind: registry.OriginQueue, UserID: op.QueuedBy, Operation: op.ID})
 		res, err = q.send(actx, reg, req)
 		cancel()
 	}

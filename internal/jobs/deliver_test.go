@@ -185,6 +185,7 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("x: %w", devmgmt.ErrInvalid), reject, ""},
 		{fmt.Errorf("x: %w", devmgmt.ErrNoObservation), reject, ""},
 		{fmt.Errorf("x: %w", ErrInvalid), reject, ""},
+		{fmt.Errorf("%w: read-composite needs LwM2M 1.1 or later", devmgmt.ErrVersion), reject, ""},
 		{fmt.Errorf("x: %w: %w", devmgmt.ErrBadResponse, lwm2m.ErrSyntax), fail, ""},
 	}
 	for _, c := range cases {

@@ -56,6 +56,8 @@
 //	5.01 Not Implemented, 5.05                counts   FAILED at once: the device cannot do it at all
 //	an answer that cannot be decoded          counts   FAILED at once: the same answer would come again
 //	a request the device cannot take          no       FAILED at once, never sent (e.g. nothing observed to cancel)
+//	an operation the device's LwM2M version   no       FAILED at once, never sent (e.g. Read-Composite to a
+//	lacks (devmgmt.ErrVersion)                         device registered with LwM2M 1.0)
 //	the device went offline meanwhile         no       stays QUEUED, nothing was sent
 //	the server stopped during the attempt     counts   QUEUED (FAILED at the last attempt), reason "interrupted"
 //

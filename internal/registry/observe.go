@@ -30,6 +30,46 @@ type Observation struct {
 	// Format is the content format requested (Accept).
 	Format  lwm2m.MediaType
 	Created time.Time
+	// Origin says why the server holds the observation.
+	Origin Origin
+	// Attributes are the notification attributes written to the observed
+	// paths before the Observe, as a Write-Attributes query
+	// ("pmin=60&pmax=900"); "" when none were written.
+	Attributes string
+}
+
+// The kinds of Origin.
+const (
+	// OriginAutoObserve: the server's auto-observe policy, after the
+	// device registered.
+	OriginAutoObserve = "auto-observe"
+	// OriginAPI: an operator's observe call through the API.
+	OriginAPI = "api"
+	// OriginQueue: a queued observe operation.
+	OriginQueue = "queue"
+)
+
+// Origin is who made an observation and why. The zero Origin means not
+// recorded.
+type Origin struct {
+	Kind      string // OriginAutoObserve, OriginAPI, OriginQueue or ""
+	UserID    int64  // the operator who asked; 0 when none
+	Operation int64  // the queued operation that made it; 0 when none
+}
+
+// observationFromStore is the observation of a stored row, made on the
+// registration with the given ID.
+func observationFromStore(registrationID string, row store.Observation) Observation {
+	return Observation{
+		Token:          string(row.Token),
+		RegistrationID: registrationID,
+		Paths:          row.Paths,
+		Composite:      row.Composite,
+		Format:         row.Format,
+		Created:        row.CreatedAt,
+		Origin:         Origin{Kind: row.Origin, UserID: row.OriginUserID, Operation: row.OriginOperationID},
+		Attributes:     row.Attributes,
+	}
 }
 
 // Path returns the observed path of a single observation, or the root for
@@ -79,13 +119,17 @@ func (r *Registry) AddObservation(ctx context.Context, o Observation) error {
 		return fmt.Errorf("registry: observation token %x already in use", o.Token)
 	}
 	err := r.st.InsertObservation(ctx, store.Observation{
-		Token:          []byte(o.Token),
-		EndpointID:     cur.EndpointID,
-		RegistrationID: o.RegistrationID,
-		Paths:          o.Paths,
-		Composite:      o.Composite,
-		Format:         o.Format,
-		CreatedAt:      o.Created,
+		Token:             []byte(o.Token),
+		EndpointID:        cur.EndpointID,
+		RegistrationID:    o.RegistrationID,
+		Paths:             o.Paths,
+		Composite:         o.Composite,
+		Format:            o.Format,
+		CreatedAt:         o.Created,
+		Origin:            o.Origin.Kind,
+		OriginUserID:      o.Origin.UserID,
+		OriginOperationID: o.Origin.Operation,
+		Attributes:        o.Attributes,
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("registry: observation token %x already in use: %w", o.Token, err)

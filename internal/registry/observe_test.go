@@ -25,8 +25,14 @@ var (
 // reg and returns it.
 func observe(t *testing.T, r *registry.Registry, reg registry.Registration, token string, paths ...lwm2m.Path) registry.Observation {
 	t.Helper()
+	return observeAs(t, r, reg, registry.Origin{}, "", token, paths...)
+}
+
+// observeAs is observe with an origin and the attributes written.
+func observeAs(t *testing.T, r *registry.Registry, reg registry.Registration, origin registry.Origin, attrs, token string, paths ...lwm2m.Path) registry.Observation {
+	t.Helper()
 	o := registry.Observation{Token: token, RegistrationID: reg.ID, Paths: paths, Composite: len(paths) > 1,
-		Format: lwm2m.FormatSenMLCBOR}
+		Format: lwm2m.FormatSenMLCBOR, Origin: origin, Attributes: attrs}
 	if err := r.AddObservation(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +70,9 @@ func TestObservationsSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	single := observe(t, r, reg, "tok-1", temp)
+	single := observeAs(t, r, reg, registry.Origin{Kind: registry.OriginAutoObserve}, "pmin=60", "tok-1", temp)
 	c.Advance(time.Second)
-	composite := observe(t, r, reg, "tok-2", battery, position)
+	composite := observeAs(t, r, reg, registry.Origin{Kind: registry.OriginQueue, UserID: 3, Operation: 41}, "", "tok-2", battery, position)
 	other, _ := r.Register(ctx, req("b", 1001))
 	observe(t, r, other, "tok-b", temp)
 

@@ -185,14 +185,8 @@ func (r *Registry) restore(ctx context.Context, id string) (Registration, error)
 		if _, taken := r.tokens[tok]; taken {
 			continue // tokens are unique in the store; memory wins
 		}
-		r.tokens[tok] = &Observation{
-			Token:          tok,
-			RegistrationID: id,
-			Paths:          row.Paths,
-			Composite:      row.Composite,
-			Format:         row.Format,
-			Created:        row.CreatedAt,
-		}
+		o := observationFromStore(id, row)
+		r.tokens[tok] = &o
 		e.tokens = append(e.tokens, tok)
 	}
 	return reg, nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -22,17 +23,33 @@ type Observation struct {
 	Composite bool
 	Format    lwm2m.MediaType // the content format requested (Accept)
 	CreatedAt time.Time       // zero: now when inserted
+	// Origin says why the server holds the observation: "auto-observe",
+	// "api", "queue", or "" when not recorded. The store keeps it as
+	// given.
+	Origin string
+	// OriginUserID is the operator who asked, OriginOperationID the queued
+	// operation that made it; 0 when none.
+	OriginUserID      int64
+	OriginOperationID int64
+	// Attributes are the notification attributes written to the observed
+	// paths before the Observe, as a Write-Attributes query
+	// ("pmin=60&pmax=900"); "" when none.
+	Attributes string
 }
 
-const observationCols = "token, endpoint_id, registration_id, paths, composite, format, created_at"
+const observationCols = "token, endpoint_id, registration_id, paths, composite, format, created_at, " +
+	"origin, origin_user_id, origin_operation_id, attributes"
 
 func scanObservation(r rowScanner) (Observation, error) {
 	var o Observation
 	var paths string
 	var format, created int64
-	if err := r.Scan(&o.Token, &o.EndpointID, &o.RegistrationID, &paths, &o.Composite, &format, &created); err != nil {
+	var user, operation sql.NullInt64
+	if err := r.Scan(&o.Token, &o.EndpointID, &o.RegistrationID, &paths, &o.Composite, &format, &created,
+		&o.Origin, &user, &operation, &o.Attributes); err != nil {
 		return Observation{}, err
 	}
+	o.OriginUserID, o.OriginOperationID = user.Int64, operation.Int64
 	for s := range strings.SplitSeq(paths, " ") {
 		p, err := lwm2m.ParsePath(s)
 		if err != nil {
@@ -66,8 +83,9 @@ func (s *Store) InsertObservation(ctx context.Context, o Observation) error {
 	}
 	_, err := s.wdb.ExecContext(ctx, `
 		INSERT INTO observation (`+observationCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		o.Token, o.EndpointID, o.RegistrationID, strings.Join(paths, " "), o.Composite, int64(o.Format), millis(created))
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		o.Token, o.EndpointID, o.RegistrationID, strings.Join(paths, " "), o.Composite, int64(o.Format), millis(created),
+		o.Origin, nullID(o.OriginUserID), nullID(o.OriginOperationID), o.Attributes)
 	return wrap(op, err)
 }
 

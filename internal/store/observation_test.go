@@ -17,10 +17,11 @@ func TestObservationRoundTrip(t *testing.T) {
 		b := mustEndpoint(t, s, "b")
 		temp := lwm2m.NewPath(3303, 0, 5700)
 		single := Observation{Token: []byte{0x00, 0xff, 0x80, 0x01}, EndpointID: a.ID, RegistrationID: "reg-a",
-			Paths: []lwm2m.Path{temp}, Format: lwm2m.FormatTLV}
+			Paths: []lwm2m.Path{temp}, Format: lwm2m.FormatTLV, Origin: "auto-observe", Attributes: "pmin=60&pmax=900"}
 		composite := Observation{Token: []byte("comp0001"), EndpointID: a.ID, RegistrationID: "reg-a",
 			Paths: []lwm2m.Path{temp, lwm2m.NewPath(3, 0, 7, 1), lwm2m.NewPath(1)}, Composite: true,
-			Format: lwm2m.FormatSenMLCBOR, CreatedAt: t0.Add(time.Second)}
+			Format: lwm2m.FormatSenMLCBOR, CreatedAt: t0.Add(time.Second),
+			Origin: "queue", OriginUserID: 7, OriginOperationID: 1 << 40}
 		other := Observation{Token: []byte{0x00}, EndpointID: b.ID, RegistrationID: "reg-b",
 			Paths: []lwm2m.Path{temp}, Format: lwm2m.FormatText}
 		for _, o := range []Observation{composite, single, other} {
