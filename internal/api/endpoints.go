@@ -137,9 +137,10 @@ type historyOutput struct {
 	}
 }
 
+// Event is a group of values a device reported together.
 type Event struct {
 	ID         int64     `json:"id"`
-	Kind       string    `json:"kind" example:"send"`
+	Kind       string    `json:"kind" example:"send" doc:"send, notify (a notification of several values) or read"`
 	Time       time.Time `json:"time"`
 	ReceivedAt time.Time `json:"received_at"`
 }
@@ -170,7 +171,11 @@ func (a *API) routes(h huma.API) {
 	}, a.history)
 	register(h, auth.ViewData, huma.Operation{
 		OperationID: "list-events", Method: http.MethodGet, Path: Prefix + "/endpoints/{ep}/events",
-		Summary: "Events (notifications, sends) of an endpoint", Tags: []string{"endpoints"},
+		Summary: "Events of an endpoint: values reported together", Tags: []string{"endpoints"},
+		Description: "An event groups the values a device reported together: every Send, and every notification " +
+			"or read that carried several values (a composite observation, an object instance). " +
+			"A notification of a single resource is stored as a value only and is not listed here: " +
+			"its values are in the endpoint's history (GET /endpoints/{ep}/history) and in the event stream.",
 	}, a.events)
 	a.operationRoutes(h)
 }

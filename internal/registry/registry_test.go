@@ -1,10 +1,13 @@
 package registry_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -219,6 +222,24 @@ func TestRemoveStale(t *testing.T) {
 	}
 	if _, err := st.GetEndpoint(ctx, "useful"); err != nil {
 		t.Errorf("useful: %v, want kept", err)
+	}
+}
+
+// TestExpiryAfterRestartLogsRegistration: a registration made before a
+// restart that expires afterwards is logged with its ID.
+func TestExpiryAfterRestartLogsRegistration(t *testing.T) {
+	r, st, c, _ := setup(t, 0)
+	ctx := context.Background()
+	reg, err := r.Register(ctx, req("a", 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	r2 := registry.New(st, registry.Options{Clock: c, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	c.Advance(2 * time.Minute)
+	r2.Sweep(ctx)
+	if !strings.Contains(logs.String(), "registration="+reg.ID) {
+		t.Fatalf("expiry log without the registration ID %s:\n%s", reg.ID, logs.String())
 	}
 }
 

@@ -317,15 +317,27 @@ func (s *Store) SetEndpointOffline(ctx context.Context, id int64) error {
 
 // ExpireEndpoints marks offline, and returns, every online endpoint whose
 // lifetime has passed since it was last seen (last_seen + lifetime < now).
+// The endpoints are returned as they were before: online, with the
+// registration ID that expired.
 func (s *Store) ExpireEndpoints(ctx context.Context, now time.Time) ([]Endpoint, error) {
-	rows, err := s.wdb.QueryContext(ctx, `
-		UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = $1
-		WHERE online AND (last_seen + lifetime * 1000) < $1
-		RETURNING `+endpointCols, millis(now))
-	if err != nil {
-		return nil, wrap("expire endpoints", err)
+	const due = "online AND (last_seen + lifetime * 1000) < $1"
+	lock := ""
+	if s.dialect == DialectPostgres {
+		lock = " FOR UPDATE" // SQLite's transaction holds the one writer
 	}
-	out, err := collect(rows, scanEndpoint)
+	var out []Endpoint
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, "SELECT "+endpointCols+" FROM endpoint WHERE "+due+lock, millis(now))
+		if err != nil {
+			return err
+		}
+		if out, err = collect(rows, scanEndpoint); err != nil || len(out) == 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = $2 WHERE "+due,
+			millis(now), millis(s.now()))
+		return err
+	})
 	return out, wrap("expire endpoints", err)
 }
 

@@ -248,8 +248,12 @@ func TestExpireEndpoints(t *testing.T) {
 			t.Fatalf("at expiry: %v, %v", exp, err)
 		}
 		exp, err = s.ExpireEndpoints(ctx, t0.Add(61*time.Second))
-		if err != nil || len(exp) != 1 || exp[0].Name != "short" || exp[0].Online || exp[0].RegistrationID != "" {
+		// Returned as they were: with the registration that expired.
+		if err != nil || len(exp) != 1 || exp[0].Name != "short" || exp[0].RegistrationID != "short" {
 			t.Fatalf("after 61 s: %+v, %v", exp, err)
+		}
+		if got, _ := s.GetEndpoint(ctx, "short"); got.Online || got.RegistrationID != "" {
+			t.Fatalf("expired endpoint stored as %+v", got)
 		}
 		exp, err = s.ExpireEndpoints(ctx, t0.Add(2*time.Hour))
 		if err != nil || len(exp) != 2 {
