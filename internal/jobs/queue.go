@@ -233,6 +233,9 @@ func Migrate(ctx context.Context, st *store.Store, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("jobs: migrate: %w", err)
 	}
+	if err := checkRiverVersion(ctx, st, m.AllVersions()); err != nil {
+		return err
+	}
 	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
 	if err != nil {
 		return fmt.Errorf("jobs: migrate River schema: %w", err)
@@ -241,6 +244,37 @@ func Migrate(ctx context.Context, st *store.Store, log *slog.Logger) error {
 		log.Info("job queue schema migrated", "versions", len(res.Versions))
 	}
 	return nil
+}
+
+// checkRiverVersion refuses a job queue schema migrated by a newer
+// flownexus (a River migration this one does not know), as the store
+// refuses a newer database schema, with store.ErrSchemaTooNew.
+func checkRiverVersion(ctx context.Context, st *store.Store, known []rivermigrate.Migration) error {
+	if len(known) == 0 {
+		return nil
+	}
+	var have sql.NullInt64
+	err := st.DB().QueryRowContext(ctx, "SELECT max(version) FROM river_migration WHERE line = 'main'").Scan(&have)
+	if err != nil {
+		// No table yet: a database River never migrated.
+		var exists bool
+		if qerr := st.DB().QueryRowContext(ctx, existsRiverTable[st.Dialect()]).Scan(&exists); qerr == nil && !exists {
+			return nil
+		}
+		return fmt.Errorf("jobs: migrate: River schema version: %w", err)
+	}
+	if latest := known[len(known)-1].Version; have.Valid && int(have.Int64) > latest {
+		return fmt.Errorf("jobs: %w: the job queue schema is at River migration %d, this flownexus knows up to %d",
+			store.ErrSchemaTooNew, have.Int64, latest)
+	}
+	return nil
+}
+
+// existsRiverTable asks, per dialect, whether the river_migration table
+// exists.
+var existsRiverTable = map[string]string{
+	store.DialectSQLite:   "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'river_migration')",
+	store.DialectPostgres: "SELECT to_regclass('river_migration') IS NOT NULL",
 }
 
 // Start starts the workers and the handling of wake-ups. Operations left
