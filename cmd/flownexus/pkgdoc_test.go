@@ -39,15 +39,34 @@ func TestPackageDocs(t *testing.T) {
 			continue
 		}
 		for name, p := range pkgs {
-			documented := false
-			for _, f := range p.Files {
+			var docs []string
+			for fname, f := range p.Files {
 				if f.Doc != nil && strings.TrimSpace(f.Doc.Text()) != "" {
-					documented = true
+					docs = append(docs, filepath.Base(fname))
+					// go doc shows the comment from its first words: a
+					// blank line inside it would hide what comes before.
+					want := "Package " + name + " "
+					if name == "main" {
+						want = "Command flownexus "
+					}
+					if !strings.HasPrefix(f.Doc.Text(), want) {
+						t.Errorf("package %s (%s): doc comment of %s starts %q, want %q", name, dir,
+							filepath.Base(fname), firstLine(f.Doc.Text()), want)
+					}
 				}
 			}
-			if !documented {
+			switch len(docs) {
+			case 0:
 				t.Errorf("package %s (%s) has no package doc comment", name, dir)
+			case 1:
+			default:
+				t.Errorf("package %s (%s) has a package doc comment in several files: %v", name, dir, docs)
 			}
 		}
 	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

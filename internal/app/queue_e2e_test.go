@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,7 +15,6 @@ import (
 	"time"
 
 	"github.com/flownexus/flownexus/internal/auth"
-	"github.com/flownexus/flownexus/internal/config"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/events"
 	"github.com/flownexus/flownexus/internal/jobs"
@@ -496,39 +493,6 @@ func TestQueueAPIValidation(t *testing.T) {
 	if ops["post"] == nil || ops["get"] == nil || one["get"] == nil || one["delete"] == nil {
 		t.Fatalf("OpenAPI lacks the queue routes: %v %v", ops, one)
 	}
-}
-
-// The child server: TestQueuedOperationsSurviveKill runs the test binary
-// again as a server process (childEnv set to its data directory) and kills
-// it with SIGKILL, which no clean shutdown code survives.
-const childEnv = "FLOWNEXUS_TEST_CHILD_SERVER"
-
-func TestMain(m *testing.M) {
-	if dir := os.Getenv(childEnv); dir != "" {
-		os.Exit(runChildServer(dir))
-	}
-	os.Exit(m.Run())
-}
-
-// runChildServer serves until killed, after printing "ready <http addr>
-// <coap addr>".
-func runChildServer(dir string) int {
-	cfg := config.Default()
-	cfg.DataDir = dir
-	cfg.HTTPListen, cfg.CoAPListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.CoAPSListen, cfg.FWListen = "", ""
-	cfg.SecretKey = config.DevSecretKey
-	ctx := context.Background()
-	a, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), queueOptions())
-	if err == nil {
-		err = a.Start(ctx)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "child server:", err)
-		return 1
-	}
-	fmt.Printf("ready %s %s\n", a.HTTPAddr(), a.CoAPAddr())
-	select {}
 }
 
 // TestQueuedOperationsSurviveKill queues operations on a server process,

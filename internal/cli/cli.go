@@ -1,6 +1,8 @@
-// Package cli implements the flownexus subcommands. It owns the wiring of
-// the server's parts and their start and shutdown order; everything below
-// it receives its configuration and dependencies as values.
+// Package cli implements the flownexus subcommands: it parses their flags
+// and configuration, opens what each command needs and runs it. The
+// server's parts and their start and shutdown order belong to package app,
+// which `serve` and `demo` run; everything below receives its
+// configuration and dependencies as values.
 package cli
 
 import (

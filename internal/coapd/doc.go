@@ -103,7 +103,7 @@
 // have not ended, displaced ones included, are capped at MaxHandshakes +
 // 2 MaxUnverified, so their memory and goroutines stay bounded under any
 // flood (TestDTLSHandshakeFlood, BenchmarkDTLSHandshakeUnderFlood).
-
+//
 // # Routing and errors
 //
 // One handler serves every message. Requests are routed by method and
@@ -118,6 +118,21 @@
 // format the operation does not take, 5.00 for a failure of the server.
 // Each refused request is logged once, with the attributes endpoint,
 // remote_addr, path and code. go-coap's own error sink goes to slog.
+//
+// # Admission
+//
+// Every device message is admitted before any work is done on it
+// (admission, AdmissionConfig): go-coap reads the socket on one goroutine
+// and hands each connection's messages to a small queue, waiting when it
+// is full, so one sender whose requests wait on the store would stop the
+// server from reading anyone's datagrams. The server's hook takes each
+// message on go-coap's reader without I/O and either queues it for the
+// connection's own worker goroutine, within bounds per address and port,
+// per host and in all, and within a Register budget per host, or refuses
+// it at once: a request with 5.03 and a Max-Age, a notification with no
+// answer, so that the device retransmits it. A retransmission of a message
+// that is queued or being handled is dropped; one that arrives after the
+// answer gets go-coap's cached answer.
 //
 // # Acknowledgement after commit
 //
