@@ -604,3 +604,29 @@ func TestStreamEndsWhenAccessEnds(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// TestTokenLastUse: a token's use is recorded, at most once a minute.
+func TestTokenLastUse(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	u, tok := s.userToken(t, "reader", false)
+	ctx := context.Background()
+	lastUse := func() time.Time {
+		toks, err := s.Store.ListAPITokens(ctx, u.ID)
+		if err != nil || len(toks) != 1 {
+			t.Fatalf("tokens of %s: %v, %v", u.Username, toks, err)
+		}
+		return toks[0].LastUsedAt
+	}
+	if !lastUse().IsZero() {
+		t.Fatal("a new token was used")
+	}
+	s.do(t, tok, "GET", "/api/v1/endpoints", nil)
+	first := lastUse()
+	if first.IsZero() {
+		t.Fatal("use not recorded")
+	}
+	s.do(t, tok, "GET", "/api/v1/endpoints", nil)
+	if again := lastUse(); !again.Equal(first) {
+		t.Fatalf("use recorded again within a minute: %v, then %v", first, again)
+	}
+}
