@@ -46,6 +46,11 @@ import (
 // (a cap in total and per source), or is dropped while the gate is full
 // (the device retransmits it).
 //
+// When the server stops, the demultiplexer first drains (no new
+// association, no resumption: those datagrams are dropped and their
+// devices retransmit them) and then closes every association it opened,
+// whatever its state, so no session is left reading a socket.
+//
 // An established session idle long enough is parked (see park): its
 // association, goroutines and buffers are released and only pion's
 // exported state is kept. The next datagram from its address or with its
@@ -62,7 +67,7 @@ type demux struct {
 	byAddr  map[netip.AddrPort]*assoc // established or first association of an address; guarded by mu
 	pending map[netip.AddrPort]*assoc // a new handshake from an address with an established association; guarded by mu
 	byCID   map[string]*assoc         // guarded by mu
-	live    int                       // associations not yet closed; guarded by mu
+	all     map[*assoc]struct{}       // associations not yet closed; guarded by mu
 
 	parkedAddr    map[netip.AddrPort]*parked // guarded by mu
 	parkedCID     map[string]*parked         // guarded by mu
@@ -73,8 +78,9 @@ type demux struct {
 	unverified    list.List // *assoc, oldest first; guarded by mu
 	handshaking   int       // associations whose handshake has not ended, displaced ones included; guarded by mu
 
-	quiet  atomic.Bool // writes are dropped: sessions are being saved
-	closed bool        // no new associations; the socket closes with the last one; guarded by mu
+	quiet    atomic.Bool // writes are dropped: sessions are being saved
+	draining bool        // no new associations nor resumptions: the server is stopping; guarded by mu
+	closed   bool        // no new associations; the socket closes with the last one; guarded by mu
 }
 
 // acceptBacklog bounds the new associations waiting for Accept; a
@@ -103,6 +109,7 @@ func newDemux(conn *net.UDPConn, cidLen int, gate *handshakeGate, maxUnverified 
 		byAddr:        make(map[netip.AddrPort]*assoc),
 		pending:       make(map[netip.AddrPort]*assoc),
 		byCID:         make(map[string]*assoc),
+		all:           make(map[*assoc]struct{}),
 
 		parkedAddr: make(map[netip.AddrPort]*parked),
 		parkedCID:  make(map[string]*parked),
@@ -249,7 +256,7 @@ func (d *demux) handshakeEnded(a *assoc) {
 // their cookie, the oldest is forgotten and returned as evicted for the
 // caller to close. d.mu must be held.
 func (d *demux) newAssocLocked(from netip.AddrPort) (a, evicted *assoc) {
-	if d.closed || d.handshaking >= d.gate.max+2*d.maxUnverified {
+	if d.closed || d.draining || d.handshaking >= d.gate.max+2*d.maxUnverified {
 		// Displaced handshakes that have not unwound yet count too: the
 		// goroutines of handshakes stay bounded under any flood.
 		return nil, nil
@@ -259,7 +266,7 @@ func (d *demux) newAssocLocked(from netip.AddrPort) (a, evicted *assoc) {
 	a.hs = true
 	select {
 	case d.accept <- a:
-		d.live++
+		d.all[a] = struct{}{}
 	default:
 		return nil, nil
 	}
@@ -314,7 +321,8 @@ func (d *demux) established(a *assoc) {
 func (d *demux) remove(a *assoc) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.live--; d.closed && d.live == 0 {
+	delete(d.all, a)
+	if d.closed && len(d.all) == 0 {
 		_ = d.conn.Close()
 	}
 	if a.uv != nil {
@@ -388,7 +396,7 @@ func (d *demux) park(a *assoc, pk *parked) bool {
 // when the backlog is full or the demultiplexer is closing or saving.
 // d.mu must be held.
 func (d *demux) unparkLocked(pk *parked) *assoc {
-	if d.closed || d.quiet.Load() {
+	if d.closed || d.draining || d.quiet.Load() {
 		return nil
 	}
 	a := newAssoc(d, pk.addr)
@@ -399,7 +407,7 @@ func (d *demux) unparkLocked(pk *parked) *assoc {
 	default:
 		return nil
 	}
-	d.live++
+	d.all[a] = struct{}{}
 	d.forgetParkedLocked(pk.endpoint)
 	d.resuming[pk.endpoint] = a
 	if d.byAddr[pk.addr] == nil {
@@ -498,7 +506,7 @@ func (d *demux) Close() error {
 	}
 	d.closed = true
 	close(d.done)
-	idle := d.live == 0
+	idle := len(d.all) == 0
 	d.mu.Unlock()
 	if idle {
 		return d.conn.Close()
@@ -511,6 +519,32 @@ func (d *demux) Close() error {
 		default:
 			return nil
 		}
+	}
+}
+
+// drain stops opening associations: a ClientHello is dropped and so is a
+// datagram for a parked session (their devices retransmit them to the
+// restarted server), while established associations and handshakes under
+// way go on.
+func (d *demux) drain() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.draining = true
+}
+
+// closeAll closes every association, in handshake or established,
+// accepted or not; on a closed demultiplexer the last one closes the
+// socket. Sessions on them see their packet connection closed: a session
+// blocked in a read returns.
+func (d *demux) closeAll() {
+	d.mu.Lock()
+	all := make([]*assoc, 0, len(d.all))
+	for a := range d.all {
+		all = append(all, a)
+	}
+	d.mu.Unlock()
+	for _, a := range all {
+		_ = a.Close()
 	}
 }
 

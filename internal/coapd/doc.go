@@ -139,6 +139,24 @@
 // its values are stored: if the read fails, the notification is lost and
 // logged.
 //
+// # Shutdown
+//
+// Server.Shutdown (and Stop, with a 10 s grace) first stops taking
+// messages: one arriving from then on is dropped unanswered, and the DTLS
+// socket starts no handshake and resumes no parked session, so their
+// devices retransmit to the restarted server. The messages already being
+// handled finish: their values are committed and their ACKs written.
+// Only then are the DTLS sessions saved (DTLSConfig.SessionFile) and every
+// session, handshake and association closed, followed by the sockets. A
+// value is therefore stored once when its device was told so; only one
+// whose handler outlived the grace may be stored and not acknowledged,
+// and then stored again when the device retransmits it. The handlers wait
+// for the ingest writer whatever happens to their connection, so the log
+// says "notification not stored" only for values that were not. The
+// server tracks every DTLS session itself: go-coap keys its own by
+// address and loses a session that replaced another from the same
+// address (a rebooted device), which then kept Stop waiting for ever.
+//
 // # Connections and memory
 //
 // go-coap keeps one connection object per remote address with its own

@@ -253,6 +253,7 @@ func (s *Server) pskKey(identity []byte) ([]byte, error) {
 // message is handled: it binds the session to the endpoint of the
 // authenticated identity, or closes it.
 func (s *Server) newSession(cc *udpclient.Conn) {
+	s.dtlsSessions.add(cc)
 	sc, ok := cc.NetConn().(interface{ ConnectionState() (dtls.State, bool) })
 	if !ok {
 		_ = cc.Close()

@@ -147,6 +147,9 @@ type Server struct {
 	udp  socket // plain CoAP
 	dtls socket // CoAP/DTLS
 
+	flight       flight     // device messages being handled; Shutdown drains it
+	dtlsSessions sessionSet // every DTLS session, for Shutdown to close
+
 	// conns are go-coap's live connections by remote address, so Dial
 	// reuses the connection a device's own messages arrive on. go-coap
 	// keys its connections by remote and local address; on a wildcard
@@ -322,26 +325,6 @@ func (s *Server) start(listen func(string) error, serve func() error, addr strin
 // Addr returns the bound address, or the zero AddrPort before Listen.
 func (s *Server) Addr() netip.AddrPort { return s.udp.bound() }
 
-// Stop closes the sockets and every connection and session and waits for
-// Serve and ServeDTLS to return; with DTLSConfig.SessionFile it first
-// saves the DTLS sessions (and then closes them without close_notify).
-// Handlers waiting on the ingest writer finish with it; stop the ingest
-// writer after the server.
-func (s *Server) Stop() {
-	if err := s.saveSessions(); err != nil {
-		s.log.Error("DTLS sessions not saved", "err", err)
-	}
-	s.dtlsSrv.Stop()
-	s.dtls.stopped()
-	s.srv.Stop()
-	s.udp.stopped()
-	s.bgMu.Lock()
-	s.stopping = true
-	s.bgMu.Unlock()
-	s.stopBase()
-	s.bg.Wait()
-}
-
 // ErrNoSession is matched by Dial for a DTLS device with no live session:
 // only the device can start one.
 var ErrNoSession = errors.New("coapd: no DTLS session with the device")
@@ -412,8 +395,17 @@ const (
 // applies the answer the notification handler asked for with optAnswer:
 // go-coap answers a confirmable message with an ACK of its own (and caches
 // it for duplicates), and only an empty answer escapes both, so the change
-// is made after go-coap's handling.
+// is made after go-coap's handling. While the server shuts down it takes
+// no message (see Shutdown); otherwise the message counts as in flight
+// until its answer is written.
 func (s *Server) processReceived(req *pool.Message, cc *udpclient.Conn, handler config.HandlerFunc[*udpclient.Conn]) {
+	if !s.flight.enter() {
+		// Shutting down: not taken, so not acknowledged; the device
+		// retransmits it to the restarted server.
+		cc.ReleaseMessage(req)
+		return
+	}
+	defer s.flight.leave()
 	mid := req.MessageID()
 	isResponse := req.Code() >= codes.Created
 	if isResponse && s.blockwiseNotification(req, cc) {
