@@ -51,6 +51,9 @@ import (
 // devices retransmit them) and then closes every association it opened,
 // whatever its state, so no session is left reading a socket.
 //
+// A ClientHello's record-layer version is taken as any {254, x}
+// (normalizeHelloVersion), as RFC 5246 Appendix E.1 asks of servers.
+//
 // An established session idle long enough is parked (see park): its
 // association, goroutines and buffers are released and only pion's
 // exported state is kept. The next datagram from its address or with its
@@ -139,6 +142,7 @@ func (d *demux) route(b []byte, from netip.AddrPort) {
 	if len(b) == 0 {
 		return
 	}
+	normalizeHelloVersion(b)
 	d.mu.Lock()
 	to, also, evicted := d.routeLocked(b, from)
 	d.mu.Unlock()
@@ -549,6 +553,32 @@ func (d *demux) closeAll() {
 }
 
 func (d *demux) Addr() net.Addr { return d.conn.LocalAddr() }
+
+// normalizeHelloVersion rewrites, in place, the record-layer version of
+// every epoch-0 ClientHello record of b that carries a DTLS version pion
+// does not take ({254, x} other than DTLS 1.0 and 1.2) to DTLS 1.0, the
+// version a ClientHello record may always carry. RFC 5246 Appendix E.1
+// has servers accept any record version on a ClientHello, since a client
+// cannot know the server's yet; mbed TLS 2.28 without a minimum version
+// configured sends {254, 0}. The handshake itself, whose transcript does
+// not cover record headers, negotiates by the ClientHello's own version.
+func normalizeHelloVersion(b []byte) {
+	const versionOff, epochOff, lenOff = 1, 3, recordlayer.FixedHeaderSize - 2
+	for off := 0; off+recordlayer.FixedHeaderSize < len(b); {
+		r := b[off:]
+		if protocol.ContentType(r[0]) == protocol.ContentTypeConnectionID {
+			return // its header is longer; epoch-0 records never are CID records
+		}
+		n := int(binary.BigEndian.Uint16(r[lenOff:]))
+		if protocol.ContentType(r[0]) == protocol.ContentTypeHandshake && r[epochOff] == 0 && r[epochOff+1] == 0 &&
+			handshake.Type(r[recordlayer.FixedHeaderSize]) == handshake.TypeClientHello &&
+			r[versionOff] == protocol.Version1_0.Major &&
+			r[versionOff+1] != protocol.Version1_0.Minor && r[versionOff+1] != protocol.Version1_2.Minor {
+			r[versionOff+1] = protocol.Version1_0.Minor
+		}
+		off += recordlayer.FixedHeaderSize + n
+	}
+}
 
 // isHandshake reports whether b starts with a handshake record.
 func isHandshake(b []byte) bool {
