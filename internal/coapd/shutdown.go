@@ -97,8 +97,13 @@ func (ss *sessionSet) add(cc *udpclient.Conn) {
 	})
 }
 
-// closeAll closes every session in the set.
-func (ss *sessionSet) closeAll() {
+// closeAll closes every session in the set and waits, up to d in all,
+// until pion has closed their associations: a session closing says
+// close_notify (unless its writes are stopped) and then closes its
+// association, and the notice must leave before Shutdown closes the
+// associations left. go-coap may be closing some of the sessions at the
+// same time, in which case Close returns at once: hence the wait.
+func (ss *sessionSet) closeAll(d time.Duration) {
 	ss.mu.Lock()
 	all := make([]*udpclient.Conn, 0, len(ss.m))
 	for cc := range ss.m {
@@ -107,6 +112,19 @@ func (ss *sessionSet) closeAll() {
 	ss.mu.Unlock()
 	for _, cc := range all {
 		_ = cc.Close()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for _, cc := range all {
+		done := cc.Done()
+		if gc, ok := cc.NetConn().(*gatedConn); ok {
+			done = gc.assoc.done
+		}
+		select {
+		case <-done:
+		case <-timer.C:
+			return
+		}
 	}
 }
 
@@ -158,7 +176,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.log.Error("DTLS sessions not saved", "err", serr)
 	}
 	s.dtlsSrv.Stop()
-	s.dtlsSessions.closeAll()
+	s.dtlsSessions.closeAll(closeWait)
 	if l := s.dtlsListener(); l != nil {
 		l.demux.closeAll()
 	}
