@@ -131,6 +131,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	dtlsCfg.OnHandshake = metrics.handshake
+	dtlsCfg.OnHandshakeFailure = metrics.handshakeFailed
 	var dm *devmgmt.Manager
 	var jq *jobs.Queue
 	a.CoAP = coapd.New(coapd.Config{

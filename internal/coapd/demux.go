@@ -147,6 +147,9 @@ func (d *demux) route(b []byte, from netip.AddrPort) {
 	to, also, evicted := d.routeLocked(b, from)
 	d.mu.Unlock()
 	if to != nil {
+		if !to.established.Load() {
+			to.sawHandshake(b)
+		}
 		to.deliver(b, from)
 	}
 	if also != nil {
@@ -638,6 +641,12 @@ type assoc struct {
 	verified    atomic.Bool // the client returned its cookie
 	muted       atomic.Bool // writes are dropped: the session is being parked
 	unknownPSK  atomic.Bool // the client presented a PSK identity the server does not know
+	// What the handshake showed, for the report of a failed one.
+	identity    atomic.Pointer[string] // the PSK identity the client presented
+	endpoint    atomic.Pointer[string] // the endpoint that identity is bound to
+	sawFinished atomic.Bool            // the client sent a protected record (its Finished) before the handshake completed
+	sentAlert   atomic.Int32           // 1 + the description of the fatal plaintext alert the server sent; 0 none
+	peerAlert   atomic.Int32           // 1 + the description of the fatal plaintext alert the client sent; 0 none
 	// offeredSession is the ID of the cached session the client asked to
 	// resume; the handshake resumed it if the session ends up with that ID.
 	offeredSession atomic.Pointer[string]
@@ -722,6 +731,11 @@ func (a *assoc) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if a.d.quiet.Load() || a.muted.Load() {
 		return len(p), nil
 	}
+	if !a.established.Load() {
+		if desc, ok := fatalPlainAlert(p); ok {
+			a.sentAlert.Store(int32(desc) + 1)
+		}
+	}
 	if a.unknownPSK.Load() {
 		p = unknownIdentityAlert(p)
 	}
@@ -762,6 +776,58 @@ func unknownIdentityAlert(p []byte) []byte {
 		off = end
 	}
 	return out
+}
+
+// sawHandshake notes what a datagram of a handshake under way tells about
+// its outcome: a protected record means the client sent its Finished (so
+// it derived keys from its PSK), a fatal plaintext alert that it gave up.
+func (a *assoc) sawHandshake(b []byte) {
+	forRecords(b, func(ct protocol.ContentType, epoch uint16, body []byte) bool {
+		switch {
+		case epoch != 0 || ct == protocol.ContentTypeConnectionID:
+			a.sawFinished.Store(true)
+		case ct == protocol.ContentTypeAlert && len(body) == 2 && body[0] == alertFatal:
+			a.peerAlert.Store(int32(body[1]) + 1)
+		}
+		return true
+	})
+}
+
+// alertFatal is the level of a fatal alert.
+const alertFatal = 2
+
+// fatalPlainAlert returns the description of the first fatal epoch-0
+// alert record of the datagram p.
+func fatalPlainAlert(p []byte) (desc byte, ok bool) {
+	forRecords(p, func(ct protocol.ContentType, epoch uint16, body []byte) bool {
+		if ct == protocol.ContentTypeAlert && epoch == 0 && len(body) == 2 && body[0] == alertFatal {
+			desc, ok = body[1], true
+			return false
+		}
+		return true
+	})
+	return desc, ok
+}
+
+// forRecords calls fn with the content type, epoch and body of each
+// complete record of the datagram b until fn returns false. A Connection
+// ID record ends the walk after fn saw it (with no body): its header
+// length depends on the CID.
+func forRecords(b []byte, fn func(ct protocol.ContentType, epoch uint16, body []byte) bool) {
+	const epochOff, lenOff = 3, recordlayer.FixedHeaderSize - 2
+	for off := 0; off+recordlayer.FixedHeaderSize <= len(b); {
+		r := b[off:]
+		ct, epoch := protocol.ContentType(r[0]), binary.BigEndian.Uint16(r[epochOff:])
+		if ct == protocol.ContentTypeConnectionID {
+			fn(ct, epoch, nil)
+			return
+		}
+		end := recordlayer.FixedHeaderSize + int(binary.BigEndian.Uint16(r[lenOff:]))
+		if end > len(r) || !fn(ct, epoch, r[recordlayer.FixedHeaderSize:end]) {
+			return
+		}
+		off += end
+	}
 }
 
 // serverHelloCID returns the Connection ID extension of a ServerHello in

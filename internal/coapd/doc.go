@@ -28,6 +28,16 @@
 // unknown identity with internal_error; the demultiplexer turns that
 // plaintext alert into unknown_psk_identity (RFC 4279 §2) for the
 // association whose identity the credential store did not know.
+// A failed handshake is reported with its reason (HandshakeFailureReasons:
+// unknown_identity, bad_psk, bad_certificate, timeout, no_cookie,
+// protocol) to DTLSConfig.OnHandshakeFailure (the metric), logged and, when
+// the client presented an identity, written to the audit log
+// (device.refused), each at most once a minute per identity (or source),
+// the log line counting the failures it stands for. A wrong key for a
+// known identity shows only as a Finished the server cannot decrypt,
+// which pion drops: it is reported as bad_psk when the handshake times
+// out. A client that never returned its cookie may be spoofed: it is only
+// counted.
 // Each session is bound to the endpoint its identity is bound to: over it
 // a device may register, update, de-register and send only as that
 // endpoint, and notifications are taken only for its observations. An

@@ -149,6 +149,7 @@ type Server struct {
 
 	flight       flight     // device messages being handled; Shutdown drains it
 	dtlsSessions sessionSet // every DTLS session, for Shutdown to close
+	hsFailures   failureLimiter
 
 	// conns are go-coap's live connections by remote address, so Dial
 	// reuses the connection a device's own messages arrive on. go-coap
