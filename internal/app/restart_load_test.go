@@ -305,6 +305,7 @@ func (c *serverConn) WriteTo(p []byte, _ net.Addr) (int, error) {
 type restartResult struct {
 	stop                      time.Duration // App.Stop under load
 	sent, acked, stored       int
+	ackedBefore               int // acknowledged when the stop began
 	ackedMissing, ackedTwice  int // acknowledged values not stored, stored more than once
 	unackedStored, unackedDup int // values never acknowledged but stored, and stored more than once
 	resets, redials           int
@@ -371,10 +372,15 @@ func runRestartUnderLoad(t testing.TB, nUDP, nDTLS int, phase time.Duration, loa
 		}
 	}
 	time.Sleep(phase)
+	var res restartResult
+	for _, d := range devs {
+		d.mu.Lock()
+		res.ackedBefore += len(d.acked[sendPath]) + len(d.acked[notifyPath])
+		d.mu.Unlock()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	start := time.Now()
 	s.Stop(ctx)
-	var res restartResult
 	res.stop = time.Since(start)
 	cancel()
 	s2 := startServer(t, cfg, Options{OpTimeout: 30 * time.Second})
@@ -473,6 +479,7 @@ func BenchmarkGracefulStop(b *testing.B) {
 				res := runRestartUnderLoad(b, n-n/3, n/3, 3*time.Second, load)
 				b.ReportMetric(float64(res.stop.Milliseconds()), "stop-ms")
 				b.ReportMetric(float64(res.acked), "acked")
+				b.ReportMetric(float64(res.ackedBefore), "acked-before-stop")
 				b.ReportMetric(float64(res.ackedMissing+res.ackedTwice), "acked-lost-or-twice")
 				b.ReportMetric(float64(res.unackedStored), "stored-unacked")
 			}
