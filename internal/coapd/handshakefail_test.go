@@ -141,17 +141,44 @@ func TestHandshakeFailuresReported(t *testing.T) {
 		return reported(handshakeFailure{"x509:urn:imei:unbound", coapd.ReasonBadCertificate}) == 1
 	})
 
+	// One audit entry per identity, written after the failure is counted.
+	var entries []string
+	auditEntries := func() []string {
+		audit, err := s.st.ListAudit(context.Background(), store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = entries[:0]
+		for _, a := range audit {
+			if a.Action == "device.refused" {
+				entries = append(entries, a.Target+" "+string(a.Detail))
+			}
+		}
+		return entries
+	}
+	waitFor(t, 5*time.Second, "4 audit entries", func() bool { return len(auditEntries()) >= 4 })
+
 	// One log line per identity and reason (or source, without an
 	// identity), none for the missing cookie.
-	logs := s.logs.String()
-	for _, want := range []string{
+	lines := []string{
 		`reason=bad_psk identity=psk:dev-1 endpoint=urn:imei:1`,
 		`reason=unknown_identity identity=psk:nobody`,
 		`reason=timeout identity=""`,
 		`reason=bad_certificate identity=""`,
 		`reason=bad_certificate identity=x509:urn:imei:expired`,
 		`reason=bad_certificate identity=x509:urn:imei:unbound`,
-	} {
+	}
+	waitFor(t, 5*time.Second, "the log lines", func() bool {
+		logs := s.logs.String()
+		for _, want := range lines {
+			if !strings.Contains(logs, want) {
+				return false
+			}
+		}
+		return true
+	})
+	logs := s.logs.String()
+	for _, want := range lines {
 		if n := strings.Count(logs, `msg="DTLS handshake failed" `+want); n != 1 {
 			t.Errorf("%d log lines with %s, want 1\n%s", n, want, logs)
 		}
@@ -160,17 +187,6 @@ func TestHandshakeFailuresReported(t *testing.T) {
 		t.Errorf("a missing cookie was logged:\n%s", logs)
 	}
 
-	// One audit entry per identity.
-	audit, err := s.st.ListAudit(context.Background(), store.AuditFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var entries []string
-	for _, a := range audit {
-		if a.Action == "device.refused" {
-			entries = append(entries, a.Target+" "+string(a.Detail))
-		}
-	}
 	slices.Sort(entries)
 	want := []string{
 		` {"identity":"psk:nobody","reason":"DTLS handshake failed: unknown_identity"}`,
