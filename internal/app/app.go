@@ -2,7 +2,9 @@
 // stop order: database, ingest writer, registry sweeper, job workers, CoAP
 // listeners (plain and DTLS), HTTP listener on start; on stop HTTP first,
 // then the job workers (drained while the CoAP sockets their deliveries
-// use are still open), CoAP, the ingest writer, and the database last.
+// use are still open), CoAP (draining the device messages in flight:
+// committed and acknowledged before the sockets close), the ingest
+// writer, and the database last.
 // `flownexus serve` and `flownexus demo` run an App, and the end-to-end
 // tests run the same App on loopback ports so that they exercise exactly
 // the wiring users get.
@@ -148,6 +150,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		return nil, err
 	}
 	dtlsCfg.OnHandshake = metrics.handshake
+	dtlsCfg.OnHandshakeFailure = metrics.handshakeFailed
 	var dm *devmgmt.Manager
 	var jq *jobs.Queue
 	a.CoAP = coapd.New(coapd.Config{
@@ -285,9 +288,12 @@ func (a *App) Done() <-chan error { return a.httpDone }
 
 // Stop shuts down in order: HTTP (in-flight requests finish until ctx
 // ends), the job workers (running deliveries finish until ctx ends; they
-// need the CoAP socket, so they stop first), CoAP, background work, the
-// ingest writer (every accepted value is committed), and the database
-// last. It is safe to call more than once.
+// need the CoAP socket, so they stop first), CoAP (it takes no new device
+// message, lets those in flight commit their values and send their ACKs
+// until ctx ends, then closes every session and socket; see
+// coapd.Server.Shutdown), background work, the ingest writer (every
+// accepted value is committed), and the database last. It is safe to call
+// more than once.
 func (a *App) Stop(ctx context.Context) {
 	a.stopOnce.Do(func() {
 		if a.httpLn != nil {
@@ -300,7 +306,11 @@ func (a *App) Stop(ctx context.Context) {
 		if err := a.Jobs.Stop(ctx); err != nil {
 			a.log.Warn("job workers stopped before their deliveries finished", "err", err)
 		}
-		a.CoAP.Stop()
+		start := time.Now()
+		if err := a.CoAP.Shutdown(ctx); err != nil {
+			a.log.Warn("CoAP shutdown incomplete", "err", err)
+		}
+		a.log.Info("CoAP stopped", "took", time.Since(start).Round(time.Millisecond))
 		a.Devices.Close()
 		if a.stopBg != nil {
 			a.stopBg()

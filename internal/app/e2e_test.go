@@ -28,14 +28,14 @@ type server struct {
 	base  string
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("FLOWNEXUS_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func testConfig(t *testing.T, dataDir string) config.Config {
+func testConfig(t testing.TB, dataDir string) config.Config {
 	cfg := config.Default()
 	cfg.DataDir = dataDir
 	cfg.HTTPListen = "127.0.0.1:0"
@@ -49,7 +49,7 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 	return cfg
 }
 
-func startServer(t *testing.T, cfg config.Config, opts Options) *server {
+func startServer(t testing.TB, cfg config.Config, opts Options) *server {
 	t.Helper()
 	ctx := context.Background()
 	if opts.OpTimeout == 0 {

@@ -5,13 +5,17 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flownexus/flownexus/internal/coapd"
 )
 
 // deviceMetrics are the device-facing figures on /metrics: registrations,
-// DTLS sessions by state, completed handshakes by kind.
+// DTLS sessions by state, completed handshakes by kind, failed ones by
+// reason.
 type deviceMetrics struct {
 	a          *App
 	handshakes *prometheus.CounterVec
+	failures   *prometheus.CounterVec
 	regs       *prometheus.Desc
 	sessions   *prometheus.Desc
 	state      *prometheus.Desc
@@ -26,6 +30,7 @@ func newDeviceMetrics(a *App) *deviceMetrics {
 			Name: "flownexus_dtls_handshakes_total",
 			Help: "Completed DTLS handshakes by authentication kind (psk, x509) and mode: full, or resumed (abbreviated, from the session cache). Parked sessions resumed without a handshake are not counted.",
 		}, []string{"kind", "mode"}),
+		failures: newFailureCounter(),
 		regs: prometheus.NewDesc("flownexus_registrations",
 			"Live LwM2M registrations held in memory.", nil, nil),
 		sessions: prometheus.NewDesc("flownexus_dtls_sessions",
@@ -51,8 +56,27 @@ func (m *deviceMetrics) handshake(_ netip.AddrPort, identity string, resumed boo
 	m.handshakes.WithLabelValues(kind, mode).Inc()
 }
 
+// newFailureCounter counts failed handshakes by reason, every reason
+// present from the start.
+func newFailureCounter() *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flownexus_dtls_handshake_failures_total",
+		Help: "Failed DTLS handshakes by reason: unknown_identity, bad_psk (known identity, wrong key), bad_certificate, timeout, no_cookie (the HelloVerifyRequest cookie never came back; the source may be spoofed), protocol.",
+	}, []string{"reason"})
+	for _, r := range coapd.HandshakeFailureReasons {
+		c.WithLabelValues(r)
+	}
+	return c
+}
+
+// handshakeFailed is coapd.DTLSConfig.OnHandshakeFailure.
+func (m *deviceMetrics) handshakeFailed(_ netip.AddrPort, _, reason string) {
+	m.failures.WithLabelValues(reason).Inc()
+}
+
 func (m *deviceMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.handshakes.Describe(ch)
+	m.failures.Describe(ch)
 	ch <- m.regs
 	ch <- m.sessions
 	ch <- m.state
@@ -62,6 +86,7 @@ func (m *deviceMetrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (m *deviceMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.handshakes.Collect(ch)
+	m.failures.Collect(ch)
 	ch <- prometheus.MustNewConstMetric(m.regs, prometheus.GaugeValue, float64(m.a.Registry.Len()))
 	st := m.a.CoAP.DTLSStats()
 	ch <- prometheus.MustNewConstMetric(m.sessions, prometheus.GaugeValue, float64(st.Live), "live")

@@ -1,7 +1,6 @@
 package coapd
 
 import (
-	"context"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -67,7 +66,7 @@ const (
 	refusedSource   = "source"   // MaxPerSource messages of the source are in flight
 	refusedServer   = "server"   // MaxInFlight messages are in flight
 	refusedRate     = "rate"     // the source's Register budget is spent
-	refusedDraining = "draining" // the server is stopping
+	refusedDraining = "draining" // the server is stopping: dropped, not answered
 )
 
 // admission decides, on the connection's reader goroutine and without any
@@ -79,7 +78,9 @@ const (
 // reading anyone's datagrams. Here the reader never waits: a message is
 // queued within the bounds of AdmissionConfig or refused at once
 // (Server.refuseMessage): a request with 5.03 and Max-Age, a notification
-// with no answer, so that the device retransmits it.
+// with no answer, so that the device retransmits it. While the server
+// shuts down (drain) every new message is dropped unanswered: its device
+// retransmits it to the restarted server.
 //
 // A message is done when its handler has returned and its answer has been
 // written; a retransmission that arrives while the original is queued or
@@ -140,6 +141,7 @@ const (
 	admitQueued                       // queued behind the connection's running message
 	admitDuplicate                    // the same message ID is queued or running: drop it
 	admitRefused                      // answer it with a refusal
+	admitDropped                      // the server is stopping: drop it unanswered
 )
 
 // admit decides for req of cc from src; a Register also spends one unit
@@ -159,10 +161,12 @@ func (a *admission) admit(cc *udpclient.Conn, src netip.Addr, req *pool.Message,
 			}
 		}
 	}
+	if a.draining {
+		a.refused[refusedDraining]++
+		return admitDropped, refusedDraining
+	}
 	st := a.sources[src]
 	switch {
-	case a.draining:
-		reason = refusedDraining
 	case q != nil && len(q.jobs)+1 >= a.cfg.MaxPerConn:
 		reason = refusedConn
 	case a.total >= a.cfg.MaxInFlight:
@@ -258,26 +262,22 @@ func (a *admission) done(cc *udpclient.Conn) (job, bool) {
 	return next, true
 }
 
-// drain refuses every later message and waits until the admitted ones are
-// done or ctx ends.
-func (a *admission) drain(ctx context.Context) error {
+// drain takes no message from now on (admit drops them unanswered, so
+// their devices retransmit them to the restarted server) and returns a
+// channel closed once the admitted ones are done.
+func (a *admission) drain() <-chan struct{} {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.draining = true
 	if a.total == 0 {
-		a.mu.Unlock()
-		return nil
+		done := make(chan struct{})
+		close(done)
+		return done
 	}
 	if a.idle == nil {
 		a.idle = make(chan struct{})
 	}
-	idle := a.idle
-	a.mu.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return a.idle
 }
 
 // AdmissionStats are the admission figures of a Server.

@@ -46,6 +46,14 @@ import (
 // (a cap in total and per source), or is dropped while the gate is full
 // (the device retransmits it).
 //
+// When the server stops, the demultiplexer first drains (no new
+// association, no resumption: those datagrams are dropped and their
+// devices retransmit them) and then closes every association it opened,
+// whatever its state, so no session is left reading a socket.
+//
+// A ClientHello's record-layer version is taken as any {254, x}
+// (normalizeHelloVersion), as RFC 5246 Appendix E.1 asks of servers.
+//
 // An established session idle long enough is parked (see park): its
 // association, goroutines and buffers are released and only pion's
 // exported state is kept. The next datagram from its address or with its
@@ -62,7 +70,7 @@ type demux struct {
 	byAddr  map[netip.AddrPort]*assoc // established or first association of an address; guarded by mu
 	pending map[netip.AddrPort]*assoc // a new handshake from an address with an established association; guarded by mu
 	byCID   map[string]*assoc         // guarded by mu
-	live    int                       // associations not yet closed; guarded by mu
+	all     map[*assoc]struct{}       // associations not yet closed; guarded by mu
 
 	parkedAddr    map[netip.AddrPort]*parked // guarded by mu
 	parkedCID     map[string]*parked         // guarded by mu
@@ -73,8 +81,9 @@ type demux struct {
 	unverified    list.List // *assoc, oldest first; guarded by mu
 	handshaking   int       // associations whose handshake has not ended, displaced ones included; guarded by mu
 
-	quiet  atomic.Bool // writes are dropped: sessions are being saved
-	closed bool        // no new associations; the socket closes with the last one; guarded by mu
+	quiet    atomic.Bool // writes are dropped: sessions are being saved
+	draining bool        // no new associations nor resumptions: the server is stopping; guarded by mu
+	closed   bool        // no new associations; the socket closes with the last one; guarded by mu
 }
 
 // acceptBacklog bounds the new associations waiting for Accept; a
@@ -103,6 +112,7 @@ func newDemux(conn *net.UDPConn, cidLen int, gate *handshakeGate, maxUnverified 
 		byAddr:        make(map[netip.AddrPort]*assoc),
 		pending:       make(map[netip.AddrPort]*assoc),
 		byCID:         make(map[string]*assoc),
+		all:           make(map[*assoc]struct{}),
 
 		parkedAddr: make(map[netip.AddrPort]*parked),
 		parkedCID:  make(map[string]*parked),
@@ -132,10 +142,14 @@ func (d *demux) route(b []byte, from netip.AddrPort) {
 	if len(b) == 0 {
 		return
 	}
+	normalizeHelloVersion(b)
 	d.mu.Lock()
 	to, also, evicted := d.routeLocked(b, from)
 	d.mu.Unlock()
 	if to != nil {
+		if !to.established.Load() {
+			to.sawHandshake(b)
+		}
 		to.deliver(b, from)
 	}
 	if also != nil {
@@ -249,7 +263,7 @@ func (d *demux) handshakeEnded(a *assoc) {
 // their cookie, the oldest is forgotten and returned as evicted for the
 // caller to close. d.mu must be held.
 func (d *demux) newAssocLocked(from netip.AddrPort) (a, evicted *assoc) {
-	if d.closed || d.handshaking >= d.gate.max+2*d.maxUnverified {
+	if d.closed || d.draining || d.handshaking >= d.gate.max+2*d.maxUnverified {
 		// Displaced handshakes that have not unwound yet count too: the
 		// goroutines of handshakes stay bounded under any flood.
 		return nil, nil
@@ -259,7 +273,7 @@ func (d *demux) newAssocLocked(from netip.AddrPort) (a, evicted *assoc) {
 	a.hs = true
 	select {
 	case d.accept <- a:
-		d.live++
+		d.all[a] = struct{}{}
 	default:
 		return nil, nil
 	}
@@ -314,7 +328,8 @@ func (d *demux) established(a *assoc) {
 func (d *demux) remove(a *assoc) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.live--; d.closed && d.live == 0 {
+	delete(d.all, a)
+	if d.closed && len(d.all) == 0 {
 		_ = d.conn.Close()
 	}
 	if a.uv != nil {
@@ -388,7 +403,7 @@ func (d *demux) park(a *assoc, pk *parked) bool {
 // when the backlog is full or the demultiplexer is closing or saving.
 // d.mu must be held.
 func (d *demux) unparkLocked(pk *parked) *assoc {
-	if d.closed || d.quiet.Load() {
+	if d.closed || d.draining || d.quiet.Load() {
 		return nil
 	}
 	a := newAssoc(d, pk.addr)
@@ -399,7 +414,7 @@ func (d *demux) unparkLocked(pk *parked) *assoc {
 	default:
 		return nil
 	}
-	d.live++
+	d.all[a] = struct{}{}
 	d.forgetParkedLocked(pk.endpoint)
 	d.resuming[pk.endpoint] = a
 	if d.byAddr[pk.addr] == nil {
@@ -498,7 +513,7 @@ func (d *demux) Close() error {
 	}
 	d.closed = true
 	close(d.done)
-	idle := d.live == 0
+	idle := len(d.all) == 0
 	d.mu.Unlock()
 	if idle {
 		return d.conn.Close()
@@ -514,7 +529,59 @@ func (d *demux) Close() error {
 	}
 }
 
+// drain stops opening associations: a ClientHello is dropped and so is a
+// datagram for a parked session (their devices retransmit them to the
+// restarted server), while established associations and handshakes under
+// way go on.
+func (d *demux) drain() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.draining = true
+}
+
+// closeAll closes every association, in handshake or established,
+// accepted or not; on a closed demultiplexer the last one closes the
+// socket. Sessions on them see their packet connection closed: a session
+// blocked in a read returns.
+func (d *demux) closeAll() {
+	d.mu.Lock()
+	all := make([]*assoc, 0, len(d.all))
+	for a := range d.all {
+		all = append(all, a)
+	}
+	d.mu.Unlock()
+	for _, a := range all {
+		_ = a.Close()
+	}
+}
+
 func (d *demux) Addr() net.Addr { return d.conn.LocalAddr() }
+
+// normalizeHelloVersion rewrites, in place, the record-layer version of
+// every epoch-0 ClientHello record of b that carries a DTLS version pion
+// does not take ({254, x} other than DTLS 1.0 and 1.2) to DTLS 1.0, the
+// version a ClientHello record may always carry. RFC 5246 Appendix E.1
+// has servers accept any record version on a ClientHello, since a client
+// cannot know the server's yet; mbed TLS 2.28 without a minimum version
+// configured sends {254, 0}. The handshake itself, whose transcript does
+// not cover record headers, negotiates by the ClientHello's own version.
+func normalizeHelloVersion(b []byte) {
+	const versionOff, epochOff, lenOff = 1, 3, recordlayer.FixedHeaderSize - 2
+	for off := 0; off+recordlayer.FixedHeaderSize < len(b); {
+		r := b[off:]
+		if protocol.ContentType(r[0]) == protocol.ContentTypeConnectionID {
+			return // its header is longer; epoch-0 records never are CID records
+		}
+		n := int(binary.BigEndian.Uint16(r[lenOff:]))
+		if protocol.ContentType(r[0]) == protocol.ContentTypeHandshake && r[epochOff] == 0 && r[epochOff+1] == 0 &&
+			handshake.Type(r[recordlayer.FixedHeaderSize]) == handshake.TypeClientHello &&
+			r[versionOff] == protocol.Version1_0.Major &&
+			r[versionOff+1] != protocol.Version1_0.Minor && r[versionOff+1] != protocol.Version1_2.Minor {
+			r[versionOff+1] = protocol.Version1_0.Minor
+		}
+		off += recordlayer.FixedHeaderSize + n
+	}
+}
 
 // isHandshake reports whether b starts with a handshake record.
 func isHandshake(b []byte) bool {
@@ -574,6 +641,12 @@ type assoc struct {
 	verified    atomic.Bool // the client returned its cookie
 	muted       atomic.Bool // writes are dropped: the session is being parked
 	unknownPSK  atomic.Bool // the client presented a PSK identity the server does not know
+	// What the handshake showed, for the report of a failed one.
+	identity    atomic.Pointer[string] // the PSK identity the client presented
+	endpoint    atomic.Pointer[string] // the endpoint that identity is bound to
+	sawFinished atomic.Bool            // the client sent a protected record (its Finished) before the handshake completed
+	sentAlert   atomic.Int32           // 1 + the description of the fatal plaintext alert the server sent; 0 none
+	peerAlert   atomic.Int32           // 1 + the description of the fatal plaintext alert the client sent; 0 none
 	// offeredSession is the ID of the cached session the client asked to
 	// resume; the handshake resumed it if the session ends up with that ID.
 	offeredSession atomic.Pointer[string]
@@ -658,6 +731,11 @@ func (a *assoc) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if a.d.quiet.Load() || a.muted.Load() {
 		return len(p), nil
 	}
+	if !a.established.Load() {
+		if desc, ok := fatalPlainAlert(p); ok {
+			a.sentAlert.Store(int32(desc) + 1)
+		}
+	}
 	if a.unknownPSK.Load() {
 		p = unknownIdentityAlert(p)
 	}
@@ -698,6 +776,58 @@ func unknownIdentityAlert(p []byte) []byte {
 		off = end
 	}
 	return out
+}
+
+// sawHandshake notes what a datagram of a handshake under way tells about
+// its outcome: a protected record means the client sent its Finished (so
+// it derived keys from its PSK), a fatal plaintext alert that it gave up.
+func (a *assoc) sawHandshake(b []byte) {
+	forRecords(b, func(ct protocol.ContentType, epoch uint16, body []byte) bool {
+		switch {
+		case epoch != 0 || ct == protocol.ContentTypeConnectionID:
+			a.sawFinished.Store(true)
+		case ct == protocol.ContentTypeAlert && len(body) == 2 && body[0] == alertFatal:
+			a.peerAlert.Store(int32(body[1]) + 1)
+		}
+		return true
+	})
+}
+
+// alertFatal is the level of a fatal alert.
+const alertFatal = 2
+
+// fatalPlainAlert returns the description of the first fatal epoch-0
+// alert record of the datagram p.
+func fatalPlainAlert(p []byte) (desc byte, ok bool) {
+	forRecords(p, func(ct protocol.ContentType, epoch uint16, body []byte) bool {
+		if ct == protocol.ContentTypeAlert && epoch == 0 && len(body) == 2 && body[0] == alertFatal {
+			desc, ok = body[1], true
+			return false
+		}
+		return true
+	})
+	return desc, ok
+}
+
+// forRecords calls fn with the content type, epoch and body of each
+// complete record of the datagram b until fn returns false. A Connection
+// ID record ends the walk after fn saw it (with no body): its header
+// length depends on the CID.
+func forRecords(b []byte, fn func(ct protocol.ContentType, epoch uint16, body []byte) bool) {
+	const epochOff, lenOff = 3, recordlayer.FixedHeaderSize - 2
+	for off := 0; off+recordlayer.FixedHeaderSize <= len(b); {
+		r := b[off:]
+		ct, epoch := protocol.ContentType(r[0]), binary.BigEndian.Uint16(r[epochOff:])
+		if ct == protocol.ContentTypeConnectionID {
+			fn(ct, epoch, nil)
+			return
+		}
+		end := recordlayer.FixedHeaderSize + int(binary.BigEndian.Uint16(r[lenOff:]))
+		if end > len(r) || !fn(ct, epoch, r[recordlayer.FixedHeaderSize:end]) {
+			return
+		}
+		off += end
+	}
 }
 
 // serverHelloCID returns the Connection ID extension of a ServerHello in

@@ -28,6 +28,16 @@
 // unknown identity with internal_error; the demultiplexer turns that
 // plaintext alert into unknown_psk_identity (RFC 4279 §2) for the
 // association whose identity the credential store did not know.
+// A failed handshake is reported with its reason (HandshakeFailureReasons:
+// unknown_identity, bad_psk, bad_certificate, timeout, no_cookie,
+// protocol) to DTLSConfig.OnHandshakeFailure (the metric), logged and, when
+// the client presented an identity, written to the audit log
+// (device.refused), each at most once a minute per identity (or source),
+// the log line counting the failures it stands for. A wrong key for a
+// known identity shows only as a Finished the server cannot decrypt,
+// which pion drops: it is reported as bad_psk when the handshake times
+// out. A client that never returned its cookie may be spoofed: it is only
+// counted.
 // Each session is bound to the endpoint its identity is bound to: over it
 // a device may register, update, de-register and send only as that
 // endpoint, and notifications are taken only for its observations. An
@@ -153,6 +163,24 @@
 // acknowledged again, not read again). This one is acknowledged before
 // its values are stored: if the read fails, the notification is lost and
 // logged.
+//
+// # Shutdown
+//
+// Server.Shutdown (and Stop, with a 10 s grace) first stops taking
+// messages: one arriving from then on is dropped unanswered, and the DTLS
+// socket starts no handshake and resumes no parked session, so their
+// devices retransmit to the restarted server. The messages already being
+// handled finish: their values are committed and their ACKs written.
+// Only then are the DTLS sessions saved (DTLSConfig.SessionFile) and every
+// session, handshake and association closed, followed by the sockets. A
+// value is therefore stored once when its device was told so; only one
+// whose handler outlived the grace may be stored and not acknowledged,
+// and then stored again when the device retransmits it. The handlers wait
+// for the ingest writer whatever happens to their connection, so the log
+// says "notification not stored" only for values that were not. The
+// server tracks every DTLS session itself: go-coap keys its own by
+// address and loses a session that replaced another from the same
+// address (a rebooted device), which then kept Stop waiting for ever.
 //
 // # Connections and memory
 //

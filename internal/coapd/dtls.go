@@ -82,6 +82,13 @@ type DTLSConfig struct {
 	// whether it was an abbreviated one resuming a cached session, on the
 	// session's goroutine. Metrics and tests count handshakes with it.
 	OnHandshake func(addr netip.AddrPort, identity string, resumed bool)
+	// OnHandshakeFailure, when set, is called for each handshake that
+	// failed, and for each session closed at once because its identity is
+	// bound to no endpoint, with the peer's address, the identity it
+	// presented ("psk:ID", "x509:CN"; "" when none was seen) and one of
+	// HandshakeFailureReasons, on the handshake's goroutine; it must not
+	// block. Handshakes cut short by Stop are not reported.
+	OnHandshakeFailure func(addr netip.AddrPort, identity, reason string)
 }
 
 // Cipher suites offered to PSK clients: those nRF91 modems and Zephyr's
@@ -236,23 +243,31 @@ func (o udpInactivity) DTLSServerApply(cfg *dtlsserver.Config) {
 	cfg.CreateInactivityMonitor = o.create
 }
 
-// pskKey is the handshake's PSK callback: the key of the identity the
-// client presented, from the credential store.
-func (s *Server) pskKey(identity []byte) ([]byte, error) {
+// lookupPSK finds the endpoint and key of the PSK identity a client
+// presented in the credential store. A failure other than an unknown
+// identity is the server's and logged; the handshake's failure is
+// reported by handshakeFailed.
+func (s *Server) lookupPSK(identity []byte) (endpoint string, key []byte, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, key, err := s.creds.LookupPSK(ctx, string(identity))
-	if err != nil {
-		s.log.Info("DTLS handshake refused", "identity", string(identity), "err", err)
-		return nil, err
+	endpoint, key, err = s.creds.LookupPSK(ctx, string(identity))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Error("DTLS credential lookup failed", "identity", string(identity), "err", err)
 	}
-	return key, nil
+	return endpoint, key, err
+}
+
+// pskKey is lookupPSK as pion's PSK callback.
+func (s *Server) pskKey(identity []byte) ([]byte, error) {
+	_, key, err := s.lookupPSK(identity)
+	return key, err
 }
 
 // newSession runs once a handshake completed, before the session's first
 // message is handled: it binds the session to the endpoint of the
 // authenticated identity, or closes it.
 func (s *Server) newSession(cc *udpclient.Conn) {
+	s.dtlsSessions.add(cc)
 	sc, ok := cc.NetConn().(interface{ ConnectionState() (dtls.State, bool) })
 	if !ok {
 		_ = cc.Close()
@@ -261,24 +276,30 @@ func (s *Server) newSession(cc *udpclient.Conn) {
 	state, ok := sc.ConnectionState()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var identity, endpoint string
+	var identity, endpoint, reason string
 	var err error
 	switch {
 	case !ok:
-		err = errors.New("no handshake state")
+		err, reason = errors.New("no handshake state"), ReasonProtocol
 	case len(state.IdentityHint) > 0:
-		identity = "psk:" + string(state.IdentityHint)
+		identity, reason = "psk:"+string(state.IdentityHint), ReasonUnknownIdentity
 		// A second lookup: the credential may have been removed since the
 		// handshake's.
 		endpoint, _, err = s.creds.LookupPSK(ctx, string(state.IdentityHint))
 	case len(state.PeerCertificates) > 0:
+		reason = ReasonBadCertificate
 		identity, endpoint, err = s.certBinding(ctx, state.PeerCertificates[0])
 	default:
-		err = errors.New("no identity")
+		err, reason = errors.New("no identity"), ReasonProtocol
 	}
 	if err != nil {
-		s.log.Info("DTLS session closed", "identity", identity, "remote_addr", connAddr(cc).String(), "err", err)
 		_ = cc.Close()
+		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, errNoCertCredential) && reason != ReasonProtocol {
+			s.log.Error("DTLS session closed: credential lookup failed", "identity", identity,
+				"remote_addr", connAddr(cc).String(), "err", err)
+			return
+		}
+		s.handshakeFailed(connAddr(cc), identity, "", reason, err)
 		return
 	}
 	cc.SetContextValue(peerKey{}, &peer{identity: identity, endpoint: endpoint})
@@ -330,8 +351,12 @@ func (s *Server) certBinding(ctx context.Context, der []byte) (identity, endpoin
 		}
 		return identity, n, nil
 	}
-	return identity, "", fmt.Errorf("no x509 credential matches the certificate (CN %q, SHA-256 %s)", cert.Subject.CommonName, fp)
+	return identity, "", fmt.Errorf("%w (CN %q, SHA-256 %s)", errNoCertCredential, cert.Subject.CommonName, fp)
 }
+
+// errNoCertCredential is a verified client certificate that no x509
+// credential binds to an endpoint.
+var errNoCertCredential = errors.New("no x509 credential matches the certificate")
 
 // sessionOf returns the DTLS session an endpoint last talked on, nil when
 // none is live.
@@ -425,8 +450,8 @@ func (s *Server) ListenDTLS(addr string) error {
 			dtls.WithClientAuth(dtls.RequireAndVerifyClientCert))
 	}
 	opts = append(opts, dtls.WithCipherSuites(suites...))
-	l := &dtlsListener{demux: newDemux(c, cidLen, gate, s.dtlsCfg.MaxUnverified), log: s.log, opts: opts, psk: s.pskKey,
-		cookieTimeout: s.dtlsCfg.CookieTimeout, sessions: s.sessionCache,
+	l := &dtlsListener{demux: newDemux(c, cidLen, gate, s.dtlsCfg.MaxUnverified), log: s.log, opts: opts, psk: s.lookupPSK,
+		failed: s.assocFailed, cookieTimeout: s.dtlsCfg.CookieTimeout, sessions: s.sessionCache,
 		resumeOpts: []dtls.Option{
 			dtls.WithPSK(s.pskKey),
 			dtls.WithCipherSuites(suites...),
@@ -466,7 +491,8 @@ func (s *Server) DTLSAddr() netip.AddrPort { return s.dtls.bound() }
 type dtlsListener struct {
 	demux      *demux
 	opts       []dtls.ServerOption // without the PSK callback
-	psk        func(identity []byte) ([]byte, error)
+	psk        func(identity []byte) (endpoint string, key []byte, err error)
+	failed     func(a *assoc, err error) // reports a failed handshake
 	resumeOpts []dtls.Option
 	log        *slog.Logger
 	closed     atomic.Bool
@@ -510,10 +536,13 @@ func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) 
 		// identity is answered with unknown_psk_identity (see
 		// assoc.WriteTo); pion itself says internal_error.
 		opts := append(slices.Clip(l.opts), dtls.WithPSK(func(identity []byte) ([]byte, error) {
-			key, err := l.psk(identity)
+			id := string(identity)
+			a.identity.Store(&id)
+			endpoint, key, err := l.psk(identity)
 			if errors.Is(err, store.ErrNotFound) {
 				a.unknownPSK.Store(true)
 			}
+			a.endpoint.Store(&endpoint)
 			return key, err
 		}))
 		if l.sessions != nil {
@@ -526,7 +555,8 @@ func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) 
 			l.log.Error("DTLS session setup failed", "err", err)
 			continue
 		}
-		return &gatedConn{Conn: dc, assoc: a, leave: func() { l.demux.handshakeEnded(a) }}, nil
+		return &gatedConn{Conn: dc, assoc: a, leave: func() { l.demux.handshakeEnded(a) },
+			failed: func(err error) { l.failed(a, err) }}, nil
 	}
 }
 
@@ -562,14 +592,19 @@ type gatedConn struct {
 	*dtls.Conn
 	assoc   *assoc
 	leave   func()
-	resumed bool // a parked session resumed: no handshake
+	failed  func(err error) // reports a failed handshake; nil for a resumed session
+	resumed bool            // a parked session resumed: no handshake
 }
 
 // HandshakeContext runs the handshake, gives the slot back and, on
-// success, lets the association take over its address.
+// success, lets the association take over its address; a failure not
+// caused by the server stopping (ctx cancelled) is reported.
 func (c *gatedConn) HandshakeContext(ctx context.Context) error {
 	defer c.leave()
 	if err := c.Conn.HandshakeContext(ctx); err != nil {
+		if c.failed != nil && !errors.Is(ctx.Err(), context.Canceled) {
+			c.failed(err)
+		}
 		return err
 	}
 	c.assoc.d.established(c.assoc)

@@ -422,7 +422,9 @@ func (s *Server) send(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, st
 	if len(recs) == 1 {
 		item.Event = eventOf(reg.EndpointID, ingest.KindSend, item)
 	}
-	if err := s.ingest.Write(r.Context(), item); err != nil {
+	// Not cut short by the connection closing: the answer must say
+	// whether the values are stored (see Server.Shutdown).
+	if err := s.ingest.Write(context.WithoutCancel(r.Context()), item); err != nil {
 		return answer{}, reg.Endpoint, storeError(err)
 	}
 	s.seen(r.Context(), reg, cc, pr)
@@ -506,7 +508,9 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 			if obs.Composite && len(recs) == 1 {
 				item.Event = eventOf(reg.EndpointID, ingest.KindNotify, item)
 			}
-			if err = s.ingest.Write(r.Context(), item); err != nil {
+			// As for Send: the outcome of the commit, whatever happens to
+			// the connection meanwhile.
+			if err = s.ingest.Write(context.WithoutCancel(r.Context()), item); err != nil {
 				// Not stored: no ACK, so the device retransmits.
 				s.log.Error("notification not stored", "endpoint", reg.Endpoint, "remote_addr", remoteAddr(w).String(),
 					"path", path, "err", err)

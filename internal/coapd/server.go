@@ -163,6 +163,9 @@ type Server struct {
 	udp  socket // plain CoAP
 	dtls socket // CoAP/DTLS
 
+	dtlsSessions sessionSet // every DTLS session, for Shutdown to close
+	hsFailures   failureLimiter
+
 	// conns are go-coap's live connections by remote address, so Dial
 	// reuses the connection a device's own messages arrive on. go-coap
 	// keys its connections by remote and local address; on a wildcard
@@ -344,26 +347,6 @@ func (s *Server) start(listen func(string) error, serve func() error, addr strin
 // Addr returns the bound address, or the zero AddrPort before Listen.
 func (s *Server) Addr() netip.AddrPort { return s.udp.bound() }
 
-// Stop closes the sockets and every connection and session and waits for
-// Serve and ServeDTLS to return; with DTLSConfig.SessionFile it first
-// saves the DTLS sessions (and then closes them without close_notify).
-// Handlers waiting on the ingest writer finish with it; stop the ingest
-// writer after the server.
-func (s *Server) Stop() {
-	if err := s.saveSessions(); err != nil {
-		s.log.Error("DTLS sessions not saved", "err", err)
-	}
-	s.dtlsSrv.Stop()
-	s.dtls.stopped()
-	s.srv.Stop()
-	s.udp.stopped()
-	s.bgMu.Lock()
-	s.stopping = true
-	s.bgMu.Unlock()
-	s.stopBase()
-	s.bg.Wait()
-}
-
 // ErrNoSession is matched by Dial for a DTLS device with no live session:
 // only the device can start one.
 var ErrNoSession = errors.New("coapd: no DTLS session with the device")
@@ -444,7 +427,7 @@ func (s *Server) processReceived(req *pool.Message, cc *udpclient.Conn, handler 
 		go s.work(cc, job{req: req, handler: handler})
 	case admitQueued:
 		s.hold(cc)
-	case admitDuplicate:
+	case admitDuplicate, admitDropped:
 		cc.ReleaseMessage(req)
 	case admitRefused:
 		s.refuseMessage(cc, req, why)

@@ -3,9 +3,11 @@ package coapd
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // socket is one listening socket of the server (plain CoAP or CoAP/DTLS)
@@ -78,9 +80,11 @@ func (t *socket) bound() netip.AddrPort {
 	return t.addr
 }
 
-// stopped closes a socket that was bound but never served and waits for
-// a running loop to return; the caller has stopped the go-coap server.
-func (t *socket) stopped() {
+// stoppedWithin closes a socket that was bound but never served and waits
+// up to d for a running loop to return; the caller has stopped the go-coap
+// server and closed what its loop waits for. A loop still running after d
+// is logged and left behind.
+func (t *socket) stoppedWithin(d time.Duration, log *slog.Logger) {
 	t.mu.Lock()
 	served, closeFn := t.served, t.close
 	t.mu.Unlock()
@@ -90,5 +94,11 @@ func (t *socket) stopped() {
 		}
 		return
 	}
-	<-served
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-served:
+	case <-timer.C:
+		log.Error("server loop still running after shutdown", "transport", t.name, "waited", d)
+	}
 }

@@ -424,19 +424,7 @@ func (d *Device) run(ctx context.Context) {
 // step performs everything that is due and returns the next deadline
 // (zero: step again at once).
 func (d *Device) step(ctx context.Context) time.Time {
-	// go-coap closes a client connection when its socket reports an
-	// error, e.g. ICMP port unreachable while the server restarts. A real
-	// device keeps running: open a new socket, as after a NAT rebinding,
-	// keep the registration and tell the server its new address with an
-	// Update (LwM2M 1.1 Transport §6.4: the server knows a plain-CoAP
-	// device only by the address it registered or updated from).
-	if c := d.connection(); c != nil && c.Context().Err() != nil {
-		d.log.Debug("socket closed, opening a new one", "endpoint", d.endpoint)
-		d.reconnect()
-		d.mu.Lock()
-		d.wantUpdate = d.registered
-		d.mu.Unlock()
-	}
+	d.reopenIfClosed()
 	now := d.clock.Now()
 	d.mu.Lock()
 	if d.wantRegister {
@@ -633,6 +621,27 @@ func (d *Device) reconnect() {
 		_ = old.Close()
 		<-old.Done()
 	}
+}
+
+// reopenIfClosed opens a new socket when go-coap closed the current one,
+// as it does when the socket reports an error (ICMP port unreachable
+// while the server restarts). A real device keeps running: it goes on
+// from a new socket, as after a NAT rebinding, keeps its registration and
+// sends an Update, so the server learns its new address (over plain CoAP
+// it knows the device by address; over DTLS the new socket has a new
+// session, which an Update binds). Only the run loop calls it.
+func (d *Device) reopenIfClosed() {
+	if c := d.connection(); c == nil || c.Context().Err() == nil {
+		return
+	}
+	d.log.Debug("socket closed, opening a new one")
+	d.reconnect()
+	d.mu.Lock()
+	if d.registered {
+		d.wantUpdate = true
+	}
+	d.mu.Unlock()
+	d.wake() // the Update is due at once, whatever this step decided
 }
 
 // connection returns the current socket, or nil after Stop.

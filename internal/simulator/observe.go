@@ -8,6 +8,7 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
@@ -246,13 +247,68 @@ func (o *observation) encodeBase() lwm2m.Path {
 // notify sends one confirmable notification and waits for its
 // acknowledgement. An observation ends when the server answers with Reset,
 // when the notification times out (RFC 7641 §4.5) and after an error
-// notification.
+// notification. A socket that closes under the notification (go-coap
+// closes a client's socket on an ICMP error, as while the server
+// restarts) is not the server losing interest: the notification goes
+// again from a new socket, as the CoAP layer would have retransmitted it,
+// until Config.RequestTimeout has passed (real time, as go-coap's
+// retransmissions).
 func (d *Device) notify(ctx context.Context, n note) {
-	conn := d.connection()
-	if conn == nil {
+	start := time.Now()
+	wait := notifyResend
+	for {
+		conn := d.connection()
+		if conn == nil {
+			return
+		}
+		reset, err := d.notifyOn(ctx, conn, n, d.cfg.RequestTimeout-time.Since(start))
+		closed := err != nil && !reset && ctx.Err() == nil && conn.Context().Err() != nil
+		if closed && time.Since(start)+wait < d.cfg.RequestTimeout {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, maxNotifyResend)
+			d.reopenIfClosed()
+			continue
+		}
+		switch {
+		case reset:
+			// The server answered with Reset: the monitor ended the
+			// observation.
+			return
+		case err != nil:
+			d.stats.errors.Add(1)
+			d.emit(Event{Kind: EventNotifyFailed, Path: n.obs.firstPath(), Err: err})
+			if ctx.Err() == nil {
+				// Not acknowledged in time (or not sent at all): the
+				// server is taken to have lost interest.
+				d.cancelObservation(string(n.obs.token), "timeout")
+			}
+			return
+		case n.code != codes.Content:
+			d.cancelObservation(string(n.obs.token), "gone")
+			return
+		}
+		d.touch()
+		d.stats.notifications.Add(1)
+		d.emit(Event{Kind: EventNotified, Path: n.obs.firstPath(), Code: n.code})
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+}
+
+// notifyResend and maxNotifyResend are the first and the longest wait
+// before a notification whose socket closed goes again.
+const (
+	notifyResend    = 200 * time.Millisecond
+	maxNotifyResend = 2 * time.Second
+)
+
+// notifyOn sends the notification n on conn and waits up to timeout for
+// its acknowledgement; reset reports that a Reset answered it.
+func (d *Device) notifyOn(ctx context.Context, conn *client.Conn, n note, timeout time.Duration) (reset bool, err error) {
+	rctx, cancel := context.WithTimeout(ctx, max(timeout, 0))
 	defer cancel()
 	msg := conn.AcquireMessage(rctx)
 	defer conn.ReleaseMessage(msg)
@@ -264,40 +320,19 @@ func (d *Device) notify(ctx context.Context, n note) {
 		msg.SetContentFormat(message.MediaType(n.obs.format))
 		msg.SetBody(bytes.NewReader(n.body))
 	}
-	key := string(n.obs.token)
-	inflight := &inflightNote{token: key}
+	inflight := &inflightNote{token: string(n.obs.token)}
 	d.mu.Lock()
 	d.inflight = inflight
 	d.mu.Unlock()
 	if n.code == codes.Content {
 		d.capture("notify", n.obs.firstPath(), n.obs.format, n.body)
 	}
-	err := conn.WriteMessage(msg)
+	err = conn.WriteMessage(msg)
 	d.mu.Lock()
 	d.inflight = nil
-	reset := inflight.reset
+	reset = inflight.reset
 	d.mu.Unlock()
-	switch {
-	case reset:
-		// The server answered with Reset: the monitor ended the
-		// observation.
-		return
-	case err != nil:
-		d.stats.errors.Add(1)
-		d.emit(Event{Kind: EventNotifyFailed, Path: n.obs.firstPath(), Err: err})
-		if ctx.Err() == nil {
-			// Not acknowledged in time (or not sent at all): the
-			// server is taken to have lost interest.
-			d.cancelObservation(key, "timeout")
-		}
-		return
-	case n.code != codes.Content:
-		d.cancelObservation(key, "gone")
-		return
-	}
-	d.touch()
-	d.stats.notifications.Add(1)
-	d.emit(Event{Kind: EventNotified, Path: n.obs.firstPath(), Code: n.code})
+	return reset, err
 }
 
 // cancelObservation removes the observation with the given token.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/senml"
@@ -342,4 +344,84 @@ func TestObserveReset(t *testing.T) {
 		t.Errorf("reset notification counted: %+v", s)
 	}
 	o.none(t, 100*time.Millisecond)
+}
+
+// TestObserveBeforeRegisterAnswer: a server that observes a device as
+// soon as it has registered it (auto-observe) can have its Observe handled
+// by the device before the Register answer reaches the device's run loop.
+// The observation must survive the answer: before, the device dropped all
+// observations when the answer arrived, so the server held an observation
+// the device never notified (the flaky TestRestartKeepsObservations of
+// package app, whose temperature was never notified).
+func TestObserveBeforeRegisterAnswer(t *testing.T) {
+	p := newPeer(t)
+	clk := newFakeClock()
+	log := newEventLog(t)
+	notes := make(chan reply, 16)
+	p.beforeRegistered = func(cc *client.Conn) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req := cc.AcquireMessage(ctx)
+		defer cc.ReleaseMessage(req)
+		token, _ := message.GetToken()
+		if err := req.SetupGet("/3303/0/5700", token); err != nil {
+			t.Error(err)
+			return
+		}
+		req.SetObserve(0)
+		if _, err := cc.DoObserve(req, func(m *pool.Message) { notes <- copyReply(m) }); err != nil {
+			t.Errorf("observe before the Register answer: %v", err)
+		}
+	}
+	d := startDevice(t, testConfig(t, p, clk, log))
+	p.wait("register", d.Endpoint(), 5*time.Second)
+	if first := <-notes; first.code != codes.Content {
+		t.Fatalf("observe answer %v", first.code)
+	}
+	log.wait(EventRegistered, nil, 5*time.Second)
+	if n := d.Observations(); n != 1 {
+		t.Fatalf("%d observations after the Register answer, want 1", n)
+	}
+	log.waitAdvancing(clk, 10*time.Second, EventNotified, nil, 5*time.Second)
+}
+
+// TestNotificationAcrossServerRestart closes the server's socket while a
+// device has an observation and a value to notify: the notification meets
+// ICMP port unreachable, which makes go-coap close the device's socket.
+// That is not the server losing interest: the device opens a new socket,
+// sends the notification again once the server is back, keeps its
+// observation and tells the server its new address with an Update.
+// Before, it ended the observation, and its notifications stopped for
+// good after a server restart.
+func TestNotificationAcrossServerRestart(t *testing.T) {
+	p := newPeer(t)
+	clk := newFakeClock()
+	log := newEventLog(t)
+	cfg := testConfig(t, p, clk, log)
+	cfg.RequestTimeout = 10 * time.Second
+	d := startDevice(t, cfg)
+	ep := d.Endpoint()
+	p.wait("register", ep, 5*time.Second)
+	p.observe(ep, "/3303/0/5700", nil)
+	log.wait(EventObserve, nil, 5*time.Second)
+	oldAddr := d.LocalAddr()
+
+	p.stopServer()
+	// The value changes: the notification goes to a closed port.
+	d.Set(lwm2m.NewPath(3303, 0, 5700), lwm2m.Float(99.5))
+	eventually(t, 5*time.Second, "the notification to meet the closed port", func() bool {
+		return d.LocalAddr() != oldAddr || d.Observations() == 0
+	})
+	if d.Observations() == 0 {
+		t.Fatal("the device ended its observation when its socket closed")
+	}
+	p.restart()
+	log.wait(EventNotified, nil, 10*time.Second)
+	if n := d.Observations(); n != 1 {
+		t.Fatalf("%d observations after the server restart, want 1", n)
+	}
+	e := p.wait("update", ep, 10*time.Second)
+	if e.addr != d.LocalAddr() {
+		t.Fatalf("update from %s, want the new socket %s", e.addr, d.LocalAddr())
+	}
 }

@@ -51,7 +51,12 @@ type peer struct {
 	// resetTokens: notifications with these tokens are answered with
 	// Reset instead of an acknowledgement.
 	resetTokens map[string]bool
-	listener    *coapnet.UDPConn
+	// beforeRegistered, when set, runs before a Register is answered,
+	// with the device's connection: as a server's auto-observe can reach
+	// a device before the Register answer does.
+	beforeRegistered func(cc *client.Conn)
+	listener         *coapnet.UDPConn
+	served           chan struct{} // closed when srv's loop returns
 
 	events chan peerEvent
 }
@@ -90,25 +95,38 @@ func newPeer(t testing.TB) *peer {
 		resetTokens: map[string]bool{},
 		events:      make(chan peerEvent, 4096),
 	}
-	l, err := coapnet.NewListenUDP("udp", "127.0.0.1:0")
+	p.listen("127.0.0.1:0")
+	t.Cleanup(p.stopServer)
+	return p
+}
+
+// listen binds addr and serves it.
+func (p *peer) listen(addr string) {
+	l, err := coapnet.NewListenUDP("udp", addr)
 	if err != nil {
-		t.Fatal(err)
+		p.t.Fatal(err)
 	}
 	p.addr = l.LocalAddr().String()
 	p.listener = l
-	p.srv = udp.NewServer(options.WithHandlerFunc(p.handle), options.WithErrors(func(err error) { t.Logf("peer coap: %v", err) }),
+	p.srv = udp.NewServer(options.WithHandlerFunc(p.handle), options.WithErrors(func(err error) { p.t.Logf("peer coap: %v", err) }),
 		options.WithRequestMonitor(p.monitor))
 	done := make(chan struct{})
+	p.served = done
 	go func() {
 		defer close(done)
 		_ = p.srv.Serve(l)
 	}()
-	t.Cleanup(func() {
-		p.srv.Stop()
-		<-done
-	})
-	return p
 }
+
+// stopServer closes the socket and waits for the server loop: datagrams
+// to it get ICMP port unreachable, as while a server restarts.
+func (p *peer) stopServer() {
+	p.srv.Stop()
+	<-p.served
+}
+
+// restart serves the same address again with the registrations it held.
+func (p *peer) restart() { p.listen(p.addr) }
 
 // monitor answers notifications of tokens in resetTokens with Reset.
 func (p *peer) monitor(cc *client.Conn, m *pool.Message) (bool, error) {
@@ -196,7 +214,11 @@ func (p *peer) handle(w *responsewriter.ResponseWriter[*client.Conn], r *pool.Me
 			queries: queries, payload: body, objects: objs, conn: w.Conn(), addr: addr}
 		p.byEP[ep] = pr
 		p.byLoc[pr.loc] = pr
+		before := p.beforeRegistered
 		p.mu.Unlock()
+		if before != nil {
+			before(w.Conn())
+		}
 		set(codes.Created, "rd", loc)
 		p.events <- peerEvent{kind: "register", ep: ep, loc: pr.loc, addr: addr, queries: queries, payload: body}
 	case r.Code() == codes.POST && strings.HasPrefix(path, "/rd/"):

@@ -84,7 +84,10 @@ func (d *Device) touch() {
 }
 
 // register sends Register, stepping the version down on 4.12, and records
-// the registration. A new registration drops all observations.
+// the registration. A new registration drops all observations, when it is
+// sent: the server may observe (auto-observe) as soon as it has answered,
+// and that Observe can be handled before the answer reaches this
+// goroutine.
 func (d *Device) register(ctx context.Context) error {
 	for {
 		d.mu.Lock()
@@ -102,6 +105,7 @@ func (d *Device) register(ctx context.Context) error {
 		// auto-observe) before the Register answer reaches the device.
 		d.awake = true
 		d.lastActive = d.clock.Now()
+		d.clearObservationsLocked()
 		d.mu.Unlock()
 		if conn == nil {
 			return ErrStopped
@@ -139,7 +143,6 @@ func (d *Device) register(ctx context.Context) error {
 			d.retryAt = time.Time{}
 			d.awake = true
 			d.lastActive = now
-			d.clearObservationsLocked()
 			d.mu.Unlock()
 			d.stats.registrations.Add(1)
 			d.log.Debug("registered", "location", loc, "version", version)
