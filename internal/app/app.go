@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"sync"
@@ -97,9 +98,13 @@ type App struct {
 
 	httpLn   net.Listener
 	httpDone chan error
-	stopBg   context.CancelFunc
-	bg       sync.WaitGroup
-	stopOnce sync.Once
+	// metrics serves /metrics on Config.MetricsListen; nil when it is
+	// on the HTTP listener.
+	metrics   *http.Server
+	metricsLn net.Listener
+	stopBg    context.CancelFunc
+	bg        sync.WaitGroup
+	stopOnce  sync.Once
 }
 
 // New opens the database (migrating a fresh or older schema, refusing a
@@ -208,13 +213,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), metrics)
 	a.web = httpd.New(httpd.Options{
-		AllowedHosts: cfg.AllowedHosts,
-		Version:      version.Version,
-		Commit:       version.Revision(),
-		Ping:         st.DB().PingContext,
-		Storage:      a.health.check,
-		Registry:     reg,
-		Logger:       log,
+		AllowedHosts:    cfg.AllowedHosts,
+		Version:         version.Version,
+		Commit:          version.Revision(),
+		Ping:            st.DB().PingContext,
+		Storage:         a.health.check,
+		Registry:        reg,
+		SeparateMetrics: cfg.MetricsListen != "",
+		Logger:          log,
 	})
 	a.API = api.New(api.Options{
 		Store: st, Devices: dm, Objects: a.Objects, Logger: log,
@@ -261,6 +267,21 @@ func (a *App) Start(ctx context.Context) error {
 		}
 		a.log.Info("CoAP/DTLS listening", "addr", a.CoAP.DTLSAddr().String())
 	}
+	if a.cfg.MetricsListen != "" {
+		ln, err := net.Listen("tcp", a.cfg.MetricsListen)
+		if err != nil {
+			a.Stop(ctx)
+			return fmt.Errorf("metrics listener %s: %w", a.cfg.MetricsListen, err)
+		}
+		a.metricsLn = ln
+		a.metrics = &http.Server{Handler: a.web.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := a.metrics.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error("metrics listener stopped", "err", err)
+			}
+		}()
+		a.log.Info("metrics listening", "addr", ln.Addr().String())
+	}
 	ln, err := net.Listen("tcp", a.cfg.HTTPListen)
 	if err != nil {
 		a.Stop(ctx)
@@ -275,6 +296,10 @@ func (a *App) Start(ctx context.Context) error {
 
 // HTTPAddr is the bound HTTP address (valid after Start).
 func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// MetricsAddr is the bound metrics address (valid after Start with
+// Config.MetricsListen set).
+func (a *App) MetricsAddr() string { return a.metricsLn.Addr().String() }
 
 // CoAPAddr is the bound CoAP/UDP address (valid after Start with CoAP on).
 func (a *App) CoAPAddr() netip.AddrPort { return a.CoAP.Addr() }
@@ -302,6 +327,9 @@ func (a *App) Stop(ctx context.Context) {
 			}
 			<-a.httpDone
 			a.log.Info("HTTP stopped")
+		}
+		if a.metrics != nil {
+			_ = a.metrics.Shutdown(ctx)
 		}
 		if err := a.Jobs.Stop(ctx); err != nil {
 			a.log.Warn("job workers stopped before their deliveries finished", "err", err)

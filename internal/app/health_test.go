@@ -59,3 +59,32 @@ func TestHealthzStorage(t *testing.T) {
 		return code == http.StatusOK
 	})
 }
+
+// TestMetricsListen: with --metrics-listen /metrics moves to a listener of
+// its own (with /healthz) and is gone from the HTTP listener.
+func TestMetricsListen(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.MetricsListen = "127.0.0.1:0"
+	s := startServer(t, cfg, Options{})
+	get := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	metrics := "http://" + s.MetricsAddr()
+	if code := get(metrics + "/metrics"); code != 200 {
+		t.Errorf("metrics listener /metrics: %d", code)
+	}
+	if code := get(metrics + "/healthz"); code != 200 {
+		t.Errorf("metrics listener /healthz: %d", code)
+	}
+	if code := get(s.base + "/metrics"); code != http.StatusNotFound {
+		t.Errorf("HTTP listener /metrics: %d, want 404", code)
+	}
+	if code := get(s.base + "/healthz"); code != 200 {
+		t.Errorf("HTTP listener /healthz: %d", code)
+	}
+}

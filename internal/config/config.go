@@ -39,24 +39,27 @@ const MinSecretKeyLen = 32
 // Config is the whole server configuration. The zero value is not valid;
 // use Default or Load.
 type Config struct {
-	DataDir      string   // directory for the SQLite database, firmware and state
-	DatabaseURL  string   // "" means the SQLite file DataDir/flownexus.db
-	HTTPListen   string   // dashboard, REST API, health and metrics
-	CoAPListen   string   // plain CoAP/UDP; "" disables it
-	CoAPSListen  string   // CoAP over DTLS; "" disables it
-	DTLSCert     string   // PEM certificate chain DTLS presents to X.509 devices; with DTLSKey and DTLSClientCA, or ""
-	DTLSKey      string   // PEM private key of DTLSCert
-	DTLSClientCA string   // PEM CA certificates device certificates must verify against
-	FWListen     string   // IoT-safe firmware HTTPS; "" disables it
-	FirmwareDir  string   // "" means DataDir/firmware
-	ModelsDir    string   // directory of OMA DDF XML object definitions to add; "" means built-ins only
-	RedisURL     string   // "" means single node
-	Debug        bool     // development mode: permits the development secret
-	AllowedHosts []string // Host header allow list ("*" allows any, ".example.com" a domain and its subdomains)
-	CSRFOrigins  []string // extra origins trusted for state-changing browser requests
-	SecretKey    string   // signs sessions and encrypts credentials at rest
-	LogFormat    string   // "text" or "json"
-	LogLevel     string   // "debug", "info", "warn" or "error"
+	DataDir     string // directory for the SQLite database, firmware and state
+	DatabaseURL string // "" means the SQLite file DataDir/flownexus.db
+	HTTPListen  string // dashboard, REST API, health and metrics
+	// MetricsListen, when set, serves /metrics (and /healthz) on a
+	// listener of its own and takes /metrics off HTTPListen.
+	MetricsListen string
+	CoAPListen    string   // plain CoAP/UDP; "" disables it
+	CoAPSListen   string   // CoAP over DTLS; "" disables it
+	DTLSCert      string   // PEM certificate chain DTLS presents to X.509 devices; with DTLSKey and DTLSClientCA, or ""
+	DTLSKey       string   // PEM private key of DTLSCert
+	DTLSClientCA  string   // PEM CA certificates device certificates must verify against
+	FWListen      string   // IoT-safe firmware HTTPS; "" disables it
+	FirmwareDir   string   // "" means DataDir/firmware
+	ModelsDir     string   // directory of OMA DDF XML object definitions to add; "" means built-ins only
+	RedisURL      string   // "" means single node
+	Debug         bool     // development mode: permits the development secret
+	AllowedHosts  []string // Host header allow list ("*" allows any, ".example.com" a domain and its subdomains)
+	CSRFOrigins   []string // extra origins trusted for state-changing browser requests
+	SecretKey     string   // signs sessions and encrypts credentials at rest
+	LogFormat     string   // "text" or "json"
+	LogLevel      string   // "debug", "info", "warn" or "error"
 	// AutoObserve is the list the server observes on every device after
 	// it registers, as devmgmt.ParseObserveSpecs reads it; "" observes
 	// nothing. AutoObserveAttrs are the notification attributes written
@@ -190,10 +193,11 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 	// Listen addresses may be set to "" to disable a listener, so an empty
 	// but present variable counts.
 	for key, p := range map[string]*string{
-		"FLOWNEXUS_HTTP_LISTEN":  &c.HTTPListen,
-		"FLOWNEXUS_COAP_LISTEN":  &c.CoAPListen,
-		"FLOWNEXUS_COAPS_LISTEN": &c.CoAPSListen,
-		"FLOWNEXUS_FW_LISTEN":    &c.FWListen,
+		"FLOWNEXUS_HTTP_LISTEN":    &c.HTTPListen,
+		"FLOWNEXUS_METRICS_LISTEN": &c.MetricsListen,
+		"FLOWNEXUS_COAP_LISTEN":    &c.CoAPListen,
+		"FLOWNEXUS_COAPS_LISTEN":   &c.CoAPSListen,
+		"FLOWNEXUS_FW_LISTEN":      &c.FWListen,
 	} {
 		if v, ok := env(key); ok {
 			*p = v
@@ -247,6 +251,7 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (FLOWNEXUS_DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "database URL; postgres://… selects PostgreSQL, default SQLite in the data directory (FLOWNEXUS_DATABASE_URL)")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "HTTP listen address (FLOWNEXUS_HTTP_LISTEN)")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve /metrics and /healthz on this address instead of the HTTP listener, e.g. 127.0.0.1:9100; empty keeps them on the HTTP listener (FLOWNEXUS_METRICS_LISTEN)")
 	fs.StringVar(&c.CoAPListen, "coap-listen", c.CoAPListen, "CoAP/UDP listen address, empty disables plain CoAP so devices must use DTLS (FLOWNEXUS_COAP_LISTEN)")
 	fs.StringVar(&c.CoAPSListen, "coaps-listen", c.CoAPSListen, "CoAP/DTLS listen address, empty disables (FLOWNEXUS_COAPS_LISTEN)")
 	fs.StringVar(&c.DTLSCert, "coaps-cert", c.DTLSCert, "PEM certificate chain for X.509 devices over DTLS (FLOWNEXUS_COAPS_CERT)")
@@ -322,6 +327,7 @@ func (c Config) Validate() error {
 	}
 	for _, l := range []struct{ name, flag, v string }{
 		{"HTTP", "http-listen", c.HTTPListen},
+		{"metrics", "metrics-listen", c.MetricsListen},
 		{"CoAP", "coap-listen", c.CoAPListen},
 		{"CoAP/DTLS", "coaps-listen", c.CoAPSListen},
 		{"firmware HTTPS", "fw-listen", c.FWListen},

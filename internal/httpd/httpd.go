@@ -34,6 +34,9 @@ type Options struct {
 	// does) for /healthz; nil means not checked.
 	Storage  func() error
 	Registry *prometheus.Registry
+	// SeparateMetrics leaves /metrics off this server: MetricsHandler
+	// serves it on a listener of its own.
+	SeparateMetrics bool
 	Logger   *slog.Logger
 }
 
@@ -64,9 +67,9 @@ func New(o Options) *Server {
 	}
 	o.Registry.MustRegister(s.requests, s.duration)
 	s.mux.HandleFunc("GET /healthz", s.health)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelError),
-	}))
+	if !o.SeparateMetrics {
+		s.mux.Handle("GET /metrics", s.metrics())
+	}
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -74,6 +77,22 @@ func New(o Options) *Server {
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}
 	return s
+}
+
+func (s *Server) metrics() http.Handler {
+	return promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelError),
+	})
+}
+
+// MetricsHandler serves GET /metrics and GET /healthz alone, for a
+// listener of their own (Options.SeparateMetrics) that only monitoring
+// reaches: it checks no Host header, so a scraper may use any address.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics())
+	mux.HandleFunc("GET /healthz", s.health)
+	return securityHeaders(mux)
 }
 
 // Handle routes pattern (net/http ServeMux syntax, e.g. "GET /api/v1/x")
