@@ -311,9 +311,10 @@ func (a *App) CoAPSAddr() netip.AddrPort { return a.CoAP.DTLSAddr() }
 // Done is closed with the HTTP server's error if it stops on its own.
 func (a *App) Done() <-chan error { return a.httpDone }
 
-// Stop shuts down in order: HTTP (in-flight requests finish until ctx
-// ends), the job workers (running deliveries finish until ctx ends; they
-// need the CoAP socket, so they stop first), CoAP (it takes no new device
+// Stop shuts down in order: HTTP (in-flight requests finish within a
+// third of the time left to ctx's deadline), the job workers (running
+// deliveries finish within half of what is left then; they need the CoAP
+// socket, so they stop first), CoAP (it takes no new device
 // message, lets those in flight commit their values and send their ACKs
 // until ctx ends, then closes every session and socket; see
 // coapd.Server.Shutdown), background work, the ingest writer (every
@@ -322,7 +323,9 @@ func (a *App) Done() <-chan error { return a.httpDone }
 func (a *App) Stop(ctx context.Context) {
 	a.stopOnce.Do(func() {
 		if a.httpLn != nil {
-			if err := a.web.Shutdown(ctx); err != nil {
+			hctx, cancel := share(ctx, 3)
+			defer cancel()
+			if err := a.web.Shutdown(hctx); err != nil {
 				a.log.Warn("HTTP shutdown incomplete", "err", err)
 			}
 			<-a.httpDone
@@ -331,7 +334,9 @@ func (a *App) Stop(ctx context.Context) {
 		if a.metrics != nil {
 			_ = a.metrics.Shutdown(ctx)
 		}
-		if err := a.Jobs.Stop(ctx); err != nil {
+		jctx, cancel := share(ctx, 2)
+		defer cancel()
+		if err := a.Jobs.Stop(jctx); err != nil {
 			a.log.Warn("job workers stopped before their deliveries finished", "err", err)
 		}
 		start := time.Now()
@@ -348,6 +353,18 @@ func (a *App) Stop(ctx context.Context) {
 		a.Store.Close()
 		a.log.Info("database closed")
 	})
+}
+
+// share returns ctx with at most 1/n of the time left to its deadline,
+// so that a stage of Stop leaves the stages after it their share: the
+// last, CoAP, drains the messages in flight and saves the DTLS sessions,
+// which must happen before a container's stop timeout kills the process.
+func share(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Until(dl)/time.Duration(n))
 }
 
 // OpenStore prepares the data directory (SQLite), opens the database and

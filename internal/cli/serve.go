@@ -11,8 +11,10 @@ import (
 	"github.com/flownexus/flownexus/internal/store"
 )
 
-// shutdownGrace bounds how long in-flight work may take after a stop signal.
-const shutdownGrace = 15 * time.Second
+// shutdownGrace bounds how long in-flight work may take after a stop
+// signal: below the 10 s a container runtime (podman, docker) waits
+// before it kills, so the DTLS sessions are saved in time (see App.Stop).
+const shutdownGrace = 8 * time.Second
 
 func runServe(ctx context.Context, iox IO, args []string) error {
 	cfg, pos, err := loadConfig(iox, "serve", args, nil)
