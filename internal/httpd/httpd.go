@@ -37,7 +37,7 @@ type Options struct {
 	// SeparateMetrics leaves /metrics off this server: MetricsHandler
 	// serves it on a listener of its own.
 	SeparateMetrics bool
-	Logger   *slog.Logger
+	Logger          *slog.Logger
 }
 
 // Server serves HTTP. Routes must be added with Handle before Serve.
