@@ -84,6 +84,7 @@ type API struct {
 
 	closing   chan struct{} // closed by CloseStreams
 	closeOnce sync.Once
+	feed      *events.Feed // the event streams' readers; set with their route
 }
 
 type ctxKey struct{}

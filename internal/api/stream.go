@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -52,9 +51,17 @@ type StreamEvent struct {
 // that stops reading for this long loses its stream.
 const streamWriteTimeout = 10 * time.Second
 
-// streamBatch is how many bytes of queued messages are written with one
-// flush.
-const streamBatch = 32 << 10
+// The event streams' share of the events.Feed: each stream holds at most
+// streamBuffer messages and streamMaxBytes bytes of them (shared with the
+// other streams) before it drops, and is woken at most every
+// streamInterval, so that it writes a burst of events with one flush.
+const (
+	streamBuffer   = events.DefaultBuffer
+	streamMaxBytes = events.DefaultMaxBytes
+	streamInterval = 50 * time.Millisecond
+)
+
+var keepAliveComment = []byte(": keep-alive\n\n")
 
 type streamInput struct {
 	Endpoint string   `query:"endpoint" doc:"Only events of this endpoint" example:"urn:imei:356938035643809"`
@@ -62,6 +69,9 @@ type streamInput struct {
 }
 
 func (a *API) streamRoutes(h huma.API) {
+	a.feed = events.NewFeed(a.opts.Events, events.FeedOptions{
+		Encode: a.encodeEvent, Buffer: streamBuffer, MaxBytes: streamMaxBytes, Interval: streamInterval,
+	})
 	names := make([]string, 0, len(a.opts.Topics)+1)
 	var lines strings.Builder
 	var dataSchemas []*huma.Schema
@@ -115,10 +125,10 @@ func toAny(ss []string) []any {
 	return out
 }
 
-// streamTopics parses the topic filter: nil for all topics, else the set
-// named, each of which must be known.
-func (a *API) streamTopics(in []string) (map[string]bool, error) {
-	var set map[string]bool
+// streamTopics parses the topic filter: nil for all topics, else the
+// topics named, each of which must be known.
+func (a *API) streamTopics(in []string) ([]string, error) {
+	var set []string
 	for _, v := range in {
 		for t := range strings.SplitSeq(v, ",") {
 			t = strings.TrimSpace(t)
@@ -132,10 +142,9 @@ func (a *API) streamTopics(in []string) (map[string]bool, error) {
 				}
 				return nil, badRequest("unknown topic " + strconv.Quote(t) + "; topics are " + strings.Join(names, ", "))
 			}
-			if set == nil {
-				set = map[string]bool{}
+			if !slices.Contains(set, t) {
+				set = append(set, t)
 			}
-			set[t] = true
 		}
 	}
 	return set, nil
@@ -153,58 +162,82 @@ func (a *API) streamEvents(ctx context.Context, in *streamInput) (*huma.StreamRe
 			hctx.SetStatus(http.StatusInternalServerError)
 			return
 		}
-		a.stream(hctx.Context(), w, in.Endpoint, topics)
+		a.stream(hctx.Context(), w, events.Filter{Endpoint: in.Endpoint, Topics: topics})
 	}}, nil
 }
 
-// stream writes the events matching endpoint ("" for all) and topics (nil
-// for all) to w until the client goes away, a write fails or times out,
-// CloseStreams is called, or, checked at each keep-alive, the caller is no
-// longer authorized (see stillAuthorized).
-func (a *API) stream(ctx context.Context, w http.ResponseWriter, endpoint string, topics map[string]bool) {
-	sub := a.opts.Events.Subscribe(events.DefaultBuffer, func(ev events.Event) bool {
-		return (endpoint == "" || ev.Endpoint == endpoint) && (topics == nil || topics[ev.Topic])
-	})
-	defer sub.Close()
+// encodeEvent is the feed's encoder: the event as the `event:` and
+// `data:` lines of a message and the blank line that ends it, shared by
+// every stream that gets it (each writes its own `id:` line first). It
+// returns nil for an event whose data is not encodable.
+func (a *API) encodeEvent(ev events.Event) []byte {
+	data, err := json.Marshal(StreamEvent{Topic: ev.Topic, Time: ev.Time, Endpoint: ev.Endpoint, Data: ev.Data})
+	if err != nil {
+		a.opts.Logger.Error("event not encodable", "topic", ev.Topic, "endpoint", ev.Endpoint, "err", err)
+		return nil
+	}
+	b := make([]byte, 0, len("event: \ndata: \n\n")+len(ev.Topic)+len(data))
+	b = append(b, "event: "...)
+	b = append(b, ev.Topic...)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
+}
+
+// stream writes the events filter selects to w until the client goes
+// away, a write fails or times out, CloseStreams is called, or, checked at
+// each keep-alive, the caller is no longer authorized (see
+// stillAuthorized). Messages
+// are numbered (`id:`) in the stream from 1, dropped notices included.
+func (a *API) stream(ctx context.Context, w http.ResponseWriter, filter events.Filter) {
+	rd := a.feed.Open(filter)
+	defer rd.Close()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // a proxy in front (nginx) must not hold messages back
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	var buf bytes.Buffer
-	flush := func() bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) // best effort: not every writer has deadlines
-		_, err := w.Write(buf.Bytes())
-		buf.Reset()
-		if err == nil {
-			err = rc.Flush()
+	// Writes go to the response's buffer, which sends full chunks as it
+	// fills; flush ends a burst.
+	var werr error
+	write := func(b []byte) {
+		if werr == nil {
+			_, werr = w.Write(b)
 		}
-		return err == nil
 	}
+	deadline := func() {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) // best effort: not every writer has deadlines
+	}
+	flush := func() bool {
+		if werr == nil {
+			werr = rc.Flush()
+		}
+		return werr == nil
+	}
+	deadline()
 	if !flush() { // the headers: the client now knows it is subscribed
 		return
 	}
 	var id, reported uint64
-	message := func(ev StreamEvent) {
-		data, err := json.Marshal(ev)
-		if err != nil {
-			a.opts.Logger.Error("event not encodable", "topic", ev.Topic, "err", err)
-			return
-		}
+	var line [32]byte
+	message := func(b []byte) {
 		id++
-		buf.WriteString("id: " + strconv.FormatUint(id, 10) + "\nevent: " + ev.Topic + "\ndata: ")
-		buf.Write(data)
-		buf.WriteString("\n\n")
+		write(append(strconv.AppendUint(append(line[:0], "id: "...), id, 10), '\n'))
+		write(b)
 	}
 	noteDropped := func() {
-		if d := sub.Dropped(); d > reported {
-			message(StreamEvent{Topic: TopicDropped, Time: a.opts.Now(), Data: Dropped{Count: d - reported, Total: d}})
+		if d := rd.Dropped(); d > reported {
+			if b := a.encodeEvent(events.Event{Topic: TopicDropped, Time: a.opts.Now(),
+				Data: Dropped{Count: d - reported, Total: d}}); b != nil {
+				message(b)
+			}
 			reported = d
 		}
 	}
 	keepAlive := time.NewTicker(a.opts.KeepAlive)
 	defer keepAlive.Stop()
+	var msgs []*events.Message
 	for {
 		select {
 		case <-ctx.Done():
@@ -215,22 +248,16 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, endpoint string
 			if !a.stillAuthorized(ctx) {
 				return
 			}
+			deadline()
 			noteDropped()
-			buf.WriteString(": keep-alive\n\n")
-		case ev, ok := <-sub.C:
-			if !ok {
-				return
+			write(keepAliveComment)
+		case <-rd.Ready:
+			deadline()
+			msgs = rd.Take(msgs[:0])
+			for _, m := range msgs {
+				message(m.Bytes)
 			}
-			message(StreamEvent{Topic: ev.Topic, Time: ev.Time, Endpoint: ev.Endpoint, Data: ev.Data})
-			// Send what else is queued with the same flush.
-			for more := true; more && buf.Len() < streamBatch; {
-				select {
-				case ev := <-sub.C:
-					message(StreamEvent{Topic: ev.Topic, Time: ev.Time, Endpoint: ev.Endpoint, Data: ev.Data})
-				default:
-					more = false
-				}
-			}
+			clear(msgs) // the messages are the feed's to free
 			noteDropped()
 		}
 		if !flush() {

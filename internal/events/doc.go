@@ -1,12 +1,19 @@
 // Package events is the in-process publish/subscribe bus for things that
 // happen in the server and that watchers (the dashboard's live view, the
 // API's event stream) want to see as they happen: an operation changing
-// status, a device registering.
+// status, a device registering, the values a device reported.
 //
 // A Bus never blocks a publisher: each subscriber has a buffered channel,
 // and an event that does not fit is dropped for that subscriber only and
-// counted in its Dropped. Events published one after the other reach each
-// subscriber in that order. The bus is for live views; what must not be
-// lost is in the database, and a subscriber that missed events reads the
-// current state from there.
+// counted in its Dropped. The Bus numbers events (Event.Seq) in the order
+// it delivers them, and each subscriber gets its events in that order.
+// The bus is for live views; what must not be lost is in the database,
+// and a subscriber that missed events reads the current state from there.
+//
+// A Feed serves many readers of one Bus, such as the API's event streams,
+// at the cost of one subscriber: a single goroutine encodes each event
+// once and hands the same bytes to every reader whose Filter selects it,
+// waking readers at most once per FeedOptions.Interval so that each
+// writes a burst at a time. Each reader holds a bounded number of bytes
+// and messages; what does not fit is counted in its Dropped.
 package events

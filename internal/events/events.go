@@ -7,8 +7,13 @@ import (
 )
 
 // Event is one thing that happened. Data is specific to the Topic and must
-// be encodable as JSON, so that a later cross-node transport can carry it.
+// be encodable as JSON, so that a later cross-node transport can carry it;
+// it is shared by every subscriber and must not be modified after Publish.
 type Event struct {
+	// Seq numbers the events of one Bus from 1 in the order they are
+	// delivered: every subscriber gets its events in increasing Seq. Set
+	// by Publish.
+	Seq      uint64    `json:"seq,omitempty"`
 	Topic    string    `json:"topic"`
 	Time     time.Time `json:"time"`
 	Endpoint string    `json:"endpoint,omitempty"`
@@ -23,7 +28,8 @@ const DefaultBuffer = 256
 // to use; a nil *Bus accepts Publish and drops the event, so producers need
 // no check. A Bus is safe for concurrent use.
 type Bus struct {
-	mu   sync.RWMutex
+	mu   sync.Mutex                 // serializes Publish, so that Seq order is delivery order
+	seq  uint64                     // guarded by mu
 	subs map[*Subscription]struct{} // guarded by mu
 }
 
@@ -36,14 +42,15 @@ type Subscription struct {
 	c       chan Event
 	bus     *Bus
 	match   func(Event) bool
-	mu      sync.Mutex // orders sends against Close
-	closed  bool       // guarded by mu
+	closed  bool // guarded by bus.mu
 	dropped atomic.Uint64
 }
 
 // Subscribe registers a subscriber with a channel of capacity buffer
 // (DefaultBuffer when <= 0). A non-nil match selects the events it gets;
-// nil gets all. The caller must Close the subscription when done.
+// nil gets all. match runs on the publisher's goroutine while Publish
+// holds the bus: it must be quick and must not call the Bus. The caller
+// must Close the subscription when done.
 func (b *Bus) Subscribe(buffer int, match func(Event) bool) *Subscription {
 	if buffer <= 0 {
 		buffer = DefaultBuffer
@@ -59,9 +66,12 @@ func (b *Bus) Subscribe(buffer int, match func(Event) bool) *Subscription {
 	return s
 }
 
-// Publish delivers ev to every subscriber whose filter matches, without
-// waiting: a subscriber whose channel is full misses it. A zero ev.Time is
-// set to the current time. Publish on a nil Bus does nothing.
+// Publish numbers ev (Seq) and delivers it to every subscriber whose
+// filter matches, without waiting: a subscriber whose channel is full
+// misses it. A zero ev.Time is set to the current time. Its cost grows
+// with the number of subscriptions, not of readers behind them: the event
+// streams share one subscription (see Feed). Publish on a nil Bus does
+// nothing.
 func (b *Bus) Publish(ev Event) {
 	if b == nil {
 		return
@@ -69,26 +79,19 @@ func (b *Bus) Publish(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	ev.Seq = b.seq
 	for s := range b.subs {
-		s.send(ev)
-	}
-}
-
-func (s *Subscription) send(ev Event) {
-	if s.match != nil && !s.match(ev) {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	select {
-	case s.c <- ev:
-	default:
-		s.dropped.Add(1)
+		if s.match != nil && !s.match(ev) {
+			continue
+		}
+		select {
+		case s.c <- ev:
+		default:
+			s.dropped.Add(1)
+		}
 	}
 }
 
@@ -99,10 +102,8 @@ func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 // read. Calls after the first do nothing.
 func (s *Subscription) Close() {
 	s.bus.mu.Lock()
+	defer s.bus.mu.Unlock()
 	delete(s.bus.subs, s)
-	s.bus.mu.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.closed {
 		s.closed = true
 		close(s.c)

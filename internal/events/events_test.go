@@ -28,9 +28,12 @@ func TestPublishOrderAndFilter(t *testing.T) {
 		if ev.Time.IsZero() {
 			t.Fatal("Publish left Time zero")
 		}
+		if ev.Seq != uint64(i+1) {
+			t.Fatalf("event %d: seq %d", i, ev.Seq)
+		}
 	}
 	for _, want := range []int{0, 2, 4} {
-		if ev := <-onlyA.C; ev.Data != want || ev.Endpoint != "a" {
+		if ev := <-onlyA.C; ev.Data != want || ev.Endpoint != "a" || ev.Seq != uint64(want+1) {
 			t.Fatalf("filtered: got %+v, want data %d", ev, want)
 		}
 	}
@@ -122,4 +125,34 @@ func TestConcurrentPublishSubscribeClose(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestSeqIsDeliveryOrder: with publishers racing, every subscriber still
+// gets increasing Seq, without gaps when it drops nothing.
+func TestSeqIsDeliveryOrder(t *testing.T) {
+	var b Bus
+	const publishers, each = 4, 2000
+	subs := []*Subscription{b.Subscribe(publishers*each, nil), b.Subscribe(publishers*each, nil)}
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Go(func() {
+			for range each {
+				b.Publish(Event{Topic: "t"})
+			}
+		})
+	}
+	wg.Wait()
+	for i, s := range subs {
+		s.Close()
+		want := uint64(1)
+		for ev := range s.C {
+			if ev.Seq != want {
+				t.Fatalf("subscriber %d: seq %d, want %d", i, ev.Seq, want)
+			}
+			want++
+		}
+		if want != publishers*each+1 {
+			t.Fatalf("subscriber %d got %d events", i, want-1)
+		}
+	}
 }

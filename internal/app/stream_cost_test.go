@@ -1,0 +1,156 @@
+package app
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/events"
+	"github.com/flownexus/flownexus/internal/jobs"
+)
+
+// What open event streams cost the server: each event is encoded once
+// whatever the number of streams, and a client that stops reading holds
+// a bounded amount of the server's memory.
+
+// countedData is event data that counts how often it is encoded.
+type countedData struct {
+	n *atomic.Int64
+	V int
+}
+
+func (c countedData) MarshalJSON() ([]byte, error) {
+	c.n.Add(1)
+	return json.Marshal(c.V)
+}
+
+func TestEventStreamEncodesEachEventOnce(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	const streams, evs = 20, 10
+	open := make([]*sseStream, streams)
+	for i := range open {
+		open[i] = s.openStream(t, "topic=operation")
+	}
+	var encoded atomic.Int64
+	for i := range evs {
+		s.Events.Publish(events.Event{Topic: jobs.TopicOperation, Endpoint: "urn:test:once", Data: countedData{&encoded, i}})
+	}
+	for i, st := range open {
+		for j := range evs {
+			m := st.next(t, 10*time.Second)
+			if ev := m.event(t); string(ev.Data) != fmt.Sprint(j) || m.ID != int64(j+1) {
+				t.Fatalf("stream %d message %d: id %d data %s", i, j, m.ID, ev.Data)
+			}
+		}
+	}
+	if got := encoded.Load(); got != evs {
+		t.Fatalf("%d events to %d streams were encoded %d times, want %d", evs, streams, got, evs)
+	}
+}
+
+// TestEventStreamStalledClientIsBounded: a client that stops reading
+// while large events come holds at most about the stream's share of the
+// feed (events.DefaultMaxBytes) of the server's heap, not a queue of
+// events; when it reads again it gets what was held, is told how many it
+// lost, and the stream goes on.
+func TestEventStreamStalledClientIsBounded(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Options{StreamKeepAlive: 100 * time.Millisecond})
+	const ep = "urn:test:stalled"
+	query := "endpoint=" + ep
+
+	// The stalled client: it reads the response headers, then nothing.
+	conn, err := net.Dial("tcp", s.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+	req, _ := http.NewRequest("GET", s.base+"/api/v1/events/stream?"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4<<10), req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stalled client: %v %v", resp, err)
+	}
+	// A witness that reads: when it has an event, the stalled stream has
+	// been offered it too.
+	witness := s.openStream(t, query)
+
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+
+	// 16 KiB events, in bursts the witness can keep up with; each event's
+	// data is its own.
+	const size, total, burst = 16 << 10, 600, 10
+	for i := 0; i < total; i += burst {
+		for j := range burst {
+			s.Events.Publish(events.Event{Topic: jobs.TopicOperation, Endpoint: ep,
+				Data: strings.Repeat(string(rune('a'+(i+j)%26)), size)})
+		}
+		for range burst {
+			if m := witness.next(t, 10*time.Second); m.Event != jobs.TopicOperation {
+				t.Fatalf("witness got %s", m.Event)
+			}
+		}
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("heap %d KiB before, %d KiB with the stalled stream holding what it can (%d KiB published)",
+		before.HeapAlloc>>10, after.HeapAlloc>>10, total*size>>10)
+	// The stream holds up to DefaultMaxBytes queued and as much again
+	// taken for the write that is stuck.
+	if limit := int64(2 << 20); growth > limit {
+		t.Fatalf("the heap grew by %d KiB with a stalled stream, more than %d KiB", growth>>10, limit>>10)
+	}
+
+	// The client reads again: what the server held, then a dropped notice
+	// that accounts for the rest, with the ids of one stream.
+	st := &sseStream{resp: resp, C: make(chan sseMessage, 10000)}
+	go st.read()
+	var got, dropped uint64
+	lastID := int64(0)
+	for got+dropped < total {
+		m := st.next(t, 10*time.Second)
+		if m.ID != lastID+1 {
+			t.Fatalf("message id %d after %d", m.ID, lastID)
+		}
+		lastID = m.ID
+		ev := m.event(t)
+		switch ev.Topic {
+		case jobs.TopicOperation:
+			got++
+		case "dropped":
+			var d struct{ Count, Total uint64 }
+			if err := json.Unmarshal(ev.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			dropped += d.Count
+			if d.Total != dropped {
+				t.Fatalf("dropped notice %+v after %d", d, dropped)
+			}
+		default:
+			t.Fatalf("stalled stream got %s", ev.Topic)
+		}
+	}
+	if got+dropped != total || dropped == 0 {
+		t.Fatalf("stalled client got %d and was told of %d dropped, of %d", got, dropped, total)
+	}
+	t.Logf("stalled client got %d and was told of %d dropped", got, dropped)
+	// The stream goes on.
+	s.Events.Publish(events.Event{Topic: jobs.TopicOperation, Endpoint: ep, Data: "after"})
+	if m := st.next(t, 10*time.Second); m.event(t).Topic != jobs.TopicOperation || !strings.Contains(m.Data, `"after"`) {
+		t.Fatalf("after the stall: %+v", m)
+	}
+}
