@@ -87,7 +87,7 @@ func BenchmarkInsertHistoryOnly(b *testing.B) {
 		}
 		err = s.inTx(ctx, func(tx *sql.Tx) error {
 			args := make([]any, 0, insertChunk*resourceNCols)
-			for chunk := range chunks(rows) {
+			for chunk := range chunks(s, rows) {
 				args = args[:0]
 				for _, r := range chunk {
 					args = append(args, r.args[:]...)

@@ -113,6 +113,9 @@ func (s *Store) UpsertEndpointRegistration(ctx context.Context, r EndpointRegist
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("store: %s: %w", op, err)
 	}
+	if args, err = s.bulkArgs(bulkEndpoint, 1, args); err != nil {
+		return Endpoint{}, fmt.Errorf("store: %s: %w", op, err)
+	}
 	e, err := scanEndpoint(s.wdb.QueryRowContext(ctx, s.bulkSQL(bulkEndpoint, 1), args...))
 	return e, wrap(op, err)
 }

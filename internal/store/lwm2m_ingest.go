@@ -179,8 +179,12 @@ func (b *ingestBatch) refuse(ctx context.Context, tx *sql.Tx) error {
 		return nil
 	}
 	has := map[string]bool{}
-	for chunk := range chunks(names) {
-		rows, err := tx.QueryContext(ctx, inSQL("SELECT endpoint_name FROM credential WHERE endpoint_name", 0, len(chunk), b.s.mark(), ""), chunk...)
+	for chunk := range chunks(b.s, names) {
+		cond, args, err := b.s.in("endpoint_name", 0, "text", chunk)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT endpoint_name FROM credential WHERE "+cond, args...)
 		if err != nil {
 			return err
 		}
@@ -209,7 +213,7 @@ func (b *ingestBatch) register(ctx context.Context, tx *sql.Tx) error {
 	inRound := map[string]bool{}
 	var ids []any
 	flush := func() error {
-		for chunk := range chunks(round) {
+		for chunk := range chunks(b.s, round) {
 			args := make([]any, 0, len(chunk)*endpointNCols)
 			for _, i := range chunk {
 				args = append(args, b.regArgs[i]...)
@@ -254,10 +258,14 @@ func (b *ingestBatch) register(ctx context.Context, tx *sql.Tx) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	for chunk := range chunks(ids) {
-		if _, err := tx.ExecContext(ctx, inSQL("DELETE FROM observation WHERE endpoint_id", 0, len(chunk), b.s.mark(),
+	for chunk := range chunks(b.s, ids) {
+		cond, args, err := b.s.in("endpoint_id", 0, "bigint", chunk)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM observation WHERE "+cond+
 			" AND NOT EXISTS (SELECT 1 FROM endpoint WHERE endpoint.id = observation.endpoint_id AND endpoint.online"+
-				" AND endpoint.registration_id = observation.registration_id)"), chunk...); err != nil {
+			" AND endpoint.registration_id = observation.registration_id)", args...); err != nil {
 			return err
 		}
 	}
@@ -287,15 +295,22 @@ func (b *ingestBatch) end(ctx context.Context, tx *sql.Tx) error {
 			regs = append(regs, it.End.RegistrationID)
 		}
 	}
-	for chunk := range chunks(ids) {
-		args := append([]any{millis(b.now)}, chunk...)
-		if _, err := tx.ExecContext(ctx, inSQL("UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = "+
-			b.s.param(1)+" WHERE id", 1, len(chunk), b.s.mark(), ""), args...); err != nil {
+	for chunk := range chunks(b.s, ids) {
+		cond, args, err := b.s.in("id", 1, "bigint", chunk)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = "+
+			b.s.param(1)+" WHERE "+cond, append([]any{millis(b.now)}, args...)...); err != nil {
 			return err
 		}
 	}
-	for chunk := range chunks(regs) {
-		if _, err := tx.ExecContext(ctx, inSQL("DELETE FROM observation WHERE registration_id", 0, len(chunk), b.s.mark(), ""), chunk...); err != nil {
+	for chunk := range chunks(b.s, regs) {
+		cond, args, err := b.s.in("registration_id", 0, "text", chunk)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM observation WHERE "+cond, args...); err != nil {
 			return err
 		}
 	}
@@ -318,7 +333,7 @@ func (b *ingestBatch) observe(ctx context.Context, tx *sql.Tx) error {
 			del = append(del, it.Unobserve)
 		}
 	}
-	for chunk := range chunks(ins) {
+	for chunk := range chunks(b.s, ins) {
 		args := make([]any, 0, len(chunk)*observationNCols)
 		for _, i := range chunk {
 			args = append(args, b.obsArgs[i]...)
@@ -327,8 +342,12 @@ func (b *ingestBatch) observe(ctx context.Context, tx *sql.Tx) error {
 			return err
 		}
 	}
-	for chunk := range chunks(del) {
-		if _, err := tx.ExecContext(ctx, inSQL("DELETE FROM observation WHERE token", 0, len(chunk), b.s.mark(), ""), chunk...); err != nil {
+	for chunk := range chunks(b.s, del) {
+		cond, args, err := b.s.in("token", 0, "bytea", chunk)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM observation WHERE "+cond, args...); err != nil {
 			return err
 		}
 	}
@@ -400,7 +419,7 @@ func (b *ingestBatch) values(ctx context.Context, tx *sql.Tx) error {
 			}
 		}
 		k := 0
-		for chunk := range chunks(events) {
+		for chunk := range chunks(b.s, events) {
 			args := make([]any, 0, len(chunk)*eventNCols)
 			for _, i := range chunk {
 				ev := evs[i]

@@ -210,7 +210,7 @@ func (s *Store) InsertResources(ctx context.Context, vals []ResourceValue) error
 
 func (s *Store) insertResourceRows(ctx context.Context, tx *sql.Tx, rows []resourceRow) error {
 	args := make([]any, 0, min(len(rows), insertChunk)*resourceNCols)
-	for chunk := range chunks(rows) {
+	for chunk := range chunks(s, rows) {
 		args = args[:0]
 		for i := range chunk {
 			args = append(args, chunk[i].args[:]...)
@@ -219,7 +219,7 @@ func (s *Store) insertResourceRows(ctx context.Context, tx *sql.Tx, rows []resou
 			return err
 		}
 	}
-	for chunk := range chunks(latestRows(rows)) {
+	for chunk := range chunks(s, latestRows(rows)) {
 		args = args[:0]
 		for _, r := range chunk {
 			args = append(args, r.args[:]...)
