@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/flownexus/flownexus/internal/version.Version=$(VERSION)
            -X github.com/flownexus/flownexus/internal/version.Commit=$(COMMIT)
 FUZZTIME ?= 10s
 
-.PHONY: build run test lint bench fuzz ci
+.PHONY: build run test lint bench bench-load fuzz ci
 build:
 	go build -ldflags "$(LDFLAGS)" -o flownexus ./cmd/flownexus
 
@@ -22,6 +22,15 @@ lint:
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./...
+
+# Same-run fleet load: the bare echo server, flownexus on SQLite and on
+# PostgreSQL (a fresh database), DEVICES devices registering at once, Sends
+# for SEND, de-registration (make bench-load DEVICES=300 SEND=3s for a
+# short run; PG_URL, ENGINES, MIN_RATIO: see scripts/bench-load).
+DEVICES ?= 10000
+SEND ?= 15s
+bench-load:
+	DEVICES=$(DEVICES) SEND=$(SEND) scripts/bench-load
 
 # Run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m for a long run).
 fuzz:

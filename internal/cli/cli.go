@@ -46,6 +46,7 @@ Commands:
   simulate   run a simulated LwM2M device fleet against a server: simulate --server HOST:PORT --devices N
              | over DTLS: --psk-secret S or --psk-file FILE.csv [--server coaps://HOST] [--rebind 30s]
              | simulate --devices N [--psk-secret S] --write-psk-file FILE.csv|- (to import, then exit)
+  load       measure a server under a fleet arriving at once: load run --server HOST:PORT --devices N | load echo
   migrate    apply database migrations and exit
   user       manage operators: user create NAME [--admin] [--password-stdin] | user passwd NAME | user list
              | user disable NAME | user enable NAME | user delete NAME
@@ -82,6 +83,8 @@ func Main(ctx context.Context, iox IO, args []string) int {
 		err = runDemo(ctx, iox, rest)
 	case "simulate":
 		err = runSimulate(ctx, iox, rest)
+	case "load":
+		err = runLoad(ctx, iox, rest)
 	case "migrate":
 		err = runMigrate(ctx, iox, rest)
 	case "user":

@@ -18,26 +18,16 @@ import (
 var errDenied = errors.New("not allowed with these credentials")
 
 // checkRegister decides whether the peer may register as endpoint: over
-// DTLS only as the endpoint its identity is bound to, over plain CoAP only
-// an endpoint that has no credentials.
+// DTLS only as the endpoint its identity is bound to. Over plain CoAP an
+// endpoint that has credentials is refused as well, but that is checked
+// where the request is stored, in the same transaction and without a
+// query of its own: checkPlain says whether to ask for the check, and
+// refusal turns the store's refusal into the audited 4.03.
 func (s *Server) checkRegister(ctx context.Context, p *peer, endpoint string, addr netip.AddrPort) error {
-	if p != nil {
-		if endpoint != p.endpoint {
-			return s.refuse(ctx, p, endpoint, addr, "identity bound to another endpoint")
-		}
-		return nil
+	if p != nil && endpoint != p.endpoint {
+		return s.refuse(ctx, p, endpoint, addr, "identity bound to another endpoint")
 	}
-	if s.creds == nil {
-		return nil
-	}
-	_, err := s.creds.Get(ctx, endpoint)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil
-	case err != nil:
-		return err
-	}
-	return s.refuse(ctx, nil, endpoint, addr, "endpoint has credentials: plain CoAP refused")
+	return nil
 }
 
 // checkRegistration decides whether the peer may act on reg (Update,
@@ -70,6 +60,21 @@ func (s *Server) checkKnown(ctx context.Context, p *peer, endpoint string) error
 		return fmt.Errorf("%w %q: the register policy accepts known endpoints only", errUnknown, endpoint)
 	}
 	return nil
+}
+
+// checkPlain reports whether a request of peer p is to be stored only if
+// its endpoint has no credentials: a request over plain CoAP when devices
+// may have credentials.
+func (s *Server) checkPlain(p *peer) bool { return p == nil && s.creds != nil }
+
+// refusal returns err, or, when it is the store's refusal of a request
+// over plain CoAP for an endpoint that has credentials, the audited
+// refusal the handler answers 4.03 with.
+func (s *Server) refusal(ctx context.Context, err error, endpoint string, addr netip.AddrPort) error {
+	if errors.Is(err, store.ErrCredentialRequired) {
+		return s.refuse(ctx, nil, endpoint, addr, "endpoint has credentials: plain CoAP refused")
+	}
+	return err
 }
 
 // refuse records a refused request in the audit log (at most once a

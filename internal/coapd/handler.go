@@ -289,9 +289,10 @@ func (s *Server) register(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer
 	if p.hasLT {
 		req.Lifetime = s.capLifetime(p.ep, p.lt)
 	}
+	req.CheckCredentials = s.checkPlain(pr)
 	reg, err := s.reg.Register(r.Context(), req)
 	if err != nil {
-		return answer{}, p.ep, err
+		return answer{}, p.ep, s.refusal(r.Context(), err, p.ep, addr)
 	}
 	if pr != nil {
 		s.bindSession(reg.Endpoint, cc)
@@ -336,9 +337,10 @@ func (s *Server) update(r *pool.Message, id string, cc *udpclient.Conn, pr *peer
 	if hasLinks {
 		req.ObjectLinks = string(raw)
 	}
+	req.CheckCredentials = s.checkPlain(pr)
 	reg, err := s.reg.Update(r.Context(), id, req)
 	if err != nil {
-		return answer{}, "", err
+		return answer{}, cur.Endpoint, s.refusal(r.Context(), err, cur.Endpoint, addr)
 	}
 	if pr != nil {
 		s.bindSession(reg.Endpoint, cc)
@@ -356,9 +358,13 @@ func (s *Server) deregister(r *pool.Message, id string, addr netip.AddrPort, pr 
 	if err := s.checkRegistration(r.Context(), pr, cur, addr); err != nil {
 		return answer{}, cur.Endpoint, err
 	}
-	reg, err := s.reg.Deregister(r.Context(), id)
+	deregister := s.reg.Deregister
+	if s.checkPlain(pr) {
+		deregister = s.reg.DeregisterChecked
+	}
+	reg, err := deregister(r.Context(), id)
 	if err != nil {
-		return answer{}, "", err
+		return answer{}, cur.Endpoint, s.refusal(r.Context(), err, cur.Endpoint, addr)
 	}
 	s.log.Info("deregistered", "endpoint", reg.Endpoint, "registration", reg.ID)
 	return answer{code: codes.Deleted}, reg.Endpoint, nil
@@ -422,10 +428,13 @@ func (s *Server) send(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, st
 	if len(recs) == 1 {
 		item.Event = eventOf(reg.EndpointID, ingest.KindSend, item)
 	}
+	if s.checkPlain(pr) {
+		item.NoCredential = reg.Endpoint
+	}
 	// Not cut short by the connection closing: the answer must say
 	// whether the values are stored (see Server.Shutdown).
 	if err := s.ingest.Write(context.WithoutCancel(r.Context()), item); err != nil {
-		return answer{}, reg.Endpoint, storeError(err)
+		return answer{}, reg.Endpoint, storeError(s.refusal(r.Context(), err, reg.Endpoint, addr))
 	}
 	s.seen(r.Context(), reg, cc, pr)
 	s.activity(r, Activity{Kind: ActivitySend, Registration: reg, Records: recs})

@@ -1,7 +1,12 @@
 // Package ingest commits device data to the store in batches: values from
-// notifications and Sends of every device are collected by a single writer
-// goroutine and written in one transaction per batch, so that thousands of
-// small reports per second cost tens of transactions, not thousands.
+// notifications and Sends of every device, and what registrations change
+// (Register, Update, De-register, the observations the server makes), are
+// collected by a single writer goroutine and written in one transaction per
+// batch (store.IngestBatch), so that thousands of small reports per second
+// cost tens of transactions, not thousands. An item received over plain
+// CoAP can carry the check that its endpoint has no credentials
+// (Item.NoCredential), made in the batch's transaction instead of by a
+// query of its own.
 //
 // A caller hands its values to Writer.Write and is blocked until the batch
 // holding them is committed (or failed). This is what lets the CoAP server

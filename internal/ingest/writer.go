@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -28,19 +29,16 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Item is a group of values to store: with Event.Kind set, one event
-// linking all of Values (a composite notification, a Send); with an empty
-// Event.Kind, loose values. An Item built by Register also records a
-// Register, and its values belong to the registered endpoint.
-type Item struct {
-	Event  store.Event
-	Values []store.ResourceValue
+// Item is what one caller stores: values, and what else a device's
+// request changes (a Register, Update or end of its registration, an
+// observation), as store.IngestBatch applies it. With NoCredential set,
+// Write refuses the item with an error matching
+// store.ErrCredentialRequired when that endpoint has credentials, checked
+// in the batch's transaction.
+type Item = store.IngestItem
 
-	register   *store.EndpointRegistration
-	registered *store.Endpoint
-}
-
-func (it Item) size() int { return max(len(it.Values), 1) }
+// size is what an item counts towards Options.MaxValues.
+func size(it Item) int { return max(len(it.Values), 1) }
 
 // Stats are counters since Start.
 type Stats struct {
@@ -48,8 +46,10 @@ type Stats struct {
 	Values  int64 // values committed
 	Items   int64 // items committed
 	Failed  int64 // items that could not be committed
-	// Registrations counts the Registers committed (Register calls).
+	// Registrations counts the Registers committed.
 	Registrations int64
+	// Refused counts the items refused by their NoCredential.
+	Refused int64
 }
 
 type request struct {
@@ -148,9 +148,11 @@ func (w *Writer) Failing() (time.Time, error) {
 }
 
 // Write stores items and returns once they are committed, with nil, or
-// have failed. Items of one call are committed in the same transaction.
-// When ctx ends before the commit, Write returns ctx's error; the items may
-// still be committed.
+// have failed. Items of one call are committed in the same transaction,
+// but for those their NoCredential refuses: then Write returns an error
+// matching store.ErrCredentialRequired, and the others are committed.
+// When ctx ends before the commit, Write returns ctx's error; the items
+// may still be committed.
 func (w *Writer) Write(ctx context.Context, items ...Item) error {
 	if len(items) == 0 {
 		return nil
@@ -183,7 +185,7 @@ func (w *Writer) Write(ctx context.Context, items ...Item) error {
 // then cost a few transactions, not one each.
 func (w *Writer) Register(ctx context.Context, reg store.EndpointRegistration, vals []store.ResourceValue) (store.Endpoint, error) {
 	var ep store.Endpoint
-	err := w.Write(ctx, Item{Values: vals, register: &reg, registered: &ep})
+	err := w.Write(ctx, Item{Values: vals, Register: &reg, Registered: &ep})
 	return ep, err
 }
 
@@ -252,7 +254,7 @@ func (w *Writer) drain() {
 func (r *request) size() int {
 	n := 0
 	for _, it := range r.items {
-		n += it.size()
+		n += size(it)
 	}
 	return n
 }
@@ -260,9 +262,9 @@ func (r *request) size() int {
 // commit writes the batch in one transaction; on failure each request is
 // retried alone so that only the faulty ones fail.
 func (w *Writer) commit(batch []*request) {
-	var items []store.IngestItem
+	var items []Item
 	for _, r := range batch {
-		items = appendItems(items, r.items)
+		items = append(items, r.items...)
 	}
 	// The batch belongs to many callers: none of their contexts may cancel
 	// it. A bound keeps a stuck database from holding the writer forever.
@@ -270,56 +272,69 @@ func (w *Writer) commit(batch []*request) {
 	defer cancel()
 	err := w.st.IngestBatch(ctx, items)
 	if err == nil {
-		w.count(batch, 1, nil)
+		w.countBatch()
 		for _, r := range batch {
-			r.done <- nil
+			n := len(r.items)
+			w.done(r, items[:n], nil)
+			items = items[n:]
 		}
 		return
 	}
 	if len(batch) == 1 {
 		w.log.Error("ingest failed", "items", len(items), "err", err)
-		w.count(batch, 0, err)
-		batch[0].done <- err
+		w.done(batch[0], items, err)
 		return
 	}
 	w.log.Warn("ingest batch failed, retrying its items one by one", "items", len(items), "err", err)
 	for _, r := range batch {
-		err := w.st.IngestBatch(ctx, appendItems(nil, r.items))
+		items := append([]Item(nil), r.items...)
+		err := w.st.IngestBatch(ctx, items)
 		if err != nil {
 			w.log.Error("ingest failed", "items", len(r.items), "err", err)
+		} else {
+			w.countBatch()
 		}
-		w.count([]*request{r}, 1, err)
-		r.done <- err
+		w.done(r, items, err)
 	}
 }
 
-func appendItems(dst []store.IngestItem, items []Item) []store.IngestItem {
-	for _, it := range items {
-		dst = append(dst, store.IngestItem{Event: it.Event, Values: it.Values, Register: it.register, Registered: it.registered})
-	}
-	return dst
-}
-
-func (w *Writer) count(rs []*request, batches int64, err error) {
+// done counts the outcome of r, whose items as committed are items, and
+// answers its caller.
+func (w *Writer) done(r *request, items []Item, err error) {
 	w.statsMu.Lock()
-	defer w.statsMu.Unlock()
-	for _, r := range rs {
-		if err != nil {
-			w.stats.Failed += int64(len(r.items))
-			continue
-		}
-		w.stats.Items += int64(len(r.items))
-		for _, it := range r.items {
+	var refused []string
+	switch {
+	case err != nil:
+		w.stats.Failed += int64(len(items))
+	default:
+		for _, it := range items {
+			if it.Refused {
+				w.stats.Refused++
+				refused = append(refused, it.NoCredential)
+				continue
+			}
+			w.stats.Items++
 			w.stats.Values += int64(len(it.Values))
-			if it.register != nil {
+			if it.Register != nil {
 				w.stats.Registrations++
 			}
 		}
 	}
 	if err == nil {
-		w.stats.Batches += batches
 		w.okAt = time.Now()
 	} else if !errors.Is(err, store.ErrConflict) {
 		w.failAt, w.failErr = time.Now(), err
 	}
+	w.statsMu.Unlock()
+	if err == nil && len(refused) > 0 {
+		err = fmt.Errorf("ingest: endpoint %q: %w", refused[0], store.ErrCredentialRequired)
+	}
+	r.done <- err
+}
+
+// countBatch counts a committed transaction.
+func (w *Writer) countBatch() {
+	w.statsMu.Lock()
+	w.stats.Batches++
+	w.statsMu.Unlock()
 }

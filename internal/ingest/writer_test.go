@@ -247,3 +247,49 @@ func full(t *testing.T, st *store.Store) {
 		t.Fatal(err)
 	}
 }
+
+// An item whose NoCredential names an endpoint with credentials is
+// refused with store.ErrCredentialRequired; the items batched with it are
+// committed.
+func TestWriteRefusesEndpointWithCredentials(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	if _, err := st.CreateCredential(ctx, store.Credential{EndpointName: "secure", Kind: store.CredentialX509, CertCN: "secure"}); err != nil {
+		t.Fatal(err)
+	}
+	secure, plain := endpoint(t, st, "secure"), endpoint(t, st, "plain")
+	w := ingest.New(st, ingest.Options{MaxDelay: 50 * time.Millisecond})
+	w.Start()
+	defer w.Close()
+	send := func(id int64, name string) ingest.Item {
+		it := ingest.Report(id, ingest.KindSend, []lwm2m.Record{{Path: temp, Value: lwm2m.Float(1)}, {Path: temp, Value: lwm2m.Float(2)}}, time.Now())
+		it.NoCredential = name
+		return it
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- w.Write(ctx, send(secure, "secure")) }()
+	go func() { errs <- w.Write(ctx, send(plain, "plain")) }()
+	var refused, ok int
+	for range 2 {
+		switch err := <-errs; {
+		case errors.Is(err, store.ErrCredentialRequired):
+			refused++
+		case err == nil:
+			ok++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if refused != 1 || ok != 1 {
+		t.Fatalf("%d refused, %d stored; want one each", refused, ok)
+	}
+	if evs, _ := st.ListEvents(ctx, secure, 10); len(evs) != 0 {
+		t.Errorf("refused Send stored")
+	}
+	if evs, _ := st.ListEvents(ctx, plain, 10); len(evs) != 1 {
+		t.Errorf("Send beside a refused one: %d events", len(evs))
+	}
+	if s := w.Stats(); s.Refused != 1 || s.Items != 1 || s.Failed != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}

@@ -19,23 +19,27 @@
 // # Persistence
 //
 // Every Register, Update and De-register is written through to the store
-// before the registry changes and before the device gets its answer: the
-// endpoint row (online, last seen, address, transport, lifetime, binding,
-// version, queue mode, SMS number, object links) and one value in the
-// endpoint's history (through the batching ingest writer when
-// Options.Ingest is set, so that a fleet registering at once costs a few
-// transactions), object 10240 instance 0 with type time: resource 0 when
-// it registered, 1 when it de-registered or its lifetime expired, 2 when
-// it updated its registration. A registration is therefore never lost by a
+// before the registry changes and before the device gets its answer, in
+// one write each (through the batching ingest writer when Options.Ingest
+// is set, so that a fleet registering at once costs a few transactions,
+// not several each): the endpoint row (online, last seen, address,
+// transport, lifetime, binding, version, queue mode, SMS number, object
+// links), the deletion of the observations the change ends, and one value
+// in the endpoint's history, object 10240 instance 0 with type time:
+// resource 0 when it registered, 1 when it de-registered or its lifetime
+// expired, 2 when it updated its registration. A request over plain CoAP
+// can ask for the check that the endpoint has no credentials
+// (RegisterRequest.CheckCredentials, UpdateRequest.CheckCredentials,
+// DeregisterChecked), made in the same write. A registration is therefore never lost by a
 // server restart: Lookup finds a registration ID that is not in memory in
 // the store (online endpoint with that registration_id) and brings it back,
 // with the address and transport its device last used, so a device's next
 // Update after a restart is accepted without re-registering, and requests
 // to a device that talks DTLS are never sent in clear.
 //
-// Observations are persisted too: AddObservation writes the observation
-// (token, registration, paths, composite or not, format) to the store
-// before it returns, RemoveObservation deletes it, and the end of a
+// Observations are persisted too, through the same writer: AddObservation
+// writes the observation (token, registration, paths, composite or not,
+// format) to the store before it returns, RemoveObservation deletes it, and the end of a
 // registration (De-register, expiry, or a new Register of the same
 // endpoint, which replaces it) deletes all of its observations. A
 // registration brought back from the store comes with the observations

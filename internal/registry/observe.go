@@ -118,7 +118,7 @@ func (r *Registry) AddObservation(ctx context.Context, o Observation) error {
 	if taken {
 		return fmt.Errorf("registry: observation token %x already in use", o.Token)
 	}
-	err := r.st.InsertObservation(ctx, store.Observation{
+	err := r.persistObservation(ctx, store.Observation{
 		Token:             []byte(o.Token),
 		EndpointID:        cur.EndpointID,
 		RegistrationID:    o.RegistrationID,
@@ -210,7 +210,7 @@ func (r *Registry) LookupObservation(ctx context.Context, token []byte) (Observa
 
 // deleteStale deletes the stored row of an observation that is not live.
 func (r *Registry) deleteStale(ctx context.Context, token []byte) {
-	if err := r.st.DeleteObservation(ctx, token); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := r.deleteObservation(ctx, token); err != nil {
 		r.log.Error("deleting a stale observation failed", "token", fmt.Sprintf("%x", token), "err", err)
 	}
 }
@@ -236,7 +236,7 @@ func (r *Registry) RemoveObservation(token string) bool {
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
 	defer cancel()
-	if err := r.st.DeleteObservation(ctx, []byte(token)); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := r.deleteObservation(ctx, []byte(token)); err != nil {
 		r.log.Error("deleting an observation from the store failed", "registration", o.RegistrationID,
 			"token", fmt.Sprintf("%x", token), "err", err)
 	}

@@ -21,48 +21,69 @@ var (
 
 // history writes one registration history value.
 func (r *Registry) history(ctx context.Context, endpointID int64, p lwm2m.Path, t time.Time) error {
-	v := store.ResourceValue{
-		EndpointID: endpointID,
-		Path:       p,
-		Value:      lwm2m.Time(t),
-		DeviceTime: t,
-		ReceivedAt: t,
-	}
-	if r.ingest != nil {
-		return r.ingest.WriteValues(ctx, []store.ResourceValue{v})
-	}
-	return r.st.InsertResources(ctx, []store.ResourceValue{v})
+	return r.write(ctx, store.IngestItem{Values: []store.ResourceValue{historyValue(endpointID, p, t)}})
 }
 
-func (r *Registry) persistRegister(ctx context.Context, reg Registration, links string) (int64, error) {
-	er := store.EndpointRegistration{
-		Name:           reg.Endpoint,
-		RegistrationID: reg.ID,
-		Address:        addrString(reg.Addr),
-		Lifetime:       time.Duration(reg.Lifetime) * time.Second,
-		Binding:        reg.Binding,
-		LwM2MVersion:   string(reg.Version),
-		SMSNumber:      reg.SMS,
-		QueueMode:      reg.Queue,
-		ObjectLinks:    links,
-		Transport:      reg.Transport.storeTransport(),
-		Time:           reg.UpdatedAt,
-	}
-	if r.ingest != nil {
-		t := reg.UpdatedAt
-		ep, err := r.ingest.Register(ctx, er, []store.ResourceValue{{
-			Path: PathRegistered, Value: lwm2m.Time(t), DeviceTime: t, ReceivedAt: t,
-		}})
-		return ep.ID, err
-	}
-	ep, err := r.st.UpsertEndpointRegistration(ctx, er)
-	if err != nil {
-		return 0, err
-	}
-	return ep.ID, r.history(ctx, ep.ID, PathRegistered, reg.UpdatedAt)
+// historyValue is the registration history value of path p at t.
+func historyValue(endpointID int64, p lwm2m.Path, t time.Time) store.ResourceValue {
+	return store.ResourceValue{EndpointID: endpointID, Path: p, Value: lwm2m.Time(t), DeviceTime: t, ReceivedAt: t}
 }
 
-func (r *Registry) persistUpdate(ctx context.Context, reg Registration, hasLinks bool, links string) error {
+// write stores it, batched with the server's other writes through the
+// ingest writer when the registry has one, else in a transaction of its
+// own. An item its NoCredential refuses is an error matching
+// store.ErrCredentialRequired.
+func (r *Registry) write(ctx context.Context, it store.IngestItem) error {
+	if r.ingest != nil {
+		return r.ingest.Write(ctx, it)
+	}
+	items := []store.IngestItem{it}
+	if err := r.st.IngestBatch(ctx, items); err != nil {
+		return err
+	}
+	if items[0].Refused {
+		return fmt.Errorf("endpoint %q: %w", it.NoCredential, store.ErrCredentialRequired)
+	}
+	return nil
+}
+
+// noCredential is the NoCredential of a request for endpoint: the
+// endpoint when check is set.
+func noCredential(check bool, endpoint string) string {
+	if check {
+		return endpoint
+	}
+	return ""
+}
+
+// persistRegister records a Register: the endpoint row, the deletion of
+// the observations of the registration it replaces and /10240/0/0, in
+// one write.
+func (r *Registry) persistRegister(ctx context.Context, reg Registration, links string, checkCredentials bool) (int64, error) {
+	var ep store.Endpoint
+	err := r.write(ctx, store.IngestItem{
+		NoCredential: noCredential(checkCredentials, reg.Endpoint),
+		Register: &store.EndpointRegistration{
+			Name:           reg.Endpoint,
+			RegistrationID: reg.ID,
+			Address:        addrString(reg.Addr),
+			Lifetime:       time.Duration(reg.Lifetime) * time.Second,
+			Binding:        reg.Binding,
+			LwM2MVersion:   string(reg.Version),
+			SMSNumber:      reg.SMS,
+			QueueMode:      reg.Queue,
+			ObjectLinks:    links,
+			Transport:      reg.Transport.storeTransport(),
+			Time:           reg.UpdatedAt,
+		},
+		Registered: &ep,
+		Values:     []store.ResourceValue{historyValue(0, PathRegistered, reg.UpdatedAt)},
+	})
+	return ep.ID, err
+}
+
+// persistUpdate records an Update and /10240/0/2 in one write.
+func (r *Registry) persistUpdate(ctx context.Context, reg Registration, hasLinks bool, links string, checkCredentials bool) error {
 	lt := time.Duration(reg.Lifetime) * time.Second
 	tr := reg.Transport.storeTransport()
 	u := store.EndpointUpdate{
@@ -77,20 +98,32 @@ func (r *Registry) persistUpdate(ctx context.Context, reg Registration, hasLinks
 	if hasLinks {
 		u.ObjectLinks = &links
 	}
-	if _, err := r.st.UpdateEndpointRegistration(ctx, reg.EndpointID, u); err != nil {
-		return err
-	}
-	return r.history(ctx, reg.EndpointID, PathUpdated, reg.UpdatedAt)
+	return r.write(ctx, store.IngestItem{
+		NoCredential: noCredential(checkCredentials, reg.Endpoint),
+		Update:       &store.RegistrationUpdate{EndpointID: reg.EndpointID, EndpointUpdate: u},
+		Values:       []store.ResourceValue{historyValue(reg.EndpointID, PathUpdated, reg.UpdatedAt)},
+	})
 }
 
-func (r *Registry) persistEnd(ctx context.Context, reg Registration, t time.Time) error {
-	if err := r.st.SetEndpointOffline(ctx, reg.EndpointID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if _, err := r.st.DeleteObservations(ctx, reg.ID); err != nil {
-		return err
-	}
-	return r.history(ctx, reg.EndpointID, PathDeregistered, t)
+// persistEnd records the end of a registration: the endpoint offline, the
+// registration's observations deleted and /10240/0/1, in one write.
+func (r *Registry) persistEnd(ctx context.Context, reg Registration, t time.Time, checkCredentials bool) error {
+	return r.write(ctx, store.IngestItem{
+		NoCredential: noCredential(checkCredentials, reg.Endpoint),
+		End:          &store.RegistrationEnd{EndpointID: reg.EndpointID, RegistrationID: reg.ID},
+		Values:       []store.ResourceValue{historyValue(reg.EndpointID, PathDeregistered, t)},
+	})
+}
+
+// persistObservation stores an observation.
+func (r *Registry) persistObservation(ctx context.Context, o store.Observation) error {
+	return r.write(ctx, store.IngestItem{Observe: &o})
+}
+
+// deleteObservation deletes the stored observation with the given token;
+// one not stored is no error.
+func (r *Registry) deleteObservation(ctx context.Context, token []byte) error {
+	return r.write(ctx, store.IngestItem{Unobserve: token})
 }
 
 // sweepStore expires online endpoints of the store that have no live

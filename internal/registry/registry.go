@@ -47,9 +47,10 @@ type Options struct {
 	// in stays stored after it was last heard from (see
 	// store.RemoveStaleEndpoints); Run removes such endpoints hourly.
 	Retention time.Duration
-	// Ingest, when set, is the writer the registry records Registers and
-	// the registration history (object 10240) through, batched with the
-	// other writes of the server; nil writes to the store directly, one
+	// Ingest, when set, is the writer the registry stores everything
+	// through (Registers, Updates, ends of registrations, observations and
+	// the registration history, object 10240), batched with the other
+	// writes of the server; nil writes to the store directly, one
 	// transaction each.
 	Ingest *ingest.Writer
 }
@@ -114,6 +115,12 @@ type RegisterRequest struct {
 	ObjectLinks string
 	Addr        netip.AddrPort
 	Transport   Transport
+	// CheckCredentials refuses the Register with an error matching
+	// store.ErrCredentialRequired when the endpoint has credentials, as
+	// a Register over plain CoAP is when devices may have them. It is
+	// checked in the transaction that records the Register, without a
+	// query of its own.
+	CheckCredentials bool
 }
 
 // UpdateRequest is a validated Update; zero fields leave the registration
@@ -132,6 +139,8 @@ type UpdateRequest struct {
 	// Transport.
 	Addr      netip.AddrPort
 	Transport Transport
+	// CheckCredentials refuses the Update as RegisterRequest's does.
+	CheckCredentials bool
 }
 
 // EventKind says what happened to a registration.
@@ -179,8 +188,10 @@ type Registry struct {
 
 	// stripes serialize the store write and the in-memory change of one
 	// endpoint name (Register, Update, De-register and expiry of the same
-	// device never interleave).
-	stripes [64]sync.Mutex
+	// device never interleave). A stripe is held while the write waits for
+	// its batch, so their number bounds how many registrations one batch
+	// can take: thousands, for a fleet that registers at once.
+	stripes [4096]sync.Mutex
 
 	mu        sync.RWMutex
 	byID      map[string]*entry         // guarded by mu
@@ -306,16 +317,13 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (Registrat
 	if reg.Binding == "" {
 		reg.Binding = "U"
 	}
-	id, err := r.persistRegister(ctx, reg, req.ObjectLinks)
+	// The write also deletes the stored observations of the registration
+	// replaced, live in memory or not; the new one has none yet.
+	id, err := r.persistRegister(ctx, reg, req.ObjectLinks, req.CheckCredentials)
 	if err != nil {
 		return Registration{}, fmt.Errorf("registry: register %q: %w", req.Endpoint, err)
 	}
 	reg.EndpointID = id
-	// The observations of the registration replaced, live in memory or
-	// not; the new one has none yet.
-	if _, err := r.st.DeleteStaleObservations(ctx, id); err != nil {
-		return Registration{}, fmt.Errorf("registry: register %q: %w", req.Endpoint, err)
-	}
 
 	r.mu.Lock()
 	if old := r.byName[reg.Endpoint]; old != nil {
@@ -464,7 +472,7 @@ func (r *Registry) Update(ctx context.Context, id string, req UpdateRequest) (Re
 	if req.HasObjects {
 		links = req.ObjectLinks
 	}
-	if err := r.persistUpdate(ctx, reg, req.HasObjects, links); err != nil {
+	if err := r.persistUpdate(ctx, reg, req.HasObjects, links, req.CheckCredentials); err != nil {
 		return Registration{}, fmt.Errorf("registry: update %q: %w", id, err)
 	}
 	r.mu.Lock()
@@ -484,15 +492,26 @@ func (r *Registry) Update(ctx context.Context, id string, req UpdateRequest) (Re
 // Deregister ends the registration with the given ID. It returns an error
 // matching ErrNotFound when the registration is unknown or has ended.
 func (r *Registry) Deregister(ctx context.Context, id string) (Registration, error) {
+	return r.deregister(ctx, id, false)
+}
+
+// DeregisterChecked is Deregister with the check of
+// RegisterRequest.CheckCredentials: an endpoint that has credentials is
+// refused with an error matching store.ErrCredentialRequired.
+func (r *Registry) DeregisterChecked(ctx context.Context, id string) (Registration, error) {
+	return r.deregister(ctx, id, true)
+}
+
+func (r *Registry) deregister(ctx context.Context, id string, checkCredentials bool) (Registration, error) {
 	cur, err := r.Lookup(ctx, id)
 	if err != nil {
 		return Registration{}, err
 	}
-	return r.end(ctx, cur, Deregistered)
+	return r.end(ctx, cur, Deregistered, checkCredentials)
 }
 
 // end takes reg offline in the store, forgets it and emits kind.
-func (r *Registry) end(ctx context.Context, cur Registration, kind EventKind) (Registration, error) {
+func (r *Registry) end(ctx context.Context, cur Registration, kind EventKind, checkCredentials bool) (Registration, error) {
 	mu := r.stripe(cur.Endpoint)
 	mu.Lock()
 	defer mu.Unlock()
@@ -503,7 +522,7 @@ func (r *Registry) end(ctx context.Context, cur Registration, kind EventKind) (R
 	if kind == Expired && r.clock.Now().Before(reg.ExpiresAt(r.grace)) {
 		return reg, nil // updated meanwhile
 	}
-	if err := r.persistEnd(ctx, reg, r.clock.Now()); err != nil {
+	if err := r.persistEnd(ctx, reg, r.clock.Now(), checkCredentials); err != nil {
 		return Registration{}, fmt.Errorf("registry: %s %q: %w", kind, reg.ID, err)
 	}
 	r.mu.Lock()
@@ -546,7 +565,7 @@ func (r *Registry) Sweep(ctx context.Context) int {
 		if ctx.Err() != nil {
 			break
 		}
-		got, err := r.end(ctx, reg, Expired)
+		got, err := r.end(ctx, reg, Expired, false)
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:

@@ -85,17 +85,14 @@ func BenchmarkInsertHistoryOnly(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := s.prepareInserts(ctx); err != nil {
-			b.Fatal(err)
-		}
 		err = s.inTx(ctx, func(tx *sql.Tx) error {
 			args := make([]any, 0, insertChunk*resourceNCols)
-			for chunk := range chunks(rows) {
+			for chunk := range chunks(s, rows) {
 				args = args[:0]
 				for _, r := range chunk {
 					args = append(args, r.args[:]...)
 				}
-				if err := s.execInsert(ctx, tx, len(chunk), false, args); err != nil {
+				if _, err := s.execBulk(ctx, tx, bulkResource, len(chunk), args); err != nil {
 					return err
 				}
 			}
@@ -104,6 +101,7 @@ func BenchmarkInsertHistoryOnly(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		s.prepareMissing(ctx)
 	}
 	reportRate(b)
 }
@@ -148,4 +146,54 @@ func BenchmarkLatestResources(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkIngestBatch measures IngestBatch with the items of a fleet
+// registering and sending at once, 1,000 items per transaction: 200
+// Registers (with their history value), 200 observations made on them,
+// and 600 Sends of two values each, on SQLite and PostgreSQL.
+func BenchmarkIngestBatch(b *testing.B) {
+	ctx := context.Background()
+	engines := map[string]func(testing.TB) string{"sqlite": sqliteTestURL, "postgres": storetest.PostgresURL}
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			s, ids := benchStore(b, engines[name](b))
+			b.ResetTimer()
+			for n := 0; b.Loop(); n++ {
+				recv := t0.Add(time.Duration(n) * time.Second)
+				items := make([]IngestItem, 0, 1000)
+				regs := make([]Endpoint, 200)
+				for i := range 200 {
+					name := fmt.Sprintf("urn:imei:%015d", (n*200+i)%benchEndpoints)
+					items = append(items, IngestItem{
+						NoCredential: name,
+						Register: &EndpointRegistration{Name: name, RegistrationID: fmt.Sprintf("r%d-%d", n, i),
+							Address: "192.0.2.1:5683", Lifetime: time.Hour, Binding: "U", LwM2MVersion: "1.1", Time: recv},
+						Registered: &regs[i],
+						Values:     []ResourceValue{{Path: lwm2m.NewPath(10240, 0, 0), Value: lwm2m.Time(recv), ReceivedAt: recv}},
+					})
+				}
+				for i := range 200 {
+					ep := ids[(n*200+i)%benchEndpoints]
+					items = append(items, IngestItem{Observe: &Observation{Token: fmt.Appendf(nil, "%04x%04x", n, i), EndpointID: ep,
+						RegistrationID: fmt.Sprintf("o%d-%d", n, i), Paths: []lwm2m.Path{lwm2m.NewPath(3303, 0, 5700)}}})
+				}
+				for i := range 600 {
+					ep := ids[(n*600+i)%benchEndpoints]
+					items = append(items, IngestItem{
+						NoCredential: fmt.Sprintf("urn:imei:%015d", (n*600+i)%benchEndpoints),
+						Event:        Event{EndpointID: ep, Kind: "send", ReceivedAt: recv},
+						Values: []ResourceValue{
+							{EndpointID: ep, Path: lwm2m.NewPath(3303, 0, 5700), Value: lwm2m.Float(float64(i)), DeviceTime: recv},
+							{EndpointID: ep, Path: lwm2m.NewPath(3304, 0, 5700), Value: lwm2m.Float(float64(-i)), DeviceTime: recv},
+						},
+					})
+				}
+				if err := s.IngestBatch(ctx, items); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "items/s")
+		})
+	}
 }

@@ -113,26 +113,21 @@ func (s *Store) UpsertEndpointRegistration(ctx context.Context, r EndpointRegist
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("store: %s: %w", op, err)
 	}
-	e, err := scanEndpoint(s.wdb.QueryRowContext(ctx, registerSQL, args...))
+	if args, err = s.bulkArgs(bulkEndpoint, 1, args); err != nil {
+		return Endpoint{}, fmt.Errorf("store: %s: %w", op, err)
+	}
+	e, err := scanEndpoint(s.wdb.QueryRowContext(ctx, s.bulkSQL(bulkEndpoint, 1), args...))
 	return e, wrap(op, err)
 }
 
-// registerSQL is UpsertEndpointRegistration's statement; registerArgs
-// gives its arguments.
-const registerSQL = `
-	INSERT INTO endpoint (name, registration_id, online, registered_at, last_seen, address, lifetime,
-		binding, lwm2m_version, sms_number, queue_mode, object_links, transport, created_at, updated_at)
-	VALUES ($1, $2, TRUE, $3, $3, $4, $5, $6, $7, $8, $9, $10, $11, $3, $3)
-	ON CONFLICT (name) DO UPDATE SET
-		registration_id = excluded.registration_id, online = TRUE,
-		registered_at = excluded.registered_at, last_seen = excluded.last_seen,
-		address = excluded.address, lifetime = excluded.lifetime, binding = excluded.binding,
-		lwm2m_version = excluded.lwm2m_version, sms_number = excluded.sms_number,
-		queue_mode = excluded.queue_mode, object_links = excluded.object_links,
-		transport = excluded.transport, updated_at = excluded.updated_at
-	RETURNING ` + endpointCols
+// registerCols are the columns of a Register's endpoint row (bulkEndpoint);
+// registerArgs gives their values.
+const registerCols = "name, registration_id, online, registered_at, last_seen, address, lifetime, " +
+	"binding, lwm2m_version, sms_number, queue_mode, object_links, transport, created_at, updated_at"
 
-// registerArgs returns the arguments of registerSQL for r, with now() as
+const endpointNCols = 15
+
+// registerArgs returns the endpoint row of r (registerCols), with now() as
 // the time when r has none, or an error for an empty name or an invalid
 // transport.
 func registerArgs(r EndpointRegistration, now func() time.Time) ([]any, error) {
@@ -147,8 +142,9 @@ func registerArgs(r EndpointRegistration, now func() time.Time) ([]any, error) {
 	if t.IsZero() {
 		t = now()
 	}
-	return []any{r.Name, nullText(r.RegistrationID), millis(t), r.Address, int64(r.Lifetime / time.Second),
-		r.Binding, r.LwM2MVersion, r.SMSNumber, r.QueueMode, r.ObjectLinks, tr}, nil
+	ms := millis(t)
+	return []any{r.Name, nullText(r.RegistrationID), true, ms, ms, r.Address, int64(r.Lifetime / time.Second),
+		r.Binding, r.LwM2MVersion, r.SMSNumber, r.QueueMode, r.ObjectLinks, tr, ms, ms}, nil
 }
 
 // EndpointUpdate is what a registration Update request changes. Nil fields
@@ -169,16 +165,42 @@ type EndpointUpdate struct {
 // u.Time and marks the endpoint online.
 func (s *Store) UpdateEndpointRegistration(ctx context.Context, id int64, u EndpointUpdate) (Endpoint, error) {
 	op := fmt.Sprintf("update endpoint %d registration", id)
+	args, err := updateArgs(id, u, s.now())
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("store: %s: %w", op, err)
+	}
+	e, err := scanEndpoint(s.wdb.QueryRowContext(ctx, updateSQL+" RETURNING "+endpointCols, args...))
+	return e, wrap(op, err)
+}
+
+// updateSQL is UpdateEndpointRegistration's statement; updateArgs gives
+// its arguments.
+const updateSQL = `
+	UPDATE endpoint SET
+		online = TRUE, last_seen = $2, updated_at = $2,
+		address = COALESCE(NULLIF($3, ''), address),
+		lifetime = COALESCE($4, lifetime),
+		binding = COALESCE($5, binding),
+		sms_number = COALESCE($6, sms_number),
+		queue_mode = COALESCE($7, queue_mode),
+		object_links = COALESCE($8, object_links),
+		transport = COALESCE($9, transport)
+	WHERE id = $1`
+
+// updateArgs returns the arguments of updateSQL for u on the endpoint
+// with the given id, with now as the time when u has none, or an error
+// for an invalid transport.
+func updateArgs(id int64, u EndpointUpdate, now time.Time) ([]any, error) {
 	var transport any
 	if u.Transport != nil {
 		if tr := *u.Transport; tr != TransportUDP && tr != TransportDTLS {
-			return Endpoint{}, fmt.Errorf("store: %s: invalid transport %q", op, string(tr))
+			return nil, fmt.Errorf("invalid transport %q", string(tr))
 		}
 		transport = *u.Transport
 	}
 	t := u.Time
 	if t.IsZero() {
-		t = s.now()
+		t = now
 	}
 	var lifetime any
 	if u.Lifetime != nil {
@@ -194,21 +216,8 @@ func (s *Store) UpdateEndpointRegistration(ctx context.Context, id int64, u Endp
 	if u.QueueMode != nil {
 		queue = *u.QueueMode
 	}
-	e, err := scanEndpoint(s.wdb.QueryRowContext(ctx, `
-		UPDATE endpoint SET
-			online = TRUE, last_seen = $2, updated_at = $2,
-			address = COALESCE(NULLIF($3, ''), address),
-			lifetime = COALESCE($4, lifetime),
-			binding = COALESCE($5, binding),
-			sms_number = COALESCE($6, sms_number),
-			queue_mode = COALESCE($7, queue_mode),
-			object_links = COALESCE($8, object_links),
-			transport = COALESCE($9, transport)
-		WHERE id = $1
-		RETURNING `+endpointCols,
-		id, millis(t), u.Address, lifetime, optText(u.Binding), optText(u.SMSNumber), queue, optText(u.ObjectLinks),
-		transport))
-	return e, wrap(op, err)
+	return []any{id, millis(t), u.Address, lifetime, optText(u.Binding), optText(u.SMSNumber), queue,
+		optText(u.ObjectLinks), transport}, nil
 }
 
 // GetEndpoint returns the endpoint with the given name.

@@ -61,10 +61,8 @@ func (s *Store) IngestEvent(ctx context.Context, ev Event, vals []ResourceValue)
 	if err != nil {
 		return 0, fmt.Errorf("store: %s: %w", op, err)
 	}
-	if err := s.prepareInserts(ctx); err != nil {
-		return 0, wrap(op, err)
-	}
 	var id int64
+	defer s.prepareMissing(ctx)
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx,
 			"INSERT INTO event (endpoint_id, kind, time, received_at) VALUES ($1, $2, $3, $4) RETURNING id",

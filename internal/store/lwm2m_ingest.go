@@ -3,136 +3,483 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
-// IngestItem is one unit of IngestBatch: with Event.Kind set, an event and
-// the values it carried (as IngestEvent stores them); with an empty
-// Event.Kind, loose values (as InsertResources stores them). With Register
-// set, the item first records that Register (as UpsertEndpointRegistration
-// does) and its event and values belong to the registered endpoint.
+// ErrCredentialRequired is matched by the error of a write refused because
+// it came over plain CoAP for an endpoint that has credentials (see
+// IngestItem.NoCredential).
+var ErrCredentialRequired = errors.New("endpoint has credentials: plain CoAP refused")
+
+// IngestItem is one unit of IngestBatch: what one request of one device
+// stores. Its parts are applied in this order, each as the method named
+// applies it on its own:
+//
+//   - Register records a Register (UpsertEndpointRegistration) and deletes
+//     the endpoint's observations not made on the new registration
+//     (DeleteStaleObservations); the item's event and values with
+//     EndpointID 0 belong to the registered endpoint.
+//   - Update records a registration Update (UpdateEndpointRegistration).
+//   - End ends a registration (SetEndpointOffline, not failing when the
+//     endpoint is gone, and DeleteObservations of the registration).
+//   - Observe stores an observation (InsertObservation); Unobserve deletes
+//     the observation with that token (DeleteObservation, without failing
+//     when there is none).
+//   - Event and Values: with Event.Kind set, an event and the values it
+//     carried (IngestEvent); with an empty Event.Kind, loose values
+//     (InsertResources).
+//
+// With NoCredential set, the item is a request that came over plain CoAP
+// for the endpoint of that name: it is stored only when no credential is
+// bound to the name, checked in the batch's transaction. Otherwise nothing
+// of it is stored and IngestBatch sets Refused.
 type IngestItem struct {
-	Register *EndpointRegistration
+	NoCredential string
+	Register     *EndpointRegistration
 	// Registered, when not nil, receives the endpoint stored for Register
 	// once IngestBatch has committed.
 	Registered *Endpoint
+	Update     *RegistrationUpdate
+	End        *RegistrationEnd
+	Observe    *Observation
+	Unobserve  []byte
 	Event      Event
 	Values     []ResourceValue
+	// Refused is set by IngestBatch when NoCredential refused the item.
+	Refused bool
 }
 
-// IngestBatch stores many items in one transaction: all of them or none.
-// It is the batch form of UpsertEndpointRegistration, IngestEvent and
-// InsertResources for the ingest writer, which collects the registrations
-// and reports of many devices: registrations are recorded first, in item
-// order; events get their ids in item order, each value its event's id (and
-// its item's endpoint when the value's EndpointID is 0); the latest values
-// are updated as InsertResources does, across the whole batch. A value with
-// no endpoint, or of another endpoint than its event's, is an error.
+// RegistrationUpdate is a registration Update of the endpoint with the
+// given id, as UpdateEndpointRegistration takes it.
+type RegistrationUpdate struct {
+	EndpointID int64
+	EndpointUpdate
+}
+
+// RegistrationEnd is the end of the registration RegistrationID of the
+// endpoint with the given id (De-register or lifetime expiry).
+type RegistrationEnd struct {
+	EndpointID     int64
+	RegistrationID string
+}
+
+// IngestBatch stores many items in one transaction: all of them (but the
+// refused ones) or none. It is the batch form of the methods IngestItem
+// names, for the ingest writer, which collects the registrations and
+// reports of many devices: each part is applied to all items at once, in
+// the order IngestItem lists, with multi-row statements, so that a batch
+// costs a few statements whatever its size. Registrations are recorded in
+// item order; events get their ids in item order, each value its event's
+// id (and its item's endpoint when the value's EndpointID is 0); the latest
+// values are updated as InsertResources does, across the whole batch. A
+// value with no endpoint, or of another endpoint than its event's, is an
+// error, and so is an Update of an endpoint that does not exist
+// (ErrNotFound) or an observation token already stored (ErrConflict).
 func (s *Store) IngestBatch(ctx context.Context, items []IngestItem) error {
 	const op = "ingest batch"
 	now := s.now()
-	n := 0
-	regArgs := make([][]any, len(items))
-	for i, it := range items {
-		n += len(it.Values)
-		if it.Register != nil {
-			args, err := registerArgs(*it.Register, func() time.Time { return now })
-			if err != nil {
-				return fmt.Errorf("store: %s: register endpoint %q: %w", op, it.Register.Name, err)
-			}
-			regArgs[i] = args
-		}
+	b := ingestBatch{s: s, items: items, now: now}
+	if err := b.prepare(); err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
 	}
-	if err := s.prepareInserts(ctx); err != nil {
-		return wrap(op, err)
-	}
-	registered := make([]Endpoint, len(items))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var reg *sql.Stmt
-		for i, it := range items {
-			if it.Register == nil {
-				continue
-			}
-			if reg == nil {
-				var err error
-				if reg, err = tx.PrepareContext(ctx, registerSQL); err != nil {
-					return err
-				}
-				defer reg.Close()
-			}
-			e, err := scanEndpoint(reg.QueryRowContext(ctx, regArgs[i]...))
-			if err != nil {
-				return fmt.Errorf("register endpoint %q: %w", it.Register.Name, err)
-			}
-			registered[i] = e
-		}
-
-		vals := make([]ResourceValue, 0, n)
-		type span struct{ from, to int }
-		spans := make([]span, len(items))
-		events := make([]Event, len(items))
+	defer s.prepareMissing(ctx)
+	if err := s.inTx(ctx, b.run(ctx)); err != nil {
 		for i := range items {
-			ev := items[i].Event
-			epID := ev.EndpointID
-			if items[i].Register != nil {
-				epID = registered[i].ID
-			}
-			if ev.Kind != "" {
-				if ev.EndpointID == 0 {
-					ev.EndpointID = epID
-				}
-				if ev.ReceivedAt.IsZero() {
-					ev.ReceivedAt = now
-				}
-				if ev.Time.IsZero() {
-					ev.Time = ev.ReceivedAt
-				}
-			}
-			events[i] = ev
-			spans[i].from = len(vals)
-			for j, v := range items[i].Values {
-				switch {
-				case v.EndpointID == 0:
-					v.EndpointID = epID
-				case ev.Kind != "" && v.EndpointID != ev.EndpointID:
-					return fmt.Errorf("item %d value %d (%s) belongs to endpoint %d, its event to %d",
-						i, j, v.Path, v.EndpointID, ev.EndpointID)
-				}
-				if ev.Kind != "" && v.ReceivedAt.IsZero() {
-					v.ReceivedAt = ev.ReceivedAt
-				}
-				vals = append(vals, v)
-			}
-			spans[i].to = len(vals)
+			items[i].Refused = false
 		}
-		rows, err := s.encodeResourceRows(vals)
-		if err != nil {
-			return err
-		}
-		for i, ev := range events {
-			if ev.Kind == "" {
-				continue
-			}
-			var id int64
-			if err := tx.QueryRowContext(ctx,
-				"INSERT INTO event (endpoint_id, kind, time, received_at) VALUES ($1, $2, $3, $4) RETURNING id",
-				ev.EndpointID, ev.Kind, millis(ev.Time), millis(ev.ReceivedAt)).Scan(&id); err != nil {
-				return err
-			}
-			for k := spans[i].from; k < spans[i].to; k++ {
-				rows[k].args[resourceNCols-1] = id // event_id
-			}
-		}
-		return s.insertResourceRows(ctx, tx, rows)
-	})
-	if err != nil {
 		return wrap(op, err)
 	}
 	for i, it := range items {
-		if it.Registered != nil && it.Register != nil {
-			*it.Registered = registered[i]
+		if it.Registered != nil && it.Register != nil && !it.Refused {
+			*it.Registered = b.registered[i]
 		}
 	}
 	return nil
+}
+
+// ingestBatch is one IngestBatch call.
+type ingestBatch struct {
+	s     *Store
+	items []IngestItem
+	now   time.Time
+
+	regArgs    [][]any // per item: the endpoint upsert row, nil without Register
+	updArgs    [][]any // per item: the update's arguments, nil without Update
+	obsArgs    [][]any // per item: the observation row, nil without Observe
+	registered []Endpoint
+}
+
+// prepare checks and encodes what can be checked before the transaction.
+func (b *ingestBatch) prepare() error {
+	n := len(b.items)
+	b.regArgs, b.updArgs, b.obsArgs = make([][]any, n), make([][]any, n), make([][]any, n)
+	b.registered = make([]Endpoint, n)
+	for i := range b.items {
+		it := &b.items[i]
+		it.Refused = false
+		if it.Register != nil {
+			args, err := registerArgs(*it.Register, func() time.Time { return b.now })
+			if err != nil {
+				return fmt.Errorf("register endpoint %q: %w", it.Register.Name, err)
+			}
+			b.regArgs[i] = args
+		}
+		if it.Update != nil {
+			args, err := updateArgs(it.Update.EndpointID, it.Update.EndpointUpdate, b.now)
+			if err != nil {
+				return fmt.Errorf("update endpoint %d registration: %w", it.Update.EndpointID, err)
+			}
+			b.updArgs[i] = args
+		}
+		if it.End != nil && (it.End.EndpointID <= 0 || it.End.RegistrationID == "") {
+			return fmt.Errorf("end of registration %q of endpoint %d: no endpoint or registration", it.End.RegistrationID, it.End.EndpointID)
+		}
+		if it.Observe != nil {
+			args, err := observationArgs(*it.Observe, b.now)
+			if err != nil {
+				return fmt.Errorf("insert observation %x: %w", it.Observe.Token, err)
+			}
+			b.obsArgs[i] = args
+		}
+		if it.Unobserve != nil && (len(it.Unobserve) == 0 || len(it.Unobserve) > 8) {
+			return fmt.Errorf("delete observation %x: the token has %d bytes, want 1 to 8", it.Unobserve, len(it.Unobserve))
+		}
+	}
+	return nil
+}
+
+func (b *ingestBatch) run(ctx context.Context) func(tx *sql.Tx) error {
+	return func(tx *sql.Tx) error {
+		for _, step := range []func(context.Context, *sql.Tx) error{
+			b.refuse, b.register, b.update, b.end, b.observe, b.values,
+		} {
+			if err := step(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// refuse sets Refused on the items whose NoCredential names an endpoint
+// with credentials.
+func (b *ingestBatch) refuse(ctx context.Context, tx *sql.Tx) error {
+	seen := map[string]bool{}
+	var names []any
+	for _, it := range b.items {
+		if n := it.NoCredential; n != "" && !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	has := map[string]bool{}
+	for chunk := range chunks(b.s, names) {
+		cond, args, err := b.s.in("endpoint_name", 0, "text", chunk)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT endpoint_name FROM credential WHERE "+cond, args...)
+		if err != nil {
+			return err
+		}
+		got, err := collect(rows, func(r rowScanner) (n string, err error) { return n, r.Scan(&n) })
+		if err != nil {
+			return err
+		}
+		for _, n := range got {
+			has[n] = true
+		}
+	}
+	for i := range b.items {
+		b.items[i].Refused = b.items[i].NoCredential != "" && has[b.items[i].NoCredential]
+	}
+	return nil
+}
+
+// live reports whether item i is to be stored.
+func (b *ingestBatch) live(i int) bool { return !b.items[i].Refused }
+
+// register upserts the endpoints of the Register items, in item order,
+// with multi-row statements in which each name appears once (a statement
+// may not update a row twice), then deletes their stale observations.
+func (b *ingestBatch) register(ctx context.Context, tx *sql.Tx) error {
+	var round []int // items of the current round, names unique
+	inRound := map[string]bool{}
+	var ids []any
+	flush := func() error {
+		for chunk := range chunks(b.s, round) {
+			args := make([]any, 0, len(chunk)*endpointNCols)
+			for _, i := range chunk {
+				args = append(args, b.regArgs[i]...)
+			}
+			rows, err := b.s.queryBulk(ctx, tx, bulkEndpoint, len(chunk), args)
+			if err != nil {
+				return err
+			}
+			eps, err := collect(rows, scanEndpoint)
+			if err != nil {
+				return err
+			}
+			byName := make(map[string]Endpoint, len(eps))
+			for _, e := range eps {
+				byName[e.Name] = e
+			}
+			for _, i := range chunk {
+				e, ok := byName[b.items[i].Register.Name]
+				if !ok {
+					return fmt.Errorf("register endpoint %q: no row returned", b.items[i].Register.Name)
+				}
+				b.registered[i] = e
+				ids = append(ids, e.ID)
+			}
+		}
+		round = round[:0]
+		clear(inRound)
+		return nil
+	}
+	for i, it := range b.items {
+		if it.Register == nil || !b.live(i) {
+			continue
+		}
+		if inRound[it.Register.Name] {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		inRound[it.Register.Name] = true
+		round = append(round, i)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	for chunk := range chunks(b.s, ids) {
+		cond, args, err := b.s.in("endpoint_id", 0, "bigint", chunk)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM observation WHERE "+cond+
+			" AND NOT EXISTS (SELECT 1 FROM endpoint WHERE endpoint.id = observation.endpoint_id AND endpoint.online"+
+			" AND endpoint.registration_id = observation.registration_id)", args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// update applies the Update items, one statement each.
+func (b *ingestBatch) update(ctx context.Context, tx *sql.Tx) error {
+	for i, it := range b.items {
+		if it.Update == nil || !b.live(i) {
+			continue
+		}
+		if err := requireRow(tx.ExecContext(ctx, updateSQL, b.updArgs[i]...)); err != nil {
+			return fmt.Errorf("update endpoint %d registration: %w", it.Update.EndpointID, err)
+		}
+	}
+	return nil
+}
+
+// end takes the endpoints of the End items offline and deletes the
+// observations of their registrations.
+func (b *ingestBatch) end(ctx context.Context, tx *sql.Tx) error {
+	var ids, regs []any
+	for i, it := range b.items {
+		if it.End != nil && b.live(i) {
+			ids = append(ids, it.End.EndpointID)
+			regs = append(regs, it.End.RegistrationID)
+		}
+	}
+	for chunk := range chunks(b.s, ids) {
+		cond, args, err := b.s.in("id", 1, "bigint", chunk)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = "+
+			b.s.param(1)+" WHERE "+cond, append([]any{millis(b.now)}, args...)...); err != nil {
+			return err
+		}
+	}
+	for chunk := range chunks(b.s, regs) {
+		cond, args, err := b.s.in("registration_id", 0, "text", chunk)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM observation WHERE "+cond, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// observe inserts the observations of the Observe items, then deletes
+// those of the Unobserve items.
+func (b *ingestBatch) observe(ctx context.Context, tx *sql.Tx) error {
+	var ins []int
+	var del []any
+	for i, it := range b.items {
+		if !b.live(i) {
+			continue
+		}
+		if it.Observe != nil {
+			ins = append(ins, i)
+		}
+		if it.Unobserve != nil {
+			del = append(del, it.Unobserve)
+		}
+	}
+	for chunk := range chunks(b.s, ins) {
+		args := make([]any, 0, len(chunk)*observationNCols)
+		for _, i := range chunk {
+			args = append(args, b.obsArgs[i]...)
+		}
+		if _, err := b.s.execBulk(ctx, tx, bulkObservation, len(chunk), args); err != nil {
+			return err
+		}
+	}
+	for chunk := range chunks(b.s, del) {
+		cond, args, err := b.s.in("token", 0, "bytea", chunk)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM observation WHERE "+cond, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// values inserts the events (multi-row, with ids allocated beforehand)
+// and the values of the items.
+func (b *ingestBatch) values(ctx context.Context, tx *sql.Tx) error {
+	n := 0
+	for _, it := range b.items {
+		n += len(it.Values)
+	}
+	vals := make([]ResourceValue, 0, n)
+	type span struct{ from, to int }
+	spans := make([]span, len(b.items))
+	var events []int // items with an event
+	evs := make([]Event, len(b.items))
+	for i, it := range b.items {
+		if !b.live(i) {
+			continue
+		}
+		ev := it.Event
+		epID := ev.EndpointID
+		if it.Register != nil {
+			epID = b.registered[i].ID
+		}
+		if ev.Kind != "" {
+			if ev.EndpointID == 0 {
+				ev.EndpointID = epID
+			}
+			if ev.ReceivedAt.IsZero() {
+				ev.ReceivedAt = b.now
+			}
+			if ev.Time.IsZero() {
+				ev.Time = ev.ReceivedAt
+			}
+			events = append(events, i)
+		}
+		evs[i] = ev
+		spans[i].from = len(vals)
+		for j, v := range it.Values {
+			switch {
+			case v.EndpointID == 0:
+				v.EndpointID = epID
+			case ev.Kind != "" && v.EndpointID != ev.EndpointID:
+				return fmt.Errorf("item %d value %d (%s) belongs to endpoint %d, its event to %d",
+					i, j, v.Path, v.EndpointID, ev.EndpointID)
+			}
+			if ev.Kind != "" && v.ReceivedAt.IsZero() {
+				v.ReceivedAt = ev.ReceivedAt
+			}
+			vals = append(vals, v)
+		}
+		spans[i].to = len(vals)
+	}
+	rows, err := b.s.encodeResourceRows(vals)
+	if err != nil {
+		return err
+	}
+	if len(events) > 0 {
+		ids, err := b.s.eventIDs(ctx, tx, len(events))
+		if err != nil {
+			return err
+		}
+		for k, i := range events {
+			for r := spans[i].from; r < spans[i].to; r++ {
+				rows[r].args[resourceNCols-1] = ids[k] // event_id
+			}
+		}
+		k := 0
+		for chunk := range chunks(b.s, events) {
+			args := make([]any, 0, len(chunk)*eventNCols)
+			for _, i := range chunk {
+				ev := evs[i]
+				args = append(args, ids[k], ev.EndpointID, ev.Kind, millis(ev.Time), millis(ev.ReceivedAt))
+				k++
+			}
+			if _, err := b.s.execBulk(ctx, tx, bulkEvent, len(chunk), args); err != nil {
+				return err
+			}
+		}
+	}
+	return b.s.insertResourceRows(ctx, tx, rows)
+}
+
+// eventIDs allocates n new event ids. On PostgreSQL they come from the
+// column's sequence (outside the transaction: a rollback leaves a gap);
+// on SQLite they follow the greatest id, which is what SQLite itself would
+// choose: the write transaction holds the database's write lock.
+func (s *Store) eventIDs(ctx context.Context, tx *sql.Tx, n int) ([]int64, error) {
+	if s.dialect == DialectPostgres {
+		rows, err := tx.QueryContext(ctx, "SELECT nextval(pg_get_serial_sequence('event', 'id')) FROM generate_series(1, $1)", n)
+		if err != nil {
+			return nil, err
+		}
+		ids, err := collect(rows, func(r rowScanner) (id int64, err error) { return id, r.Scan(&id) })
+		if err == nil && len(ids) != n {
+			err = fmt.Errorf("allocated %d event ids, want %d", len(ids), n)
+		}
+		return ids, err
+	}
+	var last int64
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM event").Scan(&last); err != nil {
+		return nil, err
+	}
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = last + 1 + int64(i)
+	}
+	return ids, nil
+}
+
+// observationArgs checks o and returns its observation row (the columns
+// of observationCols).
+func observationArgs(o Observation, now time.Time) ([]any, error) {
+	switch {
+	case len(o.Token) == 0 || len(o.Token) > 8:
+		return nil, fmt.Errorf("the token has %d bytes, want 1 to 8", len(o.Token))
+	case o.RegistrationID == "":
+		return nil, errors.New("empty registration ID")
+	case len(o.Paths) == 0:
+		return nil, errors.New("no paths")
+	}
+	paths := make([]string, len(o.Paths))
+	for i, p := range o.Paths {
+		paths[i] = p.String()
+	}
+	created := o.CreatedAt
+	if created.IsZero() {
+		created = now
+	}
+	return []any{o.Token, o.EndpointID, o.RegistrationID, strings.Join(paths, " "), o.Composite, int64(o.Format), millis(created),
+		o.Origin, nullID(o.OriginUserID), nullID(o.OriginOperationID), o.Attributes}, nil
 }

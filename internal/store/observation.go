@@ -65,27 +65,12 @@ func scanObservation(r rowScanner) (Observation, error) {
 // does not exist, is ErrConflict.
 func (s *Store) InsertObservation(ctx context.Context, o Observation) error {
 	op := fmt.Sprintf("insert observation %x", o.Token)
-	switch {
-	case len(o.Token) == 0 || len(o.Token) > 8:
-		return fmt.Errorf("store: %s: the token has %d bytes, want 1 to 8", op, len(o.Token))
-	case o.RegistrationID == "":
-		return fmt.Errorf("store: %s: empty registration ID", op)
-	case len(o.Paths) == 0:
-		return fmt.Errorf("store: %s: no paths", op)
+	args, err := observationArgs(o, s.now())
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", op, err)
 	}
-	paths := make([]string, len(o.Paths))
-	for i, p := range o.Paths {
-		paths[i] = p.String()
-	}
-	created := o.CreatedAt
-	if created.IsZero() {
-		created = s.now()
-	}
-	_, err := s.wdb.ExecContext(ctx, `
-		INSERT INTO observation (`+observationCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		o.Token, o.EndpointID, o.RegistrationID, strings.Join(paths, " "), o.Composite, int64(o.Format), millis(created),
-		o.Origin, nullID(o.OriginUserID), nullID(o.OriginOperationID), o.Attributes)
+	_, err = s.wdb.ExecContext(ctx, "INSERT INTO observation ("+observationCols+
+		") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", args...)
 	return wrap(op, err)
 }
 

@@ -197,6 +197,9 @@ func sqliteMessage(se *sqlite.Error) string {
 	return msg
 }
 
+// pgPoolSize is the most connections to PostgreSQL one server opens.
+const pgPoolSize = 32
+
 // pgConnectTimeout bounds connecting to PostgreSQL unless the URL sets
 // connect_timeout.
 const pgConnectTimeout = 5 * time.Second
@@ -214,8 +217,12 @@ func openPostgres(ctx context.Context, url string) (*sql.DB, error) {
 		cfg.ConnectTimeout = pgConnectTimeout
 	}
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(8)
+	// Connections are kept, not closed when returned: a new one costs a
+	// TLS handshake (sslmode=prefer, pgx's default) and SCRAM, which made
+	// connection churn a fifth of the server's CPU under a fleet
+	// registering at once. Idle ones close after five minutes.
+	db.SetMaxOpenConns(pgPoolSize)
+	db.SetMaxIdleConns(pgPoolSize)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout+time.Second)
 	defer cancel()

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -142,12 +140,6 @@ const resourceCols = "endpoint_id, path, object_id, instance_id, resource_id, re
 
 const resourceNCols = 14
 
-// insertChunk is the most rows one INSERT statement carries (14 parameters
-// each, far below SQLite's limit of 32766). A batch is cut into chunks of
-// insertChunk rows and a remainder in power-of-two sizes, so that nine
-// statements per table, prepared once, serve every batch size.
-const insertChunk = 256
-
 type resourceRow struct {
 	args [resourceNCols]any
 	key  latestKey
@@ -210,9 +202,7 @@ func (s *Store) InsertResources(ctx context.Context, vals []ResourceValue) error
 	if err != nil {
 		return fmt.Errorf("store: insert resources: %w", err)
 	}
-	if err := s.prepareInserts(ctx); err != nil {
-		return wrap("insert resources", err)
-	}
+	defer s.prepareMissing(ctx)
 	return wrap("insert resources", s.inTx(ctx, func(tx *sql.Tx) error {
 		return s.insertResourceRows(ctx, tx, rows)
 	}))
@@ -220,74 +210,24 @@ func (s *Store) InsertResources(ctx context.Context, vals []ResourceValue) error
 
 func (s *Store) insertResourceRows(ctx context.Context, tx *sql.Tx, rows []resourceRow) error {
 	args := make([]any, 0, min(len(rows), insertChunk)*resourceNCols)
-	for chunk := range chunks(rows) {
+	for chunk := range chunks(s, rows) {
 		args = args[:0]
 		for i := range chunk {
 			args = append(args, chunk[i].args[:]...)
 		}
-		if err := s.execInsert(ctx, tx, len(chunk), false, args); err != nil {
+		if _, err := s.execBulk(ctx, tx, bulkResource, len(chunk), args); err != nil {
 			return err
 		}
 	}
-	for chunk := range chunks(latestRows(rows)) {
+	for chunk := range chunks(s, latestRows(rows)) {
 		args = args[:0]
 		for _, r := range chunk {
 			args = append(args, r.args[:]...)
 		}
-		if err := s.execInsert(ctx, tx, len(chunk), true, args); err != nil {
+		if _, err := s.execBulk(ctx, tx, bulkLatest, len(chunk), args); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// execInsert runs the n-row insert (or latest upsert) in tx. On SQLite it
-// uses the statements prepareInserts prepared on the write connection
-// (call it before the transaction begins): parsing a statement of
-// thousands of parameters costs more than running it. pgx caches prepared
-// statements per connection by itself.
-func (s *Store) execInsert(ctx context.Context, tx *sql.Tx, n int, latest bool, args []any) error {
-	if s.dialect != DialectSQLite {
-		_, err := tx.ExecContext(ctx, insertSQL(n, latest, '$'), args...)
-		return err
-	}
-	s.insertsMu.Lock()
-	stmt := s.inserts[insertSQLKey{n, latest, '?'}]
-	s.insertsMu.Unlock()
-	if stmt == nil { // prepareInserts was not called: correct, only slower
-		_, err := tx.ExecContext(ctx, insertSQL(n, latest, '?'), args...)
-		return err
-	}
-	_, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
-	return err
-}
-
-// prepareInserts prepares, once, the SQLite insert statements of every
-// chunk size. It must run outside a write transaction: preparing needs the
-// one write connection.
-func (s *Store) prepareInserts(ctx context.Context) error {
-	if s.dialect != DialectSQLite {
-		return nil
-	}
-	s.insertsMu.Lock()
-	defer s.insertsMu.Unlock()
-	if s.inserts != nil {
-		return nil
-	}
-	m := map[insertSQLKey]*sql.Stmt{}
-	for n := insertChunk; n > 0; n >>= 1 {
-		for _, latest := range []bool{false, true} {
-			st, err := s.wdb.PrepareContext(ctx, insertSQL(n, latest, '?'))
-			if err != nil {
-				for _, st := range m {
-					st.Close()
-				}
-				return err
-			}
-			m[insertSQLKey{n, latest, '?'}] = st
-		}
-	}
-	s.inserts = m
 	return nil
 }
 
@@ -310,78 +250,6 @@ func latestRows(rows []resourceRow) []*resourceRow {
 		}
 	}
 	return out
-}
-
-// chunks cuts s into pieces of insertChunk elements and a remainder of
-// power-of-two sizes.
-func chunks[T any](s []T) func(yield func([]T) bool) {
-	return func(yield func([]T) bool) {
-		for len(s) > 0 {
-			k := insertChunk
-			for k > len(s) {
-				k >>= 1
-			}
-			if !yield(s[:k]) {
-				return
-			}
-			s = s[k:]
-		}
-	}
-}
-
-type insertSQLKey struct {
-	rows   int
-	latest bool
-	mark   byte
-}
-
-var insertSQLCache sync.Map // insertSQLKey -> string
-
-// insertSQL returns the multi-row INSERT of n rows into resource, or the
-// upsert into resource_latest. Parameters are "$1", "$2", ... on
-// PostgreSQL and anonymous "?" on SQLite (mark '?'): SQLite finds the name
-// of each named parameter by a linear search, which makes binding
-// thousands of "$N" or "?N" quadratic (seconds for one statement).
-func insertSQL(n int, latest bool, mark byte) string {
-	key := insertSQLKey{n, latest, mark}
-	if q, ok := insertSQLCache.Load(key); ok {
-		return q.(string)
-	}
-	var b strings.Builder
-	table := "resource"
-	if latest {
-		table = "resource_latest"
-	}
-	b.WriteString("INSERT INTO " + table + " (" + resourceCols + ") VALUES ")
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for j := range resourceNCols {
-			if j > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteByte(mark)
-			if mark == '$' {
-				b.WriteString(strconv.Itoa(i*resourceNCols + j + 1))
-			}
-		}
-		b.WriteByte(')')
-	}
-	if latest {
-		b.WriteString(` ON CONFLICT (endpoint_id, path) DO UPDATE SET
-			value_type = excluded.value_type, value_int = excluded.value_int,
-			value_float = excluded.value_float, value_text = excluded.value_text,
-			value_blob = excluded.value_blob, device_time = excluded.device_time,
-			received_at = excluded.received_at, event_id = excluded.event_id
-		WHERE excluded.received_at > resource_latest.received_at
-			OR (excluded.received_at = resource_latest.received_at
-				AND COALESCE(excluded.device_time, 0) >= COALESCE(resource_latest.device_time, 0))`)
-	}
-	q := b.String()
-	insertSQLCache.Store(key, q)
-	return q
 }
 
 const valueCols = "path, value_type, value_int, value_float, value_text, value_blob, device_time, received_at, event_id"

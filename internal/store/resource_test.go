@@ -410,8 +410,9 @@ func TestConcurrentIngest(t *testing.T) {
 	})
 }
 
-// Inserting without the prepared statements (a caller that did not call
-// prepareInserts before its transaction) still works.
+// Inserting without the prepared statements (the first use of each
+// statement, before prepareMissing prepares it) works, and so does the
+// second, prepared, use.
 func TestInsertWithoutPreparedStatements(t *testing.T) {
 	s := openTestStore(t, sqliteTestURL(t), true)
 	ctx := context.Background()
@@ -429,5 +430,16 @@ func TestInsertWithoutPreparedStatements(t *testing.T) {
 	}
 	if latest, err := s.LatestResources(ctx, e.ID, lwm2m.Root); err != nil || len(latest) != 300 {
 		t.Fatalf("latest: %d values, %v", len(latest), err)
+	}
+	s.prepareMissing(ctx)
+	if n := len(s.inserts); n != 8 { // 256 + 32 + 8 + 4 rows, resource and latest
+		t.Errorf("%d statements prepared, want 8", n)
+	}
+	if err := s.InsertResources(ctx, vals); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM resource").Scan(&n); err != nil || n != 600 {
+		t.Errorf("%d rows, %v; want 600", n, err)
 	}
 }

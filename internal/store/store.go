@@ -55,7 +55,7 @@ type Store struct {
 	goose   *goose.Provider
 
 	insertsMu sync.Mutex
-	inserts   map[insertSQLKey]*sql.Stmt // SQLite: see prepareInserts; guarded by insertsMu
+	inserts   map[insertSQLKey]*sql.Stmt // SQLite: see bulkStmt; guarded by insertsMu
 }
 
 // Open opens the database named by url without changing its schema (see
@@ -98,7 +98,9 @@ func (s *Store) Close() error {
 	var err error
 	s.insertsMu.Lock()
 	for _, st := range s.inserts {
-		err = errors.Join(err, st.Close())
+		if st != nil {
+			err = errors.Join(err, st.Close())
+		}
 	}
 	s.inserts = nil
 	s.insertsMu.Unlock()
