@@ -166,6 +166,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Credentials: a.Credentials,
 		IdleTimeout: opts.IdleTimeout,
 		MaxLifetime: uint32(cfg.MaxLifetime / time.Second),
+		Admission:   coapd.AdmissionConfig{RegisterRate: registerRate(cfg.RegisterRate)},
 		Known:       knownEndpoints(cfg, st),
 		// A notification too large for one message is completed by
 		// reading the observed resources block-wise.
@@ -404,6 +405,15 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, migrate
 		}
 	}
 	return st, nil
+}
+
+// registerRate is Config.RegisterRate as coapd.AdmissionConfig takes it:
+// 0 there is the default, a negative rate no limit.
+func registerRate(perHost int) float64 {
+	if perHost == 0 {
+		return -1
+	}
+	return float64(perHost)
 }
 
 // knownEndpoints is coapd.Config.Known for the register policy: nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/flownexus/flownexus/internal/loadgen"
@@ -17,7 +18,7 @@ const loadUsage = `load: measure a CoAP/UDP LwM2M server under a fleet arriving 
   load echo --listen HOST:PORT      a bare go-coap server that answers Register, Update,
                                     De-register and Send at once (the same-run baseline)
   load run --server HOST:PORT --devices N [--send 15s] [--deregister] [--lifetime S]
-           [--flood-rate R --flood-for D] [--json]`
+           [--flood-rate R --flood-for D] [--from 127.1.0.0/16] [--json]`
 
 // runLoad runs "flownexus load echo|run".
 func runLoad(ctx context.Context, iox IO, args []string) error {
@@ -77,6 +78,11 @@ func runLoadRun(ctx context.Context, iox IO, args []string) error {
 	fs.IntVar(&cfg.FloodRate, "flood-rate", 0, "during registration, also send this many Registers a second with new endpoint names from one extra socket")
 	fs.DurationVar(&cfg.FloodFor, "flood-for", 10*time.Second, "how long the flood lasts")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.Func("from", "spread the devices over the addresses of this prefix, e.g. 127.1.0.0/16 on loopback, as devices behind many NATs (default: the system's source address)", func(v string) error {
+		p, err := netip.ParsePrefix(v)
+		cfg.From = p
+		return err
+	})
 	if err := parseLoadFlags(fs, args); err != nil {
 		return err
 	}

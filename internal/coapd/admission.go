@@ -27,9 +27,10 @@ type AdmissionConfig struct {
 	// non-confirmable ones; <= 0 means 8.
 	MaxPerConn int
 	// RegisterRate is how many Registers a second one source may make,
-	// with bursts of RegisterBurst; <= 0 means 50 a second in bursts of
-	// 100. A Register creates an endpoint and its observations: it is the
-	// dearest request a stranger can send.
+	// with bursts of RegisterBurst (<= 0: twice the rate); 0 means 50 a
+	// second in bursts of 100, < 0 no limit. A Register creates an
+	// endpoint and its observations: it is the dearest request a stranger
+	// can send.
 	RegisterRate  float64
 	RegisterBurst int
 	// RetryAfter is the Max-Age of a refusal (5.03): the device is asked
@@ -48,7 +49,7 @@ func (c AdmissionConfig) withDefaults() AdmissionConfig {
 	if c.MaxPerConn <= 0 {
 		c.MaxPerConn = 8
 	}
-	if c.RegisterRate <= 0 {
+	if c.RegisterRate == 0 {
 		c.RegisterRate, c.RegisterBurst = 50, 100
 	}
 	if c.RegisterBurst <= 0 {
@@ -174,7 +175,7 @@ func (a *admission) admit(cc *udpclient.Conn, src netip.Addr, req *pool.Message,
 	case st != nil && st.inflight >= a.cfg.MaxPerSource:
 		reason = refusedSource
 	}
-	if reason == "" && register {
+	if reason == "" && register && a.cfg.RegisterRate > 0 {
 		if st == nil {
 			st = a.newSource(src)
 		}

@@ -72,6 +72,10 @@ type Config struct {
 	// RegisterKnown only those with a credential or created by an
 	// operator.
 	RegisterPolicy string
+	// RegisterRate is how many Registers a second one host (an IPv4
+	// address or IPv6 /64) may make, in bursts of twice as many; 0 sets
+	// no limit.
+	RegisterRate int
 	// MaxLifetime caps the lifetime a device registers with (lt=); a
 	// larger one is taken as MaxLifetime.
 	MaxLifetime time.Duration
@@ -100,6 +104,7 @@ func Default() Config {
 		LogLevel:     "info",
 
 		RegisterPolicy:   RegisterOpen,
+		RegisterRate:     50,
 		MaxLifetime:      30 * 24 * time.Hour,
 		OfflineRetention: 7 * 24 * time.Hour,
 		AutoObserve:      DefaultAutoObserve,
@@ -228,6 +233,13 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 			*p = d
 		}
 	}
+	if v := get("FLOWNEXUS_REGISTER_RATE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLOWNEXUS_REGISTER_RATE=%q: want a number of Registers a second", v))
+		}
+		c.RegisterRate = n
+	}
 	dur(&c.MaxLifetime, "FLOWNEXUS_MAX_LIFETIME")
 	dur(&c.OfflineRetention, "FLOWNEXUS_OFFLINE_RETENTION")
 	list(&c.AllowedHosts, "FLOWNEXUS_ALLOWED_HOSTS")
@@ -271,6 +283,7 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 		return nil
 	})
 	fs.StringVar(&c.RegisterPolicy, "register-policy", c.RegisterPolicy, "which endpoints may register: open (any) or known (with a credential or created by an operator) (FLOWNEXUS_REGISTER_POLICY)")
+	fs.IntVar(&c.RegisterRate, "register-rate", c.RegisterRate, "Registers a second one host (IPv4 address or IPv6 /64) may make, in bursts of twice as many; beyond that 5.03 with Max-Age; 0 sets no limit (FLOWNEXUS_REGISTER_RATE)")
 	fs.DurationVar(&c.MaxLifetime, "max-lifetime", c.MaxLifetime, "longest registration lifetime a device gets; a larger lt= is capped (FLOWNEXUS_MAX_LIFETIME)")
 	fs.DurationVar(&c.OfflineRetention, "offline-retention", c.OfflineRetention, "remove endpoints offline this long that no operator created, have no credential and stored nothing but their registrations; 0 keeps all (FLOWNEXUS_OFFLINE_RETENTION)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (FLOWNEXUS_LOG_FORMAT)")
@@ -363,6 +376,9 @@ func (c Config) Validate() error {
 	}
 	if c.RegisterPolicy != RegisterOpen && c.RegisterPolicy != RegisterKnown {
 		bad("register policy (--register-policy, FLOWNEXUS_REGISTER_POLICY) %q: want open or known", c.RegisterPolicy)
+	}
+	if c.RegisterRate < 0 {
+		bad("register rate (--register-rate, FLOWNEXUS_REGISTER_RATE) %d: want 0 (no limit) or more", c.RegisterRate)
 	}
 	if c.MaxLifetime < time.Minute || c.MaxLifetime > math.MaxUint32*time.Second {
 		bad("maximum lifetime (--max-lifetime, FLOWNEXUS_MAX_LIFETIME) %v: want 1m to %v", c.MaxLifetime, math.MaxUint32*time.Second)

@@ -180,11 +180,12 @@ func TestDeviceSettings(t *testing.T) {
 		"FLOWNEXUS_REGISTER_POLICY":   "known",
 		"FLOWNEXUS_MAX_LIFETIME":      "48h",
 		"FLOWNEXUS_OFFLINE_RETENTION": "0",
+		"FLOWNEXUS_REGISTER_RATE":     "500",
 	}, "--offline-retention", "24h")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.RegisterPolicy != RegisterKnown || c.MaxLifetime != 48*time.Hour || c.OfflineRetention != 24*time.Hour {
+	if c.RegisterPolicy != RegisterKnown || c.MaxLifetime != 48*time.Hour || c.OfflineRetention != 24*time.Hour || c.RegisterRate != 500 {
 		t.Errorf("loaded %q, %v, %v", c.RegisterPolicy, c.MaxLifetime, c.OfflineRetention)
 	}
 	if err := c.Validate(); err != nil {
@@ -194,9 +195,9 @@ func TestDeviceSettings(t *testing.T) {
 		!strings.Contains(err.Error(), "FLOWNEXUS_MAX_LIFETIME") {
 		t.Errorf("unparsable duration: %v", err)
 	}
-	c, _ = load(t, nil, "--register-policy", "closed", "--max-lifetime", "1s", "--offline-retention", "-1h")
+	c, _ = load(t, nil, "--register-policy", "closed", "--max-lifetime", "1s", "--offline-retention", "-1h", "--register-rate", "-5")
 	err = c.Validate()
-	for _, want := range []string{"--register-policy", "--max-lifetime", "--offline-retention"} {
+	for _, want := range []string{"--register-policy", "--max-lifetime", "--offline-retention", "--register-rate"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v; want it to name %s", err, want)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +194,17 @@ func TestIMEIName(t *testing.T) {
 	// 49015420323751 is the IMEI of the Luhn example in 3GPP TS 23.003.
 	if got := imeiName(49015420323751); got != "urn:imei:490154203237518" {
 		t.Errorf("imeiName = %s", got)
+	}
+}
+
+func TestSourceAddresses(t *testing.T) {
+	c := Config{From: netip.MustParsePrefix("127.1.0.0/16")}
+	for i, want := range map[int]string{0: "127.1.0.1", 1: "127.1.0.2", 65534: "127.1.255.255", 65535: "127.1.0.1"} {
+		if got := c.source(i).IP.String(); got != want {
+			t.Errorf("source(%d) = %s, want %s", i, got, want)
+		}
+	}
+	if (Config{}).source(3) != nil {
+		t.Error("no prefix: want the system's address")
 	}
 }

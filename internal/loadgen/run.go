@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -36,8 +37,29 @@ type Config struct {
 	// socket sends during phase 1, for FloodFor (0: 10 s).
 	FloodRate int
 	FloodFor  time.Duration
+	// From, when valid, spreads the devices over the addresses of this
+	// prefix (device i binds to its (i+1)-th address, wrapping around), as
+	// devices behind many NATs arrive: on loopback, 127.1.0.0/16 gives
+	// each of 65,535 devices a host of its own. The zero prefix leaves
+	// the source address to the system. The flood socket always uses the
+	// system's.
+	From netip.Prefix
 	// Logger receives progress lines at debug level; nil: slog.Default().
 	Logger *slog.Logger
+}
+
+// source returns the local address of device i (nil: the system's).
+func (c Config) source(i int) *net.UDPAddr {
+	if !c.From.IsValid() {
+		return nil
+	}
+	bits := c.From.Addr().BitLen() - c.From.Bits()
+	size := uint64(1) << min(bits, 32)
+	a := c.From.Masked().Addr()
+	for range (uint64(i) % max(size-1, 1)) + 1 {
+		a = a.Next()
+	}
+	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
 }
 
 const defaultIMEIBase = 35693803000000
@@ -113,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 	for i := range cfg.Devices {
-		c, err := net.DialUDP("udp", nil, raddr)
+		c, err := net.DialUDP("udp", cfg.source(i), raddr)
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: socket of device %d: %w", i, err)
 		}
