@@ -17,7 +17,11 @@ import (
 // The zero value takes the defaults given per field.
 type AdmissionConfig struct {
 	// MaxInFlight bounds the messages being handled or waiting to be,
-	// server-wide; <= 0 means 4096.
+	// server-wide; <= 0 means 16384: about what the server stores within
+	// CoAP's first retransmission timeout (2 s) at its measured rates, so
+	// a message queued behind more would be retransmitted by its device
+	// anyway (BENCHMARKS.md). A fleet of that many devices each with one
+	// request in flight fits.
 	MaxInFlight int
 	// MaxPerSource bounds them per source (an IPv4 address or an IPv6
 	// /64), so that one host holds at most this share; <= 0 means 256.
@@ -41,7 +45,7 @@ type AdmissionConfig struct {
 
 func (c AdmissionConfig) withDefaults() AdmissionConfig {
 	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 4096
+		c.MaxInFlight = 16384
 	}
 	if c.MaxPerSource <= 0 {
 		c.MaxPerSource = 256

@@ -2,6 +2,7 @@ package devmgmt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,11 @@ type Config struct {
 	// AutoObserve is the policy AutoObserve applies; nil means
 	// DefaultPolicy(), a Policy without entries observes nothing.
 	AutoObserve *Policy
+	// AutoObserveRuns bounds how many devices' auto-observe policies run
+	// at once; <= 0 means 512. A fleet registering at once after an
+	// outage then spends the server on the Registers first, and its
+	// observations follow.
+	AutoObserveRuns int
 	// Logger receives one line per failed automatic observation; nil
 	// means slog.Default().
 	Logger *slog.Logger
@@ -56,7 +62,10 @@ type Manager struct {
 	ingest  *ingest.Writer
 	timeout time.Duration
 	auto    Policy
-	log     *slog.Logger
+	// autoRuns holds a token per auto-observe policy running
+	// (Config.AutoObserveRuns).
+	autoRuns chan struct{}
+	log      *slog.Logger
 
 	// Background work (auto-observe) runs under base and is waited for by
 	// Close.
@@ -83,6 +92,7 @@ func New(cfg Config) *Manager {
 	if m.timeout <= 0 {
 		m.timeout = 30 * time.Second
 	}
+	m.autoRuns = make(chan struct{}, cmp.Or(max(cfg.AutoObserveRuns, 0), 512))
 	if cfg.AutoObserve != nil {
 		m.auto = *cfg.AutoObserve
 	} else {

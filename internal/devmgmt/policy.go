@@ -219,13 +219,21 @@ func applies(reg registry.Registration, p lwm2m.Path) bool {
 // is dropped. A Register from a forged source address therefore draws a
 // single confirmable request (with its retransmissions) to that address.
 // The run also ends when the registration ends or is replaced, and on
-// Close. Failures are logged once per entry, at Warn level.
+// Close. At most Config.AutoObserveRuns devices' runs go at once; the
+// others wait their turn. Failures are logged once per entry, at Warn
+// level.
 func (m *Manager) AutoObserve(reg registry.Registration) {
 	steps := m.plan(reg)
 	if len(steps) == 0 {
 		return
 	}
 	m.goBackground(func(base context.Context) {
+		select {
+		case m.autoRuns <- struct{}{}:
+			defer func() { <-m.autoRuns }()
+		case <-base.Done():
+			return
+		}
 		origin := registry.Origin{Kind: registry.OriginAutoObserve}
 		for i, s := range steps {
 			cur, ok := m.reg.Get(reg.ID)

@@ -38,6 +38,7 @@ var errReset = errors.New("reset")
 type response struct {
 	code     codes.Code
 	location []string
+	maxAge   uint32 // Max-Age option, seconds; 60 when absent (RFC 7252)
 }
 
 // exchange is the one confirmable request a device has in flight.
@@ -86,6 +87,7 @@ type serverStats struct {
 	read     atomic.Int64 // other requests answered with a value
 	attrs    atomic.Int64 // Write-Attributes answered 2.04
 	notFound atomic.Int64 // requests answered 4.04
+	deferred atomic.Int64 // requests of the devices answered 5.03 and sent again after Max-Age
 }
 
 func newDevice(ep string, conn *net.UDPConn, seed uint64, served *serverStats) *device {
@@ -155,10 +157,17 @@ func (ex *exchange) deliver(m message.Message) {
 	if !ex.sent.CompareAndSwap(false, true) {
 		return
 	}
-	r := response{code: m.Code}
+	r := response{code: m.Code, maxAge: 60}
 	for _, o := range m.Options {
-		if o.ID == message.LocationPath {
+		switch o.ID {
+		case message.LocationPath:
 			r.location = append(r.location, string(o.Value))
+		case message.MaxAge:
+			var v uint32
+			for _, b := range o.Value {
+				v = v<<8 | uint32(b)
+			}
+			r.maxAge = v
 		}
 	}
 	ex.done <- r
@@ -257,6 +266,31 @@ func uintOption(id message.OptionID, v uint32) message.Option {
 		i++
 	}
 	return message.Option{ID: id, Value: b[i:]}
+}
+
+// maxDeferrals is how often a device retries a request the server
+// answered 5.03 Service Unavailable.
+const maxDeferrals = 5
+
+// request is do, and on 5.03 Service Unavailable it waits the answer's
+// Max-Age and sends the request again, as a device does when the server
+// sheds load, up to maxDeferrals times; each wait is counted in
+// served.deferred.
+func (d *device) request(ctx context.Context, m message.Message) (response, error) {
+	for n := 0; ; n++ {
+		r, err := d.do(ctx, m)
+		if err != nil || r.code != codes.ServiceUnavailable || n == maxDeferrals {
+			return r, err
+		}
+		d.served.deferred.Add(1)
+		t := time.NewTimer(time.Duration(r.maxAge) * time.Second)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return r, ctx.Err()
+		}
+	}
 }
 
 // do sends m as a confirmable request with a fresh message ID and token,

@@ -20,8 +20,9 @@
 // failures by response code or "timeout". With Config.FloodRate, one more
 // socket sends that many non-confirmable Registers per second, each with
 // a new endpoint name, for Config.FloodFor from the start of phase 1; it
-// never waits for answers, and the report keeps the legitimate devices'
-// registration figures apart from it.
+// never waits for answers. The devices start registering when half of
+// FloodFor has passed, so that they meet whatever backlog the flood built
+// up, and the report keeps their registration figures apart from it.
 //
 // The devices answer what the server asks them like a minimal real
 // device: an Observe (or read) of a sensor value (/3303/0/5700,
@@ -29,9 +30,12 @@
 // /5/0/5) gets 2.05 Content with the value in the format the server
 // accepts (and the Observe option when it observes), a Write-Attributes
 // of one of them (PUT with a query and no payload) 2.04 Changed, anything
-// else 4.04 Not Found. They never notify afterwards, so the server's auto-observe
-// costs what it costs and then stays quiet. Duplicate confirmable
-// requests get the same answer again.
+// else 4.04 Not Found. They never notify afterwards, so the server's
+// auto-observe costs what it costs and then stays quiet. Duplicate
+// confirmable requests get the same answer again. A request of the
+// devices' own answered 5.03 Service Unavailable is sent again after the
+// answer's Max-Age, up to five times, as devices do when a server sheds
+// load (ServerRequests.Deferred counts these).
 //
 // Echo is the baseline: a bare go-coap v3 server that answers Register
 // (2.01 with a Location-Path), Update (2.04), De-register (2.02) and Send

@@ -185,7 +185,7 @@ func TestDeviceAnswersServerRequests(t *testing.T) {
 	if r := ask(14, "/3/0/0", lwm2m.FormatText, false, "pmin=60"); r.Code != codes.NotFound {
 		t.Errorf("write-attributes of another resource: %v", r.String())
 	}
-	if got := (ServerRequests{stats.observe.Load(), stats.read.Load(), stats.attrs.Load(), stats.notFound.Load()}); got != (ServerRequests{1, 1, 1, 2}) {
+	if got := (ServerRequests{stats.observe.Load(), stats.read.Load(), stats.attrs.Load(), stats.notFound.Load(), 0}); got != (ServerRequests{1, 1, 1, 2, 0}) {
 		t.Errorf("server requests counted %+v", got)
 	}
 }

@@ -107,6 +107,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	s := r.ServerRequests
 	fmt.Fprintf(&b, "server requests answered: %d observe, %d read, %d write-attributes, %d not found\n",
 		s.Observe, s.Read, s.Attributes, s.NotFound)
+	if s.Deferred > 0 {
+		fmt.Fprintf(&b, "requests deferred by 5.03 and sent again after Max-Age: %d\n", s.Deferred)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

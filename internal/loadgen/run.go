@@ -34,7 +34,8 @@ type Config struct {
 	// IMEIBase+i and a Luhn check digit); 0 means 35693803000000.
 	IMEIBase uint64
 	// FloodRate, when > 0, is how many Registers per second one extra
-	// socket sends during phase 1, for FloodFor (0: 10 s).
+	// socket sends for FloodFor (0: 10 s); the devices register when half
+	// of that has passed.
 	FloodRate int
 	FloodFor  time.Duration
 	// From, when valid, spreads the devices over the addresses of this
@@ -90,6 +91,9 @@ type ServerRequests struct {
 	Read       int64 `json:"read"`       // other requests answered with a value
 	Attributes int64 `json:"attributes"` // Write-Attributes answered 2.04
 	NotFound   int64 `json:"not_found"`  // answered 4.04
+	// Deferred counts the devices' own requests the server answered 5.03
+	// (busy) that they sent again after its Max-Age.
+	Deferred int64 `json:"deferred"`
 }
 
 // Flood is what the flooding socket sent and got back.
@@ -147,12 +151,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	rep := &Report{Server: cfg.Server, Devices: cfg.Devices}
 	defer func() {
-		rep.ServerRequests = ServerRequests{served.observe.Load(), served.read.Load(), served.attrs.Load(), served.notFound.Load()}
+		rep.ServerRequests = ServerRequests{served.observe.Load(), served.read.Load(), served.attrs.Load(), served.notFound.Load(), served.deferred.Load()}
 	}()
 	var fl *flooder
 	if cfg.FloodRate > 0 {
 		if fl, err = startFlood(ctx, raddr, cfg.FloodRate, cfg.FloodFor, cfg.Lifetime); err != nil {
 			return nil, err
+		}
+		// The devices arrive when the flood has run for half its time,
+		// so that they meet whatever backlog it built up.
+		select {
+		case <-time.After(cfg.FloodFor / 2):
+		case <-ctx.Done():
+			return rep, ctx.Err()
 		}
 	}
 	rep.Register = runPhase(ctx, devs, time.Time{}, func(d *device) (time.Duration, string) {
@@ -256,7 +267,7 @@ func (d *device) register(ctx context.Context, lifetime uint32) (time.Duration, 
 		Add(message.Option{ID: message.URIQuery, Value: []byte("lwm2m=1.1")}).
 		Add(message.Option{ID: message.URIQuery, Value: []byte("b=U")})
 	start := time.Now()
-	r, err := d.do(ctx, m)
+	r, err := d.request(ctx, m)
 	switch {
 	case err != nil:
 		return 0, failure(err)
@@ -282,7 +293,7 @@ func (d *device) send(ctx context.Context) (time.Duration, string) {
 	m.Options = m.Options.
 		Add(message.Option{ID: message.URIPath, Value: []byte("dp")}).
 		Add(uintOption(message.ContentFormat, uint32(lwm2m.FormatSenMLCBOR)))
-	r, err := d.do(ctx, m)
+	r, err := d.request(ctx, m)
 	switch {
 	case err != nil:
 		return 0, failure(err)
@@ -298,7 +309,7 @@ func (d *device) deregister(ctx context.Context) (time.Duration, string) {
 		m.Options = m.Options.Add(message.Option{ID: message.URIPath, Value: []byte(seg)})
 	}
 	start := time.Now()
-	r, err := d.do(ctx, m)
+	r, err := d.request(ctx, m)
 	switch {
 	case err != nil:
 		return 0, failure(err)
