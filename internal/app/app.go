@@ -162,10 +162,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		// A notification too large for one message is completed by
 		// reading the observed resources block-wise.
 		Reread: func(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error) {
+			op := devmgmt.Operation{Kind: devmgmt.KindRead, Paths: obs.Paths}
 			if obs.Composite {
-				return dm.ReadComposite(ctx, reg.Endpoint, obs.Paths)
+				op.Kind = devmgmt.KindReadComposite
 			}
-			return dm.Read(ctx, reg.Endpoint, obs.Path())
+			res, err := dm.Do(ctx, reg.Endpoint, op)
+			return res.Values, err
 		},
 		// Sessions are saved on stop and resumed on start, so devices need
 		// no new handshake after a planned restart.

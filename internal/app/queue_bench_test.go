@@ -94,7 +94,7 @@ func runQueuedDelivery(b *testing.B, n int, period time.Duration) {
 		}
 		p := lwm2m.MustParsePath("/1/0/3")
 		if _, err := a.Jobs.Enqueue(ctx, jobs.NewOperation{EndpointID: e.ID, Endpoint: e.Name,
-			Request: jobs.Request{Kind: jobs.KindWrite, Paths: []lwm2m.Path{p}, Records: []lwm2m.Record{{Path: p, Value: lwm2m.Int(120)}}}}); err != nil {
+			Operation: devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{p}, Values: []lwm2m.Record{{Path: p, Value: lwm2m.Int(120)}}}}); err != nil {
 			b.Fatal(err)
 		}
 	}

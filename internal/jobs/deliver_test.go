@@ -16,13 +16,13 @@ import (
 	"github.com/flownexus/flownexus/internal/store"
 )
 
-func timeoutErr(c call) (Result, error) {
-	return Result{}, fmt.Errorf("devmgmt: write on %q: %w (%w)", c.Endpoint, devmgmt.ErrTimeout, context.DeadlineExceeded)
+func timeoutErr(c call) (devmgmt.Result, error) {
+	return devmgmt.Result{}, fmt.Errorf("devmgmt: write on %q: %w (%w)", c.Endpoint, devmgmt.ErrTimeout, context.DeadlineExceeded)
 }
 
-func coapErr(code codes.Code) func(c call) (Result, error) {
-	return func(c call) (Result, error) {
-		return Result{}, &devmgmt.CoAPError{Op: string(c.Kind), Endpoint: c.Endpoint, Path: c.Paths[0].String(), Code: code}
+func coapErr(code codes.Code) func(c call) (devmgmt.Result, error) {
+	return func(c call) (devmgmt.Result, error) {
+		return devmgmt.Result{}, &devmgmt.CoAPError{Op: string(c.Kind), Endpoint: c.Endpoint, Path: c.Paths[0].String(), Code: code}
 	}
 }
 
@@ -45,7 +45,7 @@ func TestQueueModeWaitsForWake(t *testing.T) {
 		e.clk.Advance(59 * time.Second)
 		e.deliver(t, reg)
 		calls := e.dev.Calls()
-		if len(calls) != 1 || calls[0].Kind != KindWrite || calls[0].Records[0].Value.IntValue() != 600 {
+		if len(calls) != 1 || calls[0].Kind != devmgmt.KindWrite || calls[0].Records[0].Value.IntValue() != 600 {
 			t.Fatalf("calls after wake: %+v", calls)
 		}
 		got := e.op(t, op.ID)
@@ -71,11 +71,11 @@ func TestQueueModeWaitsForWake(t *testing.T) {
 func TestRetryOnNextWakeThenFail(t *testing.T) {
 	forEachEngine(t, envOptions{window: time.Minute}, func(t *testing.T, e *env) {
 		reg := e.register(t, "urn:imei:flaky", true)
-		e.dev.setAnswer(func(c call) (Result, error) {
+		e.dev.setAnswer(func(c call) (devmgmt.Result, error) {
 			if c.Paths[0].String() == "/1/0/1" {
 				return timeoutErr(c)
 			}
-			return Result{}, nil
+			return devmgmt.Result{}, nil
 		})
 		head := e.enqueue(t, reg, writeReq("/1/0/1", 600))
 		behind := e.enqueue(t, reg, writeReq("/1/0/3", 5))
@@ -184,7 +184,6 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("x: %w", devmgmt.ErrOffline), notSent, ""},
 		{fmt.Errorf("x: %w", devmgmt.ErrInvalid), reject, ""},
 		{fmt.Errorf("x: %w", devmgmt.ErrNoObservation), reject, ""},
-		{fmt.Errorf("x: %w", ErrInvalid), reject, ""},
 		{fmt.Errorf("%w: read-composite needs LwM2M 1.1 or later", devmgmt.ErrVersion), reject, ""},
 		{fmt.Errorf("x: %w: %w", devmgmt.ErrBadResponse, lwm2m.ErrSyntax), fail, ""},
 	}
@@ -257,12 +256,12 @@ func TestCancelledNeverSent(t *testing.T) {
 		if _, err := e.q.Cancel(ctx, other.EndpointID, other.Endpoint, a.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("cancel through another endpoint: %v", err)
 		}
-		e.dev.setAnswer(func(call) (Result, error) {
+		e.dev.setAnswer(func(call) (devmgmt.Result, error) {
 			// While a is being sent, it cannot be cancelled.
 			if _, err := e.q.Cancel(ctx, reg.EndpointID, reg.Endpoint, a.ID); !errors.Is(err, store.ErrConflict) {
 				t.Errorf("cancel while sending: %v", err)
 			}
-			return Result{}, nil
+			return devmgmt.Result{}, nil
 		})
 		e.deliver(t, reg)
 		e.dev.setAnswer(nil)
@@ -292,8 +291,8 @@ func TestOfflineAndNotSent(t *testing.T) {
 		ctx := context.Background()
 		reg := e.register(t, "urn:imei:gone", false)
 		op := e.enqueue(t, reg, writeReq("/1/0/1", 1))
-		e.dev.setAnswer(func(c call) (Result, error) {
-			return Result{}, fmt.Errorf("%w: %q", devmgmt.ErrOffline, c.Endpoint)
+		e.dev.setAnswer(func(c call) (devmgmt.Result, error) {
+			return devmgmt.Result{}, fmt.Errorf("%w: %q", devmgmt.ErrOffline, c.Endpoint)
 		})
 		e.deliver(t, reg)
 		if got := e.op(t, op.ID); got.Status != store.OperationQueued || got.Attempts != 0 {
@@ -357,9 +356,9 @@ func TestRejectedAndBadAnswer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		read := e.enqueue(t, reg, Request{Kind: KindRead, Paths: []lwm2m.Path{lwm2m.MustParsePath("/3/0")}})
-		e.dev.setAnswer(func(call) (Result, error) {
-			return Result{}, fmt.Errorf("devmgmt: read: %w: %w", devmgmt.ErrBadResponse, lwm2m.ErrSyntax)
+		read := e.enqueue(t, reg, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{lwm2m.MustParsePath("/3/0")}})
+		e.dev.setAnswer(func(call) (devmgmt.Result, error) {
+			return devmgmt.Result{}, fmt.Errorf("devmgmt: read: %w: %w", devmgmt.ErrBadResponse, lwm2m.ErrSyntax)
 		})
 		e.deliver(t, reg)
 		if got := e.op(t, broken.ID); got.Status != store.OperationFailed || got.Attempts != 0 || !strings.Contains(got.ResultError, "invalid operation") {
@@ -380,15 +379,15 @@ func TestResultKept(t *testing.T) {
 		reg := e.register(t, "urn:imei:read", false)
 		want := []lwm2m.Record{{Path: lwm2m.MustParsePath("/3/0/0"), Value: lwm2m.String("flownexus")},
 			{Path: lwm2m.MustParsePath("/3/0/9"), Value: lwm2m.Int(87)}}
-		e.dev.setAnswer(func(call) (Result, error) { return Result{Records: want}, nil })
-		op := e.enqueue(t, reg, Request{Kind: KindRead, Paths: []lwm2m.Path{lwm2m.MustParsePath("/3/0")}})
+		e.dev.setAnswer(func(call) (devmgmt.Result, error) { return devmgmt.Result{Values: want}, nil })
+		op := e.enqueue(t, reg, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{lwm2m.MustParsePath("/3/0")}})
 		e.deliver(t, reg)
 		got := e.op(t, op.ID)
 		res, err := DecodeResult(got.Response)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(res.Records) != 2 || !res.Records[1].Value.Equal(lwm2m.Int(87)) || res.Records[0].Value.StringValue() != "flownexus" {
+		if len(res.Values) != 2 || !res.Values[1].Value.Equal(lwm2m.Int(87)) || res.Values[0].Value.StringValue() != "flownexus" {
 			t.Fatalf("result: %+v", res)
 		}
 	})

@@ -89,9 +89,9 @@ type Queue struct {
 	maxTries int
 	stale    time.Duration
 	client   *river.Client[*sql.Tx]
-	// send performs one attempt; the devmgmt-backed sendDevice unless a
-	// test replaces it before Start.
-	send func(ctx context.Context, reg registry.Registration, r Request) (Result, error)
+	// send performs one attempt: Devices.Do, unless a test replaces it
+	// before Start.
+	send func(ctx context.Context, endpoint string, op devmgmt.Operation) (devmgmt.Result, error)
 
 	wakeMu   sync.Mutex
 	woken    map[string]int64 // endpoint name -> id; guarded by wakeMu
@@ -177,7 +177,7 @@ func New(cfg Config) (*Queue, error) {
 	// An attempt holds its operation SENDING for at most timeout plus the
 	// time to record the outcome; one held much longer was abandoned.
 	q.stale = q.timeout + time.Minute
-	q.send = q.sendDevice
+	q.send = q.devices.Do
 
 	driver, err := riverDriver(cfg.Store)
 	if err != nil {
@@ -331,19 +331,21 @@ func (q *Queue) Stop(ctx context.Context) error {
 type NewOperation struct {
 	EndpointID int64  // the endpoint's row id
 	Endpoint   string // its name
-	Request    Request
+	Operation  devmgmt.Operation
 	QueuedBy   int64 // user id; 0: the system
 }
 
-// Enqueue validates the request and stores it as a QUEUED operation
-// together with the job that delivers it, in one transaction: once
-// Enqueue returns, the operation survives a crash and will be delivered.
-// A request that does not fit its kind is an error matching ErrInvalid.
+// Enqueue checks the operation (devmgmt.Manager.Check: the error, matching
+// devmgmt.ErrInvalid, is returned as it is, with the text Do would give)
+// and stores it as a QUEUED operation together with the job that delivers
+// it, in one transaction: once Enqueue returns, the operation survives a
+// crash and will be delivered.
 func (q *Queue) Enqueue(ctx context.Context, n NewOperation) (store.Operation, error) {
-	if err := n.Request.Validate(); err != nil {
+	dop, err := q.devices.Check(n.Operation)
+	if err != nil {
 		return store.Operation{}, err
 	}
-	payload, err := n.Request.payload()
+	payload, err := encodePayload(dop)
 	if err != nil {
 		return store.Operation{}, fmt.Errorf("jobs: enqueue: %w", err)
 	}
@@ -351,7 +353,7 @@ func (q *Queue) Enqueue(ctx context.Context, n NewOperation) (store.Operation, e
 	err = q.st.WithTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		op, err = q.st.CreateOperationTx(ctx, tx, store.Operation{
-			EndpointID: n.EndpointID, Kind: string(n.Request.Kind), Paths: n.Request.targetPaths(),
+			EndpointID: n.EndpointID, Kind: string(dop.Kind), Paths: dop.Targets(),
 			Payload: payload, MaxAttempts: q.maxTries, QueuedBy: n.QueuedBy,
 		})
 		if err != nil {
@@ -361,7 +363,7 @@ func (q *Queue) Enqueue(ctx context.Context, n NewOperation) (store.Operation, e
 		return err
 	})
 	if err != nil {
-		return store.Operation{}, fmt.Errorf("jobs: enqueue %s for %q: %w", n.Request.Kind, n.Endpoint, err)
+		return store.Operation{}, fmt.Errorf("jobs: enqueue %s for %q: %w", dop.Kind, n.Endpoint, err)
 	}
 	q.publish(n.Endpoint, op)
 	return op, nil

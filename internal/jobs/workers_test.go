@@ -8,6 +8,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -69,11 +70,11 @@ func TestWorkersTwoDevicesDontWait(t *testing.T) {
 		slow := e.register(t, "urn:imei:slow", false)
 		fast := e.register(t, "urn:imei:fast", false)
 		release := make(chan struct{})
-		e.dev.setAnswer(func(c call) (Result, error) {
+		e.dev.setAnswer(func(c call) (devmgmt.Result, error) {
 			if c.Endpoint == slow.Endpoint {
 				<-release
 			}
-			return Result{}, nil
+			return devmgmt.Result{}, nil
 		})
 		a := e.enqueue(t, slow, writeReq("/1/0/1", 1))
 		e.waitStatus(t, a.ID, store.OperationSending)
@@ -92,10 +93,10 @@ func TestStopDrainsRunningDelivery(t *testing.T) {
 	reg := e.register(t, "urn:imei:drain", false)
 	release := make(chan struct{})
 	ctxErr := make(chan error, 1)
-	e.dev.setAnswerCtx(func(ctx context.Context, c call) (Result, error) {
+	e.dev.setAnswerCtx(func(ctx context.Context, c call) (devmgmt.Result, error) {
 		<-release
 		ctxErr <- ctx.Err()
-		return Result{}, nil
+		return devmgmt.Result{}, nil
 	})
 	op := e.enqueue(t, reg, writeReq("/1/0/1", 1))
 	e.waitStatus(t, op.ID, store.OperationSending)
@@ -125,10 +126,10 @@ func TestStopDeadlineInterruptsAttempt(t *testing.T) {
 	e := newEnv(t, envOptions{workers: true, url: t.TempDir() + "/flownexus.db"})
 	reg := e.register(t, "urn:imei:hard", false)
 	started := make(chan struct{})
-	e.dev.setAnswerCtx(func(ctx context.Context, c call) (Result, error) {
+	e.dev.setAnswerCtx(func(ctx context.Context, c call) (devmgmt.Result, error) {
 		close(started)
 		<-ctx.Done()
-		return Result{}, ctx.Err()
+		return devmgmt.Result{}, ctx.Err()
 	})
 	op := e.enqueue(t, reg, writeReq("/1/0/1", 1))
 	<-started
