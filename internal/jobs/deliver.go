@@ -50,8 +50,8 @@ func (q *Queue) Reachable(reg registry.Registration, now time.Time) bool {
 // deliver sends the endpoint's queued operations, head first, while the
 // device is reachable: at most PerRound of them, after which a new job
 // takes the rest so that other devices get workers too. It returns an
-// error only when the database fails (River then retries the job); every
-// device-side outcome is recorded on the operation.
+// error only when the database fails (the Engine then retries the job);
+// every device-side outcome is recorded on the operation.
 func (q *Queue) deliver(ctx context.Context, endpointID int64, endpoint string) error {
 	for sent := 0; ; {
 		if ctx.Err() != nil {
@@ -69,8 +69,7 @@ func (q *Queue) deliver(ctx context.Context, endpointID int64, endpoint string) 
 			return nil // asleep: waits for the next wake-up
 		}
 		if sent >= q.perRound {
-			_, err := q.client.Insert(ctx, deliverArgs{EndpointID: endpointID, Endpoint: endpoint}, insertOpts())
-			return err
+			return q.engine.Insert(ctx, deliverJob(endpointID, endpoint))
 		}
 		op, res, err := q.st.ClaimOperation(ctx, endpointID, store.ClaimParams{
 			WokeAt:      reg.LastSeen,

@@ -98,6 +98,7 @@ type env struct {
 	st      *store.Store
 	clk     *fakeClock
 	reg     *registry.Registry
+	eng     *Engine
 	q       *Queue
 	dev     *fakeDevices
 	bus     *events.Bus
@@ -108,7 +109,7 @@ type env struct {
 type envOptions struct {
 	window   time.Duration
 	perRound int
-	workers  bool // start the River workers
+	workers  bool // start the Engine and the wake-up handling
 	url      string
 }
 
@@ -131,9 +132,6 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := Migrate(ctx, st, testLogger()); err != nil {
-		t.Fatal(err)
-	}
 	reg := registry.New(st, registry.Options{Clock: clk, Logger: testLogger()})
 	dm := devmgmt.New(devmgmt.Config{Registry: reg, Logger: testLogger(),
 		Dial: func(context.Context, registry.Registration) (*udpclient.Conn, error) {
@@ -143,8 +141,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e := &env{st: st, clk: clk, reg: reg, dev: &fakeDevices{}, bus: bus, workers: o.workers}
 	e.opEvs = bus.Subscribe(1000, nil)
 	t.Cleanup(e.opEvs.Close)
-	e.q, err = New(Config{Store: st, Registry: reg, Devices: dm, Events: bus, Logger: testLogger(),
-		ReceiveWindow: o.window, PerRound: o.perRound, PollInterval: 50 * time.Millisecond})
+	if e.eng, err = NewEngine(EngineConfig{Store: st, Logger: testLogger(), PollInterval: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	e.q, err = New(Config{Engine: e.eng, Store: st, Registry: reg, Devices: dm, Events: bus, Logger: testLogger(),
+		ReceiveWindow: o.window, PerRound: o.perRound})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,10 +154,16 @@ func newEnv(t *testing.T, o envOptions) *env {
 		if err := e.q.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
+		if err := e.eng.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() {
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			if err := e.q.Stop(sctx); err != nil {
+				t.Error(err)
+			}
+			if err := e.eng.Stop(sctx); err != nil {
 				t.Error(err)
 			}
 		})
@@ -251,7 +258,7 @@ func writeReq(path string, v int64) devmgmt.Operation {
 	return devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{p}, Values: []lwm2m.Record{{Path: p, Value: lwm2m.Int(v)}}}
 }
 
-// eventually polls cond (real time: River's workers run on their own)
+// eventually polls cond (real time: the Engine's workers run on their own)
 // until it holds or d passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

@@ -6,14 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
-// These tests run River's workers for real (real time, short poll
-// interval); the fake clock only decides who is awake.
+// These tests run the Engine's workers for real (real time); the fake
+// clock only decides who is awake.
 
 func (e *env) waitStatus(t *testing.T, id int64, want store.OperationStatus) store.Operation {
 	t.Helper()
@@ -50,18 +48,11 @@ func TestWorkersDeliverAtOnceAndOnWake(t *testing.T) {
 		if got := e.op(t, op2.ID); got.Status != store.OperationQueued || len(e.dev.Calls()) != 1 {
 			t.Fatalf("sleeping device: %+v, %d calls", got, len(e.dev.Calls()))
 		}
-		// A wake-up of a device without pending operations queues no job.
 		e.q.Wake(e.update(t, online))
 		sleepy = e.update(t, sleepy)
 		e.q.Wake(sleepy)
 		e.waitStatus(t, op2.ID, store.OperationConfirmed)
-		res, err := e.q.client.JobList(context.Background(), river.NewJobListParams().First(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res.Jobs) != 3 {
-			t.Fatalf("%d jobs, want 3 (two enqueues, one wake-up)", len(res.Jobs))
-		}
+		e.waitJobsDone(t)
 	})
 }
 
@@ -101,7 +92,13 @@ func TestStopDrainsRunningDelivery(t *testing.T) {
 	op := e.enqueue(t, reg, writeReq("/1/0/1", 1))
 	e.waitStatus(t, op.ID, store.OperationSending)
 	stopped := make(chan error, 1)
-	go func() { stopped <- e.q.Stop(context.Background()) }()
+	go func() {
+		if err := e.q.Stop(context.Background()); err != nil {
+			stopped <- err
+			return
+		}
+		stopped <- e.eng.Stop(context.Background())
+	}()
 	time.Sleep(200 * time.Millisecond)
 	select {
 	case err := <-stopped:
@@ -135,7 +132,7 @@ func TestStopDeadlineInterruptsAttempt(t *testing.T) {
 	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if err := e.q.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if err := e.eng.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Stop: %v", err)
 	}
 	got := e.op(t, op.ID)
