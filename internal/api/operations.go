@@ -141,13 +141,116 @@ func (a *API) operationRoutes(h huma.API) {
 		Tags: []string{"device operations"}}, a.observations)
 }
 
-func parsePaths(b pathsBody) ([]lwm2m.Path, error) {
-	raw := b.Paths
-	if b.Path != "" {
+// opBody is what the operation routes take, run now or queued: each
+// route's body is a part of it.
+type opBody struct {
+	Path       string
+	Paths      []string
+	Value      json.RawMessage
+	Values     map[string]json.RawMessage
+	Mode       string
+	Args       string
+	Attributes map[string]json.RawMessage
+	Instance   *uint16
+}
+
+// operation turns a request body into the devmgmt.Operation of kind on
+// endpoint e and checks it with devmgmt.Manager.Check: the one place where
+// a request body becomes an operation, for the routes that run operations
+// now and for the queue. kind is a route's name ("read" with paths is
+// read-composite, "write" without path write-composite) or a queued
+// operation's kind ("cancel" is cancel-observe). The body's JSON is read
+// here (paths, and values by their JSON type); what the operation means is
+// checked by Check, whose error, the same for every caller, a.fail maps to
+// 400.
+func (a *API) operation(ctx context.Context, e store.Endpoint, kind string, b opBody) (devmgmt.Operation, error) {
+	k := devmgmt.Kind(kind)
+	if kind == "cancel" {
+		k = devmgmt.KindCancelObserve
+	}
+	op := devmgmt.Operation{Kind: k}
+	var err error
+	switch k {
+	case devmgmt.KindRead, devmgmt.KindObserve, devmgmt.KindCancelObserve, devmgmt.KindDiscover,
+		devmgmt.KindReadComposite, devmgmt.KindObserveComposite, devmgmt.KindCancelObserveComposite:
+		if op.Paths, err = parsePaths(b.Path, b.Paths); err != nil {
+			return op, err
+		}
+		if len(b.Paths) > 0 {
+			switch k {
+			case devmgmt.KindRead:
+				op.Kind = devmgmt.KindReadComposite
+			case devmgmt.KindObserve:
+				op.Kind = devmgmt.KindObserveComposite
+			case devmgmt.KindCancelObserve:
+				op.Kind = devmgmt.KindCancelObserveComposite
+			}
+		}
+	case devmgmt.KindWrite, devmgmt.KindWriteComposite:
+		if k == devmgmt.KindWriteComposite && b.Path != "" {
+			return op, badRequest("a composite write takes values keyed by absolute paths, not path")
+		}
+		target, rs, composite, err := writeRecords(b.Path, b.Value, b.Values)
+		if err != nil {
+			return op, err
+		}
+		op.Values = rs
+		if composite {
+			op.Kind = devmgmt.KindWriteComposite
+		} else {
+			op.Kind, op.Paths = devmgmt.KindWrite, []lwm2m.Path{target}
+			if op.Mode, err = writeMode(b.Mode, target); err != nil {
+				return op, err
+			}
+		}
+	case devmgmt.KindExecute, devmgmt.KindDelete, devmgmt.KindWriteAttributes:
+		p, err := lwm2m.ParsePath(b.Path)
+		if err != nil {
+			return op, badRequest(err.Error())
+		}
+		op.Paths = []lwm2m.Path{p}
+		switch k {
+		case devmgmt.KindExecute:
+			op.Args = b.Args
+		case devmgmt.KindWriteAttributes:
+			if op.Attributes, err = attributeQuery(b.Attributes); err != nil {
+				return op, err
+			}
+		}
+	case devmgmt.KindCreate:
+		p, err := lwm2m.ParsePath(b.Path)
+		if err != nil {
+			return op, badRequest(err.Error())
+		}
+		op.Paths = []lwm2m.Path{p}
+		if p.IsObject() {
+			inst := nextInstance(e.ObjectLinks, p.Object())
+			if b.Instance != nil {
+				if *b.Instance > lwm2m.MaxID {
+					return op, badRequest("instance must be at most 65534")
+				}
+				inst = *b.Instance
+			}
+			if op.Values, err = relativeRecords(p.Child(inst), b.Values); err != nil {
+				return op, err
+			}
+		}
+	default:
+		return op, badRequest(fmt.Sprintf("unknown kind %q", kind))
+	}
+	if op, err = a.opts.Devices.Check(op); err != nil {
+		return op, a.fail(ctx, err)
+	}
+	return op, nil
+}
+
+func parsePaths(path string, paths []string) ([]lwm2m.Path, error) {
+	raw := paths
+	if path != "" {
 		if len(raw) > 0 {
 			return nil, badRequest("give path or paths, not both")
 		}
-		raw = []string{b.Path}
+		raw = []string{path}
 	}
 	if len(raw) == 0 {
 		return nil, badRequest("path is required")
@@ -171,79 +274,11 @@ func pathStrings(ps []lwm2m.Path) []string {
 	return out
 }
 
-// onDevice runs op against the device of endpoint ep: it checks the
-// endpoint exists (an unknown one is a 404 rather than "offline"), bounds
-// op by the operation timeout, and maps op's error with fail.
-func (a *API) onDevice(ctx context.Context, ep string, op func(ctx context.Context) error) error {
-	if _, err := a.endpoint(ctx, ep); err != nil {
-		return err
-	}
-	return a.bounded(ctx, op)
-}
-
-// bounded is onDevice for a caller that has already looked the endpoint up.
-func (a *API) bounded(ctx context.Context, op func(ctx context.Context) error) error {
-	c, cancel := context.WithTimeout(ctx, a.opts.OpTimeout)
-	defer cancel()
-	if err := op(c); err != nil {
-		return a.fail(c, err)
-	}
-	return nil
-}
-
-func (a *API) read(ctx context.Context, in *readInput) (*resultOutput, error) {
-	paths, err := parsePaths(in.Body)
-	if err != nil {
-		return nil, err
-	}
-	var rs []lwm2m.Record
-	err = a.onDevice(ctx, in.Endpoint, func(ctx context.Context) (err error) {
-		if len(paths) == 1 && len(in.Body.Paths) == 0 {
-			rs, err = a.opts.Devices.Read(ctx, in.Endpoint, paths[0])
-		} else {
-			rs, err = a.opts.Devices.ReadComposite(ctx, in.Endpoint, paths)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "read", Paths: pathStrings(paths), Values: a.RecordValues(rs)}}, nil
-}
-
-func (a *API) discover(ctx context.Context, in *readInput) (*resultOutput, error) {
-	paths, err := parsePaths(in.Body)
-	if err != nil {
-		return nil, err
-	}
-	if len(paths) != 1 {
-		return nil, badRequest("discover takes one path")
-	}
-	var links []linkformat.DiscoverLink
-	err = a.onDevice(ctx, in.Endpoint, func(ctx context.Context) (err error) {
-		links, err = a.opts.Devices.Discover(ctx, in.Endpoint, paths[0])
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	res := OperationResult{Endpoint: in.Endpoint, Operation: "discover", Paths: pathStrings(paths), Links: []DiscoverLink{}}
-	for _, l := range links {
-		res.Links = append(res.Links, DiscoverLink{Path: l.Path.String(), Attributes: l.Attrs.Query(), Dim: l.Dim, Version: l.Ver})
-	}
-	return &resultOutput{res}, nil
-}
-
-// typedValue converts a JSON value for the resource at p, typed by the
-// object definitions, or by the JSON type for resources they lack.
-func (a *API) typedValue(p lwm2m.Path, raw json.RawMessage) (lwm2m.Value, error) {
-	if t, ok := a.opts.Objects.TypeOf(p); ok {
-		v, err := parseJSONValue(raw, t)
-		if err != nil {
-			return v, badRequest(fmt.Sprintf("value for %s: %v", p, err))
-		}
-		return v, nil
-	}
+// requestValue reads a value from a request body by its JSON type: a string,
+// a boolean, an integer (unsigned above the int64 range) or a float;
+// null is a value of type none. devmgmt.Operation.Check converts it to
+// the type of its resource.
+func requestValue(p lwm2m.Path, raw json.RawMessage) (lwm2m.Value, error) {
 	var x any
 	if err := json.Unmarshal(raw, &x); err != nil {
 		return lwm2m.Value{}, badRequest(fmt.Sprintf("value for %s is not JSON", p))
@@ -254,23 +289,29 @@ func (a *API) typedValue(p lwm2m.Path, raw json.RawMessage) (lwm2m.Value, error)
 	case bool:
 		return lwm2m.Bool(v), nil
 	case float64:
-		if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+		text := strings.TrimSpace(string(raw))
+		if n, err := strconv.ParseInt(text, 10, 64); err == nil {
 			return lwm2m.Int(n), nil
 		}
+		if n, err := strconv.ParseUint(text, 10, 64); err == nil {
+			return lwm2m.Uint(n), nil
+		}
 		return lwm2m.Float(v), nil
+	case nil:
+		return lwm2m.None(), nil
 	}
 	return lwm2m.Value{}, badRequest(fmt.Sprintf("value for %s must be a string, number or boolean", p))
 }
 
 // relativeRecords turns {"5700": 20, "7/0": 1} under base into records.
-func (a *API) relativeRecords(base lwm2m.Path, vals map[string]json.RawMessage) ([]lwm2m.Record, error) {
+func relativeRecords(base lwm2m.Path, vals map[string]json.RawMessage) ([]lwm2m.Record, error) {
 	rs := make([]lwm2m.Record, 0, len(vals))
 	for k, raw := range vals {
 		p, err := lwm2m.ParsePath(strings.TrimRight(base.String(), "/") + "/" + strings.TrimPrefix(k, "/"))
 		if err != nil || p.Depth() < 3 {
 			return nil, badRequest(fmt.Sprintf("values key %q under %s: want a resource ID or resource/instance", k, base))
 		}
-		v, err := a.typedValue(p, raw)
+		v, err := requestValue(p, raw)
 		if err != nil {
 			return nil, err
 		}
@@ -280,11 +321,11 @@ func (a *API) relativeRecords(base lwm2m.Path, vals map[string]json.RawMessage) 
 	return rs, nil
 }
 
-// writeRecords types the values of a write: value for the resource at
+// writeRecords reads the values of a write: value for the resource at
 // path, values keyed by paths relative to path, or, without path (a
 // composite write), values keyed by absolute resource paths. It returns
 // the target (zero when composite) and the records in path order.
-func (a *API) writeRecords(path string, value json.RawMessage, values map[string]json.RawMessage) (target lwm2m.Path, rs []lwm2m.Record, composite bool, err error) {
+func writeRecords(path string, value json.RawMessage, values map[string]json.RawMessage) (target lwm2m.Path, rs []lwm2m.Record, composite bool, err error) {
 	if path == "" {
 		if len(values) == 0 || value != nil {
 			return target, nil, true, badRequest("a write needs path with value or values, or values keyed by absolute paths (composite)")
@@ -294,7 +335,7 @@ func (a *API) writeRecords(path string, value json.RawMessage, values map[string
 			if err != nil || p.Depth() < 3 {
 				return target, nil, true, badRequest(fmt.Sprintf("composite write key %q: want an absolute resource path", k))
 			}
-			v, err := a.typedValue(p, raw)
+			v, err := requestValue(p, raw)
 			if err != nil {
 				return target, nil, true, err
 			}
@@ -309,16 +350,13 @@ func (a *API) writeRecords(path string, value json.RawMessage, values map[string
 	}
 	switch {
 	case value != nil && len(values) == 0:
-		if target.Depth() < 3 {
-			return target, nil, false, badRequest("value needs a resource path; use values for an instance")
-		}
-		v, err := a.typedValue(target, value)
+		v, err := requestValue(target, value)
 		if err != nil {
 			return target, nil, false, err
 		}
 		rs = []lwm2m.Record{{Path: target, Value: v}}
 	case value == nil && len(values) > 0:
-		if rs, err = a.relativeRecords(target, values); err != nil {
+		if rs, err = relativeRecords(target, values); err != nil {
 			return target, nil, false, err
 		}
 	default:
@@ -327,55 +365,22 @@ func (a *API) writeRecords(path string, value json.RawMessage, values map[string
 	return target, rs, false, nil
 }
 
-// writeMode is the write mode a request asks for: update when asked, or
-// by default for an instance; replace otherwise.
-func writeMode(mode string, target lwm2m.Path) devmgmt.WriteMode {
-	if mode == "update" || (mode == "" && target.Depth() < 3) {
-		return devmgmt.Update
+// writeMode is the write mode a request asks for: replace or update, or
+// devmgmt.DefaultWriteMode when it names none.
+func writeMode(mode string, target lwm2m.Path) (devmgmt.WriteMode, error) {
+	switch mode {
+	case "":
+		return devmgmt.DefaultWriteMode(target), nil
+	case "replace":
+		return devmgmt.Replace, nil
+	case "update":
+		return devmgmt.Update, nil
 	}
-	return devmgmt.Replace
+	return devmgmt.Replace, badRequest(fmt.Sprintf("mode %q: want replace or update", mode))
 }
 
-func (a *API) write(ctx context.Context, in *writeInput) (*resultOutput, error) {
-	b := in.Body
-	target, rs, composite, err := a.writeRecords(b.Path, b.Value, b.Values)
-	if err != nil {
-		return nil, err
-	}
-	paths := []lwm2m.Path{target}
-	if composite {
-		paths = paths[:0]
-		for _, r := range rs {
-			paths = append(paths, r.Path)
-		}
-	}
-	err = a.onDevice(ctx, in.Endpoint, func(ctx context.Context) error {
-		if composite {
-			return a.opts.Devices.WriteComposite(ctx, in.Endpoint, rs)
-		}
-		return a.opts.Devices.Write(ctx, in.Endpoint, target, writeMode(b.Mode, target), rs)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "write", Paths: pathStrings(paths), Values: a.RecordValues(rs)}}, nil
-}
-
-func (a *API) execute(ctx context.Context, in *executeInput) (*resultOutput, error) {
-	p, err := lwm2m.ParsePath(in.Body.Path)
-	if err != nil || !p.IsResource() {
-		return nil, badRequest(fmt.Sprintf("path %q: execute needs a resource path", in.Body.Path))
-	}
-	if err := a.onDevice(ctx, in.Endpoint, func(ctx context.Context) error {
-		return a.opts.Devices.Execute(ctx, in.Endpoint, p, in.Body.Args)
-	}); err != nil {
-		return nil, err
-	}
-	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "execute", Paths: []string{p.String()}}}, nil
-}
-
-// attributeQuery turns {"pmin": 10, "gt": null} into validated
-// attributes; null removes an attribute.
+// attributeQuery turns {"pmin": 10, "gt": null} into attributes; null
+// removes an attribute.
 func attributeQuery(in map[string]json.RawMessage) (linkformat.Attributes, error) {
 	var q []string
 	names := make([]string, 0, len(in))
@@ -395,131 +400,87 @@ func attributeQuery(in map[string]json.RawMessage) (linkformat.Attributes, error
 		q = append(q, k+"="+raw)
 	}
 	attrs, err := linkformat.ParseQuery(q)
-	if err == nil {
-		err = attrs.Validate()
-	}
 	if err != nil {
 		return linkformat.Attributes{}, badRequest(err.Error())
 	}
 	return attrs, nil
 }
 
-func (a *API) writeAttributes(ctx context.Context, in *attributesInput) (*resultOutput, error) {
-	p, err := lwm2m.ParsePath(in.Body.Path)
-	if err != nil {
-		return nil, badRequest(err.Error())
-	}
-	attrs, err := attributeQuery(in.Body.Attributes)
+// runNow runs the operation of route kind with body b on the device of
+// endpoint ep, bounded by the operation timeout, and renders its answer.
+// An unknown endpoint is a 404 rather than "offline".
+func (a *API) runNow(ctx context.Context, ep, kind string, b opBody) (*resultOutput, error) {
+	e, err := a.endpoint(ctx, ep)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.onDevice(ctx, in.Endpoint, func(ctx context.Context) error {
-		return a.opts.Devices.WriteAttributes(ctx, in.Endpoint, p, attrs)
-	}); err != nil {
+	op, err := a.operation(ctx, e, kind, b)
+	if err != nil {
 		return nil, err
 	}
-	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "write-attributes", Paths: []string{p.String()}}}, nil
+	ctx = devmgmt.WithOrigin(ctx, registry.Origin{Kind: registry.OriginAPI, UserID: userFrom(ctx).User.ID})
+	c, cancel := context.WithTimeout(ctx, a.opts.OpTimeout)
+	defer cancel()
+	res, err := a.opts.Devices.Do(c, e.Name, op)
+	if err != nil {
+		return nil, a.fail(c, err)
+	}
+	out := OperationResult{Endpoint: e.Name, Operation: kind, Paths: pathStrings(op.Targets())}
+	switch op.Kind {
+	case devmgmt.KindWrite, devmgmt.KindWriteComposite:
+		out.Values = a.RecordValues(op.Values)
+	case devmgmt.KindDiscover:
+		out.Links = []DiscoverLink{}
+		for _, l := range res.Links {
+			out.Links = append(out.Links, DiscoverLink{Path: l.Path.String(), Attributes: l.Attrs.Query(), Dim: l.Dim, Version: l.Ver})
+		}
+	case devmgmt.KindCreate:
+		out.Location = res.Location.String()
+	case devmgmt.KindObserve, devmgmt.KindObserveComposite:
+		out.Values = a.RecordValues(res.Values)
+		out.Observation = fmt.Sprintf("%x", res.Observation.Token)
+	default:
+		out.Values = a.RecordValues(res.Values)
+	}
+	return &resultOutput{out}, nil
 }
 
-// createRecords types the values of a create under the object at path:
-// in the given instance, or in the next free one the endpoint's
-// registration shows.
-func (a *API) createRecords(e store.Endpoint, path string, instance *uint16, values map[string]json.RawMessage) (lwm2m.Path, []lwm2m.Record, error) {
-	p, err := lwm2m.ParsePath(path)
-	if err != nil || !p.IsObject() {
-		return p, nil, badRequest(fmt.Sprintf("path %q: create needs an object path such as /3303", path))
-	}
-	var inst uint16
-	if instance != nil {
-		if *instance > lwm2m.MaxID {
-			return p, nil, badRequest("instance must be at most 65534")
-		}
-		inst = *instance
-	} else {
-		inst = nextInstance(e.ObjectLinks, p.Object())
-	}
-	rs, err := a.relativeRecords(p.Child(inst), values)
-	if err != nil {
-		return p, nil, err
-	}
-	if len(rs) == 0 {
-		return p, nil, badRequest("values are required")
-	}
-	return p, rs, nil
+func (a *API) read(ctx context.Context, in *readInput) (*resultOutput, error) {
+	return a.runNow(ctx, in.Endpoint, "read", opBody{Path: in.Body.Path, Paths: in.Body.Paths})
+}
+
+func (a *API) discover(ctx context.Context, in *readInput) (*resultOutput, error) {
+	return a.runNow(ctx, in.Endpoint, "discover", opBody{Path: in.Body.Path, Paths: in.Body.Paths})
+}
+
+func (a *API) write(ctx context.Context, in *writeInput) (*resultOutput, error) {
+	b := in.Body
+	return a.runNow(ctx, in.Endpoint, "write", opBody{Path: b.Path, Value: b.Value, Values: b.Values, Mode: b.Mode})
+}
+
+func (a *API) execute(ctx context.Context, in *executeInput) (*resultOutput, error) {
+	return a.runNow(ctx, in.Endpoint, "execute", opBody{Path: in.Body.Path, Args: in.Body.Args})
+}
+
+func (a *API) writeAttributes(ctx context.Context, in *attributesInput) (*resultOutput, error) {
+	return a.runNow(ctx, in.Endpoint, "write-attributes", opBody{Path: in.Body.Path, Attributes: in.Body.Attributes})
 }
 
 func (a *API) create(ctx context.Context, in *createInput) (*resultOutput, error) {
-	e, err := a.endpoint(ctx, in.Endpoint)
-	if err != nil {
-		return nil, err
-	}
-	p, rs, err := a.createRecords(e, in.Body.Path, in.Body.Instance, in.Body.Values)
-	if err != nil {
-		return nil, err
-	}
-	var loc lwm2m.Path
-	err = a.bounded(ctx, func(ctx context.Context) (err error) {
-		loc, err = a.opts.Devices.Create(ctx, in.Endpoint, p, rs)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "create", Paths: []string{p.String()}, Location: loc.String()}}, nil
+	b := in.Body
+	return a.runNow(ctx, in.Endpoint, "create", opBody{Path: b.Path, Instance: b.Instance, Values: b.Values})
 }
 
 func (a *API) deleteInstance(ctx context.Context, in *deleteInput) (*resultOutput, error) {
-	p, err := lwm2m.ParsePath(in.Body.Path)
-	if err != nil || !p.IsInstance() {
-		return nil, badRequest(fmt.Sprintf("path %q: delete needs an object instance path such as /3303/1", in.Body.Path))
-	}
-	if err := a.onDevice(ctx, in.Endpoint, func(ctx context.Context) error {
-		return a.opts.Devices.Delete(ctx, in.Endpoint, p)
-	}); err != nil {
-		return nil, err
-	}
-	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "delete", Paths: []string{p.String()}}}, nil
+	return a.runNow(ctx, in.Endpoint, "delete", opBody{Path: in.Body.Path})
 }
 
 func (a *API) observe(ctx context.Context, in *readInput) (*resultOutput, error) {
-	paths, err := parsePaths(in.Body)
-	if err != nil {
-		return nil, err
-	}
-	var rs []lwm2m.Record
-	var obs registry.Observation
-	ctx = devmgmt.WithOrigin(ctx, registry.Origin{Kind: registry.OriginAPI, UserID: userFrom(ctx).User.ID})
-	err = a.onDevice(ctx, in.Endpoint, func(ctx context.Context) (err error) {
-		if len(paths) == 1 && len(in.Body.Paths) == 0 {
-			obs, rs, err = a.opts.Devices.Observe(ctx, in.Endpoint, paths[0])
-		} else {
-			obs, rs, err = a.opts.Devices.ObserveComposite(ctx, in.Endpoint, paths)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	token := fmt.Sprintf("%x", obs.Token)
-	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "observe", Paths: pathStrings(paths),
-		Values: a.RecordValues(rs), Observation: token}}, nil
+	return a.runNow(ctx, in.Endpoint, "observe", opBody{Path: in.Body.Path, Paths: in.Body.Paths})
 }
 
 func (a *API) cancelObserve(ctx context.Context, in *readInput) (*resultOutput, error) {
-	paths, err := parsePaths(in.Body)
-	if err != nil {
-		return nil, err
-	}
-	err = a.onDevice(ctx, in.Endpoint, func(ctx context.Context) error {
-		if len(paths) == 1 && len(in.Body.Paths) == 0 {
-			return a.opts.Devices.Cancel(ctx, in.Endpoint, paths[0])
-		}
-		return a.opts.Devices.CancelComposite(ctx, in.Endpoint, paths)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &resultOutput{OperationResult{Endpoint: in.Endpoint, Operation: "cancel-observe", Paths: pathStrings(paths)}}, nil
+	return a.runNow(ctx, in.Endpoint, "cancel-observe", opBody{Path: in.Body.Path, Paths: in.Body.Paths})
 }
 
 func (a *API) observations(ctx context.Context, in *endpointInput) (*observationsOutput, error) {

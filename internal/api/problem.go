@@ -10,7 +10,6 @@ import (
 
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/devmgmt"
-	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/store"
 )
@@ -97,8 +96,7 @@ func (a *API) fail(ctx context.Context, err error) error {
 		return problem(http.StatusConflict, "lwm2m_version", err.Error())
 	case errors.Is(err, devmgmt.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return problem(http.StatusGatewayTimeout, "timeout", "the device did not answer in time")
-	case errors.Is(err, devmgmt.ErrInvalid), errors.Is(err, devmgmt.ErrNoObservation), errors.Is(err, jobs.ErrInvalid),
-		errors.Is(err, credential.ErrInvalid):
+	case errors.Is(err, devmgmt.ErrInvalid), errors.Is(err, devmgmt.ErrNoObservation), errors.Is(err, credential.ErrInvalid):
 		return problem(http.StatusBadRequest, "bad_request", err.Error())
 	case errors.Is(err, devmgmt.ErrBadResponse), errors.Is(err, lwm2m.ErrSyntax):
 		return problem(http.StatusBadGateway, "bad_response", err.Error())

@@ -14,7 +14,6 @@ import (
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/jobs"
-	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -108,91 +107,19 @@ func (a *API) queueRoutes(h huma.API) {
 		Summary: "Cancel a queued operation (409 once it is being sent or finished)"}, a.cancelQueued)
 }
 
-// queueRequest builds the jobs.Request of an enqueue body.
-func (a *API) queueRequest(e store.Endpoint, in *enqueueInput) (jobs.Request, error) {
-	b := in.Body
-	kind := jobs.Kind(b.Kind)
-	if b.Kind == "cancel" {
-		kind = jobs.KindCancelObserve
-	}
-	r := jobs.Request{Kind: kind}
-	var err error
-	switch kind {
-	case jobs.KindRead, jobs.KindObserve, jobs.KindCancelObserve, jobs.KindDiscover,
-		jobs.KindReadComposite, jobs.KindObserveComposite, jobs.KindCancelObserveComposite:
-		if r.Paths, err = parsePaths(pathsBody{Path: b.Path, Paths: b.Paths}); err != nil {
-			return r, err
-		}
-		if len(b.Paths) > 0 {
-			switch kind {
-			case jobs.KindRead:
-				r.Kind = jobs.KindReadComposite
-			case jobs.KindObserve:
-				r.Kind = jobs.KindObserveComposite
-			case jobs.KindCancelObserve:
-				r.Kind = jobs.KindCancelObserveComposite
-			}
-		}
-	case jobs.KindWrite, jobs.KindWriteComposite:
-		path := b.Path
-		if kind == jobs.KindWriteComposite && path != "" {
-			return r, badRequest("a composite write takes values keyed by absolute paths, not path")
-		}
-		target, rs, composite, err := a.writeRecords(path, b.Value, b.Values)
-		if err != nil {
-			return r, err
-		}
-		r.Records = rs
-		if composite {
-			r.Kind = jobs.KindWriteComposite
-		} else {
-			r.Paths = []lwm2m.Path{target}
-			r.Update = writeMode(b.Mode, target) == devmgmt.Update
-		}
-	case jobs.KindExecute, jobs.KindDelete:
-		p, err := lwm2m.ParsePath(b.Path)
-		if err != nil {
-			return r, badRequest(err.Error())
-		}
-		r.Paths = []lwm2m.Path{p}
-		if kind == jobs.KindExecute {
-			r.Args = b.Args
-		}
-	case jobs.KindWriteAttributes:
-		p, err := lwm2m.ParsePath(b.Path)
-		if err != nil {
-			return r, badRequest(err.Error())
-		}
-		r.Paths = []lwm2m.Path{p}
-		if r.Attributes, err = attributeQuery(b.Attributes); err != nil {
-			return r, err
-		}
-	case jobs.KindCreate:
-		p, rs, err := a.createRecords(e, b.Path, b.Instance, b.Values)
-		if err != nil {
-			return r, err
-		}
-		r.Paths, r.Records = []lwm2m.Path{p}, rs
-	default:
-		return r, badRequest(fmt.Sprintf("unknown kind %q", b.Kind))
-	}
-	if err := r.Validate(); err != nil {
-		return r, badRequest(err.Error())
-	}
-	return r, nil
-}
-
 func (a *API) enqueue(ctx context.Context, in *enqueueInput) (*queuedOutput, error) {
 	e, err := a.endpoint(ctx, in.Endpoint)
 	if err != nil {
 		return nil, err
 	}
-	r, err := a.queueRequest(e, in)
+	b := in.Body
+	dop, err := a.operation(ctx, e, b.Kind, opBody{Path: b.Path, Paths: b.Paths, Value: b.Value, Values: b.Values,
+		Mode: b.Mode, Args: b.Args, Attributes: b.Attributes, Instance: b.Instance})
 	if err != nil {
 		return nil, err
 	}
 	user := userFrom(ctx).User
-	op, err := a.opts.Jobs.Enqueue(ctx, jobs.NewOperation{EndpointID: e.ID, Endpoint: e.Name, Request: r, QueuedBy: user.ID})
+	op, err := a.opts.Jobs.Enqueue(ctx, jobs.NewOperation{EndpointID: e.ID, Endpoint: e.Name, Operation: dop, QueuedBy: user.ID})
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -284,13 +211,13 @@ func (a *API) toQueued(ctx context.Context, endpoint string, op store.Operation,
 		Attempts: op.Attempts, MaxAttempts: op.MaxAttempts, LastAttemptAt: optTime(op.LastAttemptAt),
 		ResultCode: op.ResultCode, ResultError: op.ResultError, CreatedAt: op.CreatedAt.UTC(), UpdatedAt: op.UpdatedAt.UTC(),
 	}
-	if r, err := jobs.DecodeRequest(op); err == nil {
-		if len(r.Records) > 0 {
-			q.Values = a.RecordValues(r.Records)
+	if r, err := jobs.DecodeOperation(op); err == nil {
+		if len(r.Values) > 0 {
+			q.Values = a.RecordValues(r.Values)
 		}
-		if r.Kind == jobs.KindWrite {
+		if r.Kind == devmgmt.KindWrite {
 			q.Mode = "replace"
-			if r.Update {
+			if r.Mode == devmgmt.Update {
 				q.Mode = "update"
 			}
 		}
@@ -301,9 +228,9 @@ func (a *API) toQueued(ctx context.Context, endpoint string, op store.Operation,
 		if err != nil {
 			return q, a.fail(ctx, err)
 		}
-		qr := &QueuedResult{Location: "", Observation: hex.EncodeToString(res.Observation)}
-		if len(res.Records) > 0 {
-			qr.Values = a.RecordValues(res.Records)
+		qr := &QueuedResult{Location: "", Observation: hex.EncodeToString([]byte(res.Observation.Token))}
+		if len(res.Values) > 0 {
+			qr.Values = a.RecordValues(res.Values)
 		}
 		if res.Location.Depth() > 0 {
 			qr.Location = res.Location.String()

@@ -55,8 +55,9 @@ type Options struct {
 	// ReceiveWindow is how long a queue-mode device is taken to be
 	// reachable after it last talked; 0 means jobs.DefaultReceiveWindow.
 	ReceiveWindow time.Duration
-	// JobPollInterval is how often the job workers look for jobs other
-	// processes inserted; 0 means jobs.DefaultPollInterval.
+	// JobPollInterval is how often the job engine looks for due jobs it
+	// was not told of (jobs.EngineConfig.PollInterval: a safety net); 0
+	// means jobs.DefaultPollInterval.
 	JobPollInterval time.Duration
 	// IdleTimeout is coapd.Config.IdleTimeout: how long a device's CoAP
 	// connection state, or live DTLS session, outlasts its last message
@@ -84,6 +85,9 @@ type App struct {
 	// package (TopicRegistered, TopicValues, ...) and jobs.TopicOperation.
 	// GET /api/v1/events/stream serves it.
 	Events *events.Bus
+	// Engine runs the jobs of every kind registered with it (Jobs'
+	// deliveries among them) on this node.
+	Engine *jobs.Engine
 	Jobs   *jobs.Queue
 	// Credentials are the devices' DTLS credentials (CLI, API, DTLS).
 	Credentials *credential.Service
@@ -171,10 +175,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		// A notification too large for one message is completed by
 		// reading the observed resources block-wise.
 		Reread: func(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error) {
+			op := devmgmt.Operation{Kind: devmgmt.KindRead, Paths: obs.Paths}
 			if obs.Composite {
-				return dm.ReadComposite(ctx, reg.Endpoint, obs.Paths)
+				op.Kind = devmgmt.KindReadComposite
 			}
-			return dm.Read(ctx, reg.Endpoint, obs.Path())
+			res, err := dm.Do(ctx, reg.Endpoint, op)
+			return res.Values, err
 		},
 		// Sessions are saved on stop and resumed on start, so devices need
 		// no new handshake after a planned restart.
@@ -200,9 +206,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	a.Devices = dm
 	a.Events = &events.Bus{}
 	a.Registry.Subscribe(a.publishRegistration)
+	if a.Engine, err = jobs.NewEngine(jobs.EngineConfig{Store: st, Logger: log, PollInterval: opts.JobPollInterval}); err != nil {
+		st.Close()
+		return nil, err
+	}
 	jq, err = jobs.New(jobs.Config{
-		Store: st, Registry: a.Registry, Devices: dm, Events: a.Events, Logger: log,
-		ReceiveWindow: opts.ReceiveWindow, AttemptTimeout: opts.OpTimeout, PollInterval: opts.JobPollInterval,
+		Engine: a.Engine, Store: st, Registry: a.Registry, Devices: dm, Events: a.Events, Logger: log,
+		ReceiveWindow: opts.ReceiveWindow, AttemptTimeout: opts.OpTimeout,
 	})
 	if err != nil {
 		st.Close()
@@ -251,6 +261,10 @@ func (a *App) Start(ctx context.Context) error {
 		a.health.run(bg, cmp.Or(a.opts.HealthInterval, 10*time.Second))
 	}()
 	if err := a.Jobs.Start(ctx); err != nil {
+		a.Stop(ctx)
+		return err
+	}
+	if err := a.Engine.Start(ctx); err != nil {
 		a.Stop(ctx)
 		return err
 	}
@@ -338,7 +352,10 @@ func (a *App) Stop(ctx context.Context) {
 		jctx, cancel := share(ctx, 2)
 		defer cancel()
 		if err := a.Jobs.Stop(jctx); err != nil {
-			a.log.Warn("job workers stopped before their deliveries finished", "err", err)
+			a.log.Warn("wake-up handling did not stop in time", "err", err)
+		}
+		if err := a.Engine.Stop(jctx); err != nil {
+			a.log.Warn("job workers stopped before their jobs finished", "err", err)
 		}
 		start := time.Now()
 		if err := a.CoAP.Shutdown(ctx); err != nil {
@@ -396,13 +413,6 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, migrate
 	default:
 		st.Close()
 		return nil, err
-	}
-	if migrate {
-		// The job queue's tables, created by River's own migrator.
-		if err := jobs.Migrate(ctx, st, log); err != nil {
-			st.Close()
-			return nil, err
-		}
 	}
 	return st, nil
 }

@@ -206,7 +206,7 @@ func TestDTLSPSKRegistration(t *testing.T) {
 	}
 
 	// The server reaches the device over its session.
-	sc, err := s.srv.Dial(reg)
+	sc, err := s.srv.Dial(ctx, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestDTLSPSKRegistration(t *testing.T) {
 	_ = cc.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, err := s.srv.Dial(reg)
+		_, err := s.srv.Dial(ctx, reg)
 		if errors.Is(err, coapd.ErrNoSession) {
 			break
 		}
@@ -481,7 +481,7 @@ func TestDTLSRebootSamePort(t *testing.T) {
 	register(t, cc, "urn:imei:1")
 	laddr := sock.LocalAddr().(*net.UDPAddr)
 	first, _ := s.reg.ByEndpoint("urn:imei:1")
-	oldSession, err := s.srv.Dial(first)
+	oldSession, err := s.srv.Dial(context.Background(), first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -615,7 +615,7 @@ func TestDTLSSessionsSurviveRestart(t *testing.T) {
 	if !ok || reg.Transport != registry.TransportDTLS {
 		t.Fatalf("registration after restart %+v %v", reg, ok)
 	}
-	sc, err := srv2.Dial(reg)
+	sc, err := srv2.Dial(ctx, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

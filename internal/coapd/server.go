@@ -351,22 +351,31 @@ func (s *Server) Addr() netip.AddrPort { return s.udp.bound() }
 // only the device can start one.
 var ErrNoSession = errors.New("coapd: no DTLS session with the device")
 
-// unparkTimeout bounds how long Dial waits for a parked session to resume.
+// unparkTimeout bounds how long Dial waits for a parked session to resume
+// when its ctx has no deadline.
 const unparkTimeout = 5 * time.Second
 
 // Dial returns a connection to the device of reg: over plain CoAP the live
 // connection of its address or a new one on the server's socket; over
-// DTLS the session the device last talked on, resumed if it was parked, or
-// ErrNoSession. It is the devmgmt.DialFunc.
-func (s *Server) Dial(reg registry.Registration) (*udpclient.Conn, error) {
+// DTLS the session the device last talked on, resumed if it was parked
+// (waiting until ctx ends, or unparkTimeout when ctx has no deadline), or
+// an error matching ErrNoSession, and ctx's error too when ctx ended while
+// the session was being resumed. It is the devmgmt.DialFunc.
+func (s *Server) Dial(ctx context.Context, reg registry.Registration) (*udpclient.Conn, error) {
 	if reg.Transport == registry.TransportDTLS {
 		if cc := s.sessionOf(reg.Endpoint); cc != nil && cc.Context().Err() == nil {
 			return cc, nil
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), unparkTimeout)
-		defer cancel()
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, unparkTimeout)
+			defer cancel()
+		}
 		if cc := s.unparkSession(ctx, reg.Endpoint); cc != nil {
 			return cc, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("%w %q: %w", ErrNoSession, reg.Endpoint, err)
 		}
 		return nil, fmt.Errorf("%w %q", ErrNoSession, reg.Endpoint)
 	}

@@ -664,7 +664,7 @@ func TestStoppedServerRefusesDial(t *testing.T) {
 	s := newStack(t, filepath.Join(t.TempDir(), "db.sqlite"), newClock())
 	addr := s.srv.Addr()
 	s.close()
-	if _, err := s.srv.Dial(registry.Registration{Addr: addr}); err == nil {
+	if _, err := s.srv.Dial(context.Background(), registry.Registration{Addr: addr}); err == nil {
 		t.Fatal("Dial after Stop succeeded")
 	}
 }

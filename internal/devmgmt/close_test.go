@@ -13,7 +13,7 @@ import (
 // TestCloseWaitsForBackground: Close cancels running background work and
 // returns only when it has ended; nothing starts after Close.
 func TestCloseWaitsForBackground(t *testing.T) {
-	m := New(Config{Registry: &registry.Registry{}, Dial: func(registry.Registration) (*udpclient.Conn, error) {
+	m := New(Config{Registry: &registry.Registry{}, Dial: func(context.Context, registry.Registration) (*udpclient.Conn, error) {
 		return nil, context.Canceled
 	}})
 	started, ended := make(chan struct{}), make(chan struct{})

@@ -2,16 +2,28 @@
 // operations on registered devices: Read, Discover, Write (replace and
 // partial update), Write-Attributes, Execute, Create, Delete,
 // Read-Composite, Write-Composite, Observe and Cancel (single and
-// composite). Manager is the one type every caller above the CoAP server
-// uses: the REST API, the dashboard and the job worker.
+// composite).
+//
+// # One operation type, one entry point
+//
+// An Operation is one such operation as a value: its Kind, paths, values,
+// write mode, content format, attributes and execute arguments.
+// Operation.Check is its one validation (shape, and values converted to
+// their resources' types); Manager.Do checks and performs it. Every caller
+// above the CoAP server goes through them: the REST API, run now or queued
+// (the job queue checks an operation when it is queued and performs it
+// with Do when the device wakes), and firmware updates and the dashboard
+// to come, so that an operation is parsed into this type once, by its
+// caller, and refused with the same error text wherever it comes from.
 //
 // # Addressing and transport
 //
-// Devices are named by endpoint name. The Manager finds the live
-// registration in the registry (ErrOffline when there is none), opens a
-// CoAP exchange to the registration's address through the Dial function the
-// CoAP server provides (a connection from the server's own socket, so the
-// device sees the server's port; see package coapd), and sends one
+// Devices are named by endpoint name. Do looks the live registration up in
+// the registry once (ErrOffline when there is none), opens a CoAP exchange
+// to the registration's address through the Dial function the CoAP server
+// provides (a connection from the server's own socket, so the device sees
+// the server's port; see package coapd) under the caller's ctx, so that
+// its deadline also bounds resuming a parked DTLS session, and sends one
 // confirmable request. Retransmission follows RFC 7252 (go-coap retransmits
 // confirmable messages with exponential back-off) and large payloads move
 // block-wise (Block1 for writes, Block2 for reads) transparently. Requests
@@ -26,7 +38,8 @@
 // # Timeouts and errors
 //
 // Every operation runs under ctx; when ctx has no deadline, Config.Timeout
-// applies. A device that does not answer in time gives an error matching
+// applies. An operation Check refuses gives an error matching ErrInvalid,
+// before anything is sent. A device that does not answer in time gives an error matching
 // ErrTimeout (and context.DeadlineExceeded). A device that answers with a
 // CoAP error code gives a *CoAPError keeping the code and the diagnostic
 // payload: an error answer is never a success. A response in a content
@@ -37,18 +50,18 @@
 //
 // Requests ask for, and write in, the format lwm2m.ReadFormat,
 // lwm2m.WriteFormat and lwm2m.CompositeFormat choose from the client's
-// LwM2M version and announced formats. Responses are decoded by their own
+// LwM2M version and announced formats, or the one Operation.Format names. Responses are decoded by their own
 // Content-Format with Decode, typed by Config.Types.
 //
 // # Observations
 //
-// Observe chooses the token, records the observation in the registry's
+// An observe chooses the token, records the observation in the registry's
 // token table and then sends the request; notifications are routed by
 // token by the CoAP server, which decodes and stores them, not by a
 // per-connection observation of the CoAP library. An observation therefore
 // outlives the idle connection it was made on. The value in the Observe
-// response is stored like a notification. Cancel sends the Observe
-// deregistration (Observe: 1) with the same token and forgets the token
+// response is stored like a notification. A cancel-observe sends the
+// Observe deregistration (Observe: 1) with the same token and forgets the token
 // whatever the device answers. Each observation records its origin (the
 // auto-observe policy, or the API caller or queued operation WithOrigin
 // names) and the attributes written before it, for the API to show.

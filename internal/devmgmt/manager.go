@@ -19,14 +19,14 @@ import (
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/codec"
-	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/registry"
 )
 
 // DialFunc returns a CoAP connection to the device of a registration over
 // the transport it registered on (reg.Addr, reg.Transport), sharing the
-// server's socket or DTLS session. coapd.Server.Dial is the one in use.
-type DialFunc func(reg registry.Registration) (*udpclient.Conn, error)
+// server's socket or DTLS session, and gives up when ctx ends (resuming a
+// parked DTLS session waits). coapd.Server.Dial is the one in use.
+type DialFunc func(ctx context.Context, reg registry.Registration) (*udpclient.Conn, error)
 
 // Config wires a Manager.
 type Config struct {
@@ -168,18 +168,9 @@ func (m *Manager) registration(ctx context.Context, endpoint string) (registry.R
 	return reg, err
 }
 
-// exchange sends req to the endpoint's device and returns its answer. A
-// CoAP error code becomes a *CoAPError.
-func (m *Manager) exchange(ctx context.Context, endpoint string, req request) (registry.Registration, response, error) {
-	reg, err := m.registration(ctx, endpoint)
-	if err != nil {
-		return reg, response{}, err
-	}
-	resp, err := m.exchangeReg(ctx, reg, req)
-	return reg, resp, err
-}
-
-func (m *Manager) exchangeReg(ctx context.Context, reg registry.Registration, req request) (response, error) {
+// exchange sends req to the device of reg and returns its answer. A CoAP
+// error code becomes a *CoAPError.
+func (m *Manager) exchange(ctx context.Context, reg registry.Registration, req request) (response, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, m.timeout)
@@ -206,7 +197,7 @@ func (m *Manager) exchangeReg(ctx context.Context, reg registry.Registration, re
 	if !reg.Addr.IsValid() {
 		return fail(errors.New("registration has no address"))
 	}
-	cc, err := m.dial(reg)
+	cc, err := m.dial(ctx, reg)
 	if err != nil {
 		return fail(err)
 	}
@@ -297,225 +288,4 @@ func (m *Manager) decode(op, endpoint string, base lwm2m.Path, resp response) ([
 		return nil, fmt.Errorf("devmgmt: %s %s on %q: %w: %w", op, base, endpoint, ErrBadResponse, err)
 	}
 	return recs, nil
-}
-
-// Read reads the object, instance, resource or resource instance at p and
-// returns its values.
-func (m *Manager) Read(ctx context.Context, endpoint string, p lwm2m.Path) ([]lwm2m.Record, error) {
-	if p.IsRoot() {
-		return nil, fmt.Errorf("%w: read of the root path", ErrInvalid)
-	}
-	reg, err := m.registration(ctx, endpoint)
-	if err != nil {
-		return nil, err
-	}
-	req := request{op: "read", code: codes.GET, path: p, observe: -1,
-		accept: lwm2m.ReadFormat(reg.Version, reg.Objects.ContentFormats, p), hasAcc: true}
-	resp, err := m.exchangeReg(ctx, reg, req)
-	if err != nil {
-		return nil, err
-	}
-	return m.decode("read", endpoint, p, resp)
-}
-
-// Discover returns the links the device reports under p (object, instance
-// or resource), with their attributes.
-func (m *Manager) Discover(ctx context.Context, endpoint string, p lwm2m.Path) ([]linkformat.DiscoverLink, error) {
-	if p.IsRoot() || p.IsResourceInstance() {
-		return nil, fmt.Errorf("%w: discover of %s", ErrInvalid, p)
-	}
-	req := request{op: "discover", code: codes.GET, path: p, observe: -1,
-		accept: lwm2m.FormatLinkFormat, hasAcc: true}
-	_, resp, err := m.exchange(ctx, endpoint, req)
-	if err != nil {
-		return nil, err
-	}
-	links, err := linkformat.ParseDiscover(resp.body)
-	if err != nil {
-		return nil, fmt.Errorf("devmgmt: discover %s on %q: %w: %w", p, endpoint, ErrBadResponse, err)
-	}
-	return links, nil
-}
-
-// WriteMode selects replace or partial update.
-type WriteMode uint8
-
-const (
-	// Replace (CoAP PUT) replaces the instance or resource at the path
-	// with the values given: resources or resource instances not given
-	// are removed where the object allows it.
-	Replace WriteMode = iota
-	// Update (CoAP POST, partial update) changes only the values given.
-	Update
-)
-
-// Write writes records to p: one resource value, the instances of a
-// multiple-instance resource, or several resources of an object instance.
-// Every record must lie on or under p.
-func (m *Manager) Write(ctx context.Context, endpoint string, p lwm2m.Path, mode WriteMode, rs []lwm2m.Record) error {
-	if p.Depth() < 2 {
-		return fmt.Errorf("%w: write to %s: want an instance, resource or resource instance", ErrInvalid, p)
-	}
-	if len(rs) == 0 {
-		return fmt.Errorf("%w: write to %s: no values", ErrInvalid, p)
-	}
-	for _, r := range rs {
-		if !r.Path.HasPrefix(p) || r.Path.Depth() < 3 {
-			return fmt.Errorf("%w: write to %s: value for %s", ErrInvalid, p, r.Path)
-		}
-	}
-	reg, err := m.registration(ctx, endpoint)
-	if err != nil {
-		return err
-	}
-	f := lwm2m.WriteFormat(reg.Version, reg.Objects.ContentFormats, p, rs)
-	body, err := codec.Encode(f, p, rs)
-	if err != nil {
-		return fmt.Errorf("devmgmt: write %s on %q: %w: %w", p, endpoint, ErrInvalid, err)
-	}
-	code := codes.PUT
-	if mode == Update {
-		code = codes.POST
-	}
-	_, err = m.exchangeReg(ctx, reg, request{op: "write", code: code, path: p, observe: -1, format: f, body: body})
-	return err
-}
-
-// WriteAttributes sets (and, with attrs.Unset, removes) the notification
-// attributes of p.
-func (m *Manager) WriteAttributes(ctx context.Context, endpoint string, p lwm2m.Path, attrs linkformat.Attributes) error {
-	if p.IsRoot() {
-		return fmt.Errorf("%w: write-attributes on the root path", ErrInvalid)
-	}
-	if err := attrs.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if attrs.IsZero() {
-		return fmt.Errorf("%w: write-attributes on %s: no attributes", ErrInvalid, p)
-	}
-	reg, err := m.registration(ctx, endpoint)
-	if err != nil {
-		return err
-	}
-	return m.writeAttributes(ctx, reg, p, attrs)
-}
-
-func (m *Manager) writeAttributes(ctx context.Context, reg registry.Registration, p lwm2m.Path, attrs linkformat.Attributes) error {
-	_, err := m.exchangeReg(ctx, reg, request{op: "write-attributes", code: codes.PUT, path: p, observe: -1, queries: attrs.Query()})
-	return err
-}
-
-// Execute executes the resource at p with the given arguments (LwM2M
-// execute arguments such as `0='abc',1`, sent as text/plain; "" sends
-// none).
-func (m *Manager) Execute(ctx context.Context, endpoint string, p lwm2m.Path, args string) error {
-	if !p.IsResource() {
-		return fmt.Errorf("%w: execute %s: want a resource", ErrInvalid, p)
-	}
-	req := request{op: "execute", code: codes.POST, path: p, observe: -1}
-	if args != "" {
-		req.format, req.body = lwm2m.FormatText, []byte(args)
-	}
-	_, _, err := m.exchange(ctx, endpoint, req)
-	return err
-}
-
-// Create creates an object instance under the object p with the values
-// rs (paths /obj/inst/res[/ri]; all of one instance). It returns the path
-// of the created instance: the one the device reports in Location-Path,
-// else the one the records name.
-func (m *Manager) Create(ctx context.Context, endpoint string, p lwm2m.Path, rs []lwm2m.Record) (lwm2m.Path, error) {
-	if !p.IsObject() {
-		return lwm2m.Path{}, fmt.Errorf("%w: create under %s: want an object", ErrInvalid, p)
-	}
-	if len(rs) == 0 {
-		return lwm2m.Path{}, fmt.Errorf("%w: create under %s: no values", ErrInvalid, p)
-	}
-	inst := rs[0].Path.Truncate(2)
-	for _, r := range rs {
-		if r.Path.Depth() < 3 || r.Path.Truncate(2) != inst || !r.Path.HasPrefix(p) {
-			return lwm2m.Path{}, fmt.Errorf("%w: create under %s: value for %s", ErrInvalid, p, r.Path)
-		}
-	}
-	reg, err := m.registration(ctx, endpoint)
-	if err != nil {
-		return lwm2m.Path{}, err
-	}
-	f := lwm2m.ReadFormat(reg.Version, reg.Objects.ContentFormats, p)
-	body, err := codec.Encode(f, p, rs)
-	if err != nil {
-		return lwm2m.Path{}, fmt.Errorf("devmgmt: create under %s on %q: %w: %w", p, endpoint, ErrInvalid, err)
-	}
-	resp, err := m.exchangeReg(ctx, reg, request{op: "create", code: codes.POST, path: p, observe: -1, format: f, body: body})
-	if err != nil {
-		return lwm2m.Path{}, err
-	}
-	if loc := strings.TrimPrefix(resp.location, strings.TrimSuffix(reg.Objects.RootPath, "/")); loc != "" {
-		if !strings.HasPrefix(loc, "/") {
-			loc = "/" + loc
-		}
-		if lp, err := lwm2m.ParsePath(loc); err == nil && lp.IsInstance() && lp.Object() == p.Object() {
-			return lp, nil
-		}
-	}
-	return inst, nil
-}
-
-// Delete deletes the object instance at p (or, LwM2M 1.1, a resource
-// instance).
-func (m *Manager) Delete(ctx context.Context, endpoint string, p lwm2m.Path) error {
-	if !p.IsInstance() && !p.IsResourceInstance() {
-		return fmt.Errorf("%w: delete %s: want an object instance or resource instance", ErrInvalid, p)
-	}
-	_, _, err := m.exchange(ctx, endpoint, request{op: "delete", code: codes.DELETE, path: p, observe: -1})
-	return err
-}
-
-// ReadComposite reads several paths in one request (LwM2M 1.1+, CoAP
-// FETCH on the root path with a SenML list of names).
-func (m *Manager) ReadComposite(ctx context.Context, endpoint string, paths []lwm2m.Path) ([]lwm2m.Record, error) {
-	if len(paths) == 0 {
-		return nil, fmt.Errorf("%w: read-composite of no paths", ErrInvalid)
-	}
-	reg, err := m.registration(ctx, endpoint)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireVersion(reg, "read-composite", true); err != nil {
-		return nil, err
-	}
-	f := lwm2m.CompositeFormat(reg.Objects.ContentFormats)
-	body, err := codec.EncodePaths(f, paths)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	resp, err := m.exchangeReg(ctx, reg, request{op: "read-composite", code: codes.FETCH, composite: true, observe: -1,
-		format: f, body: body, accept: f, hasAcc: true})
-	if err != nil {
-		return nil, err
-	}
-	return m.decode("read-composite", endpoint, lwm2m.Root, resp)
-}
-
-// WriteComposite writes values of several resources in one request (LwM2M
-// 1.1+, CoAP iPATCH on the root path with a SenML pack).
-func (m *Manager) WriteComposite(ctx context.Context, endpoint string, rs []lwm2m.Record) error {
-	if len(rs) == 0 {
-		return fmt.Errorf("%w: write-composite of no values", ErrInvalid)
-	}
-	reg, err := m.registration(ctx, endpoint)
-	if err != nil {
-		return err
-	}
-	if err := requireVersion(reg, "write-composite", true); err != nil {
-		return err
-	}
-	f := lwm2m.CompositeFormat(reg.Objects.ContentFormats)
-	body, err := codec.Encode(f, lwm2m.Root, rs)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	_, err = m.exchangeReg(ctx, reg, request{op: "write-composite", code: codes.IPATCH, composite: true, observe: -1,
-		format: f, body: body})
-	return err
 }

@@ -55,7 +55,7 @@ func TestOperationsAcrossVersions(t *testing.T) {
 
 			// Read an instance: the requested format follows the
 			// client's version and announced formats.
-			rs, err := s.mgr.Read(ctx, p.name, lwm2m.NewPath(3, 0))
+			rs, err := values(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{lwm2m.NewPath(3, 0)}}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,12 +69,12 @@ func TestOperationsAcrossVersions(t *testing.T) {
 				t.Errorf("multi-instance value %#v", v)
 			}
 			// Read a single resource and a resource instance.
-			rs, err = s.mgr.Read(ctx, p.name, pTemp)
+			rs, err = values(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{pTemp}}))
 			if err != nil || len(rs) != 1 || rs[0].Value.FloatValue() != 21.5 {
 				t.Fatalf("read temp: %v %v", rs, err)
 			}
 			if tc.version != "1.0" {
-				rs, err = s.mgr.Read(ctx, p.name, lwm2m.NewPath(3, 0, 7, 0))
+				rs, err = values(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{lwm2m.NewPath(3, 0, 7, 0)}}))
 				if err != nil || len(rs) != 1 || rs[0].Value.IntValue() != 3800 {
 					t.Fatalf("read resource instance: %v %v", rs, err)
 				}
@@ -82,16 +82,15 @@ func TestOperationsAcrossVersions(t *testing.T) {
 
 			// Write a single resource (text/plain), replace a
 			// multi-instance resource, partially update an instance.
-			if err := s.mgr.Write(ctx, p.name, pModel, devmgmt.Replace,
-				[]lwm2m.Record{{Path: pModel, Value: lwm2m.String("model-x")}}); err != nil {
+			if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{pModel}, Values: []lwm2m.Record{{Path: pModel, Value: lwm2m.String("model-x")}}})); err != nil {
 				t.Fatal(err)
 			}
 			if v, _ := p.get(pModel); v.StringValue() != "model-x" {
 				t.Fatalf("model after write: %#v", v)
 			}
-			if err := s.mgr.Write(ctx, p.name, pPower, devmgmt.Replace, []lwm2m.Record{
+			if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{pPower}, Values: []lwm2m.Record{
 				{Path: pPower.Child(0), Value: lwm2m.Int(1)}, {Path: pPower.Child(5), Value: lwm2m.Int(2)},
-			}); err != nil {
+			}})); err != nil {
 				t.Fatal(err)
 			}
 			if _, ok := p.get(pPower.Child(1)); ok {
@@ -100,9 +99,9 @@ func TestOperationsAcrossVersions(t *testing.T) {
 			if v, _ := p.get(pPower.Child(5)); v.IntValue() != 2 {
 				t.Fatalf("instance 5: %#v", v)
 			}
-			if err := s.mgr.Write(ctx, p.name, lwm2m.NewPath(3303, 0), devmgmt.Update, []lwm2m.Record{
+			if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{lwm2m.NewPath(3303, 0)}, Mode: devmgmt.Update, Values: []lwm2m.Record{
 				{Path: pUnits, Value: lwm2m.String("K")},
-			}); err != nil {
+			}})); err != nil {
 				t.Fatal(err)
 			}
 			if !strings.HasPrefix(p.lastRequest(), "POST") {
@@ -113,7 +112,7 @@ func TestOperationsAcrossVersions(t *testing.T) {
 			}
 
 			// Execute with arguments.
-			if err := s.mgr.Execute(ctx, p.name, lwm2m.NewPath(3, 0, 4), "0='now'"); err != nil {
+			if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindExecute, Paths: []lwm2m.Path{lwm2m.NewPath(3, 0, 4)}, Args: "0='now'"})); err != nil {
 				t.Fatal(err)
 			}
 			p.mu.Lock()
@@ -124,16 +123,16 @@ func TestOperationsAcrossVersions(t *testing.T) {
 			}
 
 			// Create and delete an object instance.
-			inst, err := s.mgr.Create(ctx, p.name, lwm2m.NewPath(3303), []lwm2m.Record{
+			inst, err := location(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindCreate, Paths: []lwm2m.Path{lwm2m.NewPath(3303)}, Values: []lwm2m.Record{
 				{Path: lwm2m.NewPath(3303, 1, 5700), Value: lwm2m.Float(-4)},
-			})
+			}}))
 			if err != nil || inst != lwm2m.NewPath(3303, 1) {
 				t.Fatalf("create: %v %v", inst, err)
 			}
 			if v, _ := p.get(lwm2m.NewPath(3303, 1, 5700)); v.FloatValue() != -4 {
 				t.Fatal("created instance missing")
 			}
-			if err := s.mgr.Delete(ctx, p.name, inst); err != nil {
+			if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindDelete, Paths: []lwm2m.Path{inst}})); err != nil {
 				t.Fatal(err)
 			}
 			if _, ok := p.get(lwm2m.NewPath(3303, 1, 5700)); ok {
@@ -141,12 +140,12 @@ func TestOperationsAcrossVersions(t *testing.T) {
 			}
 
 			// Discover and Write-Attributes.
-			links, err := s.mgr.Discover(ctx, p.name, lwm2m.NewPath(3303, 0))
+			links, err := links(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindDiscover, Paths: []lwm2m.Path{lwm2m.NewPath(3303, 0)}}))
 			if err != nil || len(links) != 2 || links[0].Path != pTemp {
 				t.Fatalf("discover: %+v %v", links, err)
 			}
 			pmin, pmax := int64(10), int64(60)
-			if err := s.mgr.WriteAttributes(ctx, p.name, pTemp, linkformat.Attributes{PMin: &pmin, PMax: &pmax}); err != nil {
+			if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindWriteAttributes, Paths: []lwm2m.Path{pTemp}, Attributes: linkformat.Attributes{PMin: &pmin, PMax: &pmax}})); err != nil {
 				t.Fatal(err)
 			}
 			p.mu.Lock()
@@ -160,13 +159,13 @@ func TestOperationsAcrossVersions(t *testing.T) {
 				return
 			}
 			// Composite read and write (1.1+).
-			rs, err = s.mgr.ReadComposite(ctx, p.name, []lwm2m.Path{pTemp, pBattery})
+			rs, err = values(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindReadComposite, Paths: []lwm2m.Path{pTemp, pBattery}}))
 			if err != nil || len(rs) != 2 || value(t, rs, pBattery).IntValue() != 88 {
 				t.Fatalf("read-composite: %v %v", rs, err)
 			}
-			if err := s.mgr.WriteComposite(ctx, p.name, []lwm2m.Record{
+			if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindWriteComposite, Values: []lwm2m.Record{
 				{Path: pModel, Value: lwm2m.String("m2")}, {Path: pUnits, Value: lwm2m.String("F")},
-			}); err != nil {
+			}})); err != nil {
 				t.Fatal(err)
 			}
 			if v, _ := p.get(pUnits); v.StringValue() != "F" {
@@ -181,7 +180,7 @@ func TestAlternateRootPath(t *testing.T) {
 	p := newPeer(t, s, "rooted", "1.1")
 	p.root = "/lwm2m"
 	p.register()
-	rs, err := s.mgr.Read(context.Background(), p.name, pBattery)
+	rs, err := values(s.mgr.Do(context.Background(), p.name, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{pBattery}}))
 	if err != nil || len(rs) != 1 || rs[0].Value.IntValue() != 88 {
 		t.Fatalf("read under /lwm2m: %v %v", rs, err)
 	}
@@ -193,14 +192,14 @@ func TestAlternateRootPath(t *testing.T) {
 func TestErrors(t *testing.T) {
 	s := newStack(t, &devmgmt.Policy{})
 	ctx := context.Background()
-	if _, err := s.mgr.Read(ctx, "nobody", pTemp); !errors.Is(err, devmgmt.ErrOffline) {
+	if _, err := values(s.mgr.Do(ctx, "nobody", devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{pTemp}})); !errors.Is(err, devmgmt.ErrOffline) {
 		t.Fatalf("read of unregistered endpoint: %v", err)
 	}
 	p := newPeer(t, s, "err", "1.1")
 	p.register()
 
 	// A device error code is a failure that keeps the code.
-	_, err := s.mgr.Read(ctx, p.name, lwm2m.NewPath(9, 0))
+	_, err := values(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{lwm2m.NewPath(9, 0)}}))
 	var ce *devmgmt.CoAPError
 	if !errors.As(err, &ce) || ce.Code != codes.NotFound {
 		t.Fatalf("read of missing object: %v", err)
@@ -208,23 +207,23 @@ func TestErrors(t *testing.T) {
 	p.mu.Lock()
 	p.fail["/3/0/1"] = codes.MethodNotAllowed
 	p.mu.Unlock()
-	err = s.mgr.Write(ctx, p.name, pModel, devmgmt.Replace, []lwm2m.Record{{Path: pModel, Value: lwm2m.String("x")}})
+	err = only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{pModel}, Values: []lwm2m.Record{{Path: pModel, Value: lwm2m.String("x")}}}))
 	if !errors.As(err, &ce) || ce.Code != codes.MethodNotAllowed || ce.Diagnostic != "forced failure" ||
 		!strings.Contains(err.Error(), "4.05") {
 		t.Fatalf("refused write: %v", err)
 	}
-	if err := s.mgr.Delete(ctx, p.name, lwm2m.NewPath(77, 0)); !errors.As(err, &ce) || ce.Code != codes.NotFound {
+	if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindDelete, Paths: []lwm2m.Path{lwm2m.NewPath(77, 0)}})); !errors.As(err, &ce) || ce.Code != codes.NotFound {
 		t.Fatalf("delete of missing instance: %v", err)
 	}
 
 	// Invalid arguments are refused before anything is sent.
-	if err := s.mgr.Execute(ctx, p.name, lwm2m.NewPath(3, 0), ""); !errors.Is(err, devmgmt.ErrInvalid) {
+	if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindExecute, Paths: []lwm2m.Path{lwm2m.NewPath(3, 0)}, Args: ""})); !errors.Is(err, devmgmt.ErrInvalid) {
 		t.Fatalf("execute of an instance: %v", err)
 	}
-	if err := s.mgr.Write(ctx, p.name, pModel, devmgmt.Replace, nil); !errors.Is(err, devmgmt.ErrInvalid) {
+	if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{pModel}})); !errors.Is(err, devmgmt.ErrInvalid) {
 		t.Fatalf("write of nothing: %v", err)
 	}
-	if err := s.mgr.Write(ctx, p.name, pModel, devmgmt.Replace, []lwm2m.Record{{Path: pTemp, Value: lwm2m.Float(1)}}); !errors.Is(err, devmgmt.ErrInvalid) {
+	if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{pModel}, Values: []lwm2m.Record{{Path: pTemp, Value: lwm2m.Float(1)}}})); !errors.Is(err, devmgmt.ErrInvalid) {
 		t.Fatalf("write outside the path: %v", err)
 	}
 
@@ -236,7 +235,7 @@ func TestErrors(t *testing.T) {
 	tctx, cancel := context.WithTimeout(ctx, 2500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = s.mgr.Read(tctx, p.name, pTemp)
+	_, err = values(s.mgr.Do(tctx, p.name, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{pTemp}}))
 	if !errors.Is(err, devmgmt.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("silent device: %v", err)
 	}
@@ -251,7 +250,7 @@ func TestObserveNotifyCancel(t *testing.T) {
 	p.register()
 	ctx := context.Background()
 
-	obs, rs, err := s.mgr.Observe(ctx, p.name, pTemp)
+	obs, rs, err := observed(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindObserve, Paths: []lwm2m.Path{pTemp}}))
 	if err != nil || len(rs) != 1 || rs[0].Value.FloatValue() != 21.5 {
 		t.Fatalf("observe: %v %v", rs, err)
 	}
@@ -283,7 +282,7 @@ func TestObserveNotifyCancel(t *testing.T) {
 
 	// The observation outlives the go-coap connection: close the
 	// server's connection state for the device and notify again.
-	cc, err := s.srv.Dial(reg)
+	cc, err := s.srv.Dial(ctx, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +296,7 @@ func TestObserveNotifyCancel(t *testing.T) {
 	}
 
 	// Composite observation: a notification becomes one event.
-	cobs, rs, err := s.mgr.ObserveComposite(ctx, p.name, []lwm2m.Path{pTemp, pBattery})
+	cobs, rs, err := observed(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindObserveComposite, Paths: []lwm2m.Path{pTemp, pBattery}}))
 	if err != nil || len(rs) != 2 || !cobs.Composite {
 		t.Fatalf("observe-composite: %v %v", rs, err)
 	}
@@ -322,10 +321,10 @@ func TestObserveNotifyCancel(t *testing.T) {
 	}
 
 	// Cancel both: the device drops them and the tokens are forgotten.
-	if err := s.mgr.Cancel(ctx, p.name, pTemp); err != nil {
+	if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindCancelObserve, Paths: []lwm2m.Path{pTemp}})); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.mgr.CancelComposite(ctx, p.name, []lwm2m.Path{pTemp, pBattery}); err != nil {
+	if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindCancelObserveComposite, Paths: []lwm2m.Path{pTemp, pBattery}})); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := p.observerFor(false, pTemp); ok {
@@ -337,12 +336,12 @@ func TestObserveNotifyCancel(t *testing.T) {
 	if got := s.mgr.Observations(p.name); len(got) != 0 {
 		t.Fatalf("observations left: %+v", got)
 	}
-	if err := s.mgr.Cancel(ctx, p.name, pTemp); !errors.Is(err, devmgmt.ErrNoObservation) {
+	if err := only(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindCancelObserve, Paths: []lwm2m.Path{pTemp}})); !errors.Is(err, devmgmt.ErrNoObservation) {
 		t.Fatalf("second cancel: %v", err)
 	}
 
 	// Re-registering drops the server's observations, as the client does.
-	if _, _, err := s.mgr.Observe(ctx, p.name, pTemp); err != nil {
+	if _, _, err := observed(s.mgr.Do(ctx, p.name, devmgmt.Operation{Kind: devmgmt.KindObserve, Paths: []lwm2m.Path{pTemp}})); err != nil {
 		t.Fatal(err)
 	}
 	p.register()
@@ -416,8 +415,7 @@ func TestLargeWriteIsBlockwise(t *testing.T) {
 		big[i] = byte(i)
 	}
 	pkg := lwm2m.NewPath(5, 0, 0)
-	if err := s.mgr.Write(context.Background(), p.name, pkg, devmgmt.Replace,
-		[]lwm2m.Record{{Path: pkg, Value: lwm2m.Opaque(big)}}); err != nil {
+	if err := only(s.mgr.Do(context.Background(), p.name, devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{pkg}, Values: []lwm2m.Record{{Path: pkg, Value: lwm2m.Opaque(big)}}})); err != nil {
 		t.Fatal(err)
 	}
 	v, ok := p.get(pkg)
@@ -425,7 +423,7 @@ func TestLargeWriteIsBlockwise(t *testing.T) {
 		t.Fatalf("package not written whole: %d bytes", len(v.Opaque()))
 	}
 	// And read back (Block2).
-	rs, err := s.mgr.Read(context.Background(), p.name, pkg)
+	rs, err := values(s.mgr.Do(context.Background(), p.name, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{pkg}}))
 	if err != nil || len(rs) != 1 || len(rs[0].Value.Opaque()) != len(big) {
 		t.Fatalf("read back: %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -15,38 +14,12 @@ import (
 	"github.com/flownexus/flownexus/internal/registry"
 )
 
-// Observe starts observing p on the endpoint's device and returns the
-// observation and the current value(s), which are stored like a
-// notification. Observing a path already observed renews the observation
-// with its token.
-func (m *Manager) Observe(ctx context.Context, endpoint string, p lwm2m.Path) (registry.Observation, []lwm2m.Record, error) {
-	if p.IsRoot() {
-		return registry.Observation{}, nil, fmt.Errorf("%w: observe of the root path", ErrInvalid)
-	}
-	return m.observe(ctx, endpoint, false, []lwm2m.Path{p})
-}
-
-// ObserveComposite starts one observation of several paths (LwM2M 1.1+,
-// CoAP FETCH with Observe on the root path).
-func (m *Manager) ObserveComposite(ctx context.Context, endpoint string, paths []lwm2m.Path) (registry.Observation, []lwm2m.Record, error) {
-	if len(paths) == 0 {
-		return registry.Observation{}, nil, fmt.Errorf("%w: observe-composite of no paths", ErrInvalid)
-	}
-	return m.observe(ctx, endpoint, true, slices.Clone(paths))
-}
-
-func (m *Manager) observe(ctx context.Context, endpoint string, composite bool, paths []lwm2m.Path) (registry.Observation, []lwm2m.Record, error) {
-	reg, err := m.registration(ctx, endpoint)
-	if err != nil {
-		return registry.Observation{}, nil, err
-	}
-	return m.observeReg(ctx, reg, composite, paths, "")
-}
-
-// observeReg observes paths on the device of reg and records the
-// observation with the origin in ctx (WithOrigin) and attrs, the
-// attributes the caller wrote before.
-func (m *Manager) observeReg(ctx context.Context, reg registry.Registration, composite bool, paths []lwm2m.Path, attrs string) (registry.Observation, []lwm2m.Record, error) {
+// observeReg observes paths on the device of reg, asking for format (nil:
+// the one the registration suggests), and records the observation with the
+// origin in ctx (WithOrigin) and attrs, the attributes the caller wrote
+// before. Observing paths already observed renews the observation with its
+// token. The values of the answer are stored like a notification.
+func (m *Manager) observeReg(ctx context.Context, reg registry.Registration, composite bool, paths []lwm2m.Path, format *lwm2m.MediaType, attrs string) (registry.Observation, []lwm2m.Record, error) {
 	endpoint := reg.Endpoint
 	op := "observe"
 	if composite {
@@ -61,6 +34,9 @@ func (m *Manager) observeReg(ctx context.Context, reg registry.Registration, com
 	if composite {
 		req.op, req.code, req.composite = "observe-composite", codes.FETCH, true
 		f = lwm2m.CompositeFormat(reg.Objects.ContentFormats)
+		if format != nil {
+			f = *format
+		}
 		body, err := codec.EncodePaths(f, paths)
 		if err != nil {
 			return registry.Observation{}, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -70,6 +46,9 @@ func (m *Manager) observeReg(ctx context.Context, reg registry.Registration, com
 		base = paths[0]
 		req.path = base
 		f = lwm2m.ReadFormat(reg.Version, reg.Objects.ContentFormats, base)
+		if format != nil {
+			f = *format
+		}
 	}
 	req.accept, req.hasAcc = f, true
 
@@ -91,7 +70,7 @@ func (m *Manager) observeReg(ctx context.Context, reg registry.Registration, com
 		}
 	}
 	req.token = message.Token(obs.Token)
-	resp, err := m.exchangeReg(ctx, reg, req)
+	resp, err := m.exchange(ctx, reg, req)
 	if err == nil && !resp.observed {
 		err = fmt.Errorf("devmgmt: %s %s on %q: %w: the device answered without Observe and does not notify",
 			req.op, base, endpoint, ErrBadResponse)
@@ -113,24 +92,13 @@ func (m *Manager) observeReg(ctx context.Context, reg registry.Registration, com
 	return obs, recs, nil
 }
 
-// Cancel ends the observation of p: it sends the Observe deregistration
-// with the observation's token and forgets the token whatever the device
-// answers. It returns an error matching ErrNoObservation when p is not
-// observed.
-func (m *Manager) Cancel(ctx context.Context, endpoint string, p lwm2m.Path) error {
-	return m.cancel(ctx, endpoint, false, []lwm2m.Path{p})
-}
-
-// CancelComposite ends a composite observation of exactly paths.
-func (m *Manager) CancelComposite(ctx context.Context, endpoint string, paths []lwm2m.Path) error {
-	return m.cancel(ctx, endpoint, true, paths)
-}
-
-func (m *Manager) cancel(ctx context.Context, endpoint string, composite bool, paths []lwm2m.Path) error {
-	reg, err := m.registration(ctx, endpoint)
-	if err != nil {
-		return err
-	}
+// cancelReg ends the observation of exactly paths (composite or not) on
+// the device of reg: it sends the Observe deregistration with the
+// observation's token and forgets the token whatever the device answers.
+// It returns an error matching ErrNoObservation when the server holds no
+// such observation.
+func (m *Manager) cancelReg(ctx context.Context, reg registry.Registration, composite bool, paths []lwm2m.Path) error {
+	endpoint := reg.Endpoint
 	op := "cancel"
 	if composite {
 		op = "cancel-composite"
@@ -154,7 +122,7 @@ func (m *Manager) cancel(ctx context.Context, endpoint string, composite bool, p
 	} else {
 		req.path = paths[0]
 	}
-	_, err = m.exchangeReg(ctx, reg, req)
+	_, err := m.exchange(ctx, reg, req)
 	return err
 }
 

@@ -212,6 +212,12 @@ func (p *peer) log(format string, args ...any) {
 	p.mu.Unlock()
 }
 
+func (p *peer) requestsCopy() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.requests...)
+}
+
 func (p *peer) lastRequest() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -489,3 +495,17 @@ func (p *peer) notify(token string) error {
 	msg.SetType(message.Confirmable)
 	return p.cc.WriteMessage(msg)
 }
+
+// Adapters from Manager.Do's Result to the parts a test looks at.
+
+func values(res devmgmt.Result, err error) ([]lwm2m.Record, error) { return res.Values, err }
+
+func links(res devmgmt.Result, err error) ([]linkformat.DiscoverLink, error) { return res.Links, err }
+
+func location(res devmgmt.Result, err error) (lwm2m.Path, error) { return res.Location, err }
+
+func observed(res devmgmt.Result, err error) (registry.Observation, []lwm2m.Record, error) {
+	return res.Observation, res.Values, err
+}
+
+func only(_ devmgmt.Result, err error) error { return err }

@@ -274,7 +274,7 @@ func (m *Manager) applyStep(ctx context.Context, reg registry.Registration, s st
 		}
 		written = strings.Join(s.attrs.Query(), "&")
 	}
-	_, _, err := m.observeReg(ctx, reg, s.composite, s.paths, written)
+	_, _, err := m.observeReg(ctx, reg, s.composite, s.paths, nil, written)
 	return err
 }
 

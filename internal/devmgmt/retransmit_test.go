@@ -10,6 +10,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
 
+	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 )
 
@@ -66,7 +67,7 @@ func TestRetransmission(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		rs, err := s.mgr.Read(context.Background(), "lossy", lwm2m.NewPath(3, 0, 9))
+		rs, err := values(s.mgr.Do(context.Background(), "lossy", devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{lwm2m.NewPath(3, 0, 9)}}))
 		done <- result{rs, err}
 	}()
 	first := recv() // lost

@@ -24,35 +24,35 @@ func TestVersionRefusedBeforeSending(t *testing.T) {
 	pmin := int64(5)
 	ops := map[string]func(ep string) error{
 		"read-composite": func(ep string) error {
-			_, err := s.mgr.ReadComposite(ctx, ep, []lwm2m.Path{pTemp, pBattery})
+			_, err := values(s.mgr.Do(ctx, ep, devmgmt.Operation{Kind: devmgmt.KindReadComposite, Paths: []lwm2m.Path{pTemp, pBattery}}))
 			return err
 		},
 		"write-composite": func(ep string) error {
-			return s.mgr.WriteComposite(ctx, ep, []lwm2m.Record{{Path: pModel, Value: lwm2m.String("m")}})
+			return only(s.mgr.Do(ctx, ep, devmgmt.Operation{Kind: devmgmt.KindWriteComposite, Values: []lwm2m.Record{{Path: pModel, Value: lwm2m.String("m")}}}))
 		},
 		"observe-composite": func(ep string) error {
-			_, _, err := s.mgr.ObserveComposite(ctx, ep, []lwm2m.Path{pTemp, pBattery})
+			_, _, err := observed(s.mgr.Do(ctx, ep, devmgmt.Operation{Kind: devmgmt.KindObserveComposite, Paths: []lwm2m.Path{pTemp, pBattery}}))
 			return err
 		},
 		"cancel-composite": func(ep string) error {
-			return s.mgr.CancelComposite(ctx, ep, []lwm2m.Path{pTemp, pBattery})
+			return only(s.mgr.Do(ctx, ep, devmgmt.Operation{Kind: devmgmt.KindCancelObserveComposite, Paths: []lwm2m.Path{pTemp, pBattery}}))
 		},
 		"read of /3/0/7/1": func(ep string) error {
-			_, err := s.mgr.Read(ctx, ep, ri)
+			_, err := values(s.mgr.Do(ctx, ep, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{ri}}))
 			return err
 		},
 		"observe of /3/0/7/1": func(ep string) error {
-			_, _, err := s.mgr.Observe(ctx, ep, ri)
+			_, _, err := observed(s.mgr.Do(ctx, ep, devmgmt.Operation{Kind: devmgmt.KindObserve, Paths: []lwm2m.Path{ri}}))
 			return err
 		},
 		"write of /3/0/7/1": func(ep string) error {
-			return s.mgr.Write(ctx, ep, ri, devmgmt.Replace, []lwm2m.Record{{Path: ri, Value: lwm2m.Int(1)}})
+			return only(s.mgr.Do(ctx, ep, devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{ri}, Values: []lwm2m.Record{{Path: ri, Value: lwm2m.Int(1)}}}))
 		},
 		"write-attributes of /3/0/7/1": func(ep string) error {
-			return s.mgr.WriteAttributes(ctx, ep, ri, linkformat.Attributes{PMin: &pmin})
+			return only(s.mgr.Do(ctx, ep, devmgmt.Operation{Kind: devmgmt.KindWriteAttributes, Paths: []lwm2m.Path{ri}, Attributes: linkformat.Attributes{PMin: &pmin}}))
 		},
 		"delete of /3/0/7/1": func(ep string) error {
-			return s.mgr.Delete(ctx, ep, ri)
+			return only(s.mgr.Do(ctx, ep, devmgmt.Operation{Kind: devmgmt.KindDelete, Paths: []lwm2m.Path{ri}}))
 		},
 	}
 	for name, op := range ops {
@@ -79,7 +79,7 @@ func TestVersionRefusedBeforeSending(t *testing.T) {
 	// The version check is the device's: a 1.1 device gets them.
 	cur := newPeer(t, s, "current", "1.1")
 	cur.register()
-	if _, _, err := s.mgr.ObserveComposite(ctx, cur.name, []lwm2m.Path{pTemp, pBattery}); err != nil {
+	if _, _, err := observed(s.mgr.Do(ctx, cur.name, devmgmt.Operation{Kind: devmgmt.KindObserveComposite, Paths: []lwm2m.Path{pTemp, pBattery}})); err != nil {
 		t.Fatal(err)
 	}
 	for name, op := range ops {

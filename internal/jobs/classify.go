@@ -94,8 +94,7 @@ func classify(err error) (verdict, string) {
 		return codeVerdict(ce.Code), devmgmt.CodeString(ce.Code)
 	case errors.Is(err, devmgmt.ErrOffline):
 		return notSent, ""
-	case errors.Is(err, devmgmt.ErrInvalid), errors.Is(err, devmgmt.ErrNoObservation), errors.Is(err, ErrInvalid),
-		errors.Is(err, devmgmt.ErrVersion):
+	case errors.Is(err, devmgmt.ErrInvalid), errors.Is(err, devmgmt.ErrNoObservation), errors.Is(err, devmgmt.ErrVersion):
 		return reject, ""
 	case errors.Is(err, devmgmt.ErrBadResponse), errors.Is(err, lwm2m.ErrSyntax):
 		return fail, ""

@@ -50,8 +50,8 @@ func (q *Queue) Reachable(reg registry.Registration, now time.Time) bool {
 // deliver sends the endpoint's queued operations, head first, while the
 // device is reachable: at most PerRound of them, after which a new job
 // takes the rest so that other devices get workers too. It returns an
-// error only when the database fails (River then retries the job); every
-// device-side outcome is recorded on the operation.
+// error only when the database fails (the Engine then retries the job);
+// every device-side outcome is recorded on the operation.
 func (q *Queue) deliver(ctx context.Context, endpointID int64, endpoint string) error {
 	for sent := 0; ; {
 		if ctx.Err() != nil {
@@ -69,8 +69,7 @@ func (q *Queue) deliver(ctx context.Context, endpointID int64, endpoint string) 
 			return nil // asleep: waits for the next wake-up
 		}
 		if sent >= q.perRound {
-			_, err := q.client.Insert(ctx, deliverArgs{EndpointID: endpointID, Endpoint: endpoint}, insertOpts())
-			return err
+			return q.engine.Insert(ctx, deliverJob(endpointID, endpoint))
 		}
 		op, res, err := q.st.ClaimOperation(ctx, endpointID, store.ClaimParams{
 			WokeAt:      reg.LastSeen,
@@ -106,13 +105,13 @@ func (q *Queue) deliver(ctx context.Context, endpointID int64, endpoint string) 
 // says that the rest of the device's queue must wait (the head stays
 // queued, for a later wake-up).
 func (q *Queue) attempt(ctx context.Context, reg registry.Registration, op store.Operation) (stop bool, err error) {
-	req, err := DecodeRequest(op)
-	var res Result
+	dop, err := DecodeOperation(op)
+	var res devmgmt.Result
 	if err == nil {
 		actx, cancel := context.WithTimeout(ctx, q.timeout)
 		// An observation it makes records the operation and who queued it.
 		actx = devmgmt.WithOrigin(actx, registry.Origin{Kind: registry.OriginQueue, UserID: op.QueuedBy, Operation: op.ID})
-		res, err = q.send(actx, reg, req)
+		res, err = q.send(actx, reg.Endpoint, dop)
 		cancel()
 	}
 	v, code := classify(err)
@@ -127,7 +126,7 @@ func (q *Queue) attempt(ctx context.Context, reg registry.Registration, op store
 	case confirmed:
 		u.Attempts++
 		u.Status = store.OperationConfirmed
-		if u.Response, err = res.encode(); err != nil {
+		if u.Response, err = encodeResult(res); err != nil {
 			return false, fmt.Errorf("jobs: operation %d: %w", op.ID, err)
 		}
 	case retry:
@@ -167,53 +166,4 @@ func (q *Queue) attempt(ctx context.Context, reg registry.Registration, op store
 			"status", done.Status, "attempts", done.Attempts, "code", code, "verdict", v.String(), "err", u.ResultError)
 	}
 	return stop, nil
-}
-
-// sendDevice performs r on the device through devmgmt.
-func (q *Queue) sendDevice(ctx context.Context, reg registry.Registration, r Request) (Result, error) {
-	m, ep := q.devices, reg.Endpoint
-	var res Result
-	var err error
-	switch r.Kind {
-	case KindRead:
-		res.Records, err = m.Read(ctx, ep, r.Paths[0])
-	case KindDiscover:
-		res.Links, err = m.Discover(ctx, ep, r.Paths[0])
-	case KindWrite:
-		mode := devmgmt.Replace
-		if r.Update {
-			mode = devmgmt.Update
-		}
-		err = m.Write(ctx, ep, r.Paths[0], mode, r.Records)
-	case KindWriteComposite:
-		err = m.WriteComposite(ctx, ep, r.Records)
-	case KindExecute:
-		err = m.Execute(ctx, ep, r.Paths[0], r.Args)
-	case KindWriteAttributes:
-		err = m.WriteAttributes(ctx, ep, r.Paths[0], r.Attributes)
-	case KindCreate:
-		res.Location, err = m.Create(ctx, ep, r.Paths[0], r.Records)
-	case KindDelete:
-		err = m.Delete(ctx, ep, r.Paths[0])
-	case KindObserve:
-		var o registry.Observation
-		o, res.Records, err = m.Observe(ctx, ep, r.Paths[0])
-		res.Observation = []byte(o.Token)
-	case KindObserveComposite:
-		var o registry.Observation
-		o, res.Records, err = m.ObserveComposite(ctx, ep, r.Paths)
-		res.Observation = []byte(o.Token)
-	case KindCancelObserve:
-		err = m.Cancel(ctx, ep, r.Paths[0])
-	case KindCancelObserveComposite:
-		err = m.CancelComposite(ctx, ep, r.Paths)
-	case KindReadComposite:
-		res.Records, err = m.ReadComposite(ctx, ep, r.Paths)
-	default:
-		err = invalid("unknown kind %q", r.Kind)
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	return res, nil
 }

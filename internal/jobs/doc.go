@@ -1,21 +1,66 @@
-// Package jobs is the durable queue of device operations and the workers
-// that deliver them: an operator's write or command waits in the database
-// for its device, goes out while the device is awake, and is never lost.
+// Package jobs runs durable background work: a small job engine (Engine)
+// with kinds registered by the packages that own them, and on it the
+// durable queue of device operations (Queue): an operator's write or
+// command waits in the database for its device, goes out while the device
+// is awake, and is never lost.
 //
-// # Storage
+// # The engine, and why it is our own
+//
+// A job is a row of the store's job table (store.Job): a kind, arguments
+// (JSON), a due time, attempts and a lock. A package registers its kinds
+// with Engine.Register (a Handler, attempts, a timeout, a backoff) before
+// Start; Insert (or InsertTx in the caller's transaction, so that a job
+// commits with the rows it is about) adds jobs, due now or at a time of
+// their own, and a key makes a job unique among the waiting jobs of its
+// kind ("one delivery reminder per endpoint"). Each node's engine claims
+// due jobs of its kinds for its workers (EngineConfig.Workers at once):
+// on PostgreSQL with UPDATE … FOR UPDATE SKIP LOCKED, so that any number
+// of nodes claim safely; on SQLite through the store's single write
+// connection. A failed attempt is retried after the kind's backoff until
+// its last attempt; a job that ends, well or for good, is deleted (a kind
+// that needs a record of failures keeps it in its own tables, as
+// operations do). A job that runs longer than its kind's timeout plus a
+// minute was abandoned by a node that died, and any node runs it again.
+//
+// Jobs start when they are inserted, not at the next poll: the inserting
+// node's workers are told at once (Kick), and on PostgreSQL every
+// transaction that inserts jobs notifies a channel (store.JobChannel) that
+// every engine LISTENs on, so that a job committed on one node is claimed
+// within milliseconds on any node (TestEngineTwoNodes, BENCHMARKS.md). The
+// claim loop sleeps until the next job is due, polling only as a safety
+// net (EngineConfig.PollInterval) for a listener that lost its connection.
+//
+// The engine replaces River (github.com/riverqueue/river), which ran here
+// beside the operation rows as a reminder. We chose a claim loop of our
+// own over River with its pgx driver because: River's pgx driver needs a
+// pgx pool and pgx transactions, while the store is database/sql over
+// pgx's stdlib, so a job could not commit in the store's transaction
+// without a second pool and a second transaction API; River brought its
+// own migrator and schema version beside the store's, where now the job
+// table is one more numbered migration and `flownexus migrate` and `serve`
+// report one schema version; its database/sql driver linked lib/pq beside
+// pgx and ran poll-only on PostgreSQL (a queued operation for an awake
+// device waited ~1 s); on SQLite its driver is marked early-testing and
+// its leader election and maintenance queries share the single write
+// connection with device data. What River did that we need (kinds,
+// retries with backoff, scheduled and unique jobs, safe claims on several
+// nodes, notifications) is about 700 lines of code here (engine.go and
+// the store's job.go), tested on both database engines.
+// Migration 00011 drops River's tables from databases of earlier versions;
+// 00010 carried their pending reminders over.
+//
+// # Operations: storage
 //
 // An operation is a row of endpoint_operation (store.Operation) with
 // status QUEUED → SENDING → CONFIRMED | FAILED, or CANCELLED when an
-// operator cancels it while QUEUED. Enqueue writes the row and a River job
-// that delivers it in one transaction of the store: River
-// (github.com/riverqueue/river) runs on the store's own write pool, with
-// its SQLite driver by default and its database/sql driver on PostgreSQL
-// (the store is built on database/sql, so both drivers take the store's
-// *sql.Tx). River's tables are created and updated by Migrate, with River's
-// own migrator, next to the store's migrations. The operation rows are the
-// queue; a River job ("deliver_operations", one endpoint) is the durable
-// reminder that an endpoint's queue needs a look, and carries no state of
-// its own, so a job that runs twice, or finds nothing to do, does no harm.
+// operator cancels it while QUEUED; its arguments are a devmgmt.Operation,
+// checked by devmgmt.Manager.Check when it is queued (the same check, and
+// error text, as when it runs now) and stored typed (DecodeOperation).
+// Enqueue writes the row and a job of kind KindDeliver for its endpoint in
+// one transaction. The operation rows are the queue; a delivery job is the
+// durable reminder that an endpoint's queue needs a look, and carries no
+// state of its own, so a job that runs twice, or finds nothing to do, does
+// no harm.
 //
 // # Delivery rules
 //
@@ -24,10 +69,11 @@
 // ClaimOperation), and never while another operation of the endpoint is
 // SENDING, so operations reach a device one at a time and in order, even
 // with several workers or nodes; devices never wait for each other (each
-// delivery job serves one device, Config.Workers run at once).
+// delivery job serves one device, EngineConfig.Workers run at once).
 //
 //   - A device that is registered and not in queue mode is reachable: its
 //     operations are sent at once (the job inserted with the operation).
+//     An operation is sent with devmgmt.Manager.Do, like one run now.
 //   - A queue-mode device is reachable for Config.ReceiveWindow after it
 //     last talked to the server. When it talks (Register, Update, Send or a
 //     notification: Wake, hooked to coapd's OnActivity), a delivery job is
@@ -81,7 +127,8 @@
 //
 // # Shutdown
 //
-// Stop drains: no new delivery starts, running deliveries finish their
-// round (they need the CoAP server, so stop the workers before it). Queued
-// operations stay in the database and are delivered after the next start.
+// Queue.Stop ends the handling of wake-ups; Engine.Stop drains: no new job
+// starts, running deliveries finish their round (they need the CoAP
+// server, so stop the engine before it). Queued operations stay in the
+// database and are delivered after the next start.
 package jobs

@@ -47,7 +47,7 @@ func (c *fakeClock) Advance(d time.Duration) time.Time {
 // call is one attempt the fake device saw.
 type call struct {
 	Endpoint string
-	Kind     Kind
+	Kind     devmgmt.Kind
 	Paths    []lwm2m.Path
 	Records  []lwm2m.Record
 }
@@ -57,30 +57,30 @@ type call struct {
 type fakeDevices struct {
 	mu     sync.Mutex
 	calls  []call
-	answer func(ctx context.Context, c call) (Result, error) // nil: success, no result
+	answer func(ctx context.Context, c call) (devmgmt.Result, error) // nil: success, no result
 }
 
-func (f *fakeDevices) send(ctx context.Context, reg registry.Registration, r Request) (Result, error) {
-	c := call{Endpoint: reg.Endpoint, Kind: r.Kind, Paths: r.Paths, Records: r.Records}
+func (f *fakeDevices) send(ctx context.Context, endpoint string, op devmgmt.Operation) (devmgmt.Result, error) {
+	c := call{Endpoint: endpoint, Kind: op.Kind, Paths: op.Targets(), Records: op.Values}
 	f.mu.Lock()
 	f.calls = append(f.calls, c)
 	answer := f.answer
 	f.mu.Unlock()
 	if answer == nil {
-		return Result{}, nil
+		return devmgmt.Result{}, nil
 	}
 	return answer(ctx, c)
 }
 
-func (f *fakeDevices) setAnswer(fn func(c call) (Result, error)) {
+func (f *fakeDevices) setAnswer(fn func(c call) (devmgmt.Result, error)) {
 	if fn == nil {
 		f.setAnswerCtx(nil)
 		return
 	}
-	f.setAnswerCtx(func(_ context.Context, c call) (Result, error) { return fn(c) })
+	f.setAnswerCtx(func(_ context.Context, c call) (devmgmt.Result, error) { return fn(c) })
 }
 
-func (f *fakeDevices) setAnswerCtx(fn func(ctx context.Context, c call) (Result, error)) {
+func (f *fakeDevices) setAnswerCtx(fn func(ctx context.Context, c call) (devmgmt.Result, error)) {
 	f.mu.Lock()
 	f.answer = fn
 	f.mu.Unlock()
@@ -98,6 +98,7 @@ type env struct {
 	st      *store.Store
 	clk     *fakeClock
 	reg     *registry.Registry
+	eng     *Engine
 	q       *Queue
 	dev     *fakeDevices
 	bus     *events.Bus
@@ -108,7 +109,7 @@ type env struct {
 type envOptions struct {
 	window   time.Duration
 	perRound int
-	workers  bool // start the River workers
+	workers  bool // start the Engine and the wake-up handling
 	url      string
 }
 
@@ -131,20 +132,20 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := Migrate(ctx, st, testLogger()); err != nil {
-		t.Fatal(err)
-	}
 	reg := registry.New(st, registry.Options{Clock: clk, Logger: testLogger()})
 	dm := devmgmt.New(devmgmt.Config{Registry: reg, Logger: testLogger(),
-		Dial: func(registry.Registration) (*udpclient.Conn, error) {
+		Dial: func(context.Context, registry.Registration) (*udpclient.Conn, error) {
 			return nil, errors.New("no network in this test")
 		}})
 	bus := &events.Bus{}
 	e := &env{st: st, clk: clk, reg: reg, dev: &fakeDevices{}, bus: bus, workers: o.workers}
 	e.opEvs = bus.Subscribe(1000, nil)
 	t.Cleanup(e.opEvs.Close)
-	e.q, err = New(Config{Store: st, Registry: reg, Devices: dm, Events: bus, Logger: testLogger(),
-		ReceiveWindow: o.window, PerRound: o.perRound, PollInterval: 50 * time.Millisecond})
+	if e.eng, err = NewEngine(EngineConfig{Store: st, Logger: testLogger(), PollInterval: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	e.q, err = New(Config{Engine: e.eng, Store: st, Registry: reg, Devices: dm, Events: bus, Logger: testLogger(),
+		ReceiveWindow: o.window, PerRound: o.perRound})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,10 +154,16 @@ func newEnv(t *testing.T, o envOptions) *env {
 		if err := e.q.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
+		if err := e.eng.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() {
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			if err := e.q.Stop(sctx); err != nil {
+				t.Error(err)
+			}
+			if err := e.eng.Stop(sctx); err != nil {
 				t.Error(err)
 			}
 		})
@@ -202,9 +209,9 @@ func (e *env) update(t *testing.T, reg registry.Registration) registry.Registrat
 	return got
 }
 
-func (e *env) enqueue(t *testing.T, reg registry.Registration, r Request) store.Operation {
+func (e *env) enqueue(t *testing.T, reg registry.Registration, o devmgmt.Operation) store.Operation {
 	t.Helper()
-	op, err := e.q.Enqueue(context.Background(), NewOperation{EndpointID: reg.EndpointID, Endpoint: reg.Endpoint, Request: r})
+	op, err := e.q.Enqueue(context.Background(), NewOperation{EndpointID: reg.EndpointID, Endpoint: reg.Endpoint, Operation: o})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,12 +253,12 @@ func (e *env) statuses(id int64) []string {
 	}
 }
 
-func writeReq(path string, v int64) Request {
+func writeReq(path string, v int64) devmgmt.Operation {
 	p := lwm2m.MustParsePath(path)
-	return Request{Kind: KindWrite, Paths: []lwm2m.Path{p}, Records: []lwm2m.Record{{Path: p, Value: lwm2m.Int(v)}}}
+	return devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{p}, Values: []lwm2m.Record{{Path: p, Value: lwm2m.Int(v)}}}
 }
 
-// eventually polls cond (real time: River's workers run on their own)
+// eventually polls cond (real time: the Engine's workers run on their own)
 // until it holds or d passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

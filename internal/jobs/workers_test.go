@@ -6,13 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/riverqueue/river"
-
+	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
-// These tests run River's workers for real (real time, short poll
-// interval); the fake clock only decides who is awake.
+// These tests run the Engine's workers for real (real time); the fake
+// clock only decides who is awake.
 
 func (e *env) waitStatus(t *testing.T, id int64, want store.OperationStatus) store.Operation {
 	t.Helper()
@@ -49,18 +48,11 @@ func TestWorkersDeliverAtOnceAndOnWake(t *testing.T) {
 		if got := e.op(t, op2.ID); got.Status != store.OperationQueued || len(e.dev.Calls()) != 1 {
 			t.Fatalf("sleeping device: %+v, %d calls", got, len(e.dev.Calls()))
 		}
-		// A wake-up of a device without pending operations queues no job.
 		e.q.Wake(e.update(t, online))
 		sleepy = e.update(t, sleepy)
 		e.q.Wake(sleepy)
 		e.waitStatus(t, op2.ID, store.OperationConfirmed)
-		res, err := e.q.client.JobList(context.Background(), river.NewJobListParams().First(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res.Jobs) != 3 {
-			t.Fatalf("%d jobs, want 3 (two enqueues, one wake-up)", len(res.Jobs))
-		}
+		e.waitJobsDone(t)
 	})
 }
 
@@ -69,11 +61,11 @@ func TestWorkersTwoDevicesDontWait(t *testing.T) {
 		slow := e.register(t, "urn:imei:slow", false)
 		fast := e.register(t, "urn:imei:fast", false)
 		release := make(chan struct{})
-		e.dev.setAnswer(func(c call) (Result, error) {
+		e.dev.setAnswer(func(c call) (devmgmt.Result, error) {
 			if c.Endpoint == slow.Endpoint {
 				<-release
 			}
-			return Result{}, nil
+			return devmgmt.Result{}, nil
 		})
 		a := e.enqueue(t, slow, writeReq("/1/0/1", 1))
 		e.waitStatus(t, a.ID, store.OperationSending)
@@ -92,15 +84,21 @@ func TestStopDrainsRunningDelivery(t *testing.T) {
 	reg := e.register(t, "urn:imei:drain", false)
 	release := make(chan struct{})
 	ctxErr := make(chan error, 1)
-	e.dev.setAnswerCtx(func(ctx context.Context, c call) (Result, error) {
+	e.dev.setAnswerCtx(func(ctx context.Context, c call) (devmgmt.Result, error) {
 		<-release
 		ctxErr <- ctx.Err()
-		return Result{}, nil
+		return devmgmt.Result{}, nil
 	})
 	op := e.enqueue(t, reg, writeReq("/1/0/1", 1))
 	e.waitStatus(t, op.ID, store.OperationSending)
 	stopped := make(chan error, 1)
-	go func() { stopped <- e.q.Stop(context.Background()) }()
+	go func() {
+		if err := e.q.Stop(context.Background()); err != nil {
+			stopped <- err
+			return
+		}
+		stopped <- e.eng.Stop(context.Background())
+	}()
 	time.Sleep(200 * time.Millisecond)
 	select {
 	case err := <-stopped:
@@ -125,16 +123,16 @@ func TestStopDeadlineInterruptsAttempt(t *testing.T) {
 	e := newEnv(t, envOptions{workers: true, url: t.TempDir() + "/flownexus.db"})
 	reg := e.register(t, "urn:imei:hard", false)
 	started := make(chan struct{})
-	e.dev.setAnswerCtx(func(ctx context.Context, c call) (Result, error) {
+	e.dev.setAnswerCtx(func(ctx context.Context, c call) (devmgmt.Result, error) {
 		close(started)
 		<-ctx.Done()
-		return Result{}, ctx.Err()
+		return devmgmt.Result{}, ctx.Err()
 	})
 	op := e.enqueue(t, reg, writeReq("/1/0/1", 1))
 	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if err := e.q.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if err := e.eng.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Stop: %v", err)
 	}
 	got := e.op(t, op.ID)

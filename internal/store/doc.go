@@ -11,7 +11,8 @@
 // SQLite is opened the way pocketbase does it: WAL journal, synchronous=NORMAL,
 // a 10 s busy timeout, foreign keys on, a pool of read-only connections and a
 // separate write pool of exactly one connection through which every write
-// goes. PostgreSQL uses a single pool for both.
+// goes. PostgreSQL uses a single pool for both, and one connection of its
+// own per ListenJobs listener (the job table's notifications).
 //
 // Every method is safe for concurrent use. Errors are wrapped with the
 // operation ("store: get endpoint "x": ...") and match ErrNotFound or

@@ -2,7 +2,7 @@
 -- registration, so after a restart (or on another node) the server finds
 -- the device that sent it by its source address in the stored
 -- registration (Store.GetOnlineEndpointByAddress).
--- migrations/sqlite/00008_endpoint_address.sql is the same change for
+-- migrations/sqlite/00007_endpoint_address.sql is the same change for
 -- SQLite.
 
 -- +goose Up
