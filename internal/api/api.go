@@ -40,6 +40,7 @@ import (
 	"github.com/flownexus/flownexus/internal/events"
 	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
+	"github.com/flownexus/flownexus/internal/problem"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -102,8 +103,6 @@ func userFrom(ctx context.Context) principal {
 	return p
 }
 
-var installErrors sync.Once
-
 // New builds the API. Its Handler serves every path under Prefix.
 func New(o Options) *API {
 	if o.Now == nil {
@@ -115,7 +114,6 @@ func New(o Options) *API {
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = 15 * time.Second
 	}
-	installErrors.Do(func() { huma.NewError = newProblem })
 	a := &API{opts: o, closing: make(chan struct{}), denials: auth.NewDenialLimiter(DenialBurst, DenialWindow, o.Now)}
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("flownexus API", o.Version)
@@ -127,6 +125,9 @@ func New(o Options) *API {
 		"bearer": {Type: "http", Scheme: "bearer", Description: "API token from `flownexus token create`"},
 	}
 	cfg.Security = []map[string][]string{{"bearer": {}}}
+	// huma's own errors (validation, content types) take the shape of
+	// ours; no global of huma's is changed.
+	cfg.Transformers = append(cfg.Transformers, humaErrors)
 	a.table = &routeTable{Adapter: humago.NewAdapter(mux, ""), docs: map[string]bool{
 		cfg.OpenAPIPath + ".json": true, cfg.OpenAPIPath + "-3.0.json": true,
 		cfg.OpenAPIPath + ".yaml": true, cfg.OpenAPIPath + "-3.0.yaml": true,
@@ -147,16 +148,16 @@ func New(o Options) *API {
 	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeProblem(w, problem(http.StatusMethodNotAllowed, "method_not_allowed",
+			problem.Write(w, problem.New(http.StatusMethodNotAllowed, "method_not_allowed",
 				r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allow, ", ")))
 			return
 		}
-		writeProblem(w, problem(http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path))
+		problem.Write(w, problem.New(http.StatusNotFound, "not_found", "no such API route: "+r.Method+" "+r.URL.Path))
 	})
-	a.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	a.handler = validationIs400(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", APICSP)
 		mux.ServeHTTP(w, r)
-	})
+	}))
 	return a
 }
 

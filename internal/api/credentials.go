@@ -11,6 +11,7 @@ import (
 
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/problem"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -102,7 +103,7 @@ func (a *API) createCredential(ctx context.Context, in *createCredentialInput) (
 	}
 	info, err := a.opts.Credentials.Add(ctx, actorOf(ctx), req)
 	if errors.Is(err, store.ErrConflict) {
-		return nil, problem(http.StatusConflict, "conflict",
+		return nil, problem.New(http.StatusConflict, "conflict",
 			fmt.Sprintf("endpoint %q already has a credential, or the PSK identity is in use", b.Endpoint))
 	}
 	if err != nil {
@@ -114,7 +115,7 @@ func (a *API) createCredential(ctx context.Context, in *createCredentialInput) (
 func (a *API) deleteCredential(ctx context.Context, in *deleteCredentialInput) (*struct{}, error) {
 	err := a.opts.Credentials.Remove(ctx, actorOf(ctx), in.Endpoint)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, problem(http.StatusNotFound, "not_found", fmt.Sprintf("endpoint %q has no credential", in.Endpoint))
+		return nil, problem.New(http.StatusNotFound, "not_found", fmt.Sprintf("endpoint %q has no credential", in.Endpoint))
 	}
 	if err != nil {
 		return nil, a.fail(ctx, err)

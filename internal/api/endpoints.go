@@ -12,6 +12,7 @@ import (
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
+	"github.com/flownexus/flownexus/internal/problem"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -183,7 +184,7 @@ func (a *API) routes(h huma.API) {
 func (a *API) endpoint(ctx context.Context, name string) (store.Endpoint, error) {
 	e, err := a.opts.Store.GetEndpoint(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return e, problem(http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %q", name))
+		return e, problem.New(http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %q", name))
 	}
 	if err != nil {
 		return e, a.fail(ctx, err)

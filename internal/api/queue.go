@@ -14,6 +14,7 @@ import (
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/jobs"
+	"github.com/flownexus/flownexus/internal/problem"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -169,7 +170,7 @@ func (a *API) queuedOf(ctx context.Context, in *queuedIDInput) (store.Endpoint, 
 		err = store.ErrNotFound
 	}
 	if err != nil {
-		return e, op, problem(http.StatusNotFound, "not_found", fmt.Sprintf("no operation %d on endpoint %q", in.ID, e.Name))
+		return e, op, problem.New(http.StatusNotFound, "not_found", fmt.Sprintf("no operation %d on endpoint %q", in.ID, e.Name))
 	}
 	return e, op, nil
 }

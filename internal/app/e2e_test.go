@@ -46,16 +46,25 @@ func testConfig(t testing.TB, dataDir string) config.Config {
 	// notifications: auto-observe without the default pmin (60 s).
 	// TestAutoObserveDefaultPolicy runs the default.
 	cfg.AutoObserveAttrs = ""
+	// The tests' fleets all come from 127.0.0.1, one host: no Register
+	// budget per host. TestRegisterFlood runs the default.
+	cfg.RegisterRate = 0
 	return cfg
 }
 
 func startServer(t testing.TB, cfg config.Config, opts Options) *server {
 	t.Helper()
+	return startServerLog(t, cfg, opts, testLogger(t))
+}
+
+// startServerLog is startServer with the server's logger.
+func startServerLog(t testing.TB, cfg config.Config, opts Options, log *slog.Logger) *server {
+	t.Helper()
 	ctx := context.Background()
 	if opts.OpTimeout == 0 {
 		opts.OpTimeout = 10 * time.Second
 	}
-	a, err := New(ctx, cfg, testLogger(t), opts)
+	a, err := New(ctx, cfg, log, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
+	"github.com/flownexus/flownexus/internal/config"
 )
 
 var floodFor = flag.Duration("flood.for", 10*time.Second, "TestRegisterFlood: how long one address floods")
@@ -29,6 +31,7 @@ func TestRegisterFlood(t *testing.T) {
 		t.Skip("a 10 s flood")
 	}
 	cfg := testConfig(t, t.TempDir())
+	cfg.RegisterRate = config.Default().RegisterRate
 	s := startServer(t, cfg, Options{})
 	server := net.UDPAddrFromAddrPort(s.CoAPAddr())
 

@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -86,5 +87,30 @@ func TestMetricsListen(t *testing.T) {
 	}
 	if code := get(s.base + "/healthz"); code != 200 {
 		t.Errorf("HTTP listener /healthz: %d", code)
+	}
+}
+
+// TestInternalErrorNamesRequest: an unexpected error reaches the client as
+// "internal error" with the request id, never its chain; the log has both.
+func TestInternalErrorNamesRequest(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	var logs logBuffer
+	s := startServerLog(t, cfg, Options{}, slog.New(slog.NewTextHandler(&logs, nil)))
+	_, tok := s.userToken(t, "reader", false)
+	// Listing endpoints fails from now on; tokens still work.
+	if _, err := s.Store.WriteDB().Exec("ALTER TABLE endpoint RENAME TO endpoint_gone"); err != nil {
+		t.Fatal(err)
+	}
+	r := s.do(t, tok, "GET", "/api/v1/endpoints", nil)
+	p := r.problem(t)
+	id := r.header.Get("X-Request-Id")
+	if r.code != 500 || id == "" || p.Detail != "internal error (request "+id+")" {
+		t.Fatalf("internal error: %d, X-Request-Id %q, %+v", r.code, id, p)
+	}
+	if strings.Contains(string(r.body), "sql:") || strings.Contains(string(r.body), "store:") {
+		t.Fatalf("internal chain shown to the client: %s", r.body)
+	}
+	if !strings.Contains(logs.String(), "request_id="+id) {
+		t.Fatalf("log does not name request %s:\n%s", id, logs.String())
 	}
 }

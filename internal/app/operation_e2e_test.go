@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
+	"github.com/flownexus/flownexus/internal/problem"
 	"github.com/flownexus/flownexus/internal/simulator"
 )
 
@@ -149,8 +151,14 @@ func TestOneOperationPathForAllCallers(t *testing.T) {
 		if code := s.call(t, "POST", "/api/v1/endpoints/"+ep+"/operations", c.queue, &queued); code != http.StatusBadRequest {
 			t.Errorf("API queued %v: %d %+v", c.queue, code, queued)
 		}
-		if now.Detail != doErr.Error() || queued.Detail != doErr.Error() {
+		// The API shows Do's error as the one error mapper words it for a
+		// client: the same text, without the package prefix.
+		want, _ := problem.From(doErr, "")
+		if !strings.HasSuffix(doErr.Error(), want.Detail) || now.Detail != want.Detail || queued.Detail != want.Detail {
 			t.Errorf("%s: different errors:\n Do:     %s\n now:    %s\n queued: %s", c.op.Kind, doErr, now.Detail, queued.Detail)
+		}
+		if strings.Contains(now.Detail, "devmgmt:") || strings.Contains(queued.Detail, "devmgmt:") {
+			t.Errorf("%s: an internal prefix reached the client: %q, %q", c.op.Kind, now.Detail, queued.Detail)
 		}
 	}
 	after, err := s.Store.CountOperations(ctx, 0)

@@ -135,6 +135,9 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 			s.mu.Unlock()
 		},
 	}
+	// The tests' devices all come from 127.0.0.1, one host: no Register
+	// budget per host unless a test sets one (TestAdmission).
+	cfg.Admission.RegisterRate = -1
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -10,6 +10,8 @@ package httpd
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -258,13 +260,16 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		id := requestID(r)
+		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		rec := &recorder{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				s.opts.Logger.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", p)
+				s.opts.Logger.Error("handler panic", "request_id", id, "method", r.Method, "path", r.URL.Path, "panic", p)
 				if rec.code == 0 {
 					http.Error(rec, "500 Internal Server Error", http.StatusInternalServerError)
 				}
@@ -276,10 +281,30 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			s.requests.WithLabelValues(r.Method, strconv.Itoa(code)).Inc()
 			s.duration.WithLabelValues(r.Method).Observe(time.Since(start).Seconds())
 			if code >= 500 {
-				s.opts.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", code,
+				s.opts.Logger.Error("request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "code", code,
 					"remote_addr", r.RemoteAddr)
 			}
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+type requestIDKey struct{}
+
+// RequestID returns the id of the request ctx belongs to ("" outside a
+// request): the X-Request-Id a proxy in front set, when it is a plain
+// token of at most 64 characters, or one made here. Every response carries
+// it in X-Request-Id, and log lines about the request name it.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" && len(id) <= 64 && strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
+		return id
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
