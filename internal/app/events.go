@@ -7,6 +7,7 @@ import (
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/render"
 )
 
 // The events topics of devices, published on App.Events. Each event's
@@ -44,8 +45,8 @@ type RegistrationEvent struct {
 
 // ValuesEvent is the Data of TopicValues: the values of one report.
 type ValuesEvent struct {
-	Kind   string      `json:"kind" enum:"notify,send" doc:"notify: a notification of an observation; send: a Send"`
-	Values []api.Value `json:"values"`
+	Kind   string         `json:"kind" enum:"notify,send" doc:"notify: a notification of an observation; send: a Send"`
+	Values []render.Value `json:"values"`
 }
 
 // streamTopics are the topics GET /api/v1/events/stream offers.
@@ -99,5 +100,5 @@ func (a *App) publishValues(act coapd.Activity) {
 		return
 	}
 	a.Events.Publish(events.Event{Topic: TopicValues, Time: a.Registry.Now(), Endpoint: act.Registration.Endpoint,
-		Data: ValuesEvent{Kind: kind, Values: a.API.RecordValues(act.Records)}})
+		Data: ValuesEvent{Kind: kind, Values: render.Records(a.Objects, act.Records)}})
 }
