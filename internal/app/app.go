@@ -81,9 +81,10 @@ type App struct {
 	Ingest   *ingest.Writer
 	CoAP     *coapd.Server
 	Devices  *devmgmt.Manager
-	// Events carries what happens, live: the device topics of this
-	// package (TopicRegistered, TopicValues, ...) and jobs.TopicOperation.
-	// GET /api/v1/events/stream serves it.
+	// Events carries what happens, live: the topics of package events
+	// (registrations, reported values, queued operations). GET
+	// /api/v1/events/stream serves it. It drops for readers that fall
+	// behind; what must see every stored value hooks into Ingest.
 	Events *events.Bus
 	// Engine runs the jobs of every kind registered with it (Jobs'
 	// deliveries among them) on this node.
@@ -236,7 +237,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	a.API = api.New(api.Options{
 		Store: st, Devices: dm, Objects: a.Objects, Logger: log,
 		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: jq, Credentials: a.Credentials,
-		Events: a.Events, Topics: streamTopics, KeepAlive: opts.StreamKeepAlive,
+		Events: a.Events, KeepAlive: opts.StreamKeepAlive,
 	})
 	a.web.Handle(api.Prefix+"/", a.API.Handler())
 	// Open event streams end when HTTP shutdown begins, not at its deadline.

@@ -123,7 +123,7 @@
 // # Events
 //
 // Every status change is published on the events.Bus given in
-// Config.Events (topic TopicOperation, data OperationEvent).
+// Config.Events (topic events.TopicOperation, data events.OperationEvent).
 //
 // # Shutdown
 //

@@ -35,7 +35,7 @@ type Config struct {
 	Registry *registry.Registry // required; its clock is the Queue's clock
 	Devices  *devmgmt.Manager   // required
 	// Events receives every status change of an operation (topic
-	// TopicOperation); nil publishes nothing.
+	// events.TopicOperation); nil publishes nothing.
 	Events *events.Bus
 	// Logger receives one line per failed attempt; nil means
 	// slog.Default().
