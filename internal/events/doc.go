@@ -11,9 +11,9 @@
 // render: producers (the job queue, the application's wiring of registry
 // and CoAP server) import it, never the other way round.
 //
-// The bus is lossy by design and is not where parts that must see every
-// value listen: those hook into the ingest writer's commits
-// (ingest.Writer.OnCommit), which the bus's readers may fall behind.
+// The bus drops events for readers that fall behind, so it is not where
+// parts that must see every stored value listen: those hook into the
+// ingest writer's commits (ingest.Writer.OnCommit).
 //
 // A Bus never blocks a publisher: each subscriber has a buffered channel,
 // and an event that does not fit is dropped for that subscriber only and
