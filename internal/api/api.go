@@ -66,11 +66,10 @@ type Options struct {
 	// nil leaves those routes out.
 	Credentials *credential.Service
 	// Events is the bus behind /events/stream; nil leaves that route out.
-	Events *events.Bus
-	// Topics are the topics the event stream's filter accepts and its
-	// OpenAPI description lists; events of other topics are streamed to
+	// The stream's filter accepts, and its OpenAPI description lists, the
+	// topics of events.Topics; events of other topics are streamed to
 	// clients that do not filter by topic.
-	Topics []StreamTopic
+	Events *events.Bus
 	// KeepAlive is how often an event stream sends a keep-alive comment;
 	// 0 means 15 s.
 	KeepAlive time.Duration

@@ -13,6 +13,7 @@ import (
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/problem"
+	"github.com/flownexus/flownexus/internal/render"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -41,57 +42,18 @@ type Object struct {
 	Instances []uint16 `json:"instances"`
 }
 
-// Value is one resource value.
-type Value struct {
-	Path       string     `json:"path" example:"/3303/0/5700"`
-	Name       string     `json:"name,omitempty" doc:"Resource name from the object definitions"`
-	Type       string     `json:"type" example:"float"`
-	Value      any        `json:"value" doc:"number, string, boolean; opaque as base64, objlnk as obj:inst, time as RFC 3339"`
-	DeviceTime *time.Time `json:"device_time,omitempty" doc:"Timestamp the device gave the value"`
-	ReceivedAt *time.Time `json:"received_at,omitempty"`
-}
-
-func optTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	t = t.UTC()
-	return &t
-}
-
 func toEndpoint(e store.Endpoint) Endpoint {
 	return Endpoint{
 		Name: e.Name, Online: e.Online, RegistrationID: e.RegistrationID,
-		RegisteredAt: optTime(e.RegisteredAt), LastSeen: optTime(e.LastSeen), Address: e.Address,
+		RegisteredAt: render.OptionalTime(e.RegisteredAt), LastSeen: render.OptionalTime(e.LastSeen), Address: e.Address,
 		LifetimeSeconds: int64(e.Lifetime / time.Second), Binding: e.Binding, LwM2MVersion: e.LwM2MVersion,
 		QueueMode: e.QueueMode, Transport: string(e.Transport), FirmwareVersion: e.FirmwareVersion, CreatedAt: e.CreatedAt.UTC(),
 	}
 }
 
-func (a *API) resourceName(p lwm2m.Path) string {
-	if p.Depth() < 3 {
-		return ""
-	}
-	if r, ok := a.opts.Objects.Resource(p.Object(), p.Resource()); ok {
-		return r.Name
-	}
-	return ""
-}
-
-func (a *API) toValue(p lwm2m.Path, v lwm2m.Value, deviceTime, received time.Time) Value {
-	return Value{Path: p.String(), Name: a.resourceName(p), Type: v.Type().String(), Value: jsonValue(v),
-		DeviceTime: optTime(deviceTime), ReceivedAt: optTime(received)}
-}
-
-// RecordValues renders records as the API shows values: path, resource
-// name, type, JSON value and the device's timestamp.
-func (a *API) RecordValues(rs []lwm2m.Record) []Value {
-	out := make([]Value, 0, len(rs))
-	for _, r := range rs {
-		out = append(out, a.toValue(r.Path, r.Value, r.Time, time.Time{}))
-	}
-	return out
-}
+// values renders records as the API shows values: path, resource name,
+// type, JSON value and the device's timestamp.
+func (a *API) values(rs []lwm2m.Record) []render.Value { return render.Records(a.opts.Objects, rs) }
 
 type listEndpointsInput struct {
 	Online string `query:"online" enum:"true,false," doc:"Only online (true) or offline (false) endpoints"`
@@ -116,8 +78,8 @@ type endpointInput struct {
 type endpointOutput struct {
 	Body struct {
 		Endpoint
-		Objects []Object `json:"objects"`
-		Values  []Value  `json:"values" doc:"Latest value of every resource the server has received"`
+		Objects []Object       `json:"objects"`
+		Values  []render.Value `json:"values" doc:"Latest value of every resource the server has received"`
 	}
 }
 
@@ -131,10 +93,10 @@ type historyInput struct {
 
 type historyOutput struct {
 	Body struct {
-		Path   string    `json:"path"`
-		From   time.Time `json:"from"`
-		To     time.Time `json:"to"`
-		Values []Value   `json:"values" doc:"Newest first"`
+		Path   string         `json:"path"`
+		From   time.Time      `json:"from"`
+		To     time.Time      `json:"to"`
+		Values []render.Value `json:"values" doc:"Newest first"`
 	}
 }
 
@@ -237,9 +199,9 @@ func (a *API) getEndpoint(ctx context.Context, in *endpointInput) (*endpointOutp
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
-	out.Body.Values = make([]Value, 0, len(vals))
+	out.Body.Values = make([]render.Value, 0, len(vals))
 	for _, v := range vals {
-		out.Body.Values = append(out.Body.Values, a.toValue(v.Path, v.Value, v.DeviceTime, v.ReceivedAt))
+		out.Body.Values = append(out.Body.Values, render.ValueOf(a.opts.Objects, v.Path, v.Value, v.DeviceTime, v.ReceivedAt))
 	}
 	return out, nil
 }
@@ -269,9 +231,9 @@ func (a *API) history(ctx context.Context, in *historyInput) (*historyOutput, er
 	}
 	out := &historyOutput{}
 	out.Body.Path, out.Body.From, out.Body.To = p.String(), from.UTC(), to.UTC()
-	out.Body.Values = make([]Value, 0, len(vals))
+	out.Body.Values = make([]render.Value, 0, len(vals))
 	for _, v := range vals {
-		out.Body.Values = append(out.Body.Values, a.toValue(v.Path, v.Value, v.DeviceTime, v.ReceivedAt))
+		out.Body.Values = append(out.Body.Values, render.ValueOf(a.opts.Objects, v.Path, v.Value, v.DeviceTime, v.ReceivedAt))
 	}
 	return out, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/render"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -82,7 +83,7 @@ type OperationResult struct {
 	Endpoint    string         `json:"endpoint"`
 	Operation   string         `json:"operation" example:"read"`
 	Paths       []string       `json:"paths"`
-	Values      []Value        `json:"values,omitempty" doc:"Decoded values of a read or observe"`
+	Values      []render.Value `json:"values,omitempty" doc:"Decoded values of a read or observe"`
 	Links       []DiscoverLink `json:"links,omitempty" doc:"Discover result"`
 	Location    string         `json:"location,omitempty" doc:"Path of the instance a create made"`
 	Observation string         `json:"observation,omitempty" doc:"Token of the observation (hex)"`
@@ -428,7 +429,7 @@ func (a *API) runNow(ctx context.Context, ep, kind string, b opBody) (*resultOut
 	out := OperationResult{Endpoint: e.Name, Operation: kind, Paths: pathStrings(op.Targets())}
 	switch op.Kind {
 	case devmgmt.KindWrite, devmgmt.KindWriteComposite:
-		out.Values = a.RecordValues(op.Values)
+		out.Values = a.values(op.Values)
 	case devmgmt.KindDiscover:
 		out.Links = []DiscoverLink{}
 		for _, l := range res.Links {
@@ -437,10 +438,10 @@ func (a *API) runNow(ctx context.Context, ep, kind string, b opBody) (*resultOut
 	case devmgmt.KindCreate:
 		out.Location = res.Location.String()
 	case devmgmt.KindObserve, devmgmt.KindObserveComposite:
-		out.Values = a.RecordValues(res.Values)
+		out.Values = a.values(res.Values)
 		out.Observation = fmt.Sprintf("%x", res.Observation.Token)
 	default:
-		out.Values = a.RecordValues(res.Values)
+		out.Values = a.values(res.Values)
 	}
 	return &resultOutput{out}, nil
 }
@@ -523,7 +524,7 @@ func (a *API) observations(ctx context.Context, in *endpointInput) (*observation
 				}
 			}
 		}
-		item.LastValueAt = optTime(last)
+		item.LastValueAt = render.OptionalTime(last)
 		out.Body.Items = append(out.Body.Items, item)
 	}
 	return out, nil

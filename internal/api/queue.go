@@ -15,6 +15,7 @@ import (
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/problem"
+	"github.com/flownexus/flownexus/internal/render"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -35,10 +36,10 @@ type QueuedOperation struct {
 	ResultCode    string     `json:"result_code,omitempty" doc:"CoAP code of the last failed attempt, e.g. 4.04"`
 	ResultError   string     `json:"result_error,omitempty" doc:"Why the last attempt failed"`
 	// The request's arguments.
-	Values     []Value  `json:"values,omitempty" doc:"Values to write or create"`
-	Mode       string   `json:"mode,omitempty" doc:"replace or update, for a write"`
-	Args       string   `json:"args,omitempty" doc:"Execute arguments"`
-	Attributes []string `json:"attributes,omitempty" doc:"Attributes to write, as query parameters (pmin=10; a bare name removes one)"`
+	Values     []render.Value `json:"values,omitempty" doc:"Values to write or create"`
+	Mode       string         `json:"mode,omitempty" doc:"replace or update, for a write"`
+	Args       string         `json:"args,omitempty" doc:"Execute arguments"`
+	Attributes []string       `json:"attributes,omitempty" doc:"Attributes to write, as query parameters (pmin=10; a bare name removes one)"`
 	// The device's answer, once CONFIRMED.
 	Result    *QueuedResult `json:"result,omitempty"`
 	QueuedBy  string        `json:"queued_by,omitempty" doc:"User who queued it"`
@@ -48,7 +49,7 @@ type QueuedOperation struct {
 
 // QueuedResult is what a confirmed operation brought back.
 type QueuedResult struct {
-	Values      []Value        `json:"values,omitempty" doc:"Values read or observed"`
+	Values      []render.Value `json:"values,omitempty" doc:"Values read or observed"`
 	Links       []DiscoverLink `json:"links,omitempty" doc:"Discover result"`
 	Location    string         `json:"location,omitempty" doc:"Path of the instance a create made"`
 	Observation string         `json:"observation,omitempty" doc:"Token of the observation an observe made (hex)"`
@@ -209,12 +210,12 @@ func (a *API) cancelQueued(ctx context.Context, in *queuedIDInput) (*queuedBody,
 func (a *API) toQueued(ctx context.Context, endpoint string, op store.Operation, users map[int64]string) (QueuedOperation, error) {
 	q := QueuedOperation{
 		ID: op.ID, Endpoint: endpoint, Kind: op.Kind, Paths: pathStrings(op.Paths), Status: string(op.Status),
-		Attempts: op.Attempts, MaxAttempts: op.MaxAttempts, LastAttemptAt: optTime(op.LastAttemptAt),
+		Attempts: op.Attempts, MaxAttempts: op.MaxAttempts, LastAttemptAt: render.OptionalTime(op.LastAttemptAt),
 		ResultCode: op.ResultCode, ResultError: op.ResultError, CreatedAt: op.CreatedAt.UTC(), UpdatedAt: op.UpdatedAt.UTC(),
 	}
 	if r, err := jobs.DecodeOperation(op); err == nil {
 		if len(r.Values) > 0 {
-			q.Values = a.RecordValues(r.Values)
+			q.Values = a.values(r.Values)
 		}
 		if r.Kind == devmgmt.KindWrite {
 			q.Mode = "replace"
@@ -231,7 +232,7 @@ func (a *API) toQueued(ctx context.Context, endpoint string, op store.Operation,
 		}
 		qr := &QueuedResult{Location: "", Observation: hex.EncodeToString([]byte(res.Observation.Token))}
 		if len(res.Values) > 0 {
-			qr.Values = a.RecordValues(res.Values)
+			qr.Values = a.values(res.Values)
 		}
 		if res.Location.Depth() > 0 {
 			qr.Location = res.Location.String()

@@ -16,19 +16,13 @@ import (
 	"github.com/flownexus/flownexus/internal/events"
 )
 
-// StreamTopic is one topic the event stream offers: Name is the
-// events.Event Topic and the SSE event name, Doc one line for the OpenAPI
-// description, Data a value of the type of the topic's event Data, whose
-// schema the OpenAPI document shows.
-type StreamTopic struct {
-	Name string
-	Doc  string
-	Data any
-}
+// The event stream offers the topics of events.Topics: a topic's Name is
+// the SSE event name, its Doc a line of the OpenAPI description, and the
+// schema of its Data is shown in the OpenAPI document.
 
 // TopicDropped is the SSE event name of the stream's own notice that
 // events were lost; its data's Data is a Dropped. It is always sent, not
-// filtered by topic.
+// filtered by topic, and never published on the bus.
 const TopicDropped = "dropped"
 
 // Dropped reports events a stream lost because its client read them
@@ -72,12 +66,12 @@ func (a *API) streamRoutes(h huma.API) {
 	a.feed = events.NewFeed(a.opts.Events, events.FeedOptions{
 		Encode: a.encodeEvent, Buffer: streamBuffer, MaxBytes: streamMaxBytes, Interval: streamInterval,
 	})
-	names := make([]string, 0, len(a.opts.Topics)+1)
+	names := make([]string, 0, len(events.Topics)+1)
 	var lines strings.Builder
 	var dataSchemas []*huma.Schema
 	seen := map[reflect.Type]bool{}
 	reg := h.OpenAPI().Components.Schemas
-	for _, t := range a.opts.Topics {
+	for _, t := range events.Topics {
 		names = append(names, t.Name)
 		lines.WriteString("\n- `" + t.Name + "`: " + t.Doc)
 		if typ := reflect.TypeOf(t.Data); typ != nil && !seen[typ] {
@@ -135,9 +129,9 @@ func (a *API) streamTopics(in []string) ([]string, error) {
 			if t == "" {
 				continue
 			}
-			if !slices.ContainsFunc(a.opts.Topics, func(st StreamTopic) bool { return st.Name == t }) {
-				names := make([]string, len(a.opts.Topics))
-				for i, st := range a.opts.Topics {
+			if !slices.ContainsFunc(events.Topics, func(st events.Topic) bool { return st.Name == t }) {
+				names := make([]string, len(events.Topics))
+				for i, st := range events.Topics {
 					names[i] = st.Name
 				}
 				return nil, badRequest("unknown topic " + strconv.Quote(t) + "; topics are " + strings.Join(names, ", "))

@@ -81,9 +81,10 @@ type App struct {
 	Ingest   *ingest.Writer
 	CoAP     *coapd.Server
 	Devices  *devmgmt.Manager
-	// Events carries what happens, live: the device topics of this
-	// package (TopicRegistered, TopicValues, ...) and jobs.TopicOperation.
-	// GET /api/v1/events/stream serves it.
+	// Events carries what happens, live: the topics of package events
+	// (registrations, reported values, queued operations). GET
+	// /api/v1/events/stream serves it. It drops for readers that fall
+	// behind; what must see every stored value hooks into Ingest.
 	Events *events.Bus
 	// Engine runs the jobs of every kind registered with it (Jobs'
 	// deliveries among them) on this node.
@@ -160,8 +161,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	}
 	dtlsCfg.OnHandshake = metrics.handshake
 	dtlsCfg.OnHandshakeFailure = metrics.handshakeFailed
-	var dm *devmgmt.Manager
-	var jq *jobs.Queue
 	a.CoAP = coapd.New(coapd.Config{
 		Registry:    a.Registry,
 		Ingest:      a.Ingest,
@@ -172,53 +171,32 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		MaxLifetime: uint32(cfg.MaxLifetime / time.Second),
 		Admission:   coapd.AdmissionConfig{RegisterRate: registerRate(cfg.RegisterRate)},
 		Known:       knownEndpoints(cfg, st),
-		// A notification too large for one message is completed by
-		// reading the observed resources block-wise.
-		Reread: func(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error) {
-			op := devmgmt.Operation{Kind: devmgmt.KindRead, Paths: obs.Paths}
-			if obs.Composite {
-				op.Kind = devmgmt.KindReadComposite
-			}
-			res, err := dm.Do(ctx, reg.Endpoint, op)
-			return res.Values, err
-		},
 		// Sessions are saved on stop and resumed on start, so devices need
 		// no new handshake after a planned restart.
 		DTLS: dtlsCfg,
-		OnActivity: func(act coapd.Activity) {
-			if act.Kind == coapd.ActivityRegister {
-				dm.AutoObserve(act.Registration)
-			}
-			jq.Wake(act.Registration)
-			a.publishValues(act)
-		},
 	})
-	dm = devmgmt.New(devmgmt.Config{
+	a.Devices = devmgmt.New(devmgmt.Config{
 		Registry: a.Registry,
 		Dial:     a.CoAP.Dial,
 		Types:    a.Objects.TypeOf,
 		Ingest:   a.Ingest,
 		Timeout:  opts.OpTimeout,
 		Logger:   log,
-		// Applied on every Register (OnActivity above).
+		// Applied on every Register (see the subscriptions below).
 		AutoObserve: &policy,
 	})
-	a.Devices = dm
 	a.Events = &events.Bus{}
-	a.Registry.Subscribe(a.publishRegistration)
 	if a.Engine, err = jobs.NewEngine(jobs.EngineConfig{Store: st, Logger: log, PollInterval: opts.JobPollInterval}); err != nil {
 		st.Close()
 		return nil, err
 	}
-	jq, err = jobs.New(jobs.Config{
-		Engine: a.Engine, Store: st, Registry: a.Registry, Devices: dm, Events: a.Events, Logger: log,
+	if a.Jobs, err = jobs.New(jobs.Config{
+		Engine: a.Engine, Store: st, Registry: a.Registry, Devices: a.Devices, Events: a.Events, Logger: log,
 		ReceiveWindow: opts.ReceiveWindow, AttemptTimeout: opts.OpTimeout,
-	})
-	if err != nil {
+	}); err != nil {
 		st.Close()
 		return nil, err
 	}
-	a.Jobs = jq
 
 	a.health = newStorageHealth(st, a.Ingest, log)
 	reg := prometheus.NewRegistry()
@@ -234,14 +212,49 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Logger:          log,
 	})
 	a.API = api.New(api.Options{
-		Store: st, Devices: dm, Objects: a.Objects, Logger: log,
-		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: jq, Credentials: a.Credentials,
-		Events: a.Events, Topics: streamTopics, KeepAlive: opts.StreamKeepAlive,
+		Store: st, Devices: a.Devices, Objects: a.Objects, Logger: log,
+		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: a.Jobs, Credentials: a.Credentials,
+		Events: a.Events, KeepAlive: opts.StreamKeepAlive,
 	})
 	a.web.Handle(api.Prefix+"/", a.API.Handler())
 	// Open event streams end when HTTP shutdown begins, not at its deadline.
 	a.web.OnShutdown(a.API.CloseStreams)
+
+	// Who is told of what, now that every part exists (nothing runs
+	// before Start). A device's messages: a Register is followed by the
+	// auto-observe policy, every message wakes the device's queued
+	// operations, and reported values go on the bus for live views. A
+	// notification too large for one message is completed by reading the
+	// observed resources block-wise. Registration changes go on the bus.
+	// What must see every stored value hooks into a.Ingest (OnCommit).
+	a.CoAP.Subscribe(a.autoObserve)
+	a.CoAP.Subscribe(a.wake)
+	a.CoAP.Subscribe(a.publishValues)
+	a.CoAP.SetReread(a.reread)
+	a.Registry.Subscribe(a.publishRegistration)
 	return a, nil
+}
+
+// autoObserve applies the auto-observe policy to a device that registered.
+func (a *App) autoObserve(act coapd.Activity) {
+	if act.Kind == coapd.ActivityRegister {
+		a.Devices.AutoObserve(act.Registration)
+	}
+}
+
+// wake tells the job queue that a device talked: its queued operations
+// go out while it listens.
+func (a *App) wake(act coapd.Activity) { a.Jobs.Wake(act.Registration) }
+
+// reread reads the resources of an observation in full, for a
+// notification that arrived block-wise.
+func (a *App) reread(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error) {
+	op := devmgmt.Operation{Kind: devmgmt.KindRead, Paths: obs.Paths}
+	if obs.Composite {
+		op.Kind = devmgmt.KindReadComposite
+	}
+	res, err := a.Devices.Do(ctx, reg.Endpoint, op)
+	return res.Values, err
 }
 
 // Start opens the listeners and starts the background work. On error,

@@ -13,7 +13,6 @@ import (
 
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/events"
-	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/simulator"
 	"github.com/flownexus/flownexus/internal/store/storetest"
 )
@@ -94,14 +93,14 @@ func runQueuedAwake(b *testing.B, dbURL string) {
 		fleet.Stop(sctx)
 	}()
 
-	sub := a.Events.Subscribe(1000, func(ev events.Event) bool { return ev.Topic == jobs.TopicOperation })
+	sub := a.Events.Subscribe(1000, func(ev events.Event) bool { return ev.Topic == events.TopicOperation })
 	defer sub.Close()
 	confirmed := func(id int64) (time.Time, error) {
 		timeout := time.After(30 * time.Second)
 		for {
 			select {
 			case ev := <-sub.C:
-				if d, ok := ev.Data.(jobs.OperationEvent); ok && d.ID == id && d.Status != "QUEUED" && d.Status != "SENDING" {
+				if d, ok := ev.Data.(events.OperationEvent); ok && d.ID == id && d.Status != "QUEUED" && d.Status != "SENDING" {
 					if d.Status != "CONFIRMED" {
 						return time.Time{}, fmt.Errorf("operation %d: %s: %s", id, d.Status, d.ResultError)
 					}

@@ -96,7 +96,7 @@ func runQueuedDelivery(b *testing.B, n int, period time.Duration) {
 	time.Sleep(time.Duration(len(devmgmt.DefaultAutoObserve()))*opts.OpTimeout + time.Second)
 
 	sub := a.Events.Subscribe(4*n+100, func(ev events.Event) bool {
-		d, ok := ev.Data.(jobs.OperationEvent)
+		d, ok := ev.Data.(events.OperationEvent)
 		return ok && (d.Status == string(store.OperationConfirmed) || d.Status == string(store.OperationFailed) || d.Status == string(store.OperationQueued))
 	})
 	defer sub.Close()
@@ -110,7 +110,7 @@ func runQueuedDelivery(b *testing.B, n int, period time.Duration) {
 	go func() {
 		defer close(collected)
 		for ev := range sub.C {
-			d := ev.Data.(jobs.OperationEvent)
+			d := ev.Data.(events.OperationEvent)
 			switch {
 			case d.Status == string(store.OperationQueued) && d.Attempts == 0:
 				// queued

@@ -17,7 +17,6 @@ import (
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/events"
-	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/simulator"
 )
@@ -201,7 +200,7 @@ func (l *requestLog) list() []string {
 }
 
 // isOperation selects the events of queued operations.
-func isOperation(ev events.Event) bool { return ev.Topic == jobs.TopicOperation }
+func isOperation(ev events.Event) bool { return ev.Topic == events.TopicOperation }
 
 // statusesOf drains sub and returns the statuses published for op id.
 func statusesOf(sub *events.Subscription, id int64) []string {
@@ -209,7 +208,7 @@ func statusesOf(sub *events.Subscription, id int64) []string {
 	for {
 		select {
 		case ev := <-sub.C:
-			if d, ok := ev.Data.(jobs.OperationEvent); ok && d.ID == id {
+			if d, ok := ev.Data.(events.OperationEvent); ok && d.ID == id {
 				out = append(out, d.Status)
 			}
 		default:
@@ -352,7 +351,7 @@ func TestQueueOrderPerDevice(t *testing.T) {
 	for {
 		select {
 		case ev := <-sub.C:
-			if d := ev.Data.(jobs.OperationEvent); d.Status == "SENDING" {
+			if d := ev.Data.(events.OperationEvent); d.Status == "SENDING" {
 				sending = append(sending, d.ID)
 			}
 			continue

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/flownexus/flownexus/internal/events"
-	"github.com/flownexus/flownexus/internal/jobs"
 )
 
 // What open event streams cost the server: each event is encoded once
@@ -40,7 +39,7 @@ func TestEventStreamEncodesEachEventOnce(t *testing.T) {
 	}
 	var encoded atomic.Int64
 	for i := range evs {
-		s.Events.Publish(events.Event{Topic: jobs.TopicOperation, Endpoint: "urn:test:once", Data: countedData{&encoded, i}})
+		s.Events.Publish(events.Event{Topic: events.TopicOperation, Endpoint: "urn:test:once", Data: countedData{&encoded, i}})
 	}
 	for i, st := range open {
 		for j := range evs {
@@ -94,11 +93,11 @@ func TestEventStreamStalledClientIsBounded(t *testing.T) {
 	const size, total, burst = 16 << 10, 600, 10
 	for i := 0; i < total; i += burst {
 		for j := range burst {
-			s.Events.Publish(events.Event{Topic: jobs.TopicOperation, Endpoint: ep,
+			s.Events.Publish(events.Event{Topic: events.TopicOperation, Endpoint: ep,
 				Data: strings.Repeat(string(rune('a'+(i+j)%26)), size)})
 		}
 		for range burst {
-			if m := witness.next(t, 10*time.Second); m.Event != jobs.TopicOperation {
+			if m := witness.next(t, 10*time.Second); m.Event != events.TopicOperation {
 				t.Fatalf("witness got %s", m.Event)
 			}
 		}
@@ -129,7 +128,7 @@ func TestEventStreamStalledClientIsBounded(t *testing.T) {
 		lastID = m.ID
 		ev := m.event(t)
 		switch ev.Topic {
-		case jobs.TopicOperation:
+		case events.TopicOperation:
 			got++
 		case "dropped":
 			var d struct{ Count, Total uint64 }
@@ -149,8 +148,8 @@ func TestEventStreamStalledClientIsBounded(t *testing.T) {
 	}
 	t.Logf("stalled client got %d and was told of %d dropped", got, dropped)
 	// The stream goes on.
-	s.Events.Publish(events.Event{Topic: jobs.TopicOperation, Endpoint: ep, Data: "after"})
-	if m := st.next(t, 10*time.Second); m.event(t).Topic != jobs.TopicOperation || !strings.Contains(m.Data, `"after"`) {
+	s.Events.Publish(events.Event{Topic: events.TopicOperation, Endpoint: ep, Data: "after"})
+	if m := st.next(t, 10*time.Second); m.event(t).Topic != events.TopicOperation || !strings.Contains(m.Data, `"after"`) {
 		t.Fatalf("after the stall: %+v", m)
 	}
 }

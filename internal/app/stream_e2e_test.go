@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/flownexus/flownexus/internal/events"
-	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/simulator"
 )
 
@@ -223,13 +222,13 @@ func TestEventStreamDevices(t *testing.T) {
 		}
 		ids = m.ID
 		switch ev.Topic {
-		case TopicRegistered:
+		case events.TopicRegistered:
 			var d registrationData
 			if err := json.Unmarshal(ev.Data, &d); err != nil {
 				t.Fatal(err)
 			}
 			registered[ev.Endpoint] = d
-		case TopicValues:
+		case events.TopicValues:
 			var d valuesData
 			if err := json.Unmarshal(ev.Data, &d); err != nil {
 				t.Fatal(err)
@@ -253,7 +252,7 @@ func TestEventStreamDevices(t *testing.T) {
 
 	// The endpoint filter: a marker published after all of the above
 	// closes what the filtered stream got, in bus order.
-	s.Events.Publish(events.Event{Topic: jobs.TopicOperation, Endpoint: ep1, Data: "marker"})
+	s.Events.Publish(events.Event{Topic: events.TopicOperation, Endpoint: ep1, Data: "marker"})
 	var oneTopics []string
 	for _, ev := range one.until(t, 5*time.Second, "the marker", func(_ sseMessage, ev streamEvent) bool {
 		return string(ev.Data) == `"marker"`
@@ -263,7 +262,7 @@ func TestEventStreamDevices(t *testing.T) {
 		}
 		oneTopics = append(oneTopics, ev.Topic)
 	}
-	if oneTopics[0] != TopicRegistered || !strings.Contains(strings.Join(oneTopics, " "), TopicValues) {
+	if oneTopics[0] != events.TopicRegistered || !strings.Contains(strings.Join(oneTopics, " "), events.TopicValues) {
 		t.Fatalf("stream of %s: %v", ep1, oneTopics)
 	}
 	// Keep-alive comments arrive while nothing happens on a stream.
@@ -281,10 +280,10 @@ func TestEventStreamDevices(t *testing.T) {
 	op := s.enqueue(t, ep0, map[string]any{"kind": "write", "path": "/1/0/3", "value": 600})
 	var statuses []string
 	some.until(t, 10*time.Second, "operation CONFIRMED", func(_ sseMessage, ev streamEvent) bool {
-		if ev.Topic != jobs.TopicOperation || ev.Endpoint != ep0 {
+		if ev.Topic != events.TopicOperation || ev.Endpoint != ep0 {
 			return false
 		}
-		var d jobs.OperationEvent
+		var d events.OperationEvent
 		if err := json.Unmarshal(ev.Data, &d); err != nil {
 			t.Fatal(err)
 		}
@@ -305,12 +304,12 @@ func TestEventStreamDevices(t *testing.T) {
 	}
 	gone := map[string]bool{}
 	for _, ev := range some.until(t, 5*time.Second, "two de-registrations", func(_ sseMessage, ev streamEvent) bool {
-		if ev.Topic == TopicDeregistered {
+		if ev.Topic == events.TopicDeregistered {
 			gone[ev.Endpoint] = true
 		}
 		return len(gone) == 2
 	}) {
-		if ev.Topic != TopicRegistered && ev.Topic != TopicDeregistered && ev.Topic != jobs.TopicOperation {
+		if ev.Topic != events.TopicRegistered && ev.Topic != events.TopicDeregistered && ev.Topic != events.TopicOperation {
 			t.Fatalf("topic-filtered stream got %s", ev.Topic)
 		}
 	}
@@ -326,12 +325,12 @@ func TestEventStreamExpired(t *testing.T) {
 	st := s.openStream(t, "topic=registered,expired,deregistered")
 	f := startFleet(t, s, 1, func(c *simulator.Config) { c.Lifetime = 2 * time.Second })
 	ep := f.Device(0).Endpoint()
-	st.until(t, 5*time.Second, "registered", func(_ sseMessage, ev streamEvent) bool { return ev.Topic == TopicRegistered })
+	st.until(t, 5*time.Second, "registered", func(_ sseMessage, ev streamEvent) bool { return ev.Topic == events.TopicRegistered })
 	gone, cancel := context.WithCancel(context.Background())
 	cancel() // no time to de-register
 	f.Stop(gone)
-	evs := st.until(t, 10*time.Second, "expired", func(_ sseMessage, ev streamEvent) bool { return ev.Topic != TopicRegistered })
-	if last := evs[len(evs)-1]; last.Topic != TopicExpired || last.Endpoint != ep {
+	evs := st.until(t, 10*time.Second, "expired", func(_ sseMessage, ev streamEvent) bool { return ev.Topic != events.TopicRegistered })
+	if last := evs[len(evs)-1]; last.Topic != events.TopicExpired || last.Endpoint != ep {
 		t.Fatalf("after the device vanished: %+v", last)
 	}
 }
@@ -351,7 +350,7 @@ func TestEventStreamDropsForSlowClient(t *testing.T) {
 		for !sawDrop.Load() {
 			for range 2000 {
 				n++
-				s.Events.Publish(events.Event{Topic: jobs.TopicOperation, Endpoint: ep, Data: n})
+				s.Events.Publish(events.Event{Topic: events.TopicOperation, Endpoint: ep, Data: n})
 			}
 			time.Sleep(time.Millisecond)
 		}

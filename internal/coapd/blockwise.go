@@ -48,14 +48,15 @@ func (s *Server) seenBlockwise(token []byte, mid int32, now time.Time) bool {
 // large for one message (Block2 NUM=0, M=1), which go-coap's block-wise
 // layer cannot take (it pairs blocks with a request of its own). As RFC
 // 7959 §2.6 has the observer do, the server acknowledges the block and
-// reads the observed resources in full (Config.Reread, block-wise), then
+// reads the observed resources in full (SetReread, block-wise), then
 // stores them as the notification's values. It reports whether it took
 // the message; a notification that is not ours, or a server without
-// Reread, goes the usual way. A device that answers an Observe block-wise
+// a reread function, goes the usual way. A device that answers an Observe block-wise
 // in a separate (confirmable) response, not piggybacked, is taken for a
 // notification: the Observe then times out and is made again.
 func (s *Server) blockwiseNotification(req *pool.Message, cc *udpclient.Conn) bool {
-	if s.reread == nil || req.Type() == message.Acknowledgement {
+	reread := s.rereadFunc()
+	if reread == nil || req.Type() == message.Acknowledgement {
 		// A piggybacked answer is the response to a request of the
 		// server's (the Observe itself): go-coap fetches its blocks.
 		return false
@@ -102,7 +103,7 @@ func (s *Server) blockwiseNotification(req *pool.Message, cc *udpclient.Conn) bo
 	s.bg.Go(func() {
 		ctx, cancel := context.WithTimeout(s.base, rereadTimeout)
 		defer cancel()
-		recs, err := s.reread(ctx, reg, obs)
+		recs, err := reread(ctx, reg, obs)
 		if err == nil && len(recs) > 0 {
 			item := ingest.Report(reg.EndpointID, ingest.KindNotify, recs, s.reg.Now())
 			if obs.Composite && len(recs) == 1 {
@@ -116,9 +117,7 @@ func (s *Server) blockwiseNotification(req *pool.Message, cc *udpclient.Conn) bo
 			return
 		}
 		s.reg.Seen(reg.ID)
-		if s.onActivity != nil {
-			s.onActivity(Activity{Kind: ActivityNotify, Registration: reg, Records: recs})
-		}
+		s.emit(Activity{Kind: ActivityNotify, Registration: reg, Records: recs})
 	})
 	return true
 }

@@ -158,7 +158,7 @@
 // NUM=0 with more to come), which go-coap's block-wise layer refuses
 // because no request of the server's is waiting for it. The server takes
 // it first: it acknowledges the block, reads the observed resources in
-// full (Config.Reread, block-wise) and stores that as the notification,
+// full (Server.SetReread, block-wise) and stores that as the notification,
 // once per token and message ID (a retransmitted first block is
 // acknowledged again, not read again). This one is acknowledged before
 // its values are stored: if the read fails, the notification is lost and

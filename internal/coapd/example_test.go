@@ -27,18 +27,13 @@ func Example() {
 	reg := registry.New(st, registry.Options{Ingest: w, Grace: 10 * time.Second})
 	types := objects.Default().TypeOf
 
-	var mgr *devmgmt.Manager // set below; OnActivity runs only once the server serves
-	srv := coapd.New(coapd.Config{
-		Registry: reg,
-		Ingest:   w,
-		Types:    types,
-		OnActivity: func(a coapd.Activity) {
-			if a.Kind == coapd.ActivityRegister {
-				mgr.AutoObserve(a.Registration)
-			}
-		},
+	srv := coapd.New(coapd.Config{Registry: reg, Ingest: w, Types: types})
+	mgr := devmgmt.New(devmgmt.Config{Registry: reg, Dial: srv.Dial, Types: types, Ingest: w})
+	srv.Subscribe(func(a coapd.Activity) {
+		if a.Kind == coapd.ActivityRegister {
+			mgr.AutoObserve(a.Registration)
+		}
 	})
-	mgr = devmgmt.New(devmgmt.Config{Registry: reg, Dial: srv.Dial, Types: types, Ingest: w})
 	if err := srv.Start(":5683"); err != nil {
 		log.Fatal(err)
 	}

@@ -538,9 +538,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 			"path", path, "code", devmgmt.CodeString(c), "err", err)
 	}
 	s.seen(r.Context(), reg, w.Conn(), pr)
-	if s.onActivity != nil {
-		s.onActivity(Activity{Kind: ActivityNotify, Registration: reg, Records: recs})
-	}
+	s.emit(Activity{Kind: ActivityNotify, Registration: reg, Records: recs})
 }
 
 // seen records traffic from the device of reg. A DTLS session keeps its

@@ -34,7 +34,7 @@ import (
 // ActivityKind says which message an Activity reports.
 type ActivityKind uint8
 
-// The device messages reported to Config.OnActivity.
+// The device messages reported to the Subscribe functions.
 const (
 	ActivityRegister ActivityKind = iota + 1
 	ActivityUpdate
@@ -73,13 +73,6 @@ type Config struct {
 	Ingest   *ingest.Writer     // required: stores Send and notification values
 	// Types types decoded values (objects.Default().TypeOf).
 	Types lwm2m.TypeFunc
-	// OnActivity, when set, is called after the answer to a Register,
-	// Update or Send has been written, and after the values of a
-	// notification are stored (a non-confirmable one gets no answer), on
-	// the connection's goroutine: it must not block (start a goroutine for
-	// slow work). This is where auto-observe (devmgmt.Manager.AutoObserve
-	// on ActivityRegister) and queue-mode wake-ups are hooked in.
-	OnActivity func(Activity)
 	// IdleTimeout closes a device's CoAP connection state after this long
 	// without traffic; <= 0 means 30 s. See the package documentation.
 	IdleTimeout time.Duration
@@ -107,21 +100,19 @@ type Config struct {
 	// connection, per source and in all, and the Registers a source may
 	// make; see AdmissionConfig.
 	Admission AdmissionConfig
-	// Reread, when set, reads the resources of an observation in full
-	// (devmgmt.Manager.Read or ReadComposite): the server calls it for a
-	// notification that arrives block-wise and stores its result as the
-	// notification's values. Without it such a notification is dropped.
-	Reread func(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error)
 }
+
+// RereadFunc reads the resources of an observation in full (a Read or
+// Read-Composite of obs.Paths on the device of reg); see Server.SetReread.
+type RereadFunc func(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error)
 
 // Server is the CoAP/UDP server. Create it with New, start it with Listen
 // and Serve (or Start), stop it with Stop.
 type Server struct {
-	reg        *registry.Registry
-	ingest     *ingest.Writer
-	types      lwm2m.TypeFunc
-	onActivity func(Activity)
-	lifetime   uint32
+	reg      *registry.Registry
+	ingest   *ingest.Writer
+	types    lwm2m.TypeFunc
+	lifetime uint32
 	// maxLifetime is Config.MaxLifetime; 0: none.
 	maxLifetime uint32
 	known       func(ctx context.Context, endpoint string) (bool, error)
@@ -135,7 +126,9 @@ type Server struct {
 	srv     *udpserver.Server
 	dtlsSrv *dtlsserver.Server
 
-	reread func(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error)
+	hooksMu    sync.RWMutex
+	onActivity []func(Activity) // guarded by hooksMu; see Subscribe
+	reread     RereadFunc       // guarded by hooksMu; see SetReread
 	// Background work (block-wise notifications) runs under base; Stop
 	// cancels it and waits.
 	base     context.Context
@@ -186,7 +179,6 @@ func New(cfg Config) *Server {
 		reg:         cfg.Registry,
 		ingest:      cfg.Ingest,
 		types:       cfg.Types,
-		onActivity:  cfg.OnActivity,
 		lifetime:    cfg.DefaultLifetime,
 		maxLifetime: cfg.MaxLifetime,
 		known:       cfg.Known,
@@ -198,7 +190,6 @@ func New(cfg Config) *Server {
 
 		sessionBound: make(chan struct{}),
 		adm:          newAdmission(cfg.Admission, time.Now),
-		reread:       cfg.Reread,
 		udp:          socket{name: "CoAP"},
 		dtls:         socket{name: "CoAP/DTLS"},
 	}
@@ -545,10 +536,48 @@ func afterWrite(r *pool.Message, fn func()) {
 	}
 }
 
-// activity reports a to OnActivity after the answer to r is written.
-func (s *Server) activity(r *pool.Message, a Activity) {
-	if s.onActivity == nil {
-		return
+// Subscribe adds fn to the functions told of each Activity: after the
+// answer to a Register, Update or Send has been written, and after the
+// values of a notification are stored (a non-confirmable one gets no
+// answer). They run in the order they were added, on the connection's
+// goroutine: fn must not block (start a goroutine for slow work). This is
+// where auto-observe, queue-mode wake-ups and the values events are
+// hooked in. A message handled while Subscribe runs may miss fn: add the
+// functions before Start.
+func (s *Server) Subscribe(fn func(Activity)) {
+	s.hooksMu.Lock()
+	s.onActivity = append(s.onActivity[:len(s.onActivity):len(s.onActivity)], fn)
+	s.hooksMu.Unlock()
+}
+
+// SetReread sets the function that completes a notification arriving
+// block-wise: the server calls it to read the observed resources in full
+// and stores its result as the notification's values. Without it such a
+// notification is dropped. Set it before Start.
+func (s *Server) SetReread(fn RereadFunc) {
+	s.hooksMu.Lock()
+	s.reread = fn
+	s.hooksMu.Unlock()
+}
+
+// rereadFunc is the function SetReread set, or nil.
+func (s *Server) rereadFunc() RereadFunc {
+	s.hooksMu.RLock()
+	defer s.hooksMu.RUnlock()
+	return s.reread
+}
+
+// emit tells the Subscribe functions of a.
+func (s *Server) emit(a Activity) {
+	s.hooksMu.RLock()
+	fns := s.onActivity
+	s.hooksMu.RUnlock()
+	for _, fn := range fns {
+		fn(a)
 	}
-	afterWrite(r, func() { s.onActivity(a) })
+}
+
+// activity emits a after the answer to r is written.
+func (s *Server) activity(r *pool.Message, a Activity) {
+	afterWrite(r, func() { s.emit(a) })
 }

@@ -126,14 +126,6 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 		Types:       objects.Default().TypeOf,
 		Logger:      log,
 		IdleTimeout: idle,
-		OnActivity: func(a coapd.Activity) {
-			if quiet {
-				return
-			}
-			s.mu.Lock()
-			s.activities = append(s.activities, a)
-			s.mu.Unlock()
-		},
 	}
 	// The tests' devices all come from 127.0.0.1, one host: no Register
 	// budget per host unless a test sets one (TestAdmission).
@@ -142,6 +134,14 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 		mod(&cfg)
 	}
 	s.srv = coapd.New(cfg)
+	s.srv.Subscribe(func(a coapd.Activity) {
+		if quiet {
+			return
+		}
+		s.mu.Lock()
+		s.activities = append(s.activities, a)
+		s.mu.Unlock()
+	})
 	if err := s.srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -486,7 +486,7 @@ func TestSend(t *testing.T) {
 	if err != nil || ev.Kind != ingest.KindSend {
 		t.Fatalf("event %+v %v", ev, err)
 	}
-	// OnActivity gets the Send's records, just after the answer is written.
+	// Subscribers get the Send's records, just after the answer is written.
 	var last coapd.Activity
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		s.mu.Lock()
@@ -714,8 +714,8 @@ func TestNotificationAckedAfterCommit(t *testing.T) {
 	if n := strings.Count(s.logs.String(), "bad notification"); n != 1 {
 		t.Fatalf("%d bad-notification lines:\n%s", n, s.logs.String())
 	}
-	// OnActivity ran before each ACK, with the values stored (none for the
-	// bad payload).
+	// The subscriber ran before each ACK, with the values stored (none
+	// for the bad payload).
 	s.mu.Lock()
 	var got [][]lwm2m.Record
 	for _, a := range s.activities {

@@ -33,7 +33,7 @@
 // Operations are sent when called, whatever the registration's queue mode:
 // waiting for a sleeping device to wake is the business of the durable job
 // queue, which calls the Manager when the device next talks (see
-// coapd.Config.OnActivity).
+// coapd.Server.Subscribe).
 //
 // # Timeouts and errors
 //

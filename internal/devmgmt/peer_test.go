@@ -60,14 +60,7 @@ func newStack(t testing.TB, auto *devmgmt.Policy, mod ...func(*devmgmt.Config)) 
 	s.w.Start()
 	s.reg = registry.New(st, registry.Options{Logger: log, Ingest: s.w})
 	types := objects.Default().TypeOf
-	s.srv = coapd.New(coapd.Config{
-		Registry: s.reg, Ingest: s.w, Types: types, Logger: log,
-		OnActivity: func(a coapd.Activity) {
-			if a.Kind == coapd.ActivityRegister {
-				s.mgr.AutoObserve(a.Registration)
-			}
-		},
-	})
+	s.srv = coapd.New(coapd.Config{Registry: s.reg, Ingest: s.w, Types: types, Logger: log})
 	cfg := devmgmt.Config{
 		Registry: s.reg, Dial: s.srv.Dial, Types: types, Ingest: s.w,
 		Timeout: 5 * time.Second, AutoObserve: auto, Logger: log,
@@ -76,6 +69,11 @@ func newStack(t testing.TB, auto *devmgmt.Policy, mod ...func(*devmgmt.Config)) 
 		f(&cfg)
 	}
 	s.mgr = devmgmt.New(cfg)
+	s.srv.Subscribe(func(a coapd.Activity) {
+		if a.Kind == coapd.ActivityRegister {
+			s.mgr.AutoObserve(a.Registration)
+		}
+	})
 	if err := s.srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

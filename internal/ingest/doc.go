@@ -21,4 +21,23 @@
 //
 // Writer is safe for concurrent use. Start it once; Close stops accepting
 // items, commits what was accepted and returns.
+//
+// # Every committed value, once
+//
+// Writer.OnCommit registers a hook that gets each commit (a Commit: the
+// items stored, every value with its endpoint) after the transaction, once
+// and in commit order, on a goroutine of its own, before the callers of
+// Write are answered. A hook's queue is bounded and the writer waits for
+// room, so a slow hook slows ingest down, but never by more than
+// Options.HookWait at a time: a hook that is still full then falls behind
+// and is told how many commits it missed when it has room again. This is
+// the reliable feed of what was stored, where the firmware update state
+// and webhooks listen; the events bus (package events) serves live views
+// and drops for readers that fall behind. Hooks see what goes through the
+// Writer; in the server, every value a device reports and every change of
+// a registration does.
+//
+// The package sits just above store, which is all of the server it
+// imports; the parts that write through it (coapd, registry, devmgmt) and
+// that listen to it are above it.
 package ingest

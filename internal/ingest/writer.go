@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,13 @@ type Options struct {
 	Queue int
 	// Logger receives one line per failed batch; nil means slog.Default().
 	Logger *slog.Logger
+	// HookQueue is how many commits each OnCommit hook may have waiting
+	// before the writer waits for it; <= 0 means DefaultHookQueue.
+	HookQueue int
+	// HookWait bounds how long one commit waits for room in the hooks'
+	// queues, and how long Close waits for the hooks; <= 0 means
+	// DefaultHookWait. See OnCommit.
+	HookWait time.Duration
 }
 
 // Item is what one caller stores: values, and what else a device's
@@ -50,6 +58,9 @@ type Stats struct {
 	Registrations int64
 	// Refused counts the items refused by their NoCredential.
 	Refused int64
+	// HookMissed counts the commits not handed to a hook because it had
+	// fallen behind, over all hooks (see OnCommit).
+	HookMissed int64
 }
 
 type request struct {
@@ -74,6 +85,13 @@ type Writer struct {
 	mu        sync.RWMutex // guards closed against sends on in
 	closed    bool
 
+	hookQueue   int
+	hookWait    time.Duration
+	hooksMu     sync.Mutex
+	hooks       []*hook // guarded by hooksMu; replaced, never modified, by OnCommit
+	hooksClosed bool    // guarded by hooksMu
+	seq         uint64  // the last commit's Commit.Seq; owned by the writer's goroutine
+
 	statsMu sync.Mutex
 	stats   Stats     // guarded by statsMu
 	failAt  time.Time // guarded by statsMu: when a commit last failed for the store's sake
@@ -91,6 +109,8 @@ func New(st *store.Store, opts Options) *Writer {
 		stop:     make(chan struct{}),
 		finished: make(chan struct{}),
 	}
+	w.hookQueue = cmp.Or(max(opts.HookQueue, 0), DefaultHookQueue)
+	w.hookWait = cmp.Or(max(opts.HookWait, 0), DefaultHookWait)
 	if w.maxVals <= 0 {
 		w.maxVals = 2000
 	}
@@ -112,9 +132,10 @@ func New(st *store.Store, opts Options) *Writer {
 func (w *Writer) Start() { w.startOnce.Do(func() { go w.loop() }) }
 
 // Close stops accepting items, waits until every accepted item is
-// committed or failed, and returns. Later calls return at once. Closing a
-// Writer that was never started runs its loop just long enough to commit
-// what was accepted.
+// committed or failed and the hooks have taken the commits (see
+// OnCommit), and returns. Later calls return at once. Closing a Writer
+// that was never started runs its loop just long enough to commit what
+// was accepted.
 func (w *Writer) Close() {
 	w.Start()
 	w.closeOnce.Do(func() {
@@ -152,7 +173,8 @@ func (w *Writer) Failing() (time.Time, error) {
 // but for those their NoCredential refuses: then Write returns an error
 // matching store.ErrCredentialRequired, and the others are committed.
 // When ctx ends before the commit, Write returns ctx's error; the items
-// may still be committed.
+// may still be committed. The items' values go to the hooks (OnCommit) as
+// they are: the caller must not modify them once Write is called.
 func (w *Writer) Write(ctx context.Context, items ...Item) error {
 	if len(items) == 0 {
 		return nil
@@ -207,6 +229,7 @@ func (w *Writer) loop() {
 		case first = <-w.in:
 		case <-w.stop:
 			w.drain()
+			w.closeHooks()
 			return
 		}
 		batch = append(batch, first)
@@ -270,9 +293,11 @@ func (w *Writer) commit(batch []*request) {
 	// it. A bound keeps a stuck database from holding the writer forever.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	withRegistered(items)
 	err := w.st.IngestBatch(ctx, items)
 	if err == nil {
 		w.countBatch()
+		w.publish(items)
 		for _, r := range batch {
 			n := len(r.items)
 			w.done(r, items[:n], nil)
@@ -288,11 +313,13 @@ func (w *Writer) commit(batch []*request) {
 	w.log.Warn("ingest batch failed, retrying its items one by one", "items", len(items), "err", err)
 	for _, r := range batch {
 		items := append([]Item(nil), r.items...)
+		withRegistered(items)
 		err := w.st.IngestBatch(ctx, items)
 		if err != nil {
 			w.log.Error("ingest failed", "items", len(r.items), "err", err)
 		} else {
 			w.countBatch()
+			w.publish(items)
 		}
 		w.done(r, items, err)
 	}

@@ -12,25 +12,9 @@ import (
 	"github.com/flownexus/flownexus/internal/store"
 )
 
-// TopicOperation is the events topic of operation status changes; the
-// event's Data is an OperationEvent.
-const TopicOperation = "operation"
-
-// OperationEvent is published on every status change of an operation:
-// QUEUED when queued (and again after a failed attempt that will be
-// retried), SENDING when an attempt starts, CONFIRMED, FAILED or CANCELLED
-// when it ends.
-type OperationEvent struct {
-	ID          int64  `json:"id"`
-	Kind        string `json:"kind"`
-	Status      string `json:"status"`
-	Attempts    int    `json:"attempts"`
-	ResultCode  string `json:"result_code,omitempty"`
-	ResultError string `json:"result_error,omitempty"`
-}
-
+// publish tells the bus of op's status (events.TopicOperation).
 func (q *Queue) publish(endpoint string, op store.Operation) {
-	q.bus.Publish(events.Event{Topic: TopicOperation, Time: op.UpdatedAt, Endpoint: endpoint, Data: OperationEvent{
+	q.bus.Publish(events.Event{Topic: events.TopicOperation, Time: op.UpdatedAt, Endpoint: endpoint, Data: events.OperationEvent{
 		ID: op.ID, Kind: op.Kind, Status: string(op.Status), Attempts: op.Attempts,
 		ResultCode: op.ResultCode, ResultError: op.ResultError,
 	}})

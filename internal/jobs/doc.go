@@ -76,7 +76,7 @@
 //     An operation is sent with devmgmt.Manager.Do, like one run now.
 //   - A queue-mode device is reachable for Config.ReceiveWindow after it
 //     last talked to the server. When it talks (Register, Update, Send or a
-//     notification: Wake, hooked to coapd's OnActivity), a delivery job is
+//     notification: Wake, subscribed to coapd's Activity), a delivery job is
 //     queued for it if it has operations pending, and sends them, up to
 //     Config.PerRound per job, while the window lasts.
 //   - An offline device's operations wait for its next Register.
@@ -123,7 +123,7 @@
 // # Events
 //
 // Every status change is published on the events.Bus given in
-// Config.Events (topic TopicOperation, data OperationEvent).
+// Config.Events (topic events.TopicOperation, data events.OperationEvent).
 //
 // # Shutdown
 //

@@ -244,7 +244,7 @@ func (e *env) statuses(id int64) []string {
 	for {
 		select {
 		case ev := <-e.opEvs.C:
-			if d := ev.Data.(OperationEvent); d.ID == id {
+			if d := ev.Data.(events.OperationEvent); d.ID == id {
 				out = append(out, d.Status)
 			}
 		default:

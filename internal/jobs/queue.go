@@ -35,7 +35,7 @@ type Config struct {
 	Registry *registry.Registry // required; its clock is the Queue's clock
 	Devices  *devmgmt.Manager   // required
 	// Events receives every status change of an operation (topic
-	// TopicOperation); nil publishes nothing.
+	// events.TopicOperation); nil publishes nothing.
 	Events *events.Bus
 	// Logger receives one line per failed attempt; nil means
 	// slog.Default().
@@ -268,8 +268,8 @@ func (q *Queue) Idle(ctx context.Context) (bool, error) {
 // Wake tells the queue that the device of reg talked to the server (a
 // Register, Update, Send or notification): its queued operations, if any,
 // are delivered now, inside its receive window. Wake never blocks; it is
-// meant for coapd.Config.OnActivity. Wake-ups of the same endpoint that
-// arrive together are handled once.
+// meant to be called for every coapd.Activity (coapd.Server.Subscribe).
+// Wake-ups of the same endpoint that arrive together are handled once.
 func (q *Queue) Wake(reg registry.Registration) {
 	q.wakeMu.Lock()
 	if !q.running {

@@ -1,7 +1,9 @@
 // Package storetest gives tests a real database of their own: a fresh
 // PostgreSQL database per test on the server named by
 // FLOWNEXUS_TEST_POSTGRES_URL (dropped when the test ends), or a skip when
-// the variable is unset. It is imported only by tests.
+// the variable is unset; and reads what a test stored (History). It is
+// imported only by tests, and imports no package of the server (store's
+// own tests import it).
 package storetest
 
 import (
