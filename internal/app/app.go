@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -169,7 +170,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		Credentials: a.Credentials,
 		IdleTimeout: opts.IdleTimeout,
 		MaxLifetime: uint32(cfg.MaxLifetime / time.Second),
-		Admission:   coapd.AdmissionConfig{RegisterRate: registerRate(cfg.RegisterRate)},
+		Admission:   admission(cfg.RegisterRate),
 		Known:       knownEndpoints(cfg, st),
 		// Sessions are saved on stop and resumed on start, so devices need
 		// no new handshake after a planned restart.
@@ -430,13 +431,15 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, migrate
 	return st, nil
 }
 
-// registerRate is Config.RegisterRate as coapd.AdmissionConfig takes it:
-// 0 there is the default, a negative rate no limit.
-func registerRate(perHost int) float64 {
+// admission is the CoAP server's admission for the Register budget per
+// host: with a budget, coapd's defaults for everything; without one
+// (--register-rate 0, a fleet behind one NAT address), no bound per host
+// either, only the server-wide one.
+func admission(perHost int) coapd.AdmissionConfig {
 	if perHost == 0 {
-		return -1
+		return coapd.AdmissionConfig{RegisterRate: -1, MaxPerSource: math.MaxInt}
 	}
-	return float64(perHost)
+	return coapd.AdmissionConfig{RegisterRate: float64(perHost)}
 }
 
 // knownEndpoints is coapd.Config.Known for the register policy: nil

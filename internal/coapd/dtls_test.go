@@ -88,6 +88,7 @@ func newSecureStackWith(t testing.TB, quiet bool, mod ...func(*coapd.Config)) *s
 		}},
 	}
 	cfg.Admission.RegisterRate = -1 // the tests' devices all come from one host
+	cfg.Admission.MaxPerSource = 1 << 20
 	for _, m := range mod {
 		m(&cfg)
 	}

@@ -130,6 +130,7 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 	// The tests' devices all come from 127.0.0.1, one host: no Register
 	// budget per host unless a test sets one (TestAdmission).
 	cfg.Admission.RegisterRate = -1
+	cfg.Admission.MaxPerSource = 1 << 20
 	if mod != nil {
 		mod(&cfg)
 	}
