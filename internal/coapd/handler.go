@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -19,13 +20,12 @@ import (
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
-	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/dtlsmux"
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/registry"
-	"github.com/flownexus/flownexus/internal/store"
 )
 
 // answer is what a route handler decided to send.
@@ -97,7 +97,7 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *po
 			lvl = s.log.Error
 		}
 		attrs := []any{"endpoint", endpoint, "remote_addr", remoteAddr(w).String(),
-			"path", "/" + strings.Join(segs, "/"), "method", code.String(), "code", devmgmt.CodeString(c), "err", err}
+			"path", "/" + strings.Join(segs, "/"), "method", code.String(), "code", codeString(c), "err", err}
 		if p != nil {
 			attrs = append(attrs, "identity", p.identity)
 		}
@@ -133,7 +133,7 @@ func remoteAddr(w *responsewriter.ResponseWriter[*udpclient.Conn]) netip.AddrPor
 // unmapped so that one device has one key on dual-stack sockets.
 func connAddr(cc *udpclient.Conn) netip.AddrPort {
 	if a, ok := cc.RemoteAddr().(*net.UDPAddr); ok {
-		return unmapped(a.AddrPort())
+		return dtlsmux.Unmapped(a.AddrPort())
 	}
 	return netip.AddrPort{}
 }
@@ -425,9 +425,6 @@ func (s *Server) send(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, st
 		return answer{}, reg.Endpoint, badRequest("send without values")
 	}
 	item := ingest.Report(reg.EndpointID, ingest.KindSend, recs, s.reg.Now())
-	if len(recs) == 1 {
-		item.Event = eventOf(reg.EndpointID, ingest.KindSend, item)
-	}
 	if s.checkPlain(pr) {
 		item.NoCredential = reg.Endpoint
 	}
@@ -441,21 +438,21 @@ func (s *Server) send(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, st
 	return answer{code: codes.Changed}, reg.Endpoint, nil
 }
 
-// eventOf makes the event of a one-value report: a Send is an event even
-// with one value.
-func eventOf(endpointID int64, kind string, it ingest.Item) (ev store.Event) {
-	ev.EndpointID, ev.Kind = endpointID, kind
-	ev.ReceivedAt = it.Values[0].ReceivedAt
-	ev.Time = it.Values[0].DeviceTime
-	return ev
-}
-
 // storeError marks a failure to store as the server's, not the device's.
 func storeError(err error) error {
 	if errors.Is(err, ingest.ErrClosed) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%w: %w", errUnavailable, err)
 	}
 	return err
+}
+
+// notifyReport is the ingest item of a notification of obs: the values
+// of a composite observation are one event, even one value.
+func notifyReport(reg registry.Registration, obs registry.Observation, recs []lwm2m.Record, recv time.Time) ingest.Item {
+	if obs.Composite {
+		return ingest.ReportGroup(reg.EndpointID, ingest.KindNotify, recs, recv)
+	}
+	return ingest.Report(reg.EndpointID, ingest.KindNotify, recs, recv)
 }
 
 // notification handles a message with a response code: a notification of
@@ -493,7 +490,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 		_ = w.SetResponse(codes.Empty, message.TextPlain, nil)
 		w.Message().SetOptionUint32(optAnswer, answerReset)
 		s.log.Debug("notification for unknown token", "remote_addr", remoteAddr(w).String(),
-			"token", fmt.Sprintf("%x", []byte(r.Token())), "code", devmgmt.CodeString(r.Code()))
+			"token", fmt.Sprintf("%x", []byte(r.Token())), "code", codeString(r.Code()))
 		return
 	}
 	path := obs.Path().String()
@@ -501,7 +498,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 		// An error code ends the observation (RFC 7641 §4.2).
 		s.reg.RemoveObservation(obs.Token)
 		s.log.Info("observation ended by device", "endpoint", reg.Endpoint, "remote_addr", remoteAddr(w).String(),
-			"path", path, "code", devmgmt.CodeString(r.Code()))
+			"path", path, "code", codeString(r.Code()))
 		return
 	}
 	f := obs.Format
@@ -513,10 +510,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 	if err == nil {
 		recs, err = codec.Decode(f, body, obs.Path(), s.types)
 		if err == nil && len(recs) > 0 {
-			item := ingest.Report(reg.EndpointID, ingest.KindNotify, recs, s.reg.Now())
-			if obs.Composite && len(recs) == 1 {
-				item.Event = eventOf(reg.EndpointID, ingest.KindNotify, item)
-			}
+			item := notifyReport(reg, obs, recs, s.reg.Now())
 			// As for Send: the outcome of the commit, whatever happens to
 			// the connection meanwhile.
 			if err = s.ingest.Write(context.WithoutCancel(r.Context()), item); err != nil {
@@ -535,7 +529,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 		recs = nil
 		c, _ := codeFor(err)
 		s.log.Info("bad notification", "endpoint", reg.Endpoint, "remote_addr", remoteAddr(w).String(),
-			"path", path, "code", devmgmt.CodeString(c), "err", err)
+			"path", path, "code", codeString(c), "err", err)
 	}
 	s.seen(r.Context(), reg, w.Conn(), pr)
 	if s.onActivity != nil {
