@@ -2,7 +2,8 @@
 // LwM2M registration interface (Register POST /rd, Update POST /rd/<id>,
 // De-register DELETE /rd/<id>), the Send operation (POST /dp) and the
 // notifications of observations, on plgd-dev/go-coap v3 and pion/dtls v3.
-// The sockets and DTLS sessions under it are
+// Its requests are served through a route table that other packages add
+// routes to (Server.Handle). The sockets and DTLS sessions under it are
 // package dtlsmux's; coapd binds sessions to endpoints and decides what
 // they may do. It imports the registry, the ingest writer, the credential
 // service and the LwM2M codecs, and never the store, the device manager
@@ -99,16 +100,21 @@
 //
 // # Routing and errors
 //
-// One handler serves every message. Requests are routed by method and
-// path; a message carrying a response code is a notification and is routed
-// by its token through the registry's token table. Handlers return an
-// error and one function (codeFor) maps it to the CoAP answer: 4.00 for a
-// missing or invalid endpoint name or parameter and for a payload that
-// fails to decode (with a short diagnostic payload), 4.03 for a Send from
-// an address with no registration, 4.04 for an unknown registration ID,
-// 4.12 for an LwM2M version the server does not serve (clients registering
-// as 1.2 with a server that refused it step down), 4.15 for a content
-// format the operation does not take, 5.00 for a failure of the server.
+// One go-coap handler serves every message. Requests are routed by method
+// and path through the route table: New adds the LwM2M routes (POST rd,
+// POST and DELETE rd/{id}, POST dp) with Server.Handle, and other
+// packages add theirs the same way (firmware: a Block2 download by GET);
+// a path no route has is answered 4.04, a path whose routes take other
+// methods 4.05. A message carrying a response code is a notification and
+// is routed by its token through the registry's token table. Route
+// handlers return a Response or an error, and one function (codeFor) maps
+// the error to the CoAP answer: 4.00 for a missing or invalid endpoint
+// name or parameter and for a payload that fails to decode (with a short
+// diagnostic payload), 4.03 for a Send from an address with no
+// registration, 4.04 for an unknown registration ID, 4.12 for an LwM2M
+// version the server does not serve (clients registering as 1.2 with a
+// server that refused it step down), 4.15 for a content format the
+// operation does not take, 5.00 for a failure of the server.
 // Each refused request is logged once, with the attributes endpoint,
 // remote_addr, path and code. go-coap's own error sink goes to slog.
 //

@@ -136,6 +136,11 @@ type Server struct {
 	srv     *udpserver.Server
 	dtlsSrv *dtlsserver.Server
 
+	// routes is the route table (Server.Handle), replaced whole when a
+	// route is added; routesMu serializes the additions.
+	routesMu sync.Mutex
+	routes   atomic.Pointer[[]*route]
+
 	reread func(ctx context.Context, reg registry.Registration, obs registry.Observation) ([]lwm2m.Record, error)
 	// Background work (block-wise notifications) runs under base; Stop
 	// cancels it and waits.
@@ -231,6 +236,10 @@ func New(cfg Config) *Server {
 		periodicRunner(idle, nil),
 	)
 	s.dtlsSrv = s.newDTLSServer(s.dtlsCfg, idle)
+	s.Handle(codes.POST, "rd", s.register)
+	s.Handle(codes.POST, "rd/{id}", s.update)
+	s.Handle(codes.DELETE, "rd/{id}", s.deregister)
+	s.Handle(codes.POST, "dp", s.send)
 	return s
 }
 
