@@ -87,6 +87,7 @@ func newSecureStackWith(t testing.TB, quiet bool, mod ...func(*coapd.Config)) *s
 			}
 		}},
 	}
+	noSourceBounds(t, &cfg)
 	for _, m := range mod {
 		m(&cfg)
 	}
