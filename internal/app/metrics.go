@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/flownexus/flownexus/internal/coapd"
+	"github.com/flownexus/flownexus/internal/dtlsmux"
 )
 
 // deviceMetrics are the device-facing figures on /metrics: registrations,
@@ -63,7 +63,7 @@ func newFailureCounter() *prometheus.CounterVec {
 		Name: "flownexus_dtls_handshake_failures_total",
 		Help: "Failed DTLS handshakes by reason: unknown_identity, bad_psk (known identity, wrong key), bad_certificate, timeout, no_cookie (the HelloVerifyRequest cookie never came back; the source may be spoofed), protocol.",
 	}, []string{"reason"})
-	for _, r := range coapd.HandshakeFailureReasons {
+	for _, r := range dtlsmux.HandshakeFailureReasons {
 		c.WithLabelValues(r)
 	}
 	return c

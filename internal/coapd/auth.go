@@ -10,7 +10,6 @@ import (
 
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/registry"
-	"github.com/flownexus/flownexus/internal/store"
 )
 
 // errDenied is a request the device's credentials (or their absence over
@@ -71,7 +70,7 @@ func (s *Server) checkPlain(p *peer) bool { return p == nil && s.creds != nil }
 // over plain CoAP for an endpoint that has credentials, the audited
 // refusal the handler answers 4.03 with.
 func (s *Server) refusal(ctx context.Context, err error, endpoint string, addr netip.AddrPort) error {
-	if errors.Is(err, store.ErrCredentialRequired) {
+	if errors.Is(err, credential.ErrRequired) {
 		return s.refuse(ctx, nil, endpoint, addr, "endpoint has credentials: plain CoAP refused")
 	}
 	return err

@@ -11,7 +11,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
-	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/registry"
 )
 
@@ -105,10 +104,7 @@ func (s *Server) blockwiseNotification(req *pool.Message, cc *udpclient.Conn) bo
 		defer cancel()
 		recs, err := reread(ctx, reg, obs)
 		if err == nil && len(recs) > 0 {
-			item := ingest.Report(reg.EndpointID, ingest.KindNotify, recs, s.reg.Now())
-			if obs.Composite && len(recs) == 1 {
-				item.Event = eventOf(reg.EndpointID, ingest.KindNotify, item)
-			}
+			item := notifyReport(reg, obs, recs, s.reg.Now())
 			err = s.ingest.Write(ctx, item)
 		}
 		if err != nil {

@@ -2,6 +2,12 @@
 // LwM2M registration interface (Register POST /rd, Update POST /rd/<id>,
 // De-register DELETE /rd/<id>), the Send operation (POST /dp) and the
 // notifications of observations, on plgd-dev/go-coap v3 and pion/dtls v3.
+// Its requests are served through a route table that other packages add
+// routes to (Server.Handle). The sockets and DTLS sessions under it are
+// package dtlsmux's; coapd binds sessions to endpoints and decides what
+// they may do. It imports the registry, the ingest writer, the credential
+// service and the LwM2M codecs, and never the store, the device manager
+// or anything above them.
 //
 // # Two transports, one handler
 //
@@ -24,20 +30,15 @@
 // credential (matching its CN and fingerprint where set). Raw public keys
 // (LwM2M's RPK mode) are not offered: pion/dtls does not implement them. The
 // PSK identity a client presents is looked up in package credential; an
-// unknown identity or a wrong key fails the handshake. pion answers an
-// unknown identity with internal_error; the demultiplexer turns that
-// plaintext alert into unknown_psk_identity (RFC 4279 §2) for the
-// association whose identity the credential store did not know.
-// A failed handshake is reported with its reason (HandshakeFailureReasons:
-// unknown_identity, bad_psk, bad_certificate, timeout, no_cookie,
-// protocol) to DTLSConfig.OnHandshakeFailure (the metric), logged and, when
-// the client presented an identity, written to the audit log
-// (device.refused), each at most once a minute per identity (or source),
-// the log line counting the failures it stands for. A wrong key for a
-// known identity shows only as a Finished the server cannot decrypt,
-// which pion drops: it is reported as bad_psk when the handshake times
-// out. A client that never returned its cookie may be spoofed: it is only
-// counted.
+// unknown identity (answered unknown_psk_identity) or a wrong key fails
+// the handshake. A failed handshake is reported with its reason
+// (dtlsmux.HandshakeFailureReasons: unknown_identity, bad_psk,
+// bad_certificate, timeout, no_cookie, protocol) to
+// DTLSConfig.OnHandshakeFailure (the metric), logged and, when the client
+// presented an identity, written to the audit log (device.refused), each
+// at most once a minute per identity (or source), the log line counting
+// the failures it stands for. A client that never returned its cookie may
+// be spoofed: it is only counted.
 // Each session is bound to the endpoint its identity is bound to: over it
 // a device may register, update, de-register and send only as that
 // endpoint, and notifications are taken only for its observations. An
@@ -65,29 +66,21 @@
 // # Parked sessions
 //
 // A session bound to a live registration that was idle for IdleTimeout is
-// parked: it is muted (it sends nothing more, not even close_notify), its
-// state is exported (pion's State: keys, record counters, the replay
-// cut-off, the Connection IDs; about 600 bytes) and its association,
-// goroutines and buffers are released. The device is not told. Its next
-// datagram, by Connection ID or from its address, resumes the session on
-// a new association with no handshake, and so does Dial when the server
-// has a request for it; a ClientHello from its address is a new handshake,
-// as for a live session, and the parked one keeps the address until that
-// handshake completes. Parked sessions whose registration ended are
-// dropped by a sweep every IdleTimeout (at least 1 s); their devices
-// handshake again. Each state is resumed at most once: unparking removes
-// it first. A parked session costs about 1.5 KB, registration included,
-// against about 49 KB live (BenchmarkDTLSSessionMemory). The price is the
-// CoAP deduplication window, as for plain CoAP below.
+// parked (dtlsmux.Conn.Park): muted, kept as its exported state, its
+// association, goroutines and buffers released, the device not told. Its
+// next datagram resumes the session with no handshake, and so does Dial
+// when the server has a request for it. Parked sessions whose
+// registration ended are dropped by a sweep every IdleTimeout (at least
+// 1 s); their devices handshake again. A parked session costs about 1.5
+// KB, registration included, against about 49 KB live
+// (BenchmarkDTLSSessionMemory). The price is the CoAP deduplication
+// window, as for plain CoAP below.
 //
-// The DTLS socket is read by a demultiplexer of our own in front of pion
-// (demux): it routes Connection ID records by CID and other datagrams by
-// source address, and a ClientHello (epoch 0) from the address of an
-// established session starts a new session at once, as RFC 6347 §4.2.8
-// allows, instead of feeding the stale one until its timeout (pion's own
-// listener does the latter: a rebooted device was locked out for the
-// whole idle timeout). The old session keeps the address until the new
-// handshake completes, so a spoofed ClientHello takes nothing away.
+// The DTLS socket is read by dtlsmux's demultiplexer in front of pion: a
+// ClientHello from the address of an established session (a rebooted
+// device) starts a new session at once, and the old one keeps the address
+// until the new handshake completes; the server closes the old session
+// when the new one is bound to the endpoint.
 //
 // With DTLSConfig.SessionFile, Stop saves the sessions bound to endpoints,
 // live and parked (pion's exported state, sealed under a key derived from
@@ -99,33 +92,29 @@
 // it is used. A restored registration is found again by the device's next
 // Update, Send (by its endpoint) or by its registration ID.
 //
-// HelloVerifyRequest cookies are always on (pion's default). pion's
-// cookie is random per handshake, so each ClientHello costs an
-// association and a pion session (about 30 KiB, four goroutines) before
-// the client has shown it receives at its address. The demultiplexer
-// therefore opens associations only for ClientHellos, keeps at most
-// DTLSConfig.MaxUnverified waiting for their cookie (displacing the
-// oldest, so a spoofed flood must send MaxUnverified ClientHellos within
-// a device's round trip to keep it out) and ends each after CookieTimeout.
-// A returned cookie takes a slot of the handshake gate: MaxHandshakes in
-// total and MaxHandshakesPerSource per IPv4 address or IPv6 /64, or is
-// dropped until one frees (the device retransmits it). Handshakes that
-// have not ended, displaced ones included, are capped at MaxHandshakes +
-// 2 MaxUnverified, so their memory and goroutines stay bounded under any
-// flood (TestDTLSHandshakeFlood, BenchmarkDTLSHandshakeUnderFlood).
+// HelloVerifyRequest cookies are always on, and handshakes are admitted
+// within the caps of DTLSConfig (MaxUnverified, CookieTimeout,
+// MaxHandshakes, MaxHandshakesPerSource; see package dtlsmux), so their
+// memory and goroutines stay bounded under any flood
+// (TestDTLSHandshakeFlood, BenchmarkDTLSHandshakeUnderFlood).
 //
 // # Routing and errors
 //
-// One handler serves every message. Requests are routed by method and
-// path; a message carrying a response code is a notification and is routed
-// by its token through the registry's token table. Handlers return an
-// error and one function (codeFor) maps it to the CoAP answer: 4.00 for a
-// missing or invalid endpoint name or parameter and for a payload that
-// fails to decode (with a short diagnostic payload), 4.03 for a Send from
-// an address with no registration, 4.04 for an unknown registration ID,
-// 4.12 for an LwM2M version the server does not serve (clients registering
-// as 1.2 with a server that refused it step down), 4.15 for a content
-// format the operation does not take, 5.00 for a failure of the server.
+// One go-coap handler serves every message. Requests are routed by method
+// and path through the route table: New adds the LwM2M routes (POST rd,
+// POST and DELETE rd/{id}, POST dp) with Server.Handle, and other
+// packages add theirs the same way (firmware: a Block2 download by GET);
+// a path no route has is answered 4.04, a path whose routes take other
+// methods 4.05. A message carrying a response code is a notification and
+// is routed by its token through the registry's token table. Route
+// handlers return a Response or an error, and one function (codeFor) maps
+// the error to the CoAP answer: 4.00 for a missing or invalid endpoint
+// name or parameter and for a payload that fails to decode (with a short
+// diagnostic payload), 4.03 for a Send from an address with no
+// registration, 4.04 for an unknown registration ID, 4.12 for an LwM2M
+// version the server does not serve (clients registering as 1.2 with a
+// server that refused it step down), 4.15 for a content format the
+// operation does not take, 5.00 for a failure of the server.
 // Each refused request is logged once, with the attributes endpoint,
 // remote_addr, path and code. go-coap's own error sink goes to slog.
 //

@@ -1,7 +1,6 @@
 package coapd
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -9,25 +8,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/netip"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
-	"github.com/pion/logging"
 	dtlsserver "github.com/plgd-dev/go-coap/v3/dtls/server"
-	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/options/config"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/dtlsmux"
 	"github.com/flownexus/flownexus/internal/registry"
-	"github.com/flownexus/flownexus/internal/store"
 )
 
 // DTLSConfig tunes the CoAP/DTLS listener. The zero value is valid.
@@ -86,24 +78,9 @@ type DTLSConfig struct {
 	// failed, and for each session closed at once because its identity is
 	// bound to no endpoint, with the peer's address, the identity it
 	// presented ("psk:ID", "x509:CN"; "" when none was seen) and one of
-	// HandshakeFailureReasons, on the handshake's goroutine; it must not
+	// dtlsmux.HandshakeFailureReasons, on the handshake's goroutine; it must not
 	// block. Handshakes cut short by Stop are not reported.
 	OnHandshakeFailure func(addr netip.AddrPort, identity, reason string)
-}
-
-// Cipher suites offered to PSK clients: those nRF91 modems and Zephyr's
-// mbed TLS offer (CCM_8 is the one LwM2M mandates), strongest AEADs first.
-var pskSuites = []dtls.CipherSuiteID{
-	dtls.TLS_PSK_WITH_AES_128_CCM_8,
-	dtls.TLS_PSK_WITH_AES_128_CCM,
-	dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
-	dtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
-}
-
-// Cipher suites added for certificate clients when a certificate is set.
-var certSuites = []dtls.CipherSuiteID{
-	dtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
-	dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 }
 
 // peerKey is the connection-context key of a DTLS session's *peer.
@@ -162,35 +139,16 @@ func (s *Server) newDTLSServer(cfg DTLSConfig, idle time.Duration) *dtlsserver.S
 }
 
 // park keeps the idle session cc of endpoint as its exported state and
-// closes it without a word to the device (see demux.park); false when it
-// cannot be parked and stays live.
+// closes it without a word to the device (see dtlsmux.Conn.Park); false
+// when it cannot be parked and stays live.
 func (s *Server) park(cc *udpclient.Conn, endpoint string) bool {
-	gc, ok := cc.NetConn().(*gatedConn)
-	if !ok {
+	dc, ok := cc.NetConn().(*dtlsmux.Conn)
+	if !ok || !dc.Park(endpoint) {
 		return false
 	}
-	// Muted before the snapshot, the session sends no record the restored
-	// one would send again with the same sequence number.
-	gc.assoc.muted.Store(true)
-	state, ok := gc.ConnectionState()
-	var b []byte
-	var err error
-	if ok {
-		b, err = state.MarshalBinary()
-		b = bytes.Clone(b) // the encoder's buffer is twice as large
-	}
-	pk := &parked{endpoint: endpoint, addr: addrOf(gc.RemoteAddr()), state: b}
-	if cid := gc.assoc.cid.Load(); cid != nil {
-		pk.cid = *cid
-	}
-	if !ok || err != nil || !gc.assoc.d.park(gc.assoc, pk) {
-		// Nothing was sent since the mute, so the live session goes on
-		// where it was.
-		gc.assoc.muted.Store(false)
-		return false
-	}
+	addr := dtlsmux.AddrOf(dc.RemoteAddr())
 	_ = cc.Close()
-	s.log.Debug("DTLS session parked", "endpoint", endpoint, "remote_addr", pk.addr.String())
+	s.log.Debug("DTLS session parked", "endpoint", endpoint, "remote_addr", addr.String())
 	return true
 }
 
@@ -209,12 +167,7 @@ func (s *Server) DTLSStats() DTLSStats {
 	st := DTLSStats{Live: len(s.sessions)}
 	s.sessionsMu.Unlock()
 	if l := s.dtlsListener(); l != nil {
-		l.demux.mu.Lock()
-		st.Parked = len(l.demux.parkedEP)
-		for _, pk := range l.demux.parkedEP {
-			st.ParkedStateBytes += len(pk.state)
-		}
-		l.demux.mu.Unlock()
+		st.Parked, st.ParkedStateBytes = l.ParkedStats()
 	}
 	return st
 }
@@ -227,12 +180,12 @@ func (s *Server) sweepParked() {
 	if l == nil {
 		return
 	}
-	for _, pk := range l.demux.parkedSessions() {
+	for _, pk := range l.Parked() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := s.reg.LookupEndpoint(ctx, pk.endpoint)
+		_, err := s.reg.LookupEndpoint(ctx, pk.Endpoint)
 		cancel()
 		if errors.Is(err, registry.ErrNotFound) {
-			l.demux.forgetParked(pk.endpoint)
+			l.ForgetParked(pk.Endpoint)
 		}
 	}
 }
@@ -244,23 +197,21 @@ func (o udpInactivity) DTLSServerApply(cfg *dtlsserver.Config) {
 }
 
 // lookupPSK finds the endpoint and key of the PSK identity a client
-// presented in the credential store. A failure other than an unknown
-// identity is the server's and logged; the handshake's failure is
-// reported by handshakeFailed.
+// presented in the credential store; an unknown identity matches
+// dtlsmux.ErrUnknownIdentity. Another failure is the server's and logged;
+// the handshake's failure is reported by handshakeFailed. It is
+// dtlsmux.Config.PSK.
 func (s *Server) lookupPSK(identity []byte) (endpoint string, key []byte, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	endpoint, key, err = s.creds.LookupPSK(ctx, string(identity))
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, credential.ErrNotFound):
+		err = fmt.Errorf("%w: %w", dtlsmux.ErrUnknownIdentity, err)
+	case err != nil:
 		s.log.Error("DTLS credential lookup failed", "identity", string(identity), "err", err)
 	}
 	return endpoint, key, err
-}
-
-// pskKey is lookupPSK as pion's PSK callback.
-func (s *Server) pskKey(identity []byte) ([]byte, error) {
-	_, key, err := s.lookupPSK(identity)
-	return key, err
 }
 
 // newSession runs once a handshake completed, before the session's first
@@ -280,42 +231,39 @@ func (s *Server) newSession(cc *udpclient.Conn) {
 	var err error
 	switch {
 	case !ok:
-		err, reason = errors.New("no handshake state"), ReasonProtocol
+		err, reason = errors.New("no handshake state"), dtlsmux.ReasonProtocol
 	case len(state.IdentityHint) > 0:
-		identity, reason = "psk:"+string(state.IdentityHint), ReasonUnknownIdentity
+		identity, reason = "psk:"+string(state.IdentityHint), dtlsmux.ReasonUnknownIdentity
 		// A second lookup: the credential may have been removed since the
 		// handshake's.
 		endpoint, _, err = s.creds.LookupPSK(ctx, string(state.IdentityHint))
 	case len(state.PeerCertificates) > 0:
-		reason = ReasonBadCertificate
+		reason = dtlsmux.ReasonBadCertificate
 		identity, endpoint, err = s.certBinding(ctx, state.PeerCertificates[0])
 	default:
-		err, reason = errors.New("no identity"), ReasonProtocol
+		err, reason = errors.New("no identity"), dtlsmux.ReasonProtocol
 	}
 	if err != nil {
 		_ = cc.Close()
-		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, errNoCertCredential) && reason != ReasonProtocol {
+		if !errors.Is(err, credential.ErrNotFound) && !errors.Is(err, errNoCertCredential) && reason != dtlsmux.ReasonProtocol {
 			s.log.Error("DTLS session closed: credential lookup failed", "identity", identity,
 				"remote_addr", connAddr(cc).String(), "err", err)
 			return
 		}
-		s.handshakeFailed(connAddr(cc), identity, "", reason, err)
+		s.handshakeFailed(dtlsmux.Failure{Addr: connAddr(cc), Identity: identity, Reason: reason, Err: err})
 		return
 	}
 	cc.SetContextValue(peerKey{}, &peer{identity: identity, endpoint: endpoint})
 	s.log.Debug("DTLS session", "identity", identity, "endpoint", endpoint, "remote_addr", connAddr(cc).String())
-	if gc, ok := cc.NetConn().(*gatedConn); ok && gc.resumed {
+	dc, _ := cc.NetConn().(*dtlsmux.Conn)
+	if dc != nil && dc.Unparked() {
 		// No handshake: requests to the device go out on its resumed
 		// session.
 		s.bindSession(endpoint, cc)
 		return
 	}
 	if s.dtlsCfg.OnHandshake != nil {
-		resumed := false
-		if gc, ok := cc.NetConn().(*gatedConn); ok {
-			resumed = resumedSession(gc.assoc, state.SessionID)
-		}
-		s.dtlsCfg.OnHandshake(connAddr(cc), identity, resumed)
+		s.dtlsCfg.OnHandshake(connAddr(cc), identity, dc != nil && dc.ResumedCached(state.SessionID))
 	}
 }
 
@@ -340,7 +288,7 @@ func (s *Server) certBinding(ctx context.Context, der []byte) (identity, endpoin
 		}
 		c, err := s.creds.Get(ctx, n)
 		switch {
-		case errors.Is(err, store.ErrNotFound):
+		case errors.Is(err, credential.ErrNotFound):
 			continue
 		case err != nil:
 			return identity, "", err
@@ -381,7 +329,7 @@ func (s *Server) bindSession(endpoint string, cc *udpclient.Conn) {
 	s.sessionBound = make(chan struct{})
 	s.sessionsMu.Unlock()
 	if l := s.dtlsListener(); l != nil {
-		l.demux.forgetParked(endpoint)
+		l.ForgetParked(endpoint)
 	}
 	cc.AddOnClose(func() {
 		s.sessionsMu.Lock()
@@ -399,7 +347,7 @@ func (s *Server) bindSession(endpoint string, cc *udpclient.Conn) {
 // is bound (see bindSession), at most until ctx ends.
 func (s *Server) unparkSession(ctx context.Context, endpoint string) *udpclient.Conn {
 	l := s.dtlsListener()
-	if l == nil || !l.demux.unpark(endpoint) {
+	if l == nil || !l.Unpark(endpoint) {
 		return nil
 	}
 	for {
@@ -417,7 +365,7 @@ func (s *Server) unparkSession(ctx context.Context, endpoint string) *udpclient.
 	}
 }
 
-func (s *Server) dtlsListener() *dtlsListener {
+func (s *Server) dtlsListener() *dtlsmux.Listener {
 	s.dmu.Lock()
 	defer s.dmu.Unlock()
 	return s.dl
@@ -429,39 +377,32 @@ func (s *Server) ListenDTLS(addr string) error {
 	if s.creds == nil {
 		return errors.New("coapd: DTLS needs Config.Credentials")
 	}
-	gate := newHandshakeGate(s.dtlsCfg.MaxHandshakes, s.dtlsCfg.MaxHandshakesPerSource)
-	c, err := listenUDP(addr)
+	c, err := dtlsmux.ListenUDP(addr)
 	if err != nil {
 		return fmt.Errorf("coapd: listen DTLS %s: %w", addr, err)
 	}
-	suites := pskSuites
-	opts := []dtls.ServerOption{
-		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
-		dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(cidLen)),
-		dtls.WithLoggerFactory(pionLogs{s.log}),
+	l, err := dtlsmux.NewListener(c, dtlsmux.Config{
+		PSK:                    s.lookupPSK,
+		Certificate:            s.dtlsCfg.Certificate,
+		ClientCAs:              s.dtlsCfg.ClientCAs,
+		MaxHandshakes:          s.dtlsCfg.MaxHandshakes,
+		MaxHandshakesPerSource: s.dtlsCfg.MaxHandshakesPerSource,
+		MaxUnverified:          s.dtlsCfg.MaxUnverified,
+		CookieTimeout:          s.dtlsCfg.CookieTimeout,
+		SessionCacheSize:       s.dtlsCfg.SessionCacheSize,
+		SessionCacheTTL:        s.dtlsCfg.SessionCacheTTL,
+		OnFailure:              s.handshakeFailed,
+		Logger:                 s.log,
+	})
+	if err != nil {
+		_ = c.Close()
+		return fmt.Errorf("coapd: listen DTLS %s: %w", addr, err)
 	}
-	if cert := s.dtlsCfg.Certificate; cert != nil {
-		if s.dtlsCfg.ClientCAs == nil {
-			_ = c.Close()
-			return errors.New("coapd: a DTLS certificate needs ClientCAs to verify devices' certificates")
-		}
-		suites = append(append([]dtls.CipherSuiteID(nil), certSuites...), pskSuites...)
-		opts = append(opts, dtls.WithCertificates(*cert), dtls.WithClientCAs(s.dtlsCfg.ClientCAs),
-			dtls.WithClientAuth(dtls.RequireAndVerifyClientCert))
-	}
-	opts = append(opts, dtls.WithCipherSuites(suites...))
-	l := &dtlsListener{demux: newDemux(c, cidLen, gate, s.dtlsCfg.MaxUnverified), log: s.log, opts: opts, psk: s.lookupPSK,
-		failed: s.assocFailed, cookieTimeout: s.dtlsCfg.CookieTimeout, sessions: s.sessionCache,
-		resumeOpts: []dtls.Option{
-			dtls.WithPSK(s.pskKey),
-			dtls.WithCipherSuites(suites...),
-			dtls.WithLoggerFactory(pionLogs{s.log}),
-		}}
 	if err := s.restoreSessions(l); err != nil {
 		_ = l.Close()
 		return err
 	}
-	if err := s.dtls.bind(c.LocalAddr(), func() error { return s.dtlsSrv.Serve(l) }, l.Close); err != nil {
+	if err := s.dtls.Bind(c.LocalAddr(), func() error { return s.dtlsSrv.Serve(l) }, l.Close); err != nil {
 		_ = l.Close()
 		return err
 	}
@@ -471,12 +412,8 @@ func (s *Server) ListenDTLS(addr string) error {
 	return nil
 }
 
-// cidLen is the length of the Connection IDs the server gives clients
-// that support them (RFC 9146): 8 bytes, so they cannot be guessed.
-const cidLen = 8
-
 // ServeDTLS serves on the socket bound by ListenDTLS until Stop.
-func (s *Server) ServeDTLS() error { return s.dtls.run() }
+func (s *Server) ServeDTLS() error { return s.dtls.Run() }
 
 // StartDTLS is ListenDTLS followed by ServeDTLS in a new goroutine; a
 // ServeDTLS error is logged.
@@ -484,222 +421,4 @@ func (s *Server) StartDTLS(addr string) error { return s.start(s.ListenDTLS, s.S
 
 // DTLSAddr returns the bound DTLS address, or the zero AddrPort before
 // ListenDTLS.
-func (s *Server) DTLSAddr() netip.AddrPort { return s.dtls.bound() }
-
-// dtlsListener hands go-coap the associations of the demultiplexer as
-// pion server sessions, gating the handshakes.
-type dtlsListener struct {
-	demux      *demux
-	opts       []dtls.ServerOption // without the PSK callback
-	psk        func(identity []byte) (endpoint string, key []byte, err error)
-	failed     func(a *assoc, err error) // reports a failed handshake
-	resumeOpts []dtls.Option
-	log        *slog.Logger
-	closed     atomic.Bool
-	// cookieTimeout ends a handshake whose client has not returned its
-	// cookie.
-	cookieTimeout time.Duration
-	// sessions are the sessions kept for resumption; nil when off.
-	sessions *sessionCache
-}
-
-// AcceptWithContext returns the next new association as a pion session.
-// One that has not returned its cookie after the cookie timeout is closed.
-func (l *dtlsListener) AcceptWithContext(ctx context.Context) (net.Conn, error) {
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		a, err := l.demux.Accept()
-		if err != nil {
-			return nil, coapnet.ErrListenerIsClosed
-		}
-		if a.resume != nil {
-			if gc := l.resume(a); gc != nil {
-				return gc, nil
-			}
-			continue
-		}
-		select {
-		case <-a.done:
-			// Displaced before it was accepted.
-			l.demux.handshakeEnded(a)
-			continue
-		default:
-		}
-		time.AfterFunc(l.cookieTimeout, func() {
-			if !a.verified.Load() {
-				_ = a.Close()
-			}
-		})
-		// The PSK callback is the association's, so that an unknown
-		// identity is answered with unknown_psk_identity (see
-		// assoc.WriteTo); pion itself says internal_error.
-		opts := append(slices.Clip(l.opts), dtls.WithPSK(func(identity []byte) ([]byte, error) {
-			id := string(identity)
-			a.identity.Store(&id)
-			endpoint, key, err := l.psk(identity)
-			if errors.Is(err, store.ErrNotFound) {
-				a.unknownPSK.Store(true)
-			}
-			a.endpoint.Store(&endpoint)
-			return key, err
-		}))
-		if l.sessions != nil {
-			opts = append(opts, dtls.WithSessionStore(assocSessions{l.sessions, a}))
-		}
-		dc, err := dtls.ServerWithOptions(a, net.UDPAddrFromAddrPort(a.first), opts...)
-		if err != nil {
-			l.demux.handshakeEnded(a)
-			_ = a.Close()
-			l.log.Error("DTLS session setup failed", "err", err)
-			continue
-		}
-		return &gatedConn{Conn: dc, assoc: a, leave: func() { l.demux.handshakeEnded(a) },
-			failed: func(err error) { l.failed(a, err) }}, nil
-	}
-}
-
-// resume makes the session of a parked association; nil when its state
-// does not restore (the device handshakes again).
-func (l *dtlsListener) resume(a *assoc) *gatedConn {
-	var state dtls.State
-	err := state.UnmarshalBinary(a.resume.state)
-	var dc *dtls.Conn
-	if err == nil {
-		dc, err = dtls.ResumeWithOptions(&state, a, net.UDPAddrFromAddrPort(a.first), l.resumeOpts...)
-	}
-	if err != nil {
-		l.log.Warn("parked DTLS session not resumed", "endpoint", a.resume.endpoint, "err", err)
-		_ = a.Close()
-		return nil
-	}
-	return &gatedConn{Conn: dc, assoc: a, leave: func() {}, resumed: true}
-}
-
-// Close closes the socket and every association; go-coap closes the
-// sessions on them.
-func (l *dtlsListener) Close() error {
-	if !l.closed.CompareAndSwap(false, true) {
-		return nil
-	}
-	return l.demux.Close()
-}
-
-// gatedConn is a DTLS session whose association may hold a handshake slot
-// until its handshake ends.
-type gatedConn struct {
-	*dtls.Conn
-	assoc   *assoc
-	leave   func()
-	failed  func(err error) // reports a failed handshake; nil for a resumed session
-	resumed bool            // a parked session resumed: no handshake
-}
-
-// HandshakeContext runs the handshake, gives the slot back and, on
-// success, lets the association take over its address; a failure not
-// caused by the server stopping (ctx cancelled) is reported.
-func (c *gatedConn) HandshakeContext(ctx context.Context) error {
-	defer c.leave()
-	if err := c.Conn.HandshakeContext(ctx); err != nil {
-		if c.failed != nil && !errors.Is(ctx.Err(), context.Canceled) {
-			c.failed(err)
-		}
-		return err
-	}
-	c.assoc.d.established(c.assoc)
-	return nil
-}
-
-// Close closes the association and gives the slot back if the handshake
-// never ran.
-func (c *gatedConn) Close() error {
-	c.leave()
-	return c.Conn.Close()
-}
-
-// handshakeGate counts handshakes in progress, in total and per source.
-type handshakeGate struct {
-	max, perSource int
-
-	mu       sync.Mutex
-	total    int                // guarded by mu
-	bySource map[netip.Addr]int // guarded by mu
-}
-
-func newHandshakeGate(max, perSource int) *handshakeGate {
-	if max <= 0 {
-		max = 1024
-	}
-	if perSource <= 0 {
-		perSource = 64
-	}
-	return &handshakeGate{max: max, perSource: perSource, bySource: make(map[netip.Addr]int)}
-}
-
-// sourceKey is the source a handshake counts against: an IPv4 address,
-// or the /64 of an IPv6 one (one subscriber's prefix).
-func sourceKey(a netip.Addr) netip.Addr {
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
-
-func (g *handshakeGate) enter(src netip.Addr) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.total >= g.max || g.bySource[src] >= g.perSource {
-		return false
-	}
-	g.total++
-	g.bySource[src]++
-	return true
-}
-
-func (g *handshakeGate) leave(src netip.Addr) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.total--
-	if n := g.bySource[src] - 1; n > 0 {
-		g.bySource[src] = n
-	} else {
-		delete(g.bySource, src)
-	}
-}
-
-func addrOf(a net.Addr) netip.AddrPort {
-	if ua, ok := a.(*net.UDPAddr); ok {
-		return unmapped(ua.AddrPort())
-	}
-	return netip.AddrPort{}
-}
-
-// pionLogs sends pion's log lines to slog at debug level: a device's
-// failed handshake is not the server's error.
-type pionLogs struct{ log *slog.Logger }
-
-func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{f.log.With("scope", "dtls/"+scope)}
-}
-
-type pionLogger struct{ log *slog.Logger }
-
-func (l pionLogger) Trace(string)          {}
-func (l pionLogger) Tracef(string, ...any) {}
-func (l pionLogger) Debug(string)          {}
-func (l pionLogger) Debugf(string, ...any) {}
-func (l pionLogger) Info(msg string)       { l.log.Debug(msg) }
-func (l pionLogger) Infof(f string, a ...any) {
-	l.log.Debug(fmt.Sprintf(f, a...))
-}
-func (l pionLogger) Warn(msg string) { l.log.Debug(msg) }
-func (l pionLogger) Warnf(f string, a ...any) {
-	l.log.Debug(fmt.Sprintf(f, a...))
-}
-func (l pionLogger) Error(msg string) { l.log.Debug(msg) }
-func (l pionLogger) Errorf(f string, a ...any) {
-	l.log.Debug(fmt.Sprintf(f, a...))
-}
+func (s *Server) DTLSAddr() netip.AddrPort { return s.dtls.Bound() }

@@ -87,8 +87,7 @@ func newSecureStackWith(t testing.TB, quiet bool, mod ...func(*coapd.Config)) *s
 			}
 		}},
 	}
-	cfg.Admission.RegisterRate = -1 // the tests' devices all come from one host
-	cfg.Admission.MaxPerSource = 1 << 20
+	noSourceBounds(t, &cfg)
 	for _, m := range mod {
 		m(&cfg)
 	}

@@ -55,6 +55,11 @@ func codeFor(err error) (codes.Code, string) {
 	return codes.InternalServerError, ""
 }
 
+// codeString formats a CoAP code the way RFC 7252 writes it: "4.04".
+func codeString(c codes.Code) string {
+	return fmt.Sprintf("%d.%02d", uint8(c)>>5, uint8(c)&0x1f)
+}
+
 // diag shortens an error message for a diagnostic payload.
 func diag(err error) string {
 	s := err.Error()

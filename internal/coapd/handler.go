@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -19,23 +20,17 @@ import (
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
 
-	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/dtlsmux"
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/codec"
 	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/registry"
-	"github.com/flownexus/flownexus/internal/store"
 )
 
-// answer is what a route handler decided to send.
-type answer struct {
-	code     codes.Code
-	location []string // Location-Path segments
-}
-
-// handle is the one go-coap handler: it routes requests by method and path
-// and notifications by token, and writes the answer or the mapped error.
+// handle is the one go-coap handler: it routes requests by method and
+// path through the route table (Server.Handle) and notifications by
+// token, and writes the answer or the mapped error.
 func (s *Server) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *pool.Message) {
 	defer func() {
 		// A handler bug must not take the server down; the device gets
@@ -53,37 +48,12 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *po
 		s.notification(w, r)
 		return
 	}
-	segs := pathSegments(r)
-	p := peerOf(w.Conn())
-	var (
-		ans      answer
-		err      error
-		endpoint string
-	)
-	switch {
-	case len(segs) == 1 && segs[0] == "rd":
-		if code != codes.POST {
-			err = errMethod
-			break
-		}
-		ans, endpoint, err = s.register(r, w.Conn(), p)
-	case len(segs) == 2 && segs[0] == "rd":
-		switch code {
-		case codes.POST:
-			ans, endpoint, err = s.update(r, segs[1], w.Conn(), p)
-		case codes.DELETE:
-			ans, endpoint, err = s.deregister(r, segs[1], remoteAddr(w), p)
-		default:
-			err = errMethod
-		}
-	case len(segs) == 1 && segs[0] == "dp":
-		if code != codes.POST {
-			err = errMethod
-			break
-		}
-		ans, endpoint, err = s.send(r, w.Conn(), p)
-	default:
-		err = errNotFound
+	req := &Request{Msg: r, conn: w.Conn(), peer: peerOf(w.Conn()), path: pathSegments(r)}
+	var resp Response
+	rt, err := s.route(code, req.path)
+	if err == nil {
+		req.route = rt
+		resp, err = rt.handler(req)
 	}
 	if err != nil {
 		c, msg := codeFor(err)
@@ -96,19 +66,19 @@ func (s *Server) handle(w *responsewriter.ResponseWriter[*udpclient.Conn], r *po
 		if c >= codes.InternalServerError {
 			lvl = s.log.Error
 		}
-		attrs := []any{"endpoint", endpoint, "remote_addr", remoteAddr(w).String(),
-			"path", "/" + strings.Join(segs, "/"), "method", code.String(), "code", devmgmt.CodeString(c), "err", err}
-		if p != nil {
-			attrs = append(attrs, "identity", p.identity)
+		attrs := []any{"endpoint", req.Endpoint, "remote_addr", remoteAddr(w).String(),
+			"path", "/" + strings.Join(req.path, "/"), "method", code.String(), "code", codeString(c), "err", err}
+		if req.peer != nil {
+			attrs = append(attrs, "identity", req.peer.identity)
 		}
 		lvl("coap request refused", attrs...)
 		return
 	}
-	if err := w.SetResponse(ans.code, message.TextPlain, nil); err != nil {
-		s.log.Error("coap response failed", "endpoint", endpoint, "remote_addr", remoteAddr(w).String(), "err", err)
+	if err := w.SetResponse(resp.Code, resp.Format, resp.Body, resp.Options...); err != nil {
+		s.log.Error("coap response failed", "endpoint", req.Endpoint, "remote_addr", remoteAddr(w).String(), "err", err)
 		return
 	}
-	for _, l := range ans.location {
+	for _, l := range resp.Location {
 		w.Message().AddOptionString(message.LocationPath, l)
 	}
 }
@@ -133,7 +103,7 @@ func remoteAddr(w *responsewriter.ResponseWriter[*udpclient.Conn]) netip.AddrPor
 // unmapped so that one device has one key on dual-stack sockets.
 func connAddr(cc *udpclient.Conn) netip.AddrPort {
 	if a, ok := cc.RemoteAddr().(*net.UDPAddr); ok {
-		return unmapped(a.AddrPort())
+		return dtlsmux.Unmapped(a.AddrPort())
 	}
 	return netip.AddrPort{}
 }
@@ -242,34 +212,38 @@ func objectLinks(r *pool.Message) (reg linkformat.Registration, raw []byte, ok b
 	return reg, raw, true, nil
 }
 
-func (s *Server) register(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, string, error) {
+// register is the Register route (POST /rd).
+func (s *Server) register(rq *Request) (Response, error) {
+	r, cc, pr := rq.Msg, rq.conn, rq.peer
 	addr := connAddr(cc)
 	p, err := parseParams(r)
 	if err != nil {
-		return answer{}, p.ep, err
+		rq.Endpoint = p.ep
+		return Response{}, err
 	}
 	if !p.hasEP || p.ep == "" {
-		return answer{}, "", badRequest("missing endpoint name (ep)")
+		return Response{}, badRequest("missing endpoint name (ep)")
 	}
 	if err := lwm2m.CheckEndpointName(p.ep); err != nil {
-		return answer{}, "", badRequest("ep: %v", err)
+		return Response{}, badRequest("ep: %v", err)
 	}
+	rq.Endpoint = p.ep
 	if err := s.checkRegister(r.Context(), pr, p.ep, addr); err != nil {
-		return answer{}, p.ep, err
+		return Response{}, err
 	}
 	if err := s.checkKnown(r.Context(), pr, p.ep); err != nil {
-		return answer{}, p.ep, err
+		return Response{}, err
 	}
 	ver, err := lwm2m.ParseVersion(p.lwm2m)
 	if err != nil {
-		return answer{}, p.ep, fmt.Errorf("%w: lwm2m=%q", errVersion, p.lwm2m)
+		return Response{}, fmt.Errorf("%w: lwm2m=%q", errVersion, p.lwm2m)
 	}
 	if !p.hasVersion {
 		ver = lwm2m.V1_0
 	}
 	links, raw, _, err := objectLinks(r)
 	if err != nil {
-		return answer{}, p.ep, err
+		return Response{}, err
 	}
 	if links.RootPath == "" {
 		links.RootPath = "/"
@@ -292,7 +266,7 @@ func (s *Server) register(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer
 	req.CheckCredentials = s.checkPlain(pr)
 	reg, err := s.reg.Register(r.Context(), req)
 	if err != nil {
-		return answer{}, p.ep, s.refusal(r.Context(), err, p.ep, addr)
+		return Response{}, s.refusal(r.Context(), err, p.ep, addr)
 	}
 	if pr != nil {
 		s.bindSession(reg.Endpoint, cc)
@@ -300,25 +274,29 @@ func (s *Server) register(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer
 	s.log.Info("registered", "endpoint", reg.Endpoint, "remote_addr", addr.String(), "registration", reg.ID,
 		"lwm2m", string(reg.Version), "lifetime", reg.Lifetime, "binding", reg.Binding, "queue", reg.Queue)
 	s.activity(r, Activity{Kind: ActivityRegister, Registration: reg})
-	return answer{code: codes.Created, location: []string{"rd", reg.ID}}, reg.Endpoint, nil
+	rq.Endpoint = reg.Endpoint
+	return Response{Code: codes.Created, Location: []string{"rd", reg.ID}}, nil
 }
 
-func (s *Server) update(r *pool.Message, id string, cc *udpclient.Conn, pr *peer) (answer, string, error) {
+// update is the Update route (POST /rd/{id}).
+func (s *Server) update(rq *Request) (Response, error) {
+	r, id, cc, pr := rq.Msg, rq.Var("id"), rq.conn, rq.peer
 	addr := connAddr(cc)
 	cur, err := s.reg.Lookup(r.Context(), id)
 	if err != nil {
-		return answer{}, "", err
+		return Response{}, err
 	}
+	rq.Endpoint = cur.Endpoint
 	if err := s.checkRegistration(r.Context(), pr, cur, addr); err != nil {
-		return answer{}, cur.Endpoint, err
+		return Response{}, err
 	}
 	p, err := parseParams(r)
 	if err != nil {
-		return answer{}, "", err
+		return Response{}, err
 	}
 	links, raw, hasLinks, err := objectLinks(r)
 	if err != nil {
-		return answer{}, "", err
+		return Response{}, err
 	}
 	if p.hasLT {
 		p.lt = s.capLifetime(cur.Endpoint, p.lt)
@@ -340,23 +318,27 @@ func (s *Server) update(r *pool.Message, id string, cc *udpclient.Conn, pr *peer
 	req.CheckCredentials = s.checkPlain(pr)
 	reg, err := s.reg.Update(r.Context(), id, req)
 	if err != nil {
-		return answer{}, cur.Endpoint, s.refusal(r.Context(), err, cur.Endpoint, addr)
+		return Response{}, s.refusal(r.Context(), err, cur.Endpoint, addr)
 	}
 	if pr != nil {
 		s.bindSession(reg.Endpoint, cc)
 	}
 	s.log.Debug("registration updated", "endpoint", reg.Endpoint, "remote_addr", addr.String(), "registration", reg.ID)
 	s.activity(r, Activity{Kind: ActivityUpdate, Registration: reg})
-	return answer{code: codes.Changed}, reg.Endpoint, nil
+	rq.Endpoint = reg.Endpoint
+	return Response{Code: codes.Changed}, nil
 }
 
-func (s *Server) deregister(r *pool.Message, id string, addr netip.AddrPort, pr *peer) (answer, string, error) {
+// deregister is the De-register route (DELETE /rd/{id}).
+func (s *Server) deregister(rq *Request) (Response, error) {
+	r, id, addr, pr := rq.Msg, rq.Var("id"), rq.RemoteAddr(), rq.peer
 	cur, err := s.reg.Lookup(r.Context(), id)
 	if err != nil {
-		return answer{}, "", err
+		return Response{}, err
 	}
+	rq.Endpoint = cur.Endpoint
 	if err := s.checkRegistration(r.Context(), pr, cur, addr); err != nil {
-		return answer{}, cur.Endpoint, err
+		return Response{}, err
 	}
 	deregister := s.reg.Deregister
 	if s.checkPlain(pr) {
@@ -364,90 +346,72 @@ func (s *Server) deregister(r *pool.Message, id string, addr netip.AddrPort, pr 
 	}
 	reg, err := deregister(r.Context(), id)
 	if err != nil {
-		return answer{}, cur.Endpoint, s.refusal(r.Context(), err, cur.Endpoint, addr)
+		return Response{}, s.refusal(r.Context(), err, cur.Endpoint, addr)
 	}
 	s.log.Info("deregistered", "endpoint", reg.Endpoint, "registration", reg.ID)
-	return answer{code: codes.Deleted}, reg.Endpoint, nil
+	rq.Endpoint = reg.Endpoint
+	return Response{Code: codes.Deleted}, nil
 }
 
-// send handles the Send operation (POST /dp): SenML or LwM2M-CBOR values
-// of the device, stored as one event. Over DTLS the device is the endpoint
-// its identity is bound to; over plain CoAP, the one registered from the
+// send is the Send route (POST /dp): SenML or LwM2M-CBOR values of the
+// device, stored as one event. Over DTLS the device is the endpoint its
+// identity is bound to; over plain CoAP, the one registered from the
 // source address.
-func (s *Server) send(r *pool.Message, cc *udpclient.Conn, pr *peer) (answer, string, error) {
+func (s *Server) send(rq *Request) (Response, error) {
+	r, cc, pr := rq.Msg, rq.conn, rq.peer
 	addr := connAddr(cc)
 	var reg registry.Registration
-	ok := false
+	var err error
 	if pr != nil {
-		var err error
+		rq.Endpoint = pr.endpoint
 		reg, err = s.reg.LookupEndpoint(r.Context(), pr.endpoint)
-		switch {
-		case err == nil:
-			ok = true
-		case !errors.Is(err, registry.ErrNotFound):
-			return answer{}, pr.endpoint, err
-		}
 	} else {
-		var err error
 		reg, err = s.reg.LookupAddr(r.Context(), addr)
-		switch {
-		case err == nil:
-			ok = true
-		case !errors.Is(err, registry.ErrNotFound):
-			return answer{}, "", err
-		}
 	}
-	if !ok {
-		return answer{}, "", fmt.Errorf("%w: send from %s", errForbidden, addr)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		rq.Endpoint = ""
+		return Response{}, fmt.Errorf("%w: send from %s", errForbidden, addr)
+	case err != nil:
+		return Response{}, err
 	}
+	rq.Endpoint = reg.Endpoint
 	if err := s.checkRegistration(r.Context(), pr, reg, addr); err != nil {
-		return answer{}, reg.Endpoint, err
+		return Response{}, err
 	}
 	cf, err := r.ContentFormat()
 	if err != nil {
-		return answer{}, reg.Endpoint, fmt.Errorf("%w: send without content format", errFormat)
+		return Response{}, fmt.Errorf("%w: send without content format", errFormat)
 	}
 	f := lwm2m.MediaType(cf)
 	switch f {
 	case lwm2m.FormatSenMLCBOR, lwm2m.FormatSenMLJSON, lwm2m.FormatLwM2MCBOR:
 	default:
-		return answer{}, reg.Endpoint, fmt.Errorf("%w: %s for send", errFormat, f)
+		return Response{}, fmt.Errorf("%w: %s for send", errFormat, f)
 	}
 	body, err := r.ReadBody()
 	if err != nil {
-		return answer{}, reg.Endpoint, badRequest("payload: %v", err)
+		return Response{}, badRequest("payload: %v", err)
 	}
 	recs, err := codec.Decode(f, body, lwm2m.Root, s.types)
 	if err != nil {
-		return answer{}, reg.Endpoint, err
+		return Response{}, err
 	}
 	if len(recs) == 0 {
-		return answer{}, reg.Endpoint, badRequest("send without values")
+		return Response{}, badRequest("send without values")
 	}
 	item := ingest.Report(reg.EndpointID, ingest.KindSend, recs, s.reg.Now())
-	if len(recs) == 1 {
-		item.Event = eventOf(reg.EndpointID, ingest.KindSend, item)
-	}
 	if s.checkPlain(pr) {
 		item.NoCredential = reg.Endpoint
 	}
 	// Not cut short by the connection closing: the answer must say
 	// whether the values are stored (see Server.Shutdown).
 	if err := s.ingest.Write(context.WithoutCancel(r.Context()), item); err != nil {
-		return answer{}, reg.Endpoint, storeError(s.refusal(r.Context(), err, reg.Endpoint, addr))
+		return Response{}, storeError(s.refusal(r.Context(), err, reg.Endpoint, addr))
 	}
 	s.seen(r.Context(), reg, cc, pr)
 	s.activity(r, Activity{Kind: ActivitySend, Registration: reg, Records: recs})
-	return answer{code: codes.Changed}, reg.Endpoint, nil
-}
-
-// eventOf makes the event of a one-value report: a Send is an event even
-// with one value.
-func eventOf(endpointID int64, kind string, it ingest.Item) (ev store.Event) {
-	ev.EndpointID, ev.Kind = endpointID, kind
-	ev.ReceivedAt = it.Values[0].ReceivedAt
-	ev.Time = it.Values[0].DeviceTime
-	return ev
+	return Response{Code: codes.Changed}, nil
 }
 
 // storeError marks a failure to store as the server's, not the device's.
@@ -456,6 +420,15 @@ func storeError(err error) error {
 		return fmt.Errorf("%w: %w", errUnavailable, err)
 	}
 	return err
+}
+
+// notifyReport is the ingest item of a notification of obs: the values
+// of a composite observation are one event, even one value.
+func notifyReport(reg registry.Registration, obs registry.Observation, recs []lwm2m.Record, recv time.Time) ingest.Item {
+	if obs.Composite {
+		return ingest.ReportGroup(reg.EndpointID, ingest.KindNotify, recs, recv)
+	}
+	return ingest.Report(reg.EndpointID, ingest.KindNotify, recs, recv)
 }
 
 // notification handles a message with a response code: a notification of
@@ -493,7 +466,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 		_ = w.SetResponse(codes.Empty, message.TextPlain, nil)
 		w.Message().SetOptionUint32(optAnswer, answerReset)
 		s.log.Debug("notification for unknown token", "remote_addr", remoteAddr(w).String(),
-			"token", fmt.Sprintf("%x", []byte(r.Token())), "code", devmgmt.CodeString(r.Code()))
+			"token", fmt.Sprintf("%x", []byte(r.Token())), "code", codeString(r.Code()))
 		return
 	}
 	path := obs.Path().String()
@@ -501,7 +474,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 		// An error code ends the observation (RFC 7641 §4.2).
 		s.reg.RemoveObservation(obs.Token)
 		s.log.Info("observation ended by device", "endpoint", reg.Endpoint, "remote_addr", remoteAddr(w).String(),
-			"path", path, "code", devmgmt.CodeString(r.Code()))
+			"path", path, "code", codeString(r.Code()))
 		return
 	}
 	f := obs.Format
@@ -513,10 +486,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 	if err == nil {
 		recs, err = codec.Decode(f, body, obs.Path(), s.types)
 		if err == nil && len(recs) > 0 {
-			item := ingest.Report(reg.EndpointID, ingest.KindNotify, recs, s.reg.Now())
-			if obs.Composite && len(recs) == 1 {
-				item.Event = eventOf(reg.EndpointID, ingest.KindNotify, item)
-			}
+			item := notifyReport(reg, obs, recs, s.reg.Now())
 			// As for Send: the outcome of the commit, whatever happens to
 			// the connection meanwhile.
 			if err = s.ingest.Write(context.WithoutCancel(r.Context()), item); err != nil {
@@ -535,7 +505,7 @@ func (s *Server) notification(w *responsewriter.ResponseWriter[*udpclient.Conn],
 		recs = nil
 		c, _ := codeFor(err)
 		s.log.Info("bad notification", "endpoint", reg.Endpoint, "remote_addr", remoteAddr(w).String(),
-			"path", path, "code", devmgmt.CodeString(c), "err", err)
+			"path", path, "code", codeString(c), "err", err)
 	}
 	s.seen(r.Context(), reg, w.Conn(), pr)
 	s.emit(Activity{Kind: ActivityNotify, Registration: reg, Records: recs})

@@ -21,6 +21,7 @@ import (
 	dtlsnet "github.com/pion/dtls/v3/pkg/net"
 
 	"github.com/flownexus/flownexus/internal/coapd"
+	"github.com/flownexus/flownexus/internal/dtlsmux"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -92,13 +93,13 @@ func TestHandshakeFailuresReported(t *testing.T) {
 	for range 2 {
 		failHandshake(t, s.dtls, 1500*time.Millisecond, nil, pskClient("dev-1", wrongKey)...)
 	}
-	badPSK := handshakeFailure{"psk:dev-1", coapd.ReasonBadPSK}
+	badPSK := handshakeFailure{"psk:dev-1", dtlsmux.ReasonBadPSK}
 	waitFor(t, 5*time.Second, "two bad_psk failures", func() bool { return reported(badPSK) == 2 })
 
 	// An identity the server does not know.
 	failHandshake(t, s.dtls, 3*time.Second, nil, pskClient("nobody", pskKey)...)
 	waitFor(t, 5*time.Second, "unknown_identity", func() bool {
-		return reported(handshakeFailure{"psk:nobody", coapd.ReasonUnknownIdentity}) == 1
+		return reported(handshakeFailure{"psk:nobody", dtlsmux.ReasonUnknownIdentity}) == 1
 	})
 
 	// A client that returns its cookie, gets the ServerHello flight and
@@ -106,7 +107,7 @@ func TestHandshakeFailuresReported(t *testing.T) {
 	failHandshake(t, s.dtls, 1500*time.Millisecond, func(pc net.PacketConn) net.PacketConn {
 		return &silentAfter{PacketConn: pc, n: 2}
 	}, pskClient("dev-1", pskKey)...)
-	waitFor(t, 5*time.Second, "timeout", func() bool { return reported(handshakeFailure{"", coapd.ReasonTimeout}) == 1 })
+	waitFor(t, 5*time.Second, "timeout", func() bool { return reported(handshakeFailure{"", dtlsmux.ReasonTimeout}) == 1 })
 
 	// A ClientHello whose cookie never comes back.
 	raddr, _ := net.ResolveUDPAddr("udp", s.dtls)
@@ -118,7 +119,7 @@ func TestHandshakeFailuresReported(t *testing.T) {
 	if _, err := c.Write(cookielessHello(t)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "no_cookie", func() bool { return reported(handshakeFailure{"", coapd.ReasonNoCookie}) == 1 })
+	waitFor(t, 5*time.Second, "no_cookie", func() bool { return reported(handshakeFailure{"", dtlsmux.ReasonNoCookie}) == 1 })
 
 	// A client whose certificate is of another CA (it sends none: the
 	// server asks for one of its CA), one whose certificate expired, and
@@ -130,15 +131,15 @@ func TestHandshakeFailuresReported(t *testing.T) {
 	other := newTestCA(t, "other CA")
 	failHandshake(t, s.dtls, 3*time.Second, nil, certClient(other.issue(t, "urn:imei:7", false))...)
 	waitFor(t, 5*time.Second, "bad_certificate without a certificate", func() bool {
-		return reported(handshakeFailure{"", coapd.ReasonBadCertificate}) == 1
+		return reported(handshakeFailure{"", dtlsmux.ReasonBadCertificate}) == 1
 	})
 	failHandshake(t, s.dtls, 3*time.Second, nil, certClient(ca.issueExpired(t, "urn:imei:expired"))...)
 	waitFor(t, 5*time.Second, "bad_certificate of an expired one", func() bool {
-		return reported(handshakeFailure{"x509:urn:imei:expired", coapd.ReasonBadCertificate}) == 1
+		return reported(handshakeFailure{"x509:urn:imei:expired", dtlsmux.ReasonBadCertificate}) == 1
 	})
 	refusedSession(t, s, ca, ca.issue(t, "urn:imei:unbound", false))
 	waitFor(t, 5*time.Second, "bad_certificate of an unbound one", func() bool {
-		return reported(handshakeFailure{"x509:urn:imei:unbound", coapd.ReasonBadCertificate}) == 1
+		return reported(handshakeFailure{"x509:urn:imei:unbound", dtlsmux.ReasonBadCertificate}) == 1
 	})
 
 	// One audit entry per identity, written after the failure is counted.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/flownexus/flownexus/internal/dtlsmux"
 )
 
 // savedSession is one DTLS session kept across a planned restart.
@@ -33,7 +35,7 @@ func (s *Server) saveSessions() error {
 	if l == nil || s.dtlsCfg.SessionFile == "" || !s.sessionsSaved.CompareAndSwap(false, true) {
 		return nil
 	}
-	l.demux.quiesce()
+	l.Quiesce()
 	s.sessionsMu.Lock()
 	bound := make(map[string]*udpclient.Conn, len(s.sessions))
 	for ep, cc := range s.sessions {
@@ -42,31 +44,20 @@ func (s *Server) saveSessions() error {
 	s.sessionsMu.Unlock()
 	var out []savedSession
 	for ep, cc := range bound {
-		gc, ok := cc.NetConn().(*gatedConn)
+		dc, ok := cc.NetConn().(*dtlsmux.Conn)
 		if !ok || cc.Context().Err() != nil {
 			continue
 		}
-		state, ok := gc.ConnectionState()
-		if !ok {
-			continue
+		if ds, ok := dc.Export(ep); ok {
+			out = append(out, savedOf(ds))
 		}
-		b, err := state.MarshalBinary()
-		if err != nil {
-			continue
-		}
-		saved := savedSession{Endpoint: ep, Addr: addrOf(gc.RemoteAddr()).String(), State: b}
-		if cid := gc.assoc.cid.Load(); cid != nil {
-			saved.CID = []byte(*cid)
-		}
-		out = append(out, saved)
 	}
-	// Parked sessions sent nothing since their snapshot; quiesce keeps
+	// Parked sessions sent nothing since their snapshot; Quiesce keeps
 	// them from being resumed now.
-	for _, pk := range l.demux.parkedSessions() {
-		if _, live := bound[pk.endpoint]; live {
-			continue
+	for _, pk := range l.Parked() {
+		if _, live := bound[pk.Endpoint]; !live {
+			out = append(out, savedOf(pk))
 		}
-		out = append(out, savedSession{Endpoint: pk.endpoint, Addr: pk.addr.String(), CID: []byte(pk.cid), State: pk.state})
 	}
 	raw, err := json.Marshal(out)
 	if err != nil {
@@ -84,9 +75,18 @@ func (s *Server) saveSessions() error {
 	return nil
 }
 
+// savedOf is the saved form of a DTLS session.
+func savedOf(ds dtlsmux.Session) savedSession {
+	saved := savedSession{Endpoint: ds.Endpoint, Addr: ds.Addr.String(), State: ds.State}
+	if ds.CID != "" {
+		saved.CID = []byte(ds.CID)
+	}
+	return saved
+}
+
 // restoreSessions parks the sessions saveSessions wrote, once: the file
 // is removed before any is used, and nothing is restored if it cannot be.
-func (s *Server) restoreSessions(l *dtlsListener) error {
+func (s *Server) restoreSessions(l *dtlsmux.Listener) error {
 	path := s.dtlsCfg.SessionFile
 	if path == "" {
 		return nil
@@ -119,7 +119,7 @@ func (s *Server) restoreSessions(l *dtlsListener) error {
 		}
 		// Restored parked: each is resumed when its device next talks or
 		// the server sends it a request.
-		l.demux.addParked(&parked{endpoint: ss.Endpoint, addr: addr, cid: string(ss.CID), state: ss.State})
+		l.AddParked(dtlsmux.Session{Endpoint: ss.Endpoint, Addr: addr, CID: string(ss.CID), State: ss.State})
 		n++
 	}
 	s.log.Info("DTLS sessions restored", "sessions", n, "saved", len(saved))

@@ -26,6 +26,7 @@ import (
 	udpserver "github.com/plgd-dev/go-coap/v3/udp/server"
 
 	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/dtlsmux"
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/registry"
@@ -129,6 +130,10 @@ type Server struct {
 	hooksMu    sync.RWMutex
 	onActivity []func(Activity) // guarded by hooksMu; see Subscribe
 	reread     RereadFunc       // guarded by hooksMu; see SetReread
+	// routes is the route table (Server.Handle), replaced whole when a
+	// route is added; routesMu serializes the additions.
+	routesMu sync.Mutex
+	routes   atomic.Pointer[[]*route]
 	// Background work (block-wise notifications) runs under base; Stop
 	// cancels it and waits.
 	base     context.Context
@@ -140,11 +145,10 @@ type Server struct {
 	// token and message ID; guarded by bgMu.
 	blockwiseSeen map[string]time.Time
 
-	sessionsSaved atomic.Bool   // Stop saved the sessions once
-	sessionCache  *sessionCache // sessions kept for resumption; nil when off
+	sessionsSaved atomic.Bool // Stop saved the sessions once
 
 	dmu sync.Mutex
-	dl  *dtlsListener // guarded by dmu
+	dl  *dtlsmux.Listener // guarded by dmu
 
 	// sessions are the DTLS sessions by the endpoint that last registered,
 	// updated or sent on them: requests to a DTLS device go out on its
@@ -153,8 +157,8 @@ type Server struct {
 	sessions     map[string]*udpclient.Conn // guarded by sessionsMu
 	sessionBound chan struct{}              // closed and replaced when a session is bound; guarded by sessionsMu
 
-	udp  socket // plain CoAP
-	dtls socket // CoAP/DTLS
+	udp  dtlsmux.Socket // plain CoAP
+	dtls dtlsmux.Socket // CoAP/DTLS
 
 	dtlsSessions sessionSet // every DTLS session, for Shutdown to close
 	hsFailures   failureLimiter
@@ -190,24 +194,11 @@ func New(cfg Config) *Server {
 
 		sessionBound: make(chan struct{}),
 		adm:          newAdmission(cfg.Admission, time.Now),
-		udp:          socket{name: "CoAP"},
-		dtls:         socket{name: "CoAP/DTLS"},
+		udp:          dtlsmux.Socket{Name: "CoAP"},
+		dtls:         dtlsmux.Socket{Name: "CoAP/DTLS"},
 	}
 	if s.dtlsCfg.HandshakeTimeout <= 0 {
 		s.dtlsCfg.HandshakeTimeout = 15 * time.Second
-	}
-	if s.dtlsCfg.CookieTimeout <= 0 {
-		s.dtlsCfg.CookieTimeout = 5 * time.Second
-	}
-	if s.dtlsCfg.SessionCacheSize >= 0 {
-		size, ttl := s.dtlsCfg.SessionCacheSize, s.dtlsCfg.SessionCacheTTL
-		if size == 0 {
-			size = 65536
-		}
-		if ttl <= 0 {
-			ttl = 24 * time.Hour
-		}
-		s.sessionCache = newSessionCache(size, ttl, time.Now)
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -235,6 +226,10 @@ func New(cfg Config) *Server {
 		periodicRunner(idle, nil),
 	)
 	s.dtlsSrv = s.newDTLSServer(s.dtlsCfg, idle)
+	s.Handle(codes.POST, "rd", s.register)
+	s.Handle(codes.POST, "rd/{id}", s.update)
+	s.Handle(codes.DELETE, "rd/{id}", s.deregister)
+	s.Handle(codes.POST, "dp", s.send)
 	return s
 }
 
@@ -295,20 +290,14 @@ type udpInactivity struct {
 
 func (o udpInactivity) UDPServerApply(cfg *udpserver.Config) { cfg.CreateInactivityMonitor = o.create }
 
-// socketBuffer is the receive and send buffer asked of the kernel for the
-// server socket (capped by net.core.rmem_max/wmem_max): a fleet that
-// registers at once after an outage sends bursts the default ~200 KiB
-// would drop, costing each dropped device a 2 s retransmission.
-const socketBuffer = 4 << 20
-
 // Listen binds the UDP socket ("127.0.0.1:0", ":5683").
 func (s *Server) Listen(addr string) error {
-	c, err := listenUDP(addr)
+	c, err := dtlsmux.ListenUDP(addr)
 	if err != nil {
 		return fmt.Errorf("coapd: listen %s: %w", addr, err)
 	}
 	l := coapnet.NewUDPConn("udp", c)
-	if err := s.udp.bind(c.LocalAddr(), func() error { return s.srv.Serve(l) }, l.Close); err != nil {
+	if err := s.udp.Bind(c.LocalAddr(), func() error { return s.srv.Serve(l) }, l.Close); err != nil {
 		_ = l.Close()
 		return err
 	}
@@ -316,7 +305,7 @@ func (s *Server) Listen(addr string) error {
 }
 
 // Serve serves on the socket bound by Listen until Stop.
-func (s *Server) Serve() error { return s.udp.run() }
+func (s *Server) Serve() error { return s.udp.Run() }
 
 // Start is Listen followed by Serve in a new goroutine; a Serve error is
 // logged.
@@ -336,7 +325,7 @@ func (s *Server) start(listen func(string) error, serve func() error, addr strin
 }
 
 // Addr returns the bound address, or the zero AddrPort before Listen.
-func (s *Server) Addr() netip.AddrPort { return s.udp.bound() }
+func (s *Server) Addr() netip.AddrPort { return s.udp.Bound() }
 
 // ErrNoSession is matched by Dial for a DTLS device with no live session:
 // only the device can start one.
@@ -370,7 +359,7 @@ func (s *Server) Dial(ctx context.Context, reg registry.Registration) (*udpclien
 		}
 		return nil, fmt.Errorf("%w %q", ErrNoSession, reg.Endpoint)
 	}
-	addr := unmapped(reg.Addr)
+	addr := dtlsmux.Unmapped(reg.Addr)
 	s.connsMu.Lock()
 	cc := s.conns[addr]
 	s.connsMu.Unlock()
@@ -400,8 +389,6 @@ func (s *Server) trackConn(cc *udpclient.Conn) {
 	})
 }
 
-func unmapped(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
-
 // optAnswer is a private-use option (RFC 7252 §12.2 reserves 65000 and
 // above) the notification handler puts on an empty answer to ask
 // processReceived for a Reset (answerReset) or for no answer at all
@@ -420,7 +407,7 @@ const (
 // goroutine (serve), a refused one is answered at once, and the reader
 // goes back to the socket without waiting for the store.
 func (s *Server) processReceived(req *pool.Message, cc *udpclient.Conn, handler config.HandlerFunc[*udpclient.Conn]) {
-	src := sourceKey(connAddr(cc).Addr())
+	src := dtlsmux.SourceKey(connAddr(cc).Addr())
 	switch v, why := s.adm.admit(cc, src, req, isRegister(req), handler); v {
 	case admitRun:
 		s.hold(cc)

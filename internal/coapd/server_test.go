@@ -127,10 +127,7 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 		Logger:      log,
 		IdleTimeout: idle,
 	}
-	// The tests' devices all come from 127.0.0.1, one host: no Register
-	// budget per host unless a test sets one (TestAdmission).
-	cfg.Admission.RegisterRate = -1
-	cfg.Admission.MaxPerSource = 1 << 20
+	noSourceBounds(t, &cfg)
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -149,6 +146,18 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 	s.addr = s.srv.Addr().String()
 	t.Cleanup(s.close)
 	return s
+}
+
+// noSourceBounds turns admission's per-source bounds (the Register budget
+// and MaxPerSource) off for benchmarks and fuzz targets: their devices,
+// hundreds or thousands, all talk from 127.0.0.1 at once, where a fleet
+// comes from many addresses. Tests keep the defaults (TestAdmission checks
+// them).
+func noSourceBounds(t testing.TB, cfg *coapd.Config) {
+	switch t.(type) {
+	case *testing.B, *testing.F:
+		cfg.Admission.RegisterRate, cfg.Admission.MaxPerSource = -1, 1<<20
+	}
 }
 
 // close stops server, writer and store, in that order. Calls after the

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	udpclient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/flownexus/flownexus/internal/dtlsmux"
 )
 
 // stopGrace is how long Stop lets messages in flight finish.
@@ -67,8 +69,8 @@ func (ss *sessionSet) closeAll(d time.Duration) {
 	defer timer.Stop()
 	for _, cc := range all {
 		done := cc.Done()
-		if gc, ok := cc.NetConn().(*gatedConn); ok {
-			done = gc.assoc.done
+		if dc, ok := cc.NetConn().(*dtlsmux.Conn); ok {
+			done = dc.Done()
 		}
 		select {
 		case <-done:
@@ -114,7 +116,7 @@ func (s *Server) Stop() {
 func (s *Server) Shutdown(ctx context.Context) error {
 	idle := s.adm.drain()
 	if l := s.dtlsListener(); l != nil {
-		l.demux.drain()
+		l.Drain()
 	}
 	var err error
 	select {
@@ -128,11 +130,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.dtlsSrv.Stop()
 	s.dtlsSessions.closeAll(closeWait)
 	if l := s.dtlsListener(); l != nil {
-		l.demux.closeAll()
+		l.CloseAll()
 	}
-	s.dtls.stoppedWithin(closeWait, s.log)
+	s.dtls.StoppedWithin(closeWait, s.log)
 	s.srv.Stop()
-	s.udp.stoppedWithin(closeWait, s.log)
+	s.udp.StoppedWithin(closeWait, s.log)
 	s.bgMu.Lock()
 	s.stopping = true
 	s.bgMu.Unlock()

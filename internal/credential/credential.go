@@ -18,6 +18,28 @@ import (
 // which field.
 var ErrInvalid = errors.New("invalid credential")
 
+// ErrNotFound is matched by the error of Get, Remove and LookupPSK when no
+// credential has the endpoint or PSK identity asked for. The error
+// matches store.ErrNotFound as well.
+var ErrNotFound = errors.New("no such credential")
+
+// ErrRequired is matched by the error of a device's write (a Register,
+// Update, De-register, Send or notification over plain CoAP) that the
+// store refused because the endpoint has credentials: such an endpoint
+// talks DTLS only. It is store.ErrCredentialRequired, under the name of
+// the package that owns credentials, so that the CoAP server need not
+// import the store.
+var ErrRequired = store.ErrCredentialRequired
+
+// notFound adds ErrNotFound to the chain of a store error that is the
+// store's not-found.
+func notFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return err
+}
+
 // Limits on what Add accepts.
 const (
 	MaxEndpointLen = 255 // the CoAP server's bound on ep=
@@ -231,32 +253,32 @@ func (s *Service) List(ctx context.Context) ([]Info, error) {
 }
 
 // Get returns the credential bound to endpoint, without its key; an
-// endpoint without one matches store.ErrNotFound.
+// endpoint without one matches ErrNotFound.
 func (s *Service) Get(ctx context.Context, endpoint string) (Info, error) {
 	c, err := s.st.GetCredentialByEndpoint(ctx, endpoint)
 	if err != nil {
-		return Info{}, fmt.Errorf("credential: get: %w", err)
+		return Info{}, fmt.Errorf("credential: get: %w", notFound(err))
 	}
 	return infoOf(c), nil
 }
 
 // Remove deletes the credential of endpoint and appends a
 // credential.remove audit entry. An endpoint without one matches
-// store.ErrNotFound.
+// ErrNotFound.
 func (s *Service) Remove(ctx context.Context, by Actor, endpoint string) error {
 	if err := s.st.DeleteCredential(ctx, endpoint); err != nil {
-		return fmt.Errorf("credential: remove: %w", err)
+		return fmt.Errorf("credential: remove: %w", notFound(err))
 	}
 	return s.audit(ctx, by, "credential.remove", endpoint, nil)
 }
 
 // LookupPSK returns the endpoint bound to a PSK identity and the key in
 // clear, for the DTLS handshake. An unknown identity matches
-// store.ErrNotFound; a key that does not open, ErrSealed.
+// ErrNotFound; a key that does not open, ErrSealed.
 func (s *Service) LookupPSK(ctx context.Context, identity string) (endpoint string, key []byte, err error) {
 	c, err := s.st.GetCredentialByPSKIdentity(ctx, identity)
 	if err != nil {
-		return "", nil, fmt.Errorf("credential: PSK identity %q: %w", identity, err)
+		return "", nil, fmt.Errorf("credential: PSK identity %q: %w", identity, notFound(err))
 	}
 	key, err = s.seal.open(c.PSKKeyEnc, c.EndpointName, c.PSKIdentity)
 	if err != nil {

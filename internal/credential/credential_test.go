@@ -61,8 +61,13 @@ func TestAddLookupRemove(t *testing.T) {
 	if err != nil || ep != "urn:imei:1" || !bytes.Equal(key, key16) {
 		t.Fatalf("LookupPSK = %q %x %v", ep, key, err)
 	}
-	if _, _, err := s.LookupPSK(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+	// Not found is the package's own error, and still the store's.
+	notFound := func(err error) bool { return errors.Is(err, ErrNotFound) && errors.Is(err, store.ErrNotFound) }
+	if _, _, err := s.LookupPSK(ctx, "nobody"); !notFound(err) {
 		t.Fatalf("unknown identity: %v", err)
+	}
+	if _, err := s.Get(ctx, "urn:imei:none"); !notFound(err) {
+		t.Fatalf("Get of an endpoint without credential: %v", err)
 	}
 
 	x, err := s.Add(ctx, by, AddRequest{Endpoint: "urn:imei:2", CertCN: "urn:imei:2",
@@ -89,10 +94,10 @@ func TestAddLookupRemove(t *testing.T) {
 	if err := s.Remove(ctx, by, "urn:imei:1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Remove(ctx, by, "urn:imei:1"); !errors.Is(err, store.ErrNotFound) {
+	if err := s.Remove(ctx, by, "urn:imei:1"); !notFound(err) {
 		t.Fatalf("remove twice: %v", err)
 	}
-	if _, _, err := s.LookupPSK(ctx, "dev-1"); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.LookupPSK(ctx, "dev-1"); !notFound(err) {
 		t.Fatalf("removed identity: %v", err)
 	}
 

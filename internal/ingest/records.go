@@ -16,11 +16,25 @@ const (
 
 // Report turns records a device reported into one Item for endpointID:
 // values keep their paths (resource instances included), types and device
-// timestamps, all received at recv. A report of one value is stored as a
-// loose value; a report of several values (a composite notification, a
-// Send, a read of an instance) as one event of the given kind linking them,
-// timed by the latest device timestamp among them (recv when none has one).
+// timestamps, all received at recv. A report of several values (a
+// composite notification, a read of an instance) is stored as one event
+// of the given kind linking them, and so is every Send (KindSend), even
+// of one value: the device grouped its values itself. Another report of
+// one value is stored as a loose value. An event is timed by the latest
+// device timestamp among its values (recv when none has one).
 func Report(endpointID int64, kind string, recs []lwm2m.Record, recv time.Time) Item {
+	return report(endpointID, kind, recs, recv, kind == KindSend)
+}
+
+// ReportGroup is Report for values that are one event whatever their
+// number: the notification of a composite observation, whose paths the
+// server asked for together, is an event even with one value.
+func ReportGroup(endpointID int64, kind string, recs []lwm2m.Record, recv time.Time) Item {
+	return report(endpointID, kind, recs, recv, true)
+}
+
+// report is Report; group makes a report of one value an event too.
+func report(endpointID int64, kind string, recs []lwm2m.Record, recv time.Time, group bool) Item {
 	vals := make([]store.ResourceValue, len(recs))
 	var latest time.Time
 	for i, r := range recs {
@@ -36,7 +50,7 @@ func Report(endpointID int64, kind string, recs []lwm2m.Record, recv time.Time) 
 		}
 	}
 	it := Item{Values: vals}
-	if len(recs) > 1 {
+	if len(recs) > 1 || group && len(recs) == 1 {
 		if latest.IsZero() {
 			latest = recv
 		}

@@ -143,6 +143,21 @@ func TestReportEvents(t *testing.T) {
 	if one := ingest.Report(id, ingest.KindNotify, []lwm2m.Record{{Path: temp, Value: lwm2m.Float(1)}}, recv); one.Event.Kind != "" {
 		t.Fatalf("one value made an event: %+v", one.Event)
 	}
+	// A Send is an event even of one value, timed by its device time, or
+	// by its reception without one; so is a group (a composite
+	// notification) of one value.
+	if one := ingest.Report(id, ingest.KindSend, []lwm2m.Record{{Path: temp, Value: lwm2m.Float(1), Time: t1}}, recv); one.Event.Kind != ingest.KindSend || !one.Event.Time.Equal(t1) {
+		t.Fatalf("Send of one value: event %+v", one.Event)
+	}
+	if one := ingest.Report(id, ingest.KindSend, []lwm2m.Record{{Path: temp, Value: lwm2m.Float(1)}}, recv); one.Event.Kind != ingest.KindSend || !one.Event.Time.Equal(recv) {
+		t.Fatalf("Send of one value without time: event %+v", one.Event)
+	}
+	if one := ingest.ReportGroup(id, ingest.KindNotify, []lwm2m.Record{{Path: temp, Value: lwm2m.Float(1)}}, recv); one.Event.Kind != ingest.KindNotify || !one.Event.Time.Equal(recv) {
+		t.Fatalf("group of one value: event %+v", one.Event)
+	}
+	if none := ingest.ReportGroup(id, ingest.KindNotify, nil, recv); none.Event.Kind != "" {
+		t.Fatalf("empty group made an event: %+v", none.Event)
+	}
 	if err := w.Write(context.Background(), it); err != nil {
 		t.Fatal(err)
 	}

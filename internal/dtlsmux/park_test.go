@@ -1,4 +1,4 @@
-package coapd
+package dtlsmux
 
 import (
 	"net"
@@ -45,7 +45,7 @@ func cidRecord(cid string) []byte {
 }
 
 // parkOne establishes an association at addr with cid and parks it as ep.
-func parkOne(t *testing.T, d *demux, addr netip.AddrPort, cid, ep string) *parked {
+func parkOne(t *testing.T, d *demux, addr netip.AddrPort, cid, ep string) *Session {
 	t.Helper()
 	d.route(clientHello, addr)
 	a := accepted(d)
@@ -56,7 +56,7 @@ func parkOne(t *testing.T, d *demux, addr netip.AddrPort, cid, ep string) *parke
 	d.setCID(a, cid)
 	d.established(a)
 	a.muted.Store(true)
-	pk := &parked{endpoint: ep, addr: addr, cid: cid, state: []byte("state")}
+	pk := &Session{Endpoint: ep, Addr: addr, CID: cid, State: []byte("state")}
 	if !d.park(a, pk) {
 		t.Fatal("park refused")
 	}
@@ -127,10 +127,10 @@ func TestParkedClientHello(t *testing.T) {
 	_ = a.Close()
 
 	pk2 := parkOne(t, d, netip.MustParseAddrPort("192.0.2.2:5000"), "cid-0002", "ep-2")
-	d.route(clientHello, pk2.addr)
+	d.route(clientHello, pk2.Addr)
 	hs2 := accepted(d)
 	d.established(hs2)
-	if d.parkedAddr[pk2.addr] != nil || d.parkedCID["cid-0002"] != pk2 {
+	if d.parkedAddr[pk2.Addr] != nil || d.parkedCID["cid-0002"] != pk2 {
 		t.Fatal("a completed handshake at a parked address must leave the parked session its CID only")
 	}
 	d.forgetParked("ep-2")
@@ -259,8 +259,8 @@ func TestSourceKey(t *testing.T) {
 		"2001:db8:1:2:aaaa::1":     "2001:db8:1:2::",
 		"2001:db8:1:2:ffff:ffff::": "2001:db8:1:2::",
 	} {
-		if got := sourceKey(netip.MustParseAddr(in)); got.String() != want {
-			t.Errorf("sourceKey(%s) = %s, want %s", in, got, want)
+		if got := SourceKey(netip.MustParseAddr(in)); got.String() != want {
+			t.Errorf("SourceKey(%s) = %s, want %s", in, got, want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package coapd
+package dtlsmux
 
 import (
 	"net"

@@ -1,4 +1,4 @@
-package coapd
+package dtlsmux
 
 import (
 	"bytes"
@@ -30,8 +30,8 @@ import (
 //     instead of being sent to the stale one until it times out (RFC 6347
 //     §4.2.8). The old association keeps its address until the new
 //     handshake completes, so a spoofed ClientHello cannot take a
-//     device's session away; the coapd server then closes it when the new
-//     session registers;
+//     device's session away; the Listener's user (the CoAP server)
+//     closes the old session when the new one is bound to its endpoint;
 //   - otherwise to the association of its source address, or, when it is
 //     a ClientHello from an unknown address, to a new association;
 //     anything else from an unknown address is dropped.
@@ -72,10 +72,10 @@ type demux struct {
 	byCID   map[string]*assoc         // guarded by mu
 	all     map[*assoc]struct{}       // associations not yet closed; guarded by mu
 
-	parkedAddr    map[netip.AddrPort]*parked // guarded by mu
-	parkedCID     map[string]*parked         // guarded by mu
-	parkedEP      map[string]*parked         // by endpoint; every parked session is here; guarded by mu
-	resuming      map[string]*assoc          // by endpoint: parked sessions resumed and not yet bound; guarded by mu
+	parkedAddr    map[netip.AddrPort]*Session // guarded by mu
+	parkedCID     map[string]*Session         // guarded by mu
+	parkedEP      map[string]*Session         // by endpoint; every parked session is here; guarded by mu
+	resuming      map[string]*assoc           // by endpoint: parked sessions resumed and not yet bound; guarded by mu
 	gate          *handshakeGate
 	maxUnverified int
 	unverified    list.List // *assoc, oldest first; guarded by mu
@@ -114,9 +114,9 @@ func newDemux(conn *net.UDPConn, cidLen int, gate *handshakeGate, maxUnverified 
 		byCID:         make(map[string]*assoc),
 		all:           make(map[*assoc]struct{}),
 
-		parkedAddr: make(map[netip.AddrPort]*parked),
-		parkedCID:  make(map[string]*parked),
-		parkedEP:   make(map[string]*parked),
+		parkedAddr: make(map[netip.AddrPort]*Session),
+		parkedCID:  make(map[string]*Session),
+		parkedEP:   make(map[string]*Session),
 		resuming:   make(map[string]*assoc),
 	}
 	go d.readLoop()
@@ -133,7 +133,7 @@ func (d *demux) readLoop() {
 			}
 			continue // e.g. ICMP unreachable reported on the socket
 		}
-		d.route(buf[:n], unmapped(from))
+		d.route(buf[:n], Unmapped(from))
 	}
 }
 
@@ -173,7 +173,7 @@ func (d *demux) routeLocked(b []byte, from netip.AddrPort) (to, also, evicted *a
 		return a, nil, nil
 	}
 	a, p := d.byAddr[from], d.pending[from]
-	var pk *parked
+	var pk *Session
 	if a == nil {
 		pk = d.parkedAddr[from]
 	}
@@ -234,7 +234,7 @@ func (d *demux) admitLocked(a *assoc, b []byte) *assoc {
 	return a
 }
 
-func (d *demux) gateKey(a *assoc) netip.Addr { return sourceKey(a.first.Addr()) }
+func (d *demux) gateKey(a *assoc) netip.Addr { return SourceKey(a.first.Addr()) }
 
 // handshakeEnded gives back a's gate slot, if it holds one, and forgets it
 // as unverified and handshaking: its handshake completed or failed, or
@@ -350,8 +350,8 @@ func (d *demux) forgetLocked(a *assoc) {
 	if cid := a.cid.Load(); cid != nil && d.byCID[*cid] == a {
 		delete(d.byCID, *cid)
 	}
-	if a.resume != nil && d.resuming[a.resume.endpoint] == a {
-		delete(d.resuming, a.resume.endpoint)
+	if a.resume != nil && d.resuming[a.resume.Endpoint] == a {
+		delete(d.resuming, a.resume.Endpoint)
 	}
 }
 
@@ -359,23 +359,24 @@ func (d *demux) forgetLocked(a *assoc) {
 // record after its state is saved.
 func (d *demux) quiesce() { d.quiet.Store(true) }
 
-// parked is an established session kept as pion's exported state with
-// no association: a sleeping device's session costs its state, not a
-// session's goroutines and buffers.
-type parked struct {
-	endpoint string         // the endpoint the session is bound to
-	addr     netip.AddrPort // the device's address when parked
-	cid      string         // the Connection ID the server gave; "" if none
-	state    []byte         // pion's State.MarshalBinary
+// Session is an established DTLS session kept as pion's exported state
+// with no association, parked (a sleeping device's session costs its
+// state, not a session's goroutines and buffers) or saved across a
+// restart. The State must be resumed at most once.
+type Session struct {
+	Endpoint string         // the name the session is bound to
+	Addr     netip.AddrPort // the peer's address when it was exported
+	CID      string         // the Connection ID the server gave; "" if none
+	State    []byte         // pion's State.MarshalBinary: keys, record counters, Connection IDs
 }
 
 // park replaces the established association a by the parked session pk,
-// reachable by pk.addr (unless another association holds that address),
-// pk.cid and pk.endpoint, replacing an older parked session of the
+// reachable by pk.Addr (unless another association holds that address),
+// pk.CID and pk.Endpoint, replacing an older parked session of the
 // endpoint. a must be muted before its state was exported, and closed by
 // the caller after park returns. It reports false, and parks nothing, once
 // the demultiplexer is closing.
-func (d *demux) park(a *assoc, pk *parked) bool {
+func (d *demux) park(a *assoc, pk *Session) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed || d.quiet.Load() {
@@ -387,13 +388,13 @@ func (d *demux) park(a *assoc, pk *parked) bool {
 	if cid := a.cid.Load(); cid != nil && d.byCID[*cid] == a {
 		delete(d.byCID, *cid)
 	}
-	d.forgetParkedLocked(pk.endpoint)
-	d.parkedEP[pk.endpoint] = pk
-	if d.byAddr[pk.addr] == nil {
-		d.parkedAddr[pk.addr] = pk
+	d.forgetParkedLocked(pk.Endpoint)
+	d.parkedEP[pk.Endpoint] = pk
+	if d.byAddr[pk.Addr] == nil {
+		d.parkedAddr[pk.Addr] = pk
 	}
-	if pk.cid != "" {
-		d.parkedCID[pk.cid] = pk
+	if pk.CID != "" {
+		d.parkedCID[pk.CID] = pk
 	}
 	return true
 }
@@ -402,11 +403,11 @@ func (d *demux) park(a *assoc, pk *parked) bool {
 // association that resumes it, queued for Accept; nil (pk stays parked)
 // when the backlog is full or the demultiplexer is closing or saving.
 // d.mu must be held.
-func (d *demux) unparkLocked(pk *parked) *assoc {
+func (d *demux) unparkLocked(pk *Session) *assoc {
 	if d.closed || d.draining || d.quiet.Load() {
 		return nil
 	}
-	a := newAssoc(d, pk.addr)
+	a := newAssoc(d, pk.Addr)
 	a.resume = pk
 	a.established.Store(true)
 	select {
@@ -415,14 +416,14 @@ func (d *demux) unparkLocked(pk *parked) *assoc {
 		return nil
 	}
 	d.all[a] = struct{}{}
-	d.forgetParkedLocked(pk.endpoint)
-	d.resuming[pk.endpoint] = a
-	if d.byAddr[pk.addr] == nil {
-		d.byAddr[pk.addr] = a
+	d.forgetParkedLocked(pk.Endpoint)
+	d.resuming[pk.Endpoint] = a
+	if d.byAddr[pk.Addr] == nil {
+		d.byAddr[pk.Addr] = a
 	}
-	if pk.cid != "" {
-		a.cid.Store(&pk.cid)
-		d.byCID[pk.cid] = a
+	if pk.CID != "" {
+		a.cid.Store(&pk.CID)
+		d.byCID[pk.CID] = a
 	}
 	return a
 }
@@ -449,14 +450,14 @@ func (d *demux) forgetParked(endpoint string) {
 }
 
 // addParked parks a session restored from saved state.
-func (d *demux) addParked(pk *parked) {
+func (d *demux) addParked(pk *Session) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.forgetParkedLocked(pk.endpoint)
-	d.parkedEP[pk.endpoint] = pk
-	d.parkedAddr[pk.addr] = pk
-	if pk.cid != "" {
-		d.parkedCID[pk.cid] = pk
+	d.forgetParkedLocked(pk.Endpoint)
+	d.parkedEP[pk.Endpoint] = pk
+	d.parkedAddr[pk.Addr] = pk
+	if pk.CID != "" {
+		d.parkedCID[pk.CID] = pk
 	}
 }
 
@@ -466,19 +467,19 @@ func (d *demux) forgetParkedLocked(endpoint string) {
 		return
 	}
 	delete(d.parkedEP, endpoint)
-	if d.parkedAddr[pk.addr] == pk {
-		delete(d.parkedAddr, pk.addr)
+	if d.parkedAddr[pk.Addr] == pk {
+		delete(d.parkedAddr, pk.Addr)
 	}
-	if pk.cid != "" && d.parkedCID[pk.cid] == pk {
-		delete(d.parkedCID, pk.cid)
+	if pk.CID != "" && d.parkedCID[pk.CID] == pk {
+		delete(d.parkedCID, pk.CID)
 	}
 }
 
 // parkedSessions returns the parked sessions.
-func (d *demux) parkedSessions() []*parked {
+func (d *demux) parkedSessions() []*Session {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]*parked, 0, len(d.parkedEP))
+	out := make([]*Session, 0, len(d.parkedEP))
 	for _, pk := range d.parkedEP {
 		out = append(out, pk)
 	}
@@ -650,7 +651,7 @@ type assoc struct {
 	// offeredSession is the ID of the cached session the client asked to
 	// resume; the handshake resumed it if the session ends up with that ID.
 	offeredSession atomic.Pointer[string]
-	resume         *parked // the parked session this association resumes; set before Accept
+	resume         *Session // the parked session this association resumes; set before Accept
 
 	uv     *list.Element // in demux.unverified while waiting for the cookie; guarded by d.mu
 	hellos int           // ClientHellos received while unverified; guarded by d.mu
@@ -741,7 +742,7 @@ func (a *assoc) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
-		return 0, errors.New("coapd: not a UDP address")
+		return 0, errors.New("dtlsmux: not a UDP address")
 	}
 	return a.d.conn.WriteToUDP(p, ua)
 }
