@@ -47,12 +47,12 @@ import (
 // Prefix is where the API is mounted.
 const Prefix = "/api/v1"
 
-// Options are the API's dependencies. Store, Devices, Objects and Logger
+// Config is the API's dependencies. Store, Devices, Objects and Logger
 // must not be nil.
-type Options struct {
+type Config struct {
 	Store   *store.Store
 	Devices *devmgmt.Manager
-	Objects *objects.Registry
+	Objects *objects.Catalog
 	Logger  *slog.Logger
 	Version string
 	// Now is the clock; nil means time.Now.
@@ -77,7 +77,7 @@ type Options struct {
 
 // API serves the REST API.
 type API struct {
-	opts    Options
+	opts    Config
 	handler http.Handler
 	table   *routeTable
 	denials *auth.DenialLimiter
@@ -103,7 +103,7 @@ func userFrom(ctx context.Context) principal {
 }
 
 // New builds the API. Its Handler serves every path under Prefix.
-func New(o Options) *API {
+func New(o Config) *API {
 	if o.Now == nil {
 		o.Now = time.Now
 	}

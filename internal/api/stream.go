@@ -63,7 +63,7 @@ type streamInput struct {
 }
 
 func (a *API) streamRoutes(h huma.API) {
-	a.feed = events.NewFeed(a.opts.Events, events.FeedOptions{
+	a.feed = events.NewFeed(a.opts.Events, events.FeedConfig{
 		Encode: a.encodeEvent, Buffer: streamBuffer, MaxBytes: streamMaxBytes, Interval: streamInterval,
 	})
 	names := make([]string, 0, len(events.Topics)+1)

@@ -43,8 +43,8 @@ import (
 	"github.com/flownexus/flownexus/internal/version"
 )
 
-// Options tune an App beyond its Config, mostly for tests.
-type Options struct {
+// Tuning tunes an App beyond its Config: timings, mostly for tests.
+type Tuning struct {
 	// SweepInterval is how often expired registrations are marked offline;
 	// 0 means 10 s.
 	SweepInterval time.Duration
@@ -77,7 +77,7 @@ type Options struct {
 // be replaced.
 type App struct {
 	Store    *store.Store
-	Objects  *objects.Registry
+	Objects  *objects.Catalog
 	Registry *registry.Registry
 	Ingest   *ingest.Writer
 	CoAP     *coapd.Server
@@ -96,7 +96,7 @@ type App struct {
 	API         *api.API
 
 	cfg  config.Config
-	opts Options
+	opts Tuning
 	log  *slog.Logger
 	web  *httpd.Server
 	// health tells /healthz whether the database takes writes.
@@ -117,7 +117,7 @@ type App struct {
 // newer one), refuses a secret key other than the one the stored PSK keys
 // are sealed with (CheckSecretKey), and builds every part. Nothing listens
 // until Start.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*App, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) (*App, error) {
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = 10 * time.Second
 	}
@@ -202,7 +202,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 	a.health = newStorageHealth(st, a.Ingest, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), metrics)
-	a.web = httpd.New(httpd.Options{
+	a.web = httpd.New(httpd.Config{
 		AllowedHosts:    cfg.AllowedHosts,
 		Version:         version.Version,
 		Commit:          version.Revision(),
@@ -212,7 +212,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options)
 		SeparateMetrics: cfg.MetricsListen != "",
 		Logger:          log,
 	})
-	a.API = api.New(api.Options{
+	a.API = api.New(api.Config{
 		Store: st, Devices: a.Devices, Objects: a.Objects, Logger: log,
 		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: a.Jobs, Credentials: a.Credentials,
 		Events: a.Events, KeepAlive: opts.StreamKeepAlive,
@@ -455,7 +455,7 @@ func knownEndpoints(cfg config.Config, st *store.Store) func(context.Context, st
 // directory that cannot be read stops the start; a bad file is logged with
 // its name and line and skipped, so one broken vendor file does not keep
 // the server down.
-func loadModels(objs *objects.Registry, dir string, log *slog.Logger) error {
+func loadModels(objs *objects.Catalog, dir string, log *slog.Logger) error {
 	if dir == "" {
 		return nil
 	}

@@ -92,7 +92,7 @@ func forbidden(t *testing.T, what string, r response) {
 // without the administrator flag removed a device's credential and bound
 // their own PSK to it, then connected as the device.
 func TestNonAdminCannotTakeOverADevice(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	ctx := context.Background()
 	const ep = "urn:imei:356938035643809"
 	if code := s.call(t, "POST", "/api/v1/credentials", map[string]string{
@@ -166,7 +166,7 @@ func body(v any) func(bool, map[string]string) any {
 // table, checked against the OpenAPI document) with a non-admin token and
 // an admin token. A route added without a case here fails the test.
 func TestEveryRouteIsAuthorized(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	f := startFleet(t, s, 1, nil)
 	ep := f.Device(0).Endpoint()
 	eventually(t, 5*time.Second, "the device online", func() bool {
@@ -398,7 +398,7 @@ func checkOpenAPI(t *testing.T, s *server, routes map[string]api.Route) {
 // request gets 403 every time but writes at most api.DenialBurst audit
 // entries a window, and that another user's refusals are still recorded.
 func TestRefusalsAreRateLimited(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	looper, tok := s.userToken(t, "looper", false)
 	other, otherTok := s.userToken(t, "other", false)
 	for i := range 3 * api.DenialBurst {
@@ -420,7 +420,7 @@ func TestRefusalsAreRateLimited(t *testing.T) {
 // tokens at once, enabling accepts them again, and deleting it removes
 // them while its audit entries keep its name.
 func TestDisabledAndDeletedUsers(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	ctx := context.Background()
 	for _, admin := range []bool{false, true} {
 		name := "judy" + strconv.FormatBool(admin)
@@ -464,7 +464,7 @@ func TestDisabledAndDeletedUsers(t *testing.T) {
 // TestMethodNotAllowedAndHeaders checks 405 with Allow on known API paths,
 // 404 on unknown ones, and the security headers on API answers.
 func TestMethodNotAllowedAndHeaders(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	for _, c := range []struct {
 		method, path, allow string
 	}{
@@ -529,7 +529,7 @@ func TestMethodNotAllowedAndHeaders(t *testing.T) {
 // its next keep-alive once its user is disabled or its token revoked,
 // while other streams go on.
 func TestStreamEndsWhenAccessEnds(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{StreamKeepAlive: 50 * time.Millisecond})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{StreamKeepAlive: 50 * time.Millisecond})
 	ctx := context.Background()
 	// open returns a channel closed when the stream ends, after its first
 	// keep-alive arrived.
@@ -607,7 +607,7 @@ func TestStreamEndsWhenAccessEnds(t *testing.T) {
 
 // TestTokenLastUse: a token's use is recorded, at most once a minute.
 func TestTokenLastUse(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	u, tok := s.userToken(t, "reader", false)
 	ctx := context.Background()
 	lastUse := func() time.Time {

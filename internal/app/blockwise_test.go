@@ -13,7 +13,7 @@ import (
 // whole value once, and the device keeps its observation and counts no
 // failed notification.
 func TestBlockwiseNotification(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	f := startFleet(t, s, 1, nil)
 	d := f.Device(0)
 	ep := d.Endpoint()

@@ -10,7 +10,7 @@ import (
 )
 
 func TestCredentialAPI(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	const key = "000102030405060708090a0b0c0d0e0f"
 	var created map[string]any
 	if code := s.call(t, "POST", "/api/v1/credentials", map[string]string{

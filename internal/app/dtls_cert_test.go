@@ -85,7 +85,7 @@ func TestDTLSCertificateFromFiles(t *testing.T) {
 	dir := t.TempDir()
 	cfg, caCert, caKey := certConfig(t, dir)
 	devCert, devKey := issueCert(t, "urn:imei:490154203237520", false, caCert, caKey)
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	const ep = "urn:imei:490154203237520"
 	if _, err := s.Credentials.Add(context.Background(), credential.Actor{Name: "test"},
 		credential.AddRequest{Endpoint: ep, CertCN: ep}); err != nil {
@@ -127,7 +127,7 @@ func TestDTLSCertificateFromFiles(t *testing.T) {
 	// A bad certificate file stops the start with one clear error.
 	cfg2 := cfg
 	cfg2.DataDir, cfg2.DTLSKey = filepath.Join(dir, "data2"), cfg.DTLSCert
-	if _, err := New(context.Background(), cfg2, testLogger(t), Options{}); err == nil {
+	if _, err := New(context.Background(), cfg2, testLogger(t), Tuning{}); err == nil {
 		t.Fatal("New with a certificate as its own key succeeded")
 	}
 }
@@ -136,7 +136,7 @@ func TestDTLSCertificateFromFiles(t *testing.T) {
 // they register over DTLS and answer the server's reads.
 func TestDTLSCertificateFleet(t *testing.T) {
 	cfg, caCert, caKey := certConfig(t, t.TempDir())
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	const n = 2
 	certs := make([]tls.Certificate, n)
 	for i := range n {

@@ -19,12 +19,12 @@ import (
 // credentials and starts them over DTLS.
 func startSecureFleet(t *testing.T, n int) (*server, *simulator.Fleet) {
 	t.Helper()
-	return startSecureFleetWith(t, n, Options{}, nil)
+	return startSecureFleetWith(t, n, Tuning{}, nil)
 }
 
 // startSecureFleetWith is startSecureFleet with server options and a
 // change to the fleet's configuration.
-func startSecureFleetWith(t *testing.T, n int, opts Options, mod func(*simulator.Config)) (*server, *simulator.Fleet) {
+func startSecureFleetWith(t *testing.T, n int, opts Tuning, mod func(*simulator.Config)) (*server, *simulator.Fleet) {
 	t.Helper()
 	cfg := testConfig(t, t.TempDir())
 	cfg.CoAPSListen = "127.0.0.1:0"
@@ -116,7 +116,7 @@ func TestDTLSConnectionIDSurvivesRebind(t *testing.T) {
 // resumes one, a Send from a new source port (Connection ID) the other;
 // neither device handshakes again and the rebound one's address follows.
 func TestDTLSParkedSession(t *testing.T) {
-	s, f := startSecureFleetWith(t, 2, Options{IdleTimeout: 300 * time.Millisecond}, func(c *simulator.Config) {
+	s, f := startSecureFleetWith(t, 2, Tuning{IdleTimeout: 300 * time.Millisecond}, func(c *simulator.Config) {
 		c.ValueInterval = time.Hour // no notifications: the sessions idle
 	})
 	eventually(t, 10*time.Second, "both sessions parked", func() bool {
@@ -186,7 +186,7 @@ func TestDTLSRestartKeepsSessions(t *testing.T) {
 	cfg.CoAPListen = s.CoAPAddr().String()
 	cfg.CoAPSListen = s.CoAPSAddr().String()
 	s.stop()
-	s2 := startServer(t, cfg, Options{})
+	s2 := startServer(t, cfg, Tuning{})
 	// Stop the devices while the server still answers their De-register.
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -33,7 +33,7 @@ func coapClientResult(t *testing.T, args ...string) (string, error) {
 func TestInteropLibcoapDTLS(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.CoAPSListen = "127.0.0.1:0"
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	const ep, identity, key = "urn:imei:490154203237519", "libcoap-dev", "libcoap-secret-key"
 	if _, err := s.Credentials.Add(context.Background(), credential.Actor{Name: "test"}, credential.AddRequest{
 		Endpoint: ep, PSKIdentity: identity, PSKKey: []byte(key),

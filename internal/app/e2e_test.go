@@ -52,13 +52,13 @@ func testConfig(t testing.TB, dataDir string) config.Config {
 	return cfg
 }
 
-func startServer(t testing.TB, cfg config.Config, opts Options) *server {
+func startServer(t testing.TB, cfg config.Config, opts Tuning) *server {
 	t.Helper()
 	return startServerLog(t, cfg, opts, testLogger(t))
 }
 
 // startServerLog is startServer with the server's logger.
-func startServerLog(t testing.TB, cfg config.Config, opts Options, log *slog.Logger) *server {
+func startServerLog(t testing.TB, cfg config.Config, opts Tuning, log *slog.Logger) *server {
 	t.Helper()
 	ctx := context.Background()
 	if opts.OpTimeout == 0 {
@@ -194,7 +194,7 @@ type problemJSON struct {
 }
 
 func TestEndToEndFleet(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	f := startFleet(t, s, 3, func(c *simulator.Config) { c.SendInterval = 300 * time.Millisecond })
 	dev := f.Device(0)
 	ep := dev.Endpoint()
@@ -338,7 +338,7 @@ func (s *server) unauthorized(t *testing.T, path string, auths ...string) {
 }
 
 func TestAPIAuthAndErrors(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	s.unauthorized(t, "/api/v1/endpoints", "", "Bearer ", "Bearer fnx_wrong", "Basic abc")
 	var p problemJSON
 	if code := s.call(t, "GET", "/api/v1/endpoints/urn:imei:000000000000000", nil, &p); code != 404 || p.Code != "not_found" {
@@ -384,13 +384,13 @@ func TestAPIAuthAndErrors(t *testing.T) {
 func TestRestartKeepsRegistrations(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	port := s.CoAPAddr().Port()
 	f := startFleet(t, s, 2, nil)
 	s.stop()
 
 	cfg.CoAPListen = fmt.Sprintf("127.0.0.1:%d", port)
-	s2 := startServer(t, cfg, Options{})
+	s2 := startServer(t, cfg, Tuning{})
 	for _, d := range f.Devices() {
 		regs := d.Stats().Registrations
 		updates := d.Stats().Updates
@@ -411,7 +411,7 @@ func TestRestartKeepsRegistrations(t *testing.T) {
 // with Reset, so the device keeps every observation the server made.
 func TestRestartKeepsObservations(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	f := startFleet(t, s, 1, nil)
 	d := f.Device(0)
 	eventually(t, 10*time.Second, "auto-observe and notifications", func() bool {
@@ -427,7 +427,7 @@ func TestRestartKeepsObservations(t *testing.T) {
 	}
 	cfg.CoAPListen = s.CoAPAddr().String()
 	s.stop()
-	s2 := startServer(t, cfg, Options{})
+	s2 := startServer(t, cfg, Tuning{})
 	stored := history(s2)
 	before := d.Stats().Notifications
 	eventually(t, 10*time.Second, "notifications after the restart", func() bool { return d.Stats().Notifications > before+3 })
@@ -447,7 +447,7 @@ func TestRestartKeepsObservations(t *testing.T) {
 func TestWildcardListener(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.CoAPListen = ":0"
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	f, err := simulator.NewFleet(simulator.Config{
 		Server: fmt.Sprintf("127.0.0.1:%d", s.CoAPAddr().Port()), Devices: 1, Seed: 1,
 		ValueInterval: 100 * time.Millisecond, Logger: testLogger(t),

@@ -32,7 +32,7 @@ func TestRegisterFlood(t *testing.T) {
 	}
 	cfg := testConfig(t, t.TempDir())
 	cfg.RegisterRate = config.Default().RegisterRate
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	server := net.UDPAddrFromAddrPort(s.CoAPAddr())
 
 	flooder, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})

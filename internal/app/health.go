@@ -22,7 +22,7 @@ const ingestFailureWindow = 30 * time.Second
 
 // storageHealth knows whether the database takes writes: from the node's
 // heartbeat, a small write every interval, and from the ingest writer's
-// failed commits. It is httpd.Options.Storage.
+// failed commits. It is httpd.Config.Storage.
 type storageHealth struct {
 	st     *store.Store
 	ingest *ingest.Writer

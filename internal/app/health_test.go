@@ -17,7 +17,7 @@ import (
 // reason; it recovers by itself once writes go through again.
 func TestHealthzStorage(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	s := startServer(t, cfg, Options{HealthInterval: 50 * time.Millisecond})
+	s := startServer(t, cfg, Tuning{HealthInterval: 50 * time.Millisecond})
 	health := func() (int, map[string]string) {
 		resp, err := http.Get(s.base + "/healthz")
 		if err != nil {
@@ -66,7 +66,7 @@ func TestHealthzStorage(t *testing.T) {
 func TestMetricsListen(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.MetricsListen = "127.0.0.1:0"
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	get := func(url string) int {
 		resp, err := http.Get(url)
 		if err != nil {
@@ -95,7 +95,7 @@ func TestMetricsListen(t *testing.T) {
 func TestInternalErrorNamesRequest(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	var logs logBuffer
-	s := startServerLog(t, cfg, Options{}, slog.New(slog.NewTextHandler(&logs, nil)))
+	s := startServerLog(t, cfg, Tuning{}, slog.New(slog.NewTextHandler(&logs, nil)))
 	_, tok := s.userToken(t, "reader", false)
 	// Listing endpoints fails from now on; tokens still work.
 	if _, err := s.Store.WriteDB().Exec("ALTER TABLE endpoint RENAME TO endpoint_gone"); err != nil {

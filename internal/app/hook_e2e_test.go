@@ -22,7 +22,7 @@ import (
 func TestCommitHookSeesEveryValueOnce(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t, t.TempDir())
-	a, err := New(ctx, cfg, testLogger(t), Options{OpTimeout: 10 * time.Second})
+	a, err := New(ctx, cfg, testLogger(t), Tuning{OpTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

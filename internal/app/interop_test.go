@@ -41,7 +41,7 @@ func responseCode(t *testing.T, log string) string {
 }
 
 func TestInteropLibcoapRegistration(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	rd := fmt.Sprintf("coap://%s/rd", s.CoAPAddr())
 	ctx := context.Background()
 

@@ -17,7 +17,7 @@ import (
 func TestDTLSHandshakeFailureMetric(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.CoAPSListen = "127.0.0.1:0"
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	raddr := net.UDPAddrFromAddrPort(s.CoAPSAddr())
 	c, err := net.DialUDP("udp", nil, raddr)
 	if err != nil {

@@ -45,7 +45,7 @@ func TestModelsDir(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.ModelsDir = dir
 	var logs bytes.Buffer
-	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)), Options{})
+	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)), Tuning{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestModelsDir(t *testing.T) {
 
 	cfg2 := testConfig(t, t.TempDir())
 	cfg2.ModelsDir = filepath.Join(dir, "missing")
-	if a2, err := New(context.Background(), cfg2, testLogger(t), Options{}); err == nil {
+	if a2, err := New(context.Background(), cfg2, testLogger(t), Tuning{}); err == nil {
 		a2.Stop(context.Background())
 		t.Fatal("a models directory that does not exist was accepted")
 	} else if !strings.Contains(err.Error(), "--models") {

@@ -44,7 +44,7 @@ func (s *server) observations(t *testing.T, ep string) []observationJSON {
 func TestAutoObserveDefaultPolicy(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.AutoObserve, cfg.AutoObserveAttrs = config.DefaultAutoObserve, config.DefaultAutoObserveAttrs
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	f := startFleet(t, s, 1, func(c *simulator.Config) { c.ValueInterval = 100 * time.Millisecond })
 	d := f.Device(0)
 	ep := d.Endpoint()
@@ -93,7 +93,7 @@ func TestAutoObserveDefaultPolicy(t *testing.T) {
 	// held and shown.
 	cfg.CoAPListen = s.CoAPAddr().String()
 	s.stop()
-	s2 := startServer(t, cfg, Options{})
+	s2 := startServer(t, cfg, Tuning{})
 	if n := len(s2.observations(t, ep)); n != 6 {
 		t.Errorf("%d observations shown after a restart, want 6", n)
 	}
@@ -105,7 +105,7 @@ func TestAutoObserveDefaultPolicy(t *testing.T) {
 func TestAutoObservePolicySetting(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.AutoObserve = "/3/0/9?pmin=1, /9999/0/1, /3303/0/5700+/3304/0/5700"
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	var unregistered atomic.Int64
 	f := startFleet(t, s, 2, func(c *simulator.Config) {
 		c.OnEvent = func(e simulator.Event) {
@@ -136,7 +136,7 @@ func TestAutoObservePolicySetting(t *testing.T) {
 
 	off := testConfig(t, t.TempDir())
 	off.AutoObserve = ""
-	s2 := startServer(t, off, Options{})
+	s2 := startServer(t, off, Tuning{})
 	d := startFleet(t, s2, 1, nil).Device(0)
 	time.Sleep(500 * time.Millisecond)
 	if n := d.Observations(); n != 0 {
@@ -145,7 +145,7 @@ func TestAutoObservePolicySetting(t *testing.T) {
 
 	bad := testConfig(t, t.TempDir())
 	bad.AutoObserve, bad.AutoObserveAttrs = "/3303/x", "pmin=soon"
-	if _, err := New(context.Background(), bad, testLogger(t), Options{}); err == nil ||
+	if _, err := New(context.Background(), bad, testLogger(t), Tuning{}); err == nil ||
 		!strings.Contains(err.Error(), "--auto-observe, FLOWNEXUS_AUTO_OBSERVE") ||
 		!strings.Contains(err.Error(), "--auto-observe-attrs, FLOWNEXUS_AUTO_OBSERVE_ATTRS") {
 		t.Errorf("bad policy: %v", err)

@@ -16,7 +16,7 @@ import (
 func TestRegisterPolicyKnown(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.RegisterPolicy = config.RegisterKnown
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	f := newFleet(t, s, 2, func(c *simulator.Config) { c.RequestTimeout = 2 * time.Second })
 	known, stranger := f.Device(0).Endpoint(), f.Device(1).Endpoint()
 	ctx := context.Background()

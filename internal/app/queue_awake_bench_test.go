@@ -53,7 +53,7 @@ func runQueuedAwake(b *testing.B, dbURL string) {
 	cfg := testConfig(nil, b.TempDir())
 	cfg.DatabaseURL = dbURL
 	cfg.AutoObserve = ""
-	a, err := New(ctx, cfg, testLogger(nil), Options{OpTimeout: 3 * time.Second})
+	a, err := New(ctx, cfg, testLogger(nil), Tuning{OpTimeout: 3 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}

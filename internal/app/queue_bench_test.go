@@ -43,7 +43,7 @@ func runQueuedDelivery(b *testing.B, n int, period time.Duration) {
 	b.StopTimer()
 	ctx := context.Background()
 	cfg := testConfig(nil, b.TempDir())
-	opts := Options{
+	opts := Tuning{
 		ReceiveWindow: 4 * time.Second, OpTimeout: 3 * time.Second, JobPollInterval: time.Second,
 		RegistrationGrace: time.Hour,
 	}

@@ -32,8 +32,8 @@ const (
 	serverWindow = 2 * time.Second
 )
 
-func queueOptions() Options {
-	return Options{ReceiveWindow: serverWindow, JobPollInterval: 100 * time.Millisecond, OpTimeout: 2 * time.Second}
+func queueOptions() Tuning {
+	return Tuning{ReceiveWindow: serverWindow, JobPollInterval: 100 * time.Millisecond, OpTimeout: 2 * time.Second}
 }
 
 type queuedJSON struct {

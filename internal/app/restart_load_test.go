@@ -319,7 +319,7 @@ type restartResult struct {
 func runRestartUnderLoad(t testing.TB, nUDP, nDTLS int, phase time.Duration, load bool) restartResult {
 	cfg := testConfig(t, t.TempDir())
 	cfg.CoAPSListen = "127.0.0.1:0"
-	s := startServer(t, cfg, Options{OpTimeout: 30 * time.Second})
+	s := startServer(t, cfg, Tuning{OpTimeout: 30 * time.Second})
 	cfg.CoAPListen, cfg.CoAPSListen = s.CoAPAddr().String(), s.CoAPSAddr().String()
 	var devs []*loadDevice
 	for i := range nUDP {
@@ -383,7 +383,7 @@ func runRestartUnderLoad(t testing.TB, nUDP, nDTLS int, phase time.Duration, loa
 	s.Stop(ctx)
 	res.stop = time.Since(start)
 	cancel()
-	s2 := startServer(t, cfg, Options{OpTimeout: 30 * time.Second})
+	s2 := startServer(t, cfg, Tuning{OpTimeout: 30 * time.Second})
 	time.Sleep(phase)
 	close(stop)
 	running.Wait()

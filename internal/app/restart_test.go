@@ -16,7 +16,7 @@ import (
 // is refused.
 func TestSendAfterRestart(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	// The devices reach the server through a NAT that keeps their
 	// addresses while the server restarts.
 	nat := newNAT(t, s.CoAPAddr())
@@ -41,7 +41,7 @@ func TestSendAfterRestart(t *testing.T) {
 	cfg.CoAPListen = s.CoAPAddr().String()
 	s.stop()
 	restarted := time.Now()
-	s2 := startServer(t, cfg, Options{})
+	s2 := startServer(t, cfg, Tuning{})
 	after := f.Stats().SendsAcked
 	eventually(t, 10*time.Second, "Sends acknowledged after the restart", func() bool {
 		return f.Stats().SendsAcked >= after+25

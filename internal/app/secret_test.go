@@ -92,12 +92,12 @@ func TestSecretKeyMismatchRefusesStart(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.CoAPSListen = "127.0.0.1:0"
 	cfg.SecretKey = oldSecret
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	addDevicePSKs(t, s, 2)
 	s.stop()
 
 	cfg.SecretKey = newSecret
-	a, err := New(context.Background(), cfg, testLogger(t), Options{})
+	a, err := New(context.Background(), cfg, testLogger(t), Tuning{})
 	if err == nil {
 		a.Stop(context.Background())
 		t.Fatal("the server started with another secret key")
@@ -119,13 +119,13 @@ func TestSecretKeyMismatchRefusesStart(t *testing.T) {
 	}
 	// Forgetting to set the key is named as such.
 	cfg.SecretKey = config.DevSecretKey
-	if _, err := New(context.Background(), cfg, testLogger(t), Options{}); err == nil ||
+	if _, err := New(context.Background(), cfg, testLogger(t), Tuning{}); err == nil ||
 		!strings.Contains(err.Error(), "the configured key is the public development key") {
 		t.Fatalf("start with the development key: %v", err)
 	}
 	// The old key still starts it.
 	cfg.SecretKey = oldSecret
-	startServer(t, cfg, Options{})
+	startServer(t, cfg, Tuning{})
 }
 
 // TestRotatedSecretKeyEndToEnd rotates the secret key of a server whose
@@ -137,7 +137,7 @@ func TestRotatedSecretKeyEndToEnd(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.CoAPSListen = "127.0.0.1:0"
 	cfg.SecretKey = oldSecret
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	addDevicePSKs(t, s, 3)
 	// Devices 0 and 1 connect now, device 2 only after the rotation.
 	f := startFleet(t, s, 2, func(c *simulator.Config) {
@@ -152,7 +152,7 @@ func TestRotatedSecretKeyEndToEnd(t *testing.T) {
 		t.Fatalf("rotation: %+v", res)
 	}
 	logs := &logBuffer{}
-	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)), Options{OpTimeout: 10 * time.Second})
+	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)), Tuning{OpTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestSessionFileUnderOldKey(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.CoAPSListen = "127.0.0.1:0"
 	cfg.SecretKey = oldSecret
-	s := startServer(t, cfg, Options{})
+	s := startServer(t, cfg, Tuning{})
 	addDevicePSKs(t, s, 1)
 	f := startFleet(t, s, 1, func(c *simulator.Config) {
 		c.Server = s.CoAPSAddr().String()
@@ -227,7 +227,7 @@ func TestSessionFileUnderOldKey(t *testing.T) {
 	st.Close()
 
 	logs := &logBuffer{}
-	a, err := New(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), Options{})
+	a, err := New(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)), Tuning{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func (c countedData) MarshalJSON() ([]byte, error) {
 }
 
 func TestEventStreamEncodesEachEventOnce(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	const streams, evs = 20, 10
 	open := make([]*sseStream, streams)
 	for i := range open {
@@ -60,7 +60,7 @@ func TestEventStreamEncodesEachEventOnce(t *testing.T) {
 // events; when it reads again it gets what was held, is told how many it
 // lost, and the stream goes on.
 func TestEventStreamStalledClientIsBounded(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{StreamKeepAlive: 100 * time.Millisecond})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{StreamKeepAlive: 100 * time.Millisecond})
 	const ep = "urn:test:stalled"
 	query := "endpoint=" + ep
 

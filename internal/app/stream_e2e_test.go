@@ -168,7 +168,7 @@ type valuesData struct {
 }
 
 func TestEventStreamRefusesWithoutToken(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	s.unauthorized(t, "/api/v1/events/stream", "", "Bearer not-a-token")
 	// An unknown topic is refused before the stream starts.
 	var p problemJSON
@@ -198,7 +198,7 @@ func TestEventStreamRefusesWithoutToken(t *testing.T) {
 // three streams: one of everything, one of a single endpoint, and one of
 // some topics.
 func TestEventStreamDevices(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{StreamKeepAlive: 100 * time.Millisecond})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{StreamKeepAlive: 100 * time.Millisecond})
 	f := newFleet(t, s, 2, func(c *simulator.Config) { c.SendInterval = 300 * time.Millisecond })
 	ep0, ep1 := f.Device(0).Endpoint(), f.Device(1).Endpoint()
 	all := s.openStream(t, "")
@@ -321,7 +321,7 @@ func TestEventStreamDevices(t *testing.T) {
 // TestEventStreamExpired: a device that vanishes without de-registering
 // expires, and the stream says so.
 func TestEventStreamExpired(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{SweepInterval: 100 * time.Millisecond, RegistrationGrace: -1})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{SweepInterval: 100 * time.Millisecond, RegistrationGrace: -1})
 	st := s.openStream(t, "topic=registered,expired,deregistered")
 	f := startFleet(t, s, 1, func(c *simulator.Config) { c.Lifetime = 2 * time.Second })
 	ep := f.Device(0).Endpoint()
@@ -339,7 +339,7 @@ func TestEventStreamExpired(t *testing.T) {
 // client reads are dropped for that client only, the publisher never
 // waits, and the client is told how many it lost.
 func TestEventStreamDropsForSlowClient(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{StreamKeepAlive: 50 * time.Millisecond})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{StreamKeepAlive: 50 * time.Millisecond})
 	const ep = "urn:test:burst"
 	st := s.openStream(t, "endpoint="+ep)
 	var sawDrop atomic.Bool
@@ -404,7 +404,7 @@ func TestEventStreamDropsForSlowClient(t *testing.T) {
 // TestEventStreamEndsOnStop: App.Stop does not wait for open streams; they
 // end with a complete response.
 func TestEventStreamEndsOnStop(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	streams := []*sseStream{s.openStream(t, ""), s.openStream(t, "topic=values")}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -15,7 +15,7 @@ import (
 // versions, and a queued one fails at once without an attempt; the device
 // receives no composite request (FETCH, iPATCH) at all.
 func TestCompositeToLwM2M10Device(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Options{})
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	var composite atomic.Int64
 	f := startFleet(t, s, 1, func(c *simulator.Config) {
 		c.Version = lwm2m.V1_0

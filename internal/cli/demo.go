@@ -64,7 +64,7 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 		}
 	}
 	log := newLogger(cfg, iox.Stderr)
-	a, err := app.New(ctx, cfg, log, app.Options{})
+	a, err := app.New(ctx, cfg, log, app.Tuning{})
 	if err != nil {
 		return err
 	}

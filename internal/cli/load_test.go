@@ -74,7 +74,7 @@ func testLoadAgainstServer(t *testing.T, dbURL string) {
 	cfg.HTTPListen, cfg.CoAPListen, cfg.CoAPSListen, cfg.FWListen = "127.0.0.1:0", "127.0.0.1:0", "", ""
 	cfg.SecretKey = config.DevSecretKey
 	ctx := context.Background()
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{})
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler), app.Tuning{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func startServerWith(t *testing.T, env map[string]string) *app.App {
 	cfg.DataDir, cfg.DatabaseURL, cfg.SecretKey = env["FLOWNEXUS_DATA_DIR"], env["FLOWNEXUS_DATABASE_URL"], env["FLOWNEXUS_SECRET_KEY"]
 	cfg.HTTPListen, cfg.CoAPListen, cfg.CoAPSListen, cfg.FWListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
 	ctx := context.Background()
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{})
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler), app.Tuning{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if cfg.UsesDevSecret() {
 		log.Warn("using the public development secret key; set FLOWNEXUS_SECRET_KEY before exposing this server")
 	}
-	a, err := app.New(ctx, cfg, log, app.Options{})
+	a, err := app.New(ctx, cfg, log, app.Tuning{})
 	if err != nil {
 		return err
 	}

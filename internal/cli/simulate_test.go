@@ -28,7 +28,7 @@ func startDTLSServer(t *testing.T) (*app.App, map[string]string) {
 	cfg.HTTPListen, cfg.CoAPListen, cfg.CoAPSListen, cfg.FWListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
 	cfg.SecretKey = config.DevSecretKey
 	ctx := context.Background()
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler), app.Options{})
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler), app.Tuning{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@
 // A Feed serves many readers of one Bus, such as the API's event streams,
 // at the cost of one subscriber: a single goroutine encodes each event
 // once and hands the same bytes to every reader whose Filter selects it,
-// waking readers at most once per FeedOptions.Interval so that each
+// waking readers at most once per FeedConfig.Interval so that each
 // writes a burst at a time. Each reader holds a bounded number of bytes
 // and messages; what does not fit is counted in its Dropped.
 package events

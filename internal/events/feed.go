@@ -17,7 +17,7 @@ import (
 // delaying the feed or other readers. A Feed is safe for concurrent use.
 type Feed struct {
 	bus  *Bus
-	opts FeedOptions
+	opts FeedConfig
 
 	mu         sync.Mutex
 	sub        *Subscription        // guarded by mu; nil while no reader is open
@@ -26,8 +26,8 @@ type Feed struct {
 	open       int                  // guarded by mu
 }
 
-// FeedOptions configure a Feed.
-type FeedOptions struct {
+// FeedConfig configures a Feed.
+type FeedConfig struct {
 	// Encode returns the bytes readers get for ev, or nil to leave ev out
 	// (Encode then says why, e.g. in the log). It is called on the feed's
 	// goroutine, once per event that at least one open reader selects.
@@ -49,7 +49,7 @@ type FeedOptions struct {
 	Queue int
 }
 
-// Defaults of FeedOptions.
+// Defaults of FeedConfig.
 const (
 	DefaultMaxBytes = 256 << 10
 	DefaultQueue    = 4096
@@ -61,7 +61,7 @@ const feedBatch = 256
 
 // NewFeed returns a feed of bus's events. Nothing runs until the first
 // Open.
-func NewFeed(bus *Bus, opts FeedOptions) *Feed {
+func NewFeed(bus *Bus, opts FeedConfig) *Feed {
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultBuffer
 	}
@@ -79,7 +79,7 @@ func NewFeed(bus *Bus, opts FeedOptions) *Feed {
 type Message struct {
 	Seq   uint64 // the event's Seq
 	Topic string
-	Bytes []byte // the event encoded by FeedOptions.Encode
+	Bytes []byte // the event encoded by FeedConfig.Encode
 }
 
 // Filter selects the events a Reader gets.

@@ -49,7 +49,7 @@ func takeAll(t *testing.T, r *Reader, n int) []*Message {
 func TestFeedEncodesEachEventOnce(t *testing.T) {
 	var b Bus
 	var enc countingEncoder
-	f := NewFeed(&b, FeedOptions{Encode: enc.encode})
+	f := NewFeed(&b, FeedConfig{Encode: enc.encode})
 	const readers = 30
 	all := make([]*Reader, readers)
 	for i := range all {
@@ -119,7 +119,7 @@ func TestFeedEncodesEachEventOnce(t *testing.T) {
 func TestFeedSkipsEventsNoReaderSelects(t *testing.T) {
 	var b Bus
 	var enc countingEncoder
-	f := NewFeed(&b, FeedOptions{Encode: enc.encode})
+	f := NewFeed(&b, FeedConfig{Encode: enc.encode})
 	r := f.Open(Filter{Endpoint: "a", Topics: []string{"op"}})
 	defer r.Close()
 	b.Publish(Event{Topic: "values", Endpoint: "a"})
@@ -151,7 +151,7 @@ func TestFeedSlowReaderIsBounded(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var b Bus
-			f := NewFeed(&b, FeedOptions{Buffer: c.buffer, MaxBytes: c.maxBytes, Encode: func(ev Event) []byte {
+			f := NewFeed(&b, FeedConfig{Buffer: c.buffer, MaxBytes: c.maxBytes, Encode: func(ev Event) []byte {
 				return fmt.Appendf(nil, "%0*d", c.size, ev.Seq)
 			}})
 			slow := f.Open(Filter{})
@@ -204,7 +204,7 @@ func TestFeedWakesOncePerInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var b Bus
 		var enc countingEncoder
-		f := NewFeed(&b, FeedOptions{Encode: enc.encode, Interval: 100 * time.Millisecond})
+		f := NewFeed(&b, FeedConfig{Encode: enc.encode, Interval: 100 * time.Millisecond})
 		r := f.Open(Filter{})
 		defer r.Close()
 		ready := func() bool {
@@ -255,7 +255,7 @@ func TestFeedQueueOverflowCountsForEveryReader(t *testing.T) {
 	var b Bus
 	entered, release := make(chan struct{}), make(chan struct{})
 	var blocked atomic.Bool
-	f := NewFeed(&b, FeedOptions{Queue: 4, Encode: func(ev Event) []byte {
+	f := NewFeed(&b, FeedConfig{Queue: 4, Encode: func(ev Event) []byte {
 		if ev.Seq == 1 && blocked.CompareAndSwap(false, true) {
 			close(entered)
 			<-release
@@ -296,7 +296,7 @@ func TestFeedStopsWithItsLastReader(t *testing.T) {
 		defer b.mu.Unlock()
 		return len(b.subs)
 	}
-	f := NewFeed(&b, FeedOptions{Encode: func(ev Event) []byte { return []byte(ev.Topic) }})
+	f := NewFeed(&b, FeedConfig{Encode: func(ev Event) []byte { return []byte(ev.Topic) }})
 	if subs() != 0 {
 		t.Fatal("subscribed before any reader")
 	}
@@ -326,7 +326,7 @@ func TestFeedStopsWithItsLastReader(t *testing.T) {
 // published; run with -race. Every reader sees increasing Seq.
 func TestFeedConcurrentReaders(t *testing.T) {
 	var b Bus
-	f := NewFeed(&b, FeedOptions{Buffer: 16, Encode: func(ev Event) []byte { return []byte(ev.Topic) }})
+	f := NewFeed(&b, FeedConfig{Buffer: 16, Encode: func(ev Event) []byte { return []byte(ev.Topic) }})
 	stop := make(chan struct{})
 	var pubs sync.WaitGroup
 	for i := range 3 {

@@ -25,8 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Options configure a Server. Logger and Registry must not be nil.
-type Options struct {
+// Config configures a Server. Logger and Registry must not be nil.
+type Config struct {
 	AllowedHosts []string // see HostAllowed
 	Version      string
 	Commit       string
@@ -44,7 +44,7 @@ type Options struct {
 
 // Server serves HTTP. Routes must be added with Handle before Serve.
 type Server struct {
-	opts     Options
+	opts     Config
 	mux      *http.ServeMux
 	srv      *http.Server
 	requests *prometheus.CounterVec
@@ -53,7 +53,7 @@ type Server struct {
 
 // New builds a server with /healthz and /metrics routed and its metrics
 // registered in o.Registry.
-func New(o Options) *Server {
+func New(o Config) *Server {
 	s := &Server{
 		opts: o,
 		mux:  http.NewServeMux(),
@@ -88,7 +88,7 @@ func (s *Server) metrics() http.Handler {
 }
 
 // MetricsHandler serves GET /metrics and GET /healthz alone, for a
-// listener of their own (Options.SeparateMetrics) that only monitoring
+// listener of their own (Config.SeparateMetrics) that only monitoring
 // reaches: it checks no Host header, so a scraper may use any address.
 func (s *Server) MetricsHandler() http.Handler {
 	mux := http.NewServeMux()

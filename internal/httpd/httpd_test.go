@@ -18,7 +18,7 @@ import (
 
 func newServer(t *testing.T, ping func(context.Context) error) *Server {
 	t.Helper()
-	return New(Options{
+	return New(Config{
 		AllowedHosts: []string{"localhost", "127.0.0.1", "[::1]", ".example.org"},
 		Version:      "v9.9.9",
 		Commit:       "abc123",

@@ -24,14 +24,14 @@ type Value struct {
 // ValueOf renders the value v of path p, with the device's timestamp and
 // the time the server received it (either zero when unknown). The name
 // comes from objs; a nil objs names nothing.
-func ValueOf(objs *objects.Registry, p lwm2m.Path, v lwm2m.Value, deviceTime, receivedAt time.Time) Value {
+func ValueOf(objs *objects.Catalog, p lwm2m.Path, v lwm2m.Value, deviceTime, receivedAt time.Time) Value {
 	return Value{Path: p.String(), Name: ResourceName(objs, p), Type: v.Type().String(), Value: JSON(v),
 		DeviceTime: OptionalTime(deviceTime), ReceivedAt: OptionalTime(receivedAt)}
 }
 
 // Records renders the records a device reported or answered, in their
 // order, with the device's timestamps and no received time.
-func Records(objs *objects.Registry, rs []lwm2m.Record) []Value {
+func Records(objs *objects.Catalog, rs []lwm2m.Record) []Value {
 	out := make([]Value, 0, len(rs))
 	for _, r := range rs {
 		out = append(out, ValueOf(objs, r.Path, r.Value, r.Time, time.Time{}))
@@ -41,7 +41,7 @@ func Records(objs *objects.Registry, rs []lwm2m.Record) []Value {
 
 // ResourceName is the name objs defines for the resource of p, or "" when
 // p is shorter than a resource path, objs is nil or does not know it.
-func ResourceName(objs *objects.Registry, p lwm2m.Path) string {
+func ResourceName(objs *objects.Catalog, p lwm2m.Path) string {
 	if objs == nil || p.Depth() < 3 {
 		return ""
 	}

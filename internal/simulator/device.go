@@ -39,7 +39,7 @@ type Device struct {
 	endpoint string
 	clock    Clock
 	log      *slog.Logger
-	reg      *objects.Registry
+	reg      *objects.Catalog
 	runner   periodic.Func // shared by a fleet; else the device's own
 	ownStop  chan struct{} // ends the device's own runner
 	stats    counters
@@ -112,7 +112,7 @@ func NewDevice(cfg Config, index int) (*Device, error) {
 	return newDevice(cfg.withDefaults(), index, objects.Default(), nil)
 }
 
-func newDevice(cfg Config, index int, reg *objects.Registry, runner periodic.Func) (*Device, error) {
+func newDevice(cfg Config, index int, reg *objects.Catalog, runner periodic.Func) (*Device, error) {
 	ep, err := cfg.EndpointName(index)
 	if err != nil {
 		return nil, err

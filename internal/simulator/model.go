@@ -36,7 +36,7 @@ func codeOf(err error) codes.Code {
 // model is a device's object tree. It is not safe for concurrent use; the
 // Device guards it with its mutex.
 type model struct {
-	reg  *objects.Registry
+	reg  *objects.Catalog
 	objs map[uint16]*object
 	// dynamic resources compute their value on every read.
 	dynamic map[lwm2m.Path]func() lwm2m.Value
@@ -70,7 +70,7 @@ type resInst struct {
 	v  lwm2m.Value
 }
 
-func newModel(reg *objects.Registry) *model {
+func newModel(reg *objects.Catalog) *model {
 	return &model{reg: reg, objs: map[uint16]*object{}, dynamic: map[lwm2m.Path]func() lwm2m.Value{}, creatable: map[uint16]bool{}}
 }
 

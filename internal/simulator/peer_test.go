@@ -36,7 +36,7 @@ type peer struct {
 	t    testing.TB
 	srv  *server.Server
 	addr string
-	reg  *objects.Registry
+	reg  *objects.Catalog
 
 	mu      sync.Mutex
 	byEP    map[string]*peerReg

@@ -170,7 +170,7 @@ func TestLoadDirPrefersNewestVersion(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "sub.xml"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var r Registry
+	var r Catalog
 	n, err := r.LoadDir(dir)
 	if n != 2 || err == nil || !strings.Contains(err.Error(), `e-broken.xml:1: resource 0: unknown type "Nope"`) {
 		t.Fatalf("LoadDir = %d, %v", n, err)
@@ -289,7 +289,7 @@ func TestLoadFileTooLarge(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var r Registry
+	var r Catalog
 	if n, err := r.LoadFile(path); n != 0 || err == nil || !strings.HasSuffix(err.Error(), "huge.xml: file larger than 4194304 bytes") {
 		t.Errorf("LoadFile = %d, %v", n, err)
 	}
@@ -322,7 +322,7 @@ func FuzzLoad(f *testing.F) {
 		if len(defs) == 0 || len(defs) > MaxObjects {
 			t.Fatalf("%d definitions without an error", len(defs))
 		}
-		var r Registry
+		var r Catalog
 		for _, d := range defs {
 			if d.Name == "" || d.Version == "" {
 				t.Fatalf("object %d: empty name or version", d.ID)

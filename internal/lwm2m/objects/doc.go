@@ -3,10 +3,10 @@
 //
 // The project ships its own definitions of the objects its devices use
 // (Default), written as Go tables from the OMA LwM2M registry, and loads
-// further definitions from OMA DDF XML files (Registry.LoadDir,
-// Registry.LoadFile), the format of the registry's <id>.xml files. Codecs that
+// further definitions from OMA DDF XML files (Catalog.LoadDir,
+// Catalog.LoadFile), the format of the registry's <id>.xml files. Codecs that
 // carry no type information (TLV, text/plain, LwM2M-CBOR numbers) type their
-// values through Registry.TypeOf, which has the shape of an lwm2m.TypeFunc.
+// values through Catalog.TypeOf, which has the shape of an lwm2m.TypeFunc.
 //
 // # Built-in definitions
 //

@@ -7,7 +7,7 @@ import (
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 )
 
-func ExampleRegistry_TypeOf() {
+func ExampleCatalog_TypeOf() {
 	reg := objects.Default()
 	var typeOf lwm2m.TypeFunc = reg.TypeOf // what the TLV and text decoders take
 	for _, p := range []string{"/3/0/9", "/3303/0/5700", "/3/0/7/0", "/3/0"} {

@@ -14,7 +14,7 @@ import (
 // LoadFile parses the DDF file at path and adds its objects to r, replacing
 // definitions with the same IDs. It returns the number of objects added; on
 // any error it adds nothing. Errors name the file as path and the line.
-func (r *Registry) LoadFile(path string) (int, error) {
+func (r *Catalog) LoadFile(path string) (int, error) {
 	defs, err := readFile(path)
 	if err != nil {
 		return 0, err
@@ -29,7 +29,7 @@ func (r *Registry) LoadFile(path string) (int, error) {
 // define the same object, the highest ObjectVersion wins, then the file
 // that sorts last by name. It returns the number of objects added and all
 // errors joined (errors.Join), one per bad file.
-func (r *Registry) LoadDir(dir string) (int, error) {
+func (r *Catalog) LoadDir(dir string) (int, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, fmt.Errorf("objects: %w", err)

@@ -57,9 +57,9 @@ func ParseOps(s string) (Ops, error) {
 	return 0, fmt.Errorf("objects: unknown operations %q (want R, W, RW, E or empty)", s)
 }
 
-// ObjectDef describes one LwM2M object. Definitions held by a Registry are
+// ObjectDef describes one LwM2M object. Definitions held by a Catalog are
 // shared and read-only: callers must not modify a definition (or its
-// Resources) they obtained from a Registry; copy it first.
+// Resources) they obtained from a Catalog; copy it first.
 type ObjectDef struct {
 	ID          uint16
 	Name        string
@@ -85,7 +85,7 @@ type ResourceDef struct {
 }
 
 // Resource returns the resource with the given ID. Resources must be sorted
-// by ID, as they are in every definition held by a Registry.
+// by ID, as they are in every definition held by a Catalog.
 func (d *ObjectDef) Resource(id uint16) (*ResourceDef, bool) {
 	i, ok := slices.BinarySearchFunc(d.Resources, id, func(r ResourceDef, id uint16) int {
 		return int(r.ID) - int(id)

@@ -54,7 +54,7 @@ func TestBuiltinMatchesRegistry(t *testing.T) {
 		if file == "" {
 			file = strconv.Itoa(int(own.ID)) + ".xml"
 		}
-		var r Registry
+		var r Catalog
 		if _, err := r.LoadFile(filepath.Join(dir, file)); err != nil {
 			t.Errorf("object %d: %v", own.ID, err)
 			continue
@@ -118,7 +118,7 @@ func TestLoadWholeRegistry(t *testing.T) {
 		t.Fatalf("no XML files in %s: %v", dir, err)
 	}
 
-	var r Registry
+	var r Catalog
 	n, err := r.LoadDir(dir)
 	if n != len(files)-len(notDDF) {
 		t.Errorf("LoadDir loaded %d objects from %d files (%d excepted)", n, len(files), len(notDDF))
@@ -150,7 +150,7 @@ func TestLoadWholeRegistry(t *testing.T) {
 
 	for _, f := range files {
 		base := filepath.Base(f)
-		var one Registry
+		var one Catalog
 		n, err := one.LoadFile(f)
 		if _, excepted := notDDF[base]; excepted {
 			if err == nil || !strings.Contains(err.Error(), "not an LwM2M DDF file") {

@@ -106,7 +106,7 @@ func TestTypeOf(t *testing.T) {
 }
 
 func TestTypeOfUntypedReadable(t *testing.T) {
-	var r Registry
+	var r Catalog
 	err := r.Add(ObjectDef{ID: 40000, Name: "X", Resources: []ResourceDef{
 		{ID: 0, Name: "untyped", Operations: R},
 		{ID: 1, Name: "no ops", Operations: 0},
@@ -147,7 +147,7 @@ func TestObjectAndResource(t *testing.T) {
 }
 
 func TestZeroRegistry(t *testing.T) {
-	var r Registry
+	var r Catalog
 	if r.Len() != 0 || len(r.Objects()) != 0 {
 		t.Error("zero Registry not empty")
 	}

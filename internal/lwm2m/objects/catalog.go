@@ -9,21 +9,21 @@ import (
 	"github.com/flownexus/flownexus/internal/lwm2m"
 )
 
-// Registry holds object definitions keyed by object ID. The zero Registry is
+// Catalog holds object definitions keyed by object ID. The zero Catalog is
 // empty and ready to use; Default returns one holding the built-in
 // definitions.
 //
-// A Registry is safe for concurrent use. Lookups take no lock: they read an
+// A Catalog is safe for concurrent use. Lookups take no lock: they read an
 // immutable snapshot that Add, LoadFile and LoadDir replace as a whole, so a
 // lookup sees a definition either entirely before or entirely after a change.
 // Definitions returned by lookups are shared and must not be modified.
-type Registry struct {
+type Catalog struct {
 	mu   sync.Mutex                            // serializes writers
 	defs atomic.Pointer[map[uint16]*ObjectDef] // never modified once stored
 }
 
 // builtinDefs are the normalized built-in definitions, shared by every
-// Registry that Default returns. Nothing modifies them.
+// Catalog that Default returns. Nothing modifies them.
 var builtinDefs = sync.OnceValue(func() []*ObjectDef {
 	out := make([]*ObjectDef, 0, len(builtin))
 	for _, d := range builtin {
@@ -36,17 +36,17 @@ var builtinDefs = sync.OnceValue(func() []*ObjectDef {
 	return out
 })
 
-// Default returns a new Registry holding the project's built-in definitions
+// Default returns a new Catalog holding the project's built-in definitions
 // (see the package documentation). Each call returns an independent
-// Registry: adding to one does not change another. The definitions
+// Catalog: adding to one does not change another. The definitions
 // themselves are shared, read-only values.
-func Default() *Registry {
-	r := new(Registry)
+func Default() *Catalog {
+	r := new(Catalog)
 	r.store(builtinDefs())
 	return r
 }
 
-func (r *Registry) snapshot() map[uint16]*ObjectDef {
+func (r *Catalog) snapshot() map[uint16]*ObjectDef {
 	if m := r.defs.Load(); m != nil {
 		return *m
 	}
@@ -54,7 +54,7 @@ func (r *Registry) snapshot() map[uint16]*ObjectDef {
 }
 
 // store adds or replaces the given normalized definitions in one step.
-func (r *Registry) store(defs []*ObjectDef) {
+func (r *Catalog) store(defs []*ObjectDef) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := maps.Clone(r.snapshot())
@@ -68,10 +68,10 @@ func (r *Registry) store(defs []*ObjectDef) {
 }
 
 // Add adds def, replacing any definition with the same object ID. The
-// Registry keeps its own copy with resources sorted by ID and Version
+// Catalog keeps its own copy with resources sorted by ID and Version
 // defaulted to "1.0"; def is not retained. Add fails, changing nothing, when
 // an ID is above lwm2m.MaxID or a resource ID occurs twice.
-func (r *Registry) Add(def ObjectDef) error {
+func (r *Catalog) Add(def ObjectDef) error {
 	d, err := normalize(def)
 	if err != nil {
 		return err
@@ -81,13 +81,13 @@ func (r *Registry) Add(def ObjectDef) error {
 }
 
 // Object returns the definition of object id.
-func (r *Registry) Object(id uint16) (*ObjectDef, bool) {
+func (r *Catalog) Object(id uint16) (*ObjectDef, bool) {
 	d, ok := r.snapshot()[id]
 	return d, ok
 }
 
 // Resource returns the definition of resource res of object obj.
-func (r *Registry) Resource(obj, res uint16) (*ResourceDef, bool) {
+func (r *Catalog) Resource(obj, res uint16) (*ResourceDef, bool) {
 	d, ok := r.snapshot()[obj]
 	if !ok {
 		return nil, false
@@ -102,7 +102,7 @@ func (r *Registry) Resource(obj, res uint16) (*ResourceDef, bool) {
 // empty); executables report TypeNone with ok true. A depth-4 path on a
 // single-instance resource still reports the resource's type: checking the
 // structure is the caller's business.
-func (r *Registry) TypeOf(p lwm2m.Path) (lwm2m.Type, bool) {
+func (r *Catalog) TypeOf(p lwm2m.Path) (lwm2m.Type, bool) {
 	if p.Depth() < 3 {
 		return lwm2m.TypeNone, false
 	}
@@ -117,7 +117,7 @@ func (r *Registry) TypeOf(p lwm2m.Path) (lwm2m.Type, bool) {
 }
 
 // Objects returns every definition, sorted by object ID, in a new slice.
-func (r *Registry) Objects() []*ObjectDef {
+func (r *Catalog) Objects() []*ObjectDef {
 	m := r.snapshot()
 	out := make([]*ObjectDef, 0, len(m))
 	for _, id := range slices.Sorted(maps.Keys(m)) {
@@ -127,4 +127,4 @@ func (r *Registry) Objects() []*ObjectDef {
 }
 
 // Len returns the number of object definitions.
-func (r *Registry) Len() int { return len(r.snapshot()) }
+func (r *Catalog) Len() int { return len(r.snapshot()) }
