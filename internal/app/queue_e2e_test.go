@@ -1,20 +1,16 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/events"
 	"github.com/flownexus/flownexus/internal/lwm2m"
@@ -505,58 +501,10 @@ func TestQueuedOperationsSurviveKill(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 
-	// The admin and a token, in the database the child will open.
-	st, err := OpenStore(ctx, cfg, testLogger(t), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, _ := auth.HashPassword("admin-password", auth.Params{Memory: 1024, Time: 1, Threads: 1})
-	u, err := st.CreateUser(ctx, "admin", hash, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, tokHash, prefix := auth.NewToken()
-	if _, err := st.CreateAPIToken(ctx, u.ID, "child", tokHash, prefix, time.Time{}); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	ready := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		ready <- strings.TrimSpace(line)
-	}()
-	var addr string
-	select {
-	case line := <-ready:
-		var ok bool
-		fields := strings.Fields(line)
-		if ok = len(fields) == 3 && fields[0] == "ready"; !ok {
-			t.Fatalf("child server said %q", line)
-		}
-		// The new server listens where the killed one did.
-		addr, cfg.CoAPListen = fields[1], fields[2]
-	case <-time.After(30 * time.Second):
-		t.Fatal("child server did not start")
-	}
-	child := &server{base: "http://" + addr, token: tok}
+	proc := startServerProcess(t, dir)
+	// The new server listens where the killed one did.
+	cfg.CoAPListen = proc.coap
+	child := &server{base: proc.http, token: proc.token}
 
 	var log requestLog
 	fleet, err := simulator.NewFleet(simulator.Config{
@@ -582,11 +530,7 @@ func TestQueuedOperationsSurviveKill(t *testing.T) {
 	first := child.enqueue(t, ep, map[string]any{"kind": "write", "path": "/1/0/3", "value": 77})
 	second := child.enqueue(t, ep, map[string]any{"kind": "write", "path": "/1/0/2", "value": 7})
 
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	killed = true
+	proc.kill()
 
 	s := startServer(t, cfg, queueOptions())
 	for _, id := range []int64{first.ID, second.ID} {

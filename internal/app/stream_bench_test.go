@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/simulator"
 )
 
@@ -53,68 +50,6 @@ func BenchmarkEventStream(b *testing.B) {
 	for range b.N {
 		runEventStream(b, *sseDevices, *sseStreams, *sseInterval, *ssePhase, *sseQuery)
 	}
-}
-
-// streamServer is a server process started by startServerProcess.
-type streamServer struct {
-	cmd   *exec.Cmd
-	http  string // base URL
-	coap  string
-	token string
-}
-
-// startServerProcess runs the App in a child process (the test binary with
-// childEnv set) on a fresh SQLite file with an admin API token.
-func startServerProcess(b *testing.B) *streamServer {
-	b.Helper()
-	ctx := context.Background()
-	dir := b.TempDir()
-	st, err := OpenStore(ctx, testConfig(nil, dir), testLogger(nil), true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	hash, _ := auth.HashPassword("admin-password", auth.Params{Memory: 1024, Time: 1, Threads: 1})
-	u, err := st.CreateUser(ctx, "admin", hash, true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tok, tokHash, prefix := auth.NewToken()
-	if _, err := st.CreateAPIToken(ctx, u.ID, "bench", tokHash, prefix, time.Time{}); err != nil {
-		b.Fatal(err)
-	}
-	st.Close()
-
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	ready := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		ready <- strings.TrimSpace(line)
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case line := <-ready:
-		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != "ready" {
-			b.Fatalf("server process: %q", line)
-		}
-		return &streamServer{cmd: cmd, http: "http://" + f[1], coap: f[2], token: tok}
-	case <-time.After(60 * time.Second):
-		b.Fatal("server process not ready after 60 s")
-	}
-	return nil
 }
 
 // procStat is a sample of a process's CPU time and memory.
@@ -164,7 +99,7 @@ type benchStream struct {
 	err      error // why the stream ended; valid once done is closed
 }
 
-func openBenchStream(client *http.Client, srv *streamServer, query string) (*benchStream, error) {
+func openBenchStream(client *http.Client, srv *serverProcess, query string) (*benchStream, error) {
 	req, _ := http.NewRequest("GET", srv.http+"/api/v1/events/stream?"+query, nil)
 	req.Header.Set("Authorization", "Bearer "+srv.token)
 	resp, err := client.Do(req)
@@ -231,7 +166,7 @@ func (st *benchStream) read() {
 
 func runEventStream(b *testing.B, devices, streams int, interval, phase time.Duration, query string) {
 	b.StopTimer()
-	srv := startServerProcess(b)
+	srv := startServerProcess(b, b.TempDir())
 	pid := srv.cmd.Process.Pid
 
 	send := interval
