@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flownexus/flownexus/internal/app"
+	"github.com/flownexus/flownexus/internal/config"
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/store"
 )
@@ -60,15 +61,11 @@ func runCredential(ctx context.Context, iox IO, args []string) error {
 		}
 		req.Endpoint = pos[0]
 	}
-	st, err := openStore(ctx, cfg, newLogger(cfg, iox.Stderr), true)
+	st, creds, err := openCredentials(ctx, iox, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	creds, err := credential.New(st, cfg.SecretKey)
-	if err != nil {
-		return err
-	}
 	if args[0] == "add" || args[0] == "import" {
 		// They seal PSK keys: only with the key the others are sealed with.
 		if err := app.CheckSecretKey(ctx, creds, newLogger(cfg, iox.Stderr)); err != nil {
@@ -139,4 +136,20 @@ func importPSKFile(ctx context.Context, iox IO, creds *credential.Service, by cr
 	}
 	fmt.Fprintf(iox.Stdout, "imported %d PSK credentials from %s\n", n, label)
 	return nil
+}
+
+// openCredentials opens the database (migrating it) and the credential
+// service over it, for the commands that handle device credentials; the
+// caller closes the store.
+func openCredentials(ctx context.Context, iox IO, cfg config.Config) (*store.Store, *credential.Service, error) {
+	st, err := openStore(ctx, cfg, newLogger(cfg, iox.Stderr), true)
+	if err != nil {
+		return nil, nil, err
+	}
+	creds, err := credential.New(st, cfg.SecretKey)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, creds, nil
 }

@@ -66,16 +66,11 @@ func runSecretRotate(ctx context.Context, iox IO, args []string) error {
 	if cfg.UsesDevSecret() {
 		return errors.New("secret rotate: the configured key is the public development key: set the new key in FLOWNEXUS_SECRET_KEY or FLOWNEXUS_SECRET_KEY_FILE (`flownexus secret` makes one)")
 	}
-	log := newLogger(cfg, iox.Stderr)
-	st, err := openStore(ctx, cfg, log, true)
+	st, creds, err := openCredentials(ctx, iox, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	creds, err := credential.New(st, cfg.SecretKey)
-	if err != nil {
-		return err
-	}
 	res, err := creds.Rotate(ctx, credential.Actor{Name: "cli"}, old)
 	if err != nil {
 		return fmt.Errorf("secret rotate: %w", err)
@@ -96,7 +91,7 @@ func runSecretRotate(ctx context.Context, iox IO, args []string) error {
 	switch ok, err := creds.ResealSessionFile(path, old); {
 	case err != nil:
 		// The PSKs are rotated; the server discards what it cannot open.
-		log.Warn("saved DTLS sessions not re-sealed: the server discards them at start and their devices handshake again",
+		newLogger(cfg, iox.Stderr).Warn("saved DTLS sessions not re-sealed: the server discards them at start and their devices handshake again",
 			"file", path, "err", err)
 	case ok:
 		fmt.Fprintf(iox.Stdout, "re-sealed the saved DTLS sessions in %s\n", path)
@@ -155,15 +150,11 @@ func runSecretReset(ctx context.Context, iox IO, args []string) error {
 	if cfg.UsesDevSecret() && drop {
 		return errors.New("secret reset: the configured key is the public development key: set the key to keep in FLOWNEXUS_SECRET_KEY or FLOWNEXUS_SECRET_KEY_FILE")
 	}
-	st, err := openStore(ctx, cfg, newLogger(cfg, iox.Stderr), true)
+	st, creds, err := openCredentials(ctx, iox, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	creds, err := credential.New(st, cfg.SecretKey)
-	if err != nil {
-		return err
-	}
 	res, err := creds.ResetSecretKey(ctx, credential.Actor{Name: "cli"}, drop)
 	if err != nil {
 		return fmt.Errorf("secret reset: %w", err)
