@@ -57,7 +57,9 @@ func (q *Queue) deliver(ctx context.Context, endpointID int64, endpoint string) 
 		if ctx.Err() != nil {
 			return nil // stopping: the rest waits for the next wake-up
 		}
-		reg, err := q.reg.LookupEndpoint(ctx, endpoint)
+		// As the record has it now: the device may have moved, or talked
+		// to another node.
+		reg, err := q.reg.Current(ctx, endpoint)
 		if errors.Is(err, registry.ErrNotFound) || (err == nil && reg.EndpointID != endpointID) {
 			return nil // offline: waits for the next Register
 		}
