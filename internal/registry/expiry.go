@@ -87,7 +87,7 @@ func (r *Registry) Sweep(ctx context.Context) int {
 		reg, ok := r.forget(ep.RegistrationID)
 		mu.Unlock()
 		if !ok {
-			reg = registrationOf(store.RegistrationRecord{Endpoint: ep})
+			reg = registrationOf(store.RegistrationRecord{Endpoint: ep}, nil)
 		}
 		r.log.Info("registration expired", "endpoint", ep.Name, "registration", ep.RegistrationID,
 			"lifetime", int64(ep.Lifetime/time.Second), "last_update", ep.LastSeen)

@@ -185,8 +185,9 @@ func (r *Registry) liveRecord(ctx context.Context, id string) (store.Registratio
 }
 
 // registrationOf is the registration an online endpoint's record holds,
-// with the address and transport its device last talked from and over.
-func registrationOf(ep store.RegistrationRecord) Registration {
+// with the address and transport its device last talked from and over;
+// objs, when not nil, are its object links already parsed.
+func registrationOf(ep store.RegistrationRecord, objs *linkformat.Registration) Registration {
 	reg := Registration{
 		ID:           ep.RegistrationID,
 		Endpoint:     ep.Name,
@@ -205,7 +206,9 @@ func registrationOf(ep store.RegistrationRecord) Registration {
 		reg.Addr = ap
 	}
 	var err error
-	if reg.Objects, err = linkformat.ParseRegistration([]byte(ep.ObjectLinks)); err != nil {
+	if objs != nil {
+		reg.Objects = *objs
+	} else if reg.Objects, err = linkformat.ParseRegistration([]byte(ep.ObjectLinks)); err != nil {
 		// The links were accepted when stored; a parser that has become
 		// stricter must not lock the device out.
 		reg.Objects = linkformat.Registration{RootPath: "/"}

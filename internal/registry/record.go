@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 
+	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -58,7 +60,16 @@ func (r *Registry) adopt(ctx context.Context, ep store.RegistrationRecord) (Regi
 // and the new copy takes obs, the stored observations of ep's
 // registration. The caller holds the endpoint's stripe.
 func (r *Registry) cache(ep store.RegistrationRecord, obs []store.Observation) Registration {
-	reg := registrationOf(ep)
+	// The object links are parsed again only when they changed.
+	links := maphash.String(r.seed, ep.ObjectLinks)
+	var objs *linkformat.Registration
+	r.mu.RLock()
+	if e := r.byName[ep.Name]; e != nil && e.reg.ID == ep.RegistrationID && e.links == links {
+		o := e.reg.Objects
+		objs = &o
+	}
+	r.mu.RUnlock()
+	reg := registrationOf(ep, objs)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.byName[reg.Endpoint]
@@ -67,13 +78,13 @@ func (r *Registry) cache(ep store.RegistrationRecord, obs []store.Observation) R
 			reg.LastSeen = e.reg.LastSeen
 		}
 		r.setAddrLocked(e, reg.Addr, reg.Transport)
-		e.reg = reg
+		e.reg, e.links = reg, links
 		return reg
 	}
 	if e != nil {
 		r.removeLocked(e)
 	}
-	e = &entry{reg: reg}
+	e = &entry{reg: reg, links: links}
 	r.byID[reg.ID] = e
 	r.byName[reg.Endpoint] = e
 	r.setAddrLocked(e, reg.Addr, reg.Transport)

@@ -219,6 +219,7 @@ type Registry struct {
 type entry struct {
 	reg    Registration // guarded by Registry.mu
 	tokens []string     // guarded by Registry.mu; observation tokens on this registration
+	links  uint64       // guarded by Registry.mu; hash of the object links reg.Objects holds
 }
 
 // New returns an empty registry writing through to st.
@@ -348,7 +349,7 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (Registrat
 	if old := r.byName[reg.Endpoint]; old != nil {
 		r.removeLocked(old)
 	}
-	e := &entry{reg: reg}
+	e := &entry{reg: reg, links: maphash.String(r.seed, req.ObjectLinks)}
 	r.byID[reg.ID] = e
 	r.byName[reg.Endpoint] = e
 	r.setAddrLocked(e, reg.Addr, reg.Transport)
