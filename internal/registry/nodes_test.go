@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flownexus/flownexus/internal/ingest"
+	"github.com/flownexus/flownexus/internal/lwm2m/linkformat"
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/store"
 	"github.com/flownexus/flownexus/internal/store/storetest"
@@ -71,6 +72,19 @@ func openNode(t *testing.T, url string, c *clock) *node {
 		n.mu.Unlock()
 	})
 	return n
+}
+
+// registerMany registers n devices named dev-0, dev-1, ... on r.
+func registerMany(t *testing.T, r *registry.Registry, n int) []registry.Registration {
+	t.Helper()
+	regs := make([]registry.Registration, n)
+	for i := range regs {
+		var err error
+		if regs[i], err = r.Register(context.Background(), req(fmt.Sprintf("dev-%d", i), uint16(1000+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return regs
 }
 
 // A device registers on A and updates on B: A's sweep, past the lifetime
@@ -267,16 +281,11 @@ func TestNodesExpireOnce(t *testing.T) {
 	twoNodes(t, func(t *testing.T, a, b *node, c *clock) {
 		ctx := context.Background()
 		const n = 20
-		var regs []registry.Registration
-		for i := range n {
-			reg, err := a.reg.Register(ctx, req(fmt.Sprintf("dev-%d", i), uint16(1000+i)))
-			if err != nil {
-				t.Fatal(err)
-			}
+		regs := registerMany(t, a.reg, n)
+		for _, reg := range regs {
 			if _, err := b.reg.Lookup(ctx, reg.ID); err != nil {
 				t.Fatal(err)
 			}
-			regs = append(regs, reg)
 		}
 		c.Advance(61 * time.Second)
 		var wg sync.WaitGroup
@@ -322,14 +331,7 @@ func TestNodesSeeLiveness(t *testing.T) {
 	twoNodes(t, func(t *testing.T, a, b *node, c *clock) {
 		ctx := context.Background()
 		const n = 50
-		var regs []registry.Registration
-		for i := range n {
-			reg, err := a.reg.Register(ctx, req(fmt.Sprintf("dev-%d", i), uint16(1000+i)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			regs = append(regs, reg)
-		}
+		regs := registerMany(t, a.reg, n)
 		for range 10 {
 			c.Advance(time.Second)
 			for _, reg := range regs {
@@ -358,4 +360,57 @@ func TestNodesSeeLiveness(t *testing.T) {
 			}
 		}
 	})
+}
+
+// BenchmarkCurrent measures what a request the server starts pays to go
+// by the registration's record (Current: one query by endpoint name) next
+// to this node's copy in memory (LookupEndpoint), on a SQLite file and,
+// when FLOWNEXUS_TEST_POSTGRES_URL is set, PostgreSQL; 1,000 registered
+// endpoints with typical object links.
+func BenchmarkCurrent(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run(engine, func(b *testing.B) {
+			ctx := context.Background()
+			url := filepath.Join(b.TempDir(), "db.sqlite")
+			if engine == "postgres" {
+				url = storetest.PostgresURL(b)
+			}
+			st, err := store.Open(ctx, url, store.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			if _, err := st.Migrate(ctx); err != nil {
+				b.Fatal(err)
+			}
+			r := registry.New(st, registry.Options{})
+			const links = `</>;rt="oma.lwm2m";ct=110,</1/0>,</3/0>,</4/0>,</5/0>,</6/0>,</3303/0>,</3304/0>,</3311/0>,</3311/1>`
+			objs, err := linkformat.ParseRegistration([]byte(links))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range 1000 {
+				rq := req(fmt.Sprintf("urn:imei:%015d", i), uint16(1000+i))
+				rq.Objects, rq.ObjectLinks = objs, links
+				if _, err := r.Register(ctx, rq); err != nil {
+					b.Fatal(err)
+				}
+			}
+			name := fmt.Sprintf("urn:imei:%015d", 500)
+			b.Run("memory", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := r.LookupEndpoint(ctx, name); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("record", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := r.Current(ctx, name); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }

@@ -244,3 +244,29 @@ func TestSetEndpointAddress(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkSetHeard measures the liveness write a server node makes once
+// a second (registry.WriteSeen): the heard times of 1,000 endpoints in one
+// SetHeard, each newer than the stored one, on a SQLite file and, when
+// FLOWNEXUS_TEST_POSTGRES_URL is set, PostgreSQL.
+func BenchmarkSetHeard(b *testing.B) {
+	ctx := context.Background()
+	engines := map[string]func(testing.TB) string{"sqlite": sqliteTestURL, "postgres": storetest.PostgresURL}
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			s, ids := benchStore(b, engines[name](b))
+			hs := make([]Heard, len(ids))
+			n := 0
+			for b.Loop() {
+				n++
+				for i, id := range ids {
+					hs[i] = Heard{EndpointID: id, At: t0.Add(time.Duration(n) * time.Second)}
+				}
+				if err := s.SetHeard(ctx, hs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(ids))/b.Elapsed().Seconds(), "endpoints/s")
+		})
+	}
+}
