@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -336,21 +335,7 @@ func (b *ingestBatch) end(ctx context.Context, tx *sql.Tx) error {
 	}
 	var ended []any // registration IDs
 	for chunk := range chunks(b.s, items) {
-		ids, regs := make([]any, len(chunk)), make([]any, len(chunk))
-		for j, i := range chunk {
-			ids[j], regs[j] = b.items[i].End.EndpointID, b.items[i].End.RegistrationID
-		}
-		idCond, idArgs, err := b.s.in("id", 1, "bigint", ids)
-		if err != nil {
-			return err
-		}
-		regCond, regArgs, err := b.s.in("registration_id", 1+len(idArgs), "text", regs)
-		if err != nil {
-			return err
-		}
-		rows, err := tx.QueryContext(ctx, "UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = "+
-			b.s.param(1)+" WHERE online AND "+idCond+" AND "+regCond+" RETURNING id",
-			slices.Concat([]any{millis(b.now)}, idArgs, regArgs)...)
+		rows, err := b.endChunk(ctx, tx, chunk)
 		if err != nil {
 			return err
 		}
@@ -371,6 +356,35 @@ func (b *ingestBatch) end(ctx context.Context, tx *sql.Tx) error {
 		}
 	}
 	return deleteObservationsOf(ctx, b.s, tx, ended)
+}
+
+// endChunk takes offline the endpoints of the End items chunk whose
+// registration is live and returns their ids. On PostgreSQL the (id,
+// registration) pairs are joined as two arrays: a registration_id = ANY
+// filter would take its array apart again for every row.
+func (b *ingestBatch) endChunk(ctx context.Context, tx *sql.Tx, chunk []int) (*sql.Rows, error) {
+	now := millis(b.now)
+	if b.s.dialect == DialectPostgres {
+		ids, regs := make([]int64, len(chunk)), make([]string, len(chunk))
+		for j, i := range chunk {
+			ids[j], regs[j] = b.items[i].End.EndpointID, b.items[i].End.RegistrationID
+		}
+		return tx.QueryContext(ctx, `
+			UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = $1
+			FROM unnest($2::bigint[], $3::text[]) AS v(id, reg)
+			WHERE endpoint.id = v.id AND endpoint.registration_id = v.reg AND endpoint.online
+			RETURNING endpoint.id`, now, ids, regs)
+	}
+	args := make([]any, 0, 1+2*len(chunk))
+	args = append(args, now)
+	for _, i := range chunk {
+		args = append(args, b.items[i].End.EndpointID)
+	}
+	for _, i := range chunk {
+		args = append(args, b.items[i].End.RegistrationID)
+	}
+	return tx.QueryContext(ctx, "UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = ?"+
+		" WHERE online AND "+inSQL("id", len(chunk))+" AND "+inSQL("registration_id", len(chunk))+" RETURNING id", args...)
 }
 
 // observe inserts the observations of the Observe items, then deletes
