@@ -270,3 +270,40 @@ func BenchmarkSetHeard(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkIngestEnd measures the De-registers of 500 endpoints in one
+// IngestBatch (each ends the endpoint's live registration, and records
+// /10240/0/1), on a SQLite file and, when FLOWNEXUS_TEST_POSTGRES_URL is
+// set, PostgreSQL. The Registers before each round are not timed.
+func BenchmarkIngestEnd(b *testing.B) {
+	ctx := context.Background()
+	engines := map[string]func(testing.TB) string{"sqlite": sqliteTestURL, "postgres": storetest.PostgresURL}
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			s := openTestStore(b, engines[name](b), true)
+			const n = 500
+			round := 0
+			for b.Loop() {
+				b.StopTimer()
+				round++
+				regs := make([]IngestItem, n)
+				eps := make([]Endpoint, n)
+				for i := range regs {
+					regs[i] = IngestItem{Register: &EndpointRegistration{Name: fmt.Sprintf("urn:dev:%d", i), RegistrationID: fmt.Sprintf("r%d-%d", round, i)}, Registered: &eps[i]}
+				}
+				if err := s.IngestBatch(ctx, regs); err != nil {
+					b.Fatal(err)
+				}
+				ends := make([]IngestItem, n)
+				for i, e := range eps {
+					ends[i] = IngestItem{End: &RegistrationEnd{EndpointID: e.ID, RegistrationID: e.RegistrationID},
+						Values: []ResourceValue{{EndpointID: e.ID, Path: lwm2m.NewPath(10240, 0, 1), Value: lwm2m.Time(t0), ReceivedAt: t0}}}
+				}
+				b.StartTimer()
+				if err := s.IngestBatch(ctx, ends); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
