@@ -157,11 +157,12 @@ type response struct {
 	observed  bool // the response carries an Observe option
 }
 
-// registration returns the live registration of endpoint, restored from
-// the store when the server restarted since the device last talked; an
-// error matching ErrOffline when it has none.
+// registration returns the live registration of endpoint as its record
+// in the store has it now (registry.Current: another node may have served
+// the device since this one did, or the server restarted); an error
+// matching ErrOffline when it has none.
 func (m *Manager) registration(ctx context.Context, endpoint string) (registry.Registration, error) {
-	reg, err := m.reg.LookupEndpoint(ctx, endpoint)
+	reg, err := m.reg.Current(ctx, endpoint)
 	if errors.Is(err, registry.ErrNotFound) {
 		return reg, fmt.Errorf("%w: %q", ErrOffline, endpoint)
 	}

@@ -46,8 +46,15 @@ type stack struct {
 // default policy); mod, when given, changes the Manager's configuration.
 func newStack(t testing.TB, auto *devmgmt.Policy, mod ...func(*devmgmt.Config)) *stack {
 	t.Helper()
+	return newStackOn(t, filepath.Join(t.TempDir(), "db.sqlite"), auto, mod...)
+}
+
+// newStackOn is newStack on the database at url: stacks on the same
+// database are server nodes sharing it.
+func newStackOn(t testing.TB, url string, auto *devmgmt.Policy, mod ...func(*devmgmt.Config)) *stack {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Options{})
+	st, err := store.Open(ctx, url, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -171,7 +171,9 @@ func (w *Writer) Failing() (time.Time, error) {
 // Write stores items and returns once they are committed, with nil, or
 // have failed. Items of one call are committed in the same transaction,
 // but for those their NoCredential refuses: then Write returns an error
-// matching store.ErrCredentialRequired, and the others are committed.
+// matching store.ErrCredentialRequired, and the others are committed;
+// the same for those whose registration is gone (store.IngestItem.Gone),
+// with an error matching store.ErrRegistrationGone.
 // When ctx ends before the commit, Write returns ctx's error; the items
 // may still be committed. The items' values go to the hooks (OnCommit) as
 // they are: the caller must not modify them once Write is called.
@@ -330,6 +332,7 @@ func (w *Writer) commit(batch []*request) {
 func (w *Writer) done(r *request, items []Item, err error) {
 	w.statsMu.Lock()
 	var refused []string
+	gone := false
 	switch {
 	case err != nil:
 		w.stats.Failed += int64(len(items))
@@ -338,6 +341,10 @@ func (w *Writer) done(r *request, items []Item, err error) {
 			if it.Refused {
 				w.stats.Refused++
 				refused = append(refused, it.NoCredential)
+				continue
+			}
+			if it.Gone {
+				gone = true
 				continue
 			}
 			w.stats.Items++
@@ -355,6 +362,9 @@ func (w *Writer) done(r *request, items []Item, err error) {
 	w.statsMu.Unlock()
 	if err == nil && len(refused) > 0 {
 		err = fmt.Errorf("ingest: endpoint %q: %w", refused[0], store.ErrCredentialRequired)
+	}
+	if err == nil && gone {
+		err = fmt.Errorf("ingest: %w", store.ErrRegistrationGone)
 	}
 	r.done <- err
 }

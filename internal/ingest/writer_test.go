@@ -308,3 +308,40 @@ func TestWriteRefusesEndpointWithCredentials(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// An Update of a registration that is no longer the endpoint's live one
+// fails its Write with store.ErrRegistrationGone and stores nothing; the
+// items batched with it are committed.
+func TestWriteReportsRegistrationGone(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	id := endpoint(t, st, "a") // registration "a"
+	w := ingest.New(st, ingest.Options{MaxDelay: 50 * time.Millisecond})
+	w.Start()
+	defer w.Close()
+	lt := time.Minute
+	stale := ingest.Item{Update: &store.RegistrationUpdate{EndpointID: id, RegistrationID: "replaced",
+		EndpointUpdate: store.EndpointUpdate{Lifetime: &lt}}}
+	errs := make(chan error, 2)
+	go func() { errs <- w.Write(ctx, stale) }()
+	go func() {
+		errs <- w.Write(ctx, ingest.Report(id, ingest.KindNotify, []lwm2m.Record{{Path: temp, Value: lwm2m.Float(1)}}, time.Now()))
+	}()
+	var gone, ok int
+	for range 2 {
+		switch err := <-errs; {
+		case errors.Is(err, store.ErrRegistrationGone):
+			gone++
+		case err == nil:
+			ok++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if gone != 1 || ok != 1 {
+		t.Fatalf("%d gone, %d stored; want one each", gone, ok)
+	}
+	if ep, _ := st.GetEndpointByID(ctx, id); ep.Lifetime != time.Hour {
+		t.Errorf("the stale Update changed the lifetime to %v", ep.Lifetime)
+	}
+}

@@ -37,11 +37,16 @@ func (q *Queue) Reachable(reg registry.Registration, now time.Time) bool {
 // error only when the database fails (the Engine then retries the job);
 // every device-side outcome is recorded on the operation.
 func (q *Queue) deliver(ctx context.Context, endpointID int64, endpoint string) error {
+	// First as the record has it now (the device may have moved, or
+	// talked to another node), then this node's copy, which that and
+	// every attempt (devmgmt) refresh.
+	lookup := q.reg.Current
 	for sent := 0; ; {
 		if ctx.Err() != nil {
 			return nil // stopping: the rest waits for the next wake-up
 		}
-		reg, err := q.reg.LookupEndpoint(ctx, endpoint)
+		reg, err := lookup(ctx, endpoint)
+		lookup = q.reg.LookupEndpoint
 		if errors.Is(err, registry.ErrNotFound) || (err == nil && reg.EndpointID != endpointID) {
 			return nil // offline: waits for the next Register
 		}

@@ -19,11 +19,6 @@ var (
 	PathUpdated      = lwm2m.NewPath(10240, 0, 2)
 )
 
-// history writes one registration history value.
-func (r *Registry) history(ctx context.Context, endpointID int64, p lwm2m.Path, t time.Time) error {
-	return r.write(ctx, store.IngestItem{Values: []store.ResourceValue{historyValue(endpointID, p, t)}})
-}
-
 // historyValue is the registration history value of path p at t.
 func historyValue(endpointID int64, p lwm2m.Path, t time.Time) store.ResourceValue {
 	return store.ResourceValue{EndpointID: endpointID, Path: p, Value: lwm2m.Time(t), DeviceTime: t, ReceivedAt: t}
@@ -32,7 +27,8 @@ func historyValue(endpointID int64, p lwm2m.Path, t time.Time) store.ResourceVal
 // write stores it, batched with the server's other writes through the
 // ingest writer when the registry has one, else in a transaction of its
 // own. An item its NoCredential refuses is an error matching
-// store.ErrCredentialRequired.
+// store.ErrCredentialRequired, one whose registration is gone
+// (store.IngestItem.Gone) an error matching store.ErrRegistrationGone.
 func (r *Registry) write(ctx context.Context, it store.IngestItem) error {
 	if r.ingest != nil {
 		return r.ingest.Write(ctx, it)
@@ -43,6 +39,9 @@ func (r *Registry) write(ctx context.Context, it store.IngestItem) error {
 	}
 	if items[0].Refused {
 		return fmt.Errorf("endpoint %q: %w", it.NoCredential, store.ErrCredentialRequired)
+	}
+	if items[0].Gone {
+		return store.ErrRegistrationGone
 	}
 	return nil
 }
@@ -82,31 +81,46 @@ func (r *Registry) persistRegister(ctx context.Context, reg Registration, links 
 	return ep.ID, err
 }
 
-// persistUpdate records an Update and /10240/0/2 in one write.
-func (r *Registry) persistUpdate(ctx context.Context, reg Registration, hasLinks bool, links string, checkCredentials bool) error {
-	lt := time.Duration(reg.Lifetime) * time.Second
-	tr := reg.Transport.storeTransport()
-	u := store.EndpointUpdate{
-		Address:   addrString(reg.Addr),
-		Lifetime:  &lt,
-		Binding:   &reg.Binding,
-		SMSNumber: &reg.SMS,
-		QueueMode: &reg.Queue,
-		Transport: &tr,
-		Time:      reg.UpdatedAt,
+// persistUpdate records an Update of cur and /10240/0/2 in one write: the
+// fields req names, and only while cur is the endpoint's live
+// registration (else an error matching store.ErrRegistrationGone). It
+// returns the endpoint as the Update left it.
+func (r *Registry) persistUpdate(ctx context.Context, cur Registration, req UpdateRequest, now time.Time) (store.Endpoint, error) {
+	u := store.EndpointUpdate{Time: now}
+	if req.Lifetime != 0 {
+		lt := time.Duration(req.Lifetime) * time.Second
+		u.Lifetime = &lt
 	}
-	if hasLinks {
-		u.ObjectLinks = &links
+	if req.Binding != "" {
+		u.Binding = &req.Binding
 	}
-	return r.write(ctx, store.IngestItem{
-		NoCredential: noCredential(checkCredentials, reg.Endpoint),
-		Update:       &store.RegistrationUpdate{EndpointID: reg.EndpointID, EndpointUpdate: u},
-		Values:       []store.ResourceValue{historyValue(reg.EndpointID, PathUpdated, reg.UpdatedAt)},
+	if req.Queue {
+		u.QueueMode = &req.Queue
+	}
+	if req.HasSMS {
+		u.SMSNumber = &req.SMS
+	}
+	if req.HasObjects {
+		u.ObjectLinks = &req.ObjectLinks
+	}
+	if req.Addr.IsValid() {
+		tr := req.Transport.storeTransport()
+		u.Address, u.Transport = addrString(req.Addr), &tr
+	}
+	var ep store.Endpoint
+	err := r.write(ctx, store.IngestItem{
+		NoCredential: noCredential(req.CheckCredentials, cur.Endpoint),
+		Update:       &store.RegistrationUpdate{EndpointID: cur.EndpointID, RegistrationID: cur.ID, EndpointUpdate: u},
+		Updated:      &ep,
+		Values:       []store.ResourceValue{historyValue(cur.EndpointID, PathUpdated, now)},
 	})
+	return ep, err
 }
 
 // persistEnd records the end of a registration: the endpoint offline, the
-// registration's observations deleted and /10240/0/1, in one write.
+// registration's observations deleted and /10240/0/1, in one write, while
+// it is the endpoint's live registration (else an error matching
+// store.ErrRegistrationGone).
 func (r *Registry) persistEnd(ctx context.Context, reg Registration, t time.Time, checkCredentials bool) error {
 	return r.write(ctx, store.IngestItem{
 		NoCredential: noCredential(checkCredentials, reg.Endpoint),
@@ -126,46 +140,56 @@ func (r *Registry) deleteObservation(ctx context.Context, token []byte) error {
 	return r.write(ctx, store.IngestItem{Unobserve: token})
 }
 
-// sweepStore expires online endpoints of the store that have no live
-// registration in memory (registrations made before a restart whose
-// devices never came back), deleting their observations and recording
-// /10240/0/1 for each.
-func (r *Registry) sweepStore(ctx context.Context, now time.Time) error {
-	eps, err := r.st.ExpireEndpoints(ctx, now.Add(-r.grace))
+// restore brings back a registration this node does not hold from its
+// record: one made before a restart, or on another node. It comes with
+// the address and transport its device last talked from and over and the
+// observations held on it. A record past its lifetime is not brought
+// back (the next Sweep expires it).
+func (r *Registry) restore(ctx context.Context, id string) (Registration, error) {
+	ep, err := r.liveRecord(ctx, id)
 	if err != nil {
-		return err
+		return Registration{}, err
 	}
-	var errs []error
-	for _, ep := range eps {
-		r.log.Info("registration expired", "endpoint", ep.Name, "registration", ep.RegistrationID,
-			"lifetime", int64(ep.Lifetime/time.Second), "last_update", ep.LastSeen)
-		// Stale only: the endpoint may have registered anew meanwhile.
-		if _, err := r.st.DeleteStaleObservations(ctx, ep.ID); err != nil {
-			errs = append(errs, err)
-		}
-		if err := r.history(ctx, ep.ID, PathDeregistered, now); err != nil {
-			errs = append(errs, err)
+	if !r.clock.Now().Before(ep.Expiry().Add(r.grace)) {
+		return Registration{}, fmt.Errorf("registry: registration %q expired: %w", id, ErrNotFound)
+	}
+	mu := r.stripe(ep.Name)
+	mu.Lock()
+	defer mu.Unlock()
+	if reg, ok := r.Get(id); ok {
+		return reg, nil // restored concurrently
+	}
+	if _, ok := r.ByEndpoint(ep.Name); ok {
+		// This node holds another registration of the endpoint, older
+		// (another node took the device's new Register) or newer (a
+		// Register here since the read): the record decides, read again
+		// under the endpoint's lock.
+		if ep, err = r.liveRecord(ctx, id); err != nil {
+			return Registration{}, err
 		}
 	}
-	return errors.Join(errs...)
+	return r.adopt(ctx, ep)
 }
 
-// restore brings back a registration made before a restart from the store,
-// with the address and transport its device last talked from and over and
-// the observations held on it.
-func (r *Registry) restore(ctx context.Context, id string) (Registration, error) {
-	ep, err := r.st.GetEndpointByRegistrationID(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return Registration{}, fmt.Errorf("registry: registration %q: %w", id, ErrNotFound)
+// liveRecord returns the record of the live registration id, or an error
+// matching ErrNotFound when it is not the live one of any endpoint.
+func (r *Registry) liveRecord(ctx context.Context, id string) (store.RegistrationRecord, error) {
+	rec, err := r.st.GetRegistrationRecordByID(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && !rec.Online):
+		return store.RegistrationRecord{}, fmt.Errorf("registry: registration %q: %w", id, ErrNotFound)
+	case err != nil:
+		return store.RegistrationRecord{}, fmt.Errorf("registry: registration %q: %w", id, err)
 	}
-	if err != nil {
-		return Registration{}, fmt.Errorf("registry: registration %q: %w", id, err)
-	}
-	if !ep.Online {
-		return Registration{}, fmt.Errorf("registry: registration %q: %w", id, ErrNotFound)
-	}
+	return rec, nil
+}
+
+// registrationOf is the registration an online endpoint's record holds,
+// with the address and transport its device last talked from and over;
+// objs, when not nil, are its object links already parsed.
+func registrationOf(ep store.RegistrationRecord, objs *linkformat.Registration) Registration {
 	reg := Registration{
-		ID:           id,
+		ID:           ep.RegistrationID,
 		Endpoint:     ep.Name,
 		EndpointID:   ep.ID,
 		Transport:    transportOf(ep.Transport),
@@ -176,53 +200,20 @@ func (r *Registry) restore(ctx context.Context, id string) (Registration, error)
 		SMS:          ep.SMSNumber,
 		RegisteredAt: ep.RegisteredAt,
 		UpdatedAt:    ep.LastSeen,
-		LastSeen:     ep.LastSeen,
+		LastSeen:     ep.LastHeard(),
 	}
 	if ap, err := netip.ParseAddrPort(ep.Address); err == nil {
 		reg.Addr = ap
 	}
-	if reg.Objects, err = linkformat.ParseRegistration([]byte(ep.ObjectLinks)); err != nil {
+	var err error
+	if objs != nil {
+		reg.Objects = *objs
+	} else if reg.Objects, err = linkformat.ParseRegistration([]byte(ep.ObjectLinks)); err != nil {
 		// The links were accepted when stored; a parser that has become
 		// stricter must not lock the device out.
 		reg.Objects = linkformat.Registration{RootPath: "/"}
 	}
-	if !r.clock.Now().Before(reg.ExpiresAt(r.grace)) {
-		return Registration{}, fmt.Errorf("registry: registration %q expired: %w", id, ErrNotFound)
-	}
-	// Read before the locks: no observation is added to or removed from a
-	// registration that is not in memory.
-	rows, err := r.st.ListObservations(ctx, id)
-	if err != nil {
-		return Registration{}, fmt.Errorf("registry: registration %q: %w", id, err)
-	}
-
-	mu := r.stripe(reg.Endpoint)
-	mu.Lock()
-	defer mu.Unlock()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e := r.byID[id]; e != nil {
-		return e.reg, nil // restored concurrently
-	}
-	if e := r.byName[reg.Endpoint]; e != nil {
-		// The endpoint registered anew in this process; the stored row
-		// already names the new registration, so this ID is stale.
-		return Registration{}, fmt.Errorf("registry: registration %q: %w", id, ErrNotFound)
-	}
-	e := &entry{reg: reg}
-	r.byID[id] = e
-	r.byName[reg.Endpoint] = e
-	r.setAddrLocked(e, reg.Addr, reg.Transport)
-	for _, row := range rows {
-		tok := string(row.Token)
-		if _, taken := r.tokens[tok]; taken {
-			continue // tokens are unique in the store; memory wins
-		}
-		o := observationFromStore(id, row)
-		r.tokens[tok] = &o
-		e.tokens = append(e.tokens, tok)
-	}
-	return reg, nil
+	return reg
 }
 
 func addrString(a netip.AddrPort) string {

@@ -53,9 +53,17 @@ type Options struct {
 	// writes of the server; nil writes to the store directly, one
 	// transaction each.
 	Ingest *ingest.Writer
+	// SeenInterval is how often Run writes when devices were last heard
+	// from (Seen) to their records: one write for all the devices heard
+	// since the last one, so at most one write an interval whatever the
+	// fleet does, and other nodes see a device's traffic at most this
+	// late. Zero means one second.
+	SeenInterval time.Duration
 }
 
-// Registration is one live registration. Values returned by the registry
+// Registration is one registration: a copy of its durable record (the
+// store's endpoint row) as this node last wrote or read it, with the time
+// this node last heard from the device. Values returned by the registry
 // are copies: the caller may keep them, and must not modify the slices in
 // Objects, which are shared with the registry.
 type Registration struct {
@@ -76,7 +84,8 @@ type Registration struct {
 	// RegisteredAt is the time of the Register; UpdatedAt the time of the
 	// last Register or Update, from which the lifetime runs; LastSeen the
 	// time of the last message from the device the transport reported
-	// (Register, Update, Send, notification).
+	// (Register, Update, Send, notification), to this node or, as far as
+	// the record had it when this node last read it, to another.
 	RegisteredAt time.Time
 	UpdatedAt    time.Time
 	LastSeen     time.Time
@@ -176,15 +185,19 @@ type Event struct {
 	Registration Registration
 }
 
-// Registry holds the live registrations. Create it with New.
+// Registry is one node's view of the registrations: their durable records
+// in the store, a cache of the records of the devices this node talks to
+// and what only this node holds (observation tokens, when it last heard
+// from a device). Create it with New.
 type Registry struct {
-	st     *store.Store
-	clock  Clock
-	grace  time.Duration
-	keep   time.Duration // Options.Retention
-	log    *slog.Logger
-	ingest *ingest.Writer
-	seed   maphash.Seed
+	st        *store.Store
+	clock     Clock
+	grace     time.Duration
+	keep      time.Duration // Options.Retention
+	seenEvery time.Duration // Options.SeenInterval
+	log       *slog.Logger
+	ingest    *ingest.Writer
+	seed      maphash.Seed
 
 	// stripes serialize the store write and the in-memory change of one
 	// endpoint name (Register, Update, De-register and expiry of the same
@@ -198,32 +211,39 @@ type Registry struct {
 	byName    map[string]*entry         // guarded by mu
 	byAddr    map[netip.AddrPort]*entry // guarded by mu; for Send over plain CoAP only
 	tokens    map[string]*Observation   // guarded by mu; key is the raw token
+	heard     map[int64]time.Time       // guarded by mu; endpoint ID -> Seen not yet written (WriteSeen)
 	listeners []func(Event)             // guarded by mu
 }
 
-// entry is the registry's record of one registration.
+// entry is the registry's cached copy of one registration.
 type entry struct {
 	reg    Registration // guarded by Registry.mu
 	tokens []string     // guarded by Registry.mu; observation tokens on this registration
+	links  uint64       // guarded by Registry.mu; hash of the object links reg.Objects holds
 }
 
 // New returns an empty registry writing through to st.
 func New(st *store.Store, opts Options) *Registry {
 	r := &Registry{
-		st:     st,
-		clock:  opts.Clock,
-		grace:  opts.Grace,
-		keep:   opts.Retention,
-		log:    opts.Logger,
-		ingest: opts.Ingest,
-		seed:   maphash.MakeSeed(),
-		byID:   make(map[string]*entry),
-		byName: make(map[string]*entry),
-		byAddr: make(map[netip.AddrPort]*entry),
-		tokens: make(map[string]*Observation),
+		st:        st,
+		clock:     opts.Clock,
+		grace:     opts.Grace,
+		keep:      opts.Retention,
+		seenEvery: opts.SeenInterval,
+		log:       opts.Logger,
+		ingest:    opts.Ingest,
+		seed:      maphash.MakeSeed(),
+		byID:      make(map[string]*entry),
+		byName:    make(map[string]*entry),
+		byAddr:    make(map[netip.AddrPort]*entry),
+		tokens:    make(map[string]*Observation),
+		heard:     make(map[int64]time.Time),
 	}
 	if r.clock == nil {
 		r.clock = ClockFunc(time.Now)
+	}
+	if r.seenEvery <= 0 {
+		r.seenEvery = time.Second
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -329,7 +349,7 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (Registrat
 	if old := r.byName[reg.Endpoint]; old != nil {
 		r.removeLocked(old)
 	}
-	e := &entry{reg: reg}
+	e := &entry{reg: reg, links: maphash.String(r.seed, req.ObjectLinks)}
 	r.byID[reg.ID] = e
 	r.byName[reg.Endpoint] = e
 	r.setAddrLocked(e, reg.Addr, reg.Transport)
@@ -381,11 +401,11 @@ func (r *Registry) ByAddr(addr netip.AddrPort) (Registration, bool) {
 	return Registration{}, false
 }
 
-// Lookup returns the live registration with the given ID. An ID not in
-// memory is looked up in the store (the registration of an online endpoint
-// made before a restart) and, when found and not expired, becomes live
-// again. It returns an error matching ErrNotFound for an unknown or ended
-// registration.
+// Lookup returns the live registration with the given ID: this node's
+// copy when it holds one, else the record's (a registration made before a
+// restart, or on another node), which becomes this node's copy when its
+// lifetime has not passed. It returns an error matching ErrNotFound for an
+// unknown or ended registration.
 func (r *Registry) Lookup(ctx context.Context, id string) (Registration, error) {
 	if reg, ok := r.Get(id); ok {
 		return reg, nil
@@ -393,7 +413,8 @@ func (r *Registry) Lookup(ctx context.Context, id string) (Registration, error) 
 	return r.restore(ctx, id)
 }
 
-// Get returns the live registration with the given ID from memory only.
+// Get returns this node's copy of the registration with the given ID,
+// from memory only.
 func (r *Registry) Get(id string) (Registration, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -403,7 +424,8 @@ func (r *Registry) Get(id string) (Registration, bool) {
 	return Registration{}, false
 }
 
-// ByEndpoint returns the live registration of the named endpoint.
+// ByEndpoint returns this node's copy of the named endpoint's
+// registration, from memory only.
 func (r *Registry) ByEndpoint(name string) (Registration, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -413,14 +435,15 @@ func (r *Registry) ByEndpoint(name string) (Registration, bool) {
 	return Registration{}, false
 }
 
-// Len returns the number of live registrations in memory.
+// Len returns the number of registrations this node holds a copy of.
 func (r *Registry) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.byID)
 }
 
-// List returns every live registration in memory, in no particular order.
+// List returns this node's copy of every registration it holds, in no
+// particular order.
 func (r *Registry) List() []Registration {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -431,9 +454,13 @@ func (r *Registry) List() []Registration {
 	return out
 }
 
-// Update applies an Update to the registration with the given ID. It
-// returns an error matching ErrNotFound when the registration is unknown or
-// has ended.
+// Update applies an Update to the registration with the given ID and
+// returns the registration as its record is after the Update. Only what
+// the request names is written, and only while the registration is the
+// endpoint's live one in the store, so a node whose copy is stale
+// (another node served the device meanwhile) never overwrites a newer
+// record. It returns an error matching ErrNotFound when the registration
+// is unknown or has ended, here or on another node.
 func (r *Registry) Update(ctx context.Context, id string, req UpdateRequest) (Registration, error) {
 	cur, err := r.Lookup(ctx, id)
 	if err != nil {
@@ -444,53 +471,27 @@ func (r *Registry) Update(ctx context.Context, id string, req UpdateRequest) (Re
 	defer mu.Unlock()
 	// Re-read under the endpoint's lock: a Register or De-register may
 	// have ended the registration meanwhile.
-	reg, ok := r.Get(id)
+	cur, ok := r.Get(id)
 	if !ok {
 		return Registration{}, fmt.Errorf("registry: update %q: %w", id, ErrNotFound)
 	}
-	now := r.clock.Now()
-	if req.Lifetime != 0 {
-		reg.Lifetime = req.Lifetime
-	}
-	if req.Binding != "" {
-		reg.Binding = req.Binding
-	}
-	if req.Queue {
-		reg.Queue = true
-	}
-	if req.HasSMS {
-		reg.SMS = req.SMS
-	}
-	if req.HasObjects {
-		reg.Objects = req.Objects
-	}
-	if req.Addr.IsValid() {
-		reg.Addr, reg.Transport = req.Addr, req.Transport
-	}
-	reg.UpdatedAt, reg.LastSeen = now, now
-	links := ""
-	if req.HasObjects {
-		links = req.ObjectLinks
-	}
-	if err := r.persistUpdate(ctx, reg, req.HasObjects, links, req.CheckCredentials); err != nil {
-		return Registration{}, fmt.Errorf("registry: update %q: %w", id, err)
-	}
-	r.mu.Lock()
-	e := r.byID[id]
-	if e != nil {
-		r.setAddrLocked(e, reg.Addr, reg.Transport)
-		e.reg = reg
-	}
-	r.mu.Unlock()
-	if e == nil {
+	ep, err := r.persistUpdate(ctx, cur, req, r.clock.Now())
+	if errors.Is(err, store.ErrRegistrationGone) {
+		r.forget(id)
 		return Registration{}, fmt.Errorf("registry: update %q: %w", id, ErrNotFound)
 	}
+	if err != nil {
+		return Registration{}, fmt.Errorf("registry: update %q: %w", id, err)
+	}
+	reg := r.cache(store.RegistrationRecord{Endpoint: ep}, nil)
 	r.emit(Event{Kind: Updated, Registration: reg})
 	return reg, nil
 }
 
-// Deregister ends the registration with the given ID. It returns an error
-// matching ErrNotFound when the registration is unknown or has ended.
+// Deregister ends the registration with the given ID, while it is the
+// endpoint's live one in the store. It returns an error matching
+// ErrNotFound when the registration is unknown or has ended, or a newer
+// one replaced it, here or on another node.
 func (r *Registry) Deregister(ctx context.Context, id string) (Registration, error) {
 	return r.deregister(ctx, id, false)
 }
@@ -507,129 +508,22 @@ func (r *Registry) deregister(ctx context.Context, id string, checkCredentials b
 	if err != nil {
 		return Registration{}, err
 	}
-	return r.end(ctx, cur, Deregistered, checkCredentials)
-}
-
-// end takes reg offline in the store, forgets it and emits kind.
-func (r *Registry) end(ctx context.Context, cur Registration, kind EventKind, checkCredentials bool) (Registration, error) {
 	mu := r.stripe(cur.Endpoint)
 	mu.Lock()
 	defer mu.Unlock()
-	reg, ok := r.Get(cur.ID)
+	reg, ok := r.Get(id)
 	if !ok {
-		return Registration{}, fmt.Errorf("registry: %s %q: %w", kind, cur.ID, ErrNotFound)
+		return Registration{}, fmt.Errorf("registry: deregister %q: %w", id, ErrNotFound)
 	}
-	if kind == Expired && r.clock.Now().Before(reg.ExpiresAt(r.grace)) {
-		return reg, nil // updated meanwhile
+	err = r.persistEnd(ctx, reg, r.clock.Now(), checkCredentials)
+	if errors.Is(err, store.ErrRegistrationGone) {
+		r.forget(id)
+		return Registration{}, fmt.Errorf("registry: deregister %q: %w", id, ErrNotFound)
 	}
-	if err := r.persistEnd(ctx, reg, r.clock.Now(), checkCredentials); err != nil {
-		return Registration{}, fmt.Errorf("registry: %s %q: %w", kind, reg.ID, err)
+	if err != nil {
+		return Registration{}, fmt.Errorf("registry: deregister %q: %w", id, err)
 	}
-	r.mu.Lock()
-	if e := r.byID[reg.ID]; e != nil {
-		r.removeLocked(e)
-	}
-	r.mu.Unlock()
-	r.emit(Event{Kind: kind, Registration: reg})
+	r.forget(id)
+	r.emit(Event{Kind: Deregistered, Registration: reg})
 	return reg, nil
-}
-
-// Seen records traffic from the device of registration id (a Send or a
-// notification) at the clock's time. It changes memory only; the store's
-// last seen is written by Register and Update.
-func (r *Registry) Seen(id string) {
-	now := r.clock.Now()
-	r.mu.Lock()
-	if e := r.byID[id]; e != nil {
-		e.reg.LastSeen = now
-	}
-	r.mu.Unlock()
-}
-
-// Sweep ends every registration whose lifetime (plus grace) has passed, as
-// a De-register would, and returns how many it ended. Errors of single
-// registrations are logged and do not stop the sweep; the registration
-// stays and is tried again by the next sweep.
-func (r *Registry) Sweep(ctx context.Context) int {
-	now := r.clock.Now()
-	var due []Registration
-	r.mu.RLock()
-	for _, e := range r.byID {
-		if !now.Before(e.reg.ExpiresAt(r.grace)) {
-			due = append(due, e.reg)
-		}
-	}
-	r.mu.RUnlock()
-	n := 0
-	for _, reg := range due {
-		if ctx.Err() != nil {
-			break
-		}
-		got, err := r.end(ctx, reg, Expired, false)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			r.log.Error("registration expiry failed", "endpoint", reg.Endpoint, "registration", reg.ID, "err", err)
-		case got.ID == reg.ID && now.Before(got.ExpiresAt(r.grace)):
-			// updated between the scan and the lock
-		default:
-			r.log.Info("registration expired", "endpoint", reg.Endpoint, "registration", reg.ID,
-				"lifetime", reg.Lifetime, "last_update", reg.UpdatedAt)
-			n++
-		}
-	}
-	if err := r.sweepStore(ctx, now); err != nil && ctx.Err() == nil {
-		r.log.Error("expiring stored registrations failed", "err", err)
-	}
-	return n
-}
-
-// Run calls Sweep every interval and, with Options.Retention,
-// RemoveStale every hour, until ctx is done.
-func (r *Registry) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var clean <-chan time.Time
-	if r.keep > 0 {
-		c := time.NewTicker(time.Hour)
-		defer c.Stop()
-		clean = c.C
-		r.RemoveStale(ctx)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.Sweep(ctx)
-		case <-clean:
-			r.RemoveStale(ctx)
-		}
-	}
-}
-
-// RemoveStale deletes the endpoints nobody has a stake in that were last
-// heard from longer than Options.Retention ago (store.RemoveStaleEndpoints),
-// in chunks, and returns how many it removed. Errors are logged.
-func (r *Registry) RemoveStale(ctx context.Context) int {
-	if r.keep <= 0 {
-		return 0
-	}
-	const chunk = 1000
-	n := 0
-	for ctx.Err() == nil {
-		names, err := r.st.RemoveStaleEndpoints(ctx, r.clock.Now().Add(-r.keep), chunk)
-		if err != nil {
-			r.log.Error("removing stale endpoints failed", "err", err)
-			break
-		}
-		n += len(names)
-		if len(names) < chunk {
-			break
-		}
-	}
-	if n > 0 {
-		r.log.Info("stale endpoints removed", "count", n, "retention", r.keep)
-	}
-	return n
 }

@@ -50,8 +50,10 @@ func (t Transport) String() string {
 // SetAddr records that the device of registration id now talks from addr
 // over t without having sent an Update: a DTLS session kept across a NAT
 // rebinding by its Connection ID. The address and transport are written to
-// the store. It
-// returns an error matching ErrNotFound when the registration has ended.
+// the registration's record (store.SetEndpointAddress) before this node's
+// copy changes; the lifetime still runs from the last Register or Update.
+// It returns an error matching ErrNotFound when the registration has
+// ended, here or on another node.
 func (r *Registry) SetAddr(ctx context.Context, id string, addr netip.AddrPort, t Transport) error {
 	cur, ok := r.Get(id)
 	if !ok {
@@ -60,27 +62,29 @@ func (r *Registry) SetAddr(ctx context.Context, id string, addr netip.AddrPort, 
 	mu := r.stripe(cur.Endpoint)
 	mu.Lock()
 	defer mu.Unlock()
-	r.mu.Lock()
-	e := r.byID[id]
-	if e == nil {
-		r.mu.Unlock()
+	if cur, ok = r.Get(id); !ok {
 		return fmt.Errorf("registry: set address of %q: %w", id, ErrNotFound)
 	}
-	if e.reg.Addr == addr && e.reg.Transport == t {
-		r.mu.Unlock()
+	if cur.Addr == addr && cur.Transport == t {
 		return nil
 	}
-	r.setAddrLocked(e, addr, t)
-	e.reg.Addr, e.reg.Transport = addr, t
-	e.reg.LastSeen = r.clock.Now()
-	reg := e.reg
-	r.mu.Unlock()
-	tr := t.storeTransport()
-	if _, err := r.st.UpdateEndpointRegistration(ctx, reg.EndpointID, store.EndpointUpdate{
-		Address: addrString(addr), Transport: &tr, Time: reg.LastSeen,
-	}); err != nil {
+	now := r.clock.Now()
+	err := r.st.SetEndpointAddress(ctx, cur.EndpointID, id, addrString(addr), t.storeTransport())
+	if errors.Is(err, store.ErrRegistrationGone) {
+		r.forget(id)
+		return fmt.Errorf("registry: set address of %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
 		return fmt.Errorf("registry: set address of %q: %w", id, err)
 	}
+	r.mu.Lock()
+	if e := r.byID[id]; e != nil {
+		r.setAddrLocked(e, addr, t)
+		e.reg.Addr, e.reg.Transport = addr, t
+		e.reg.LastSeen = now
+		r.heard[e.reg.EndpointID] = now
+	}
+	r.mu.Unlock()
 	return nil
 }
 

@@ -19,7 +19,7 @@ type Endpoint struct {
 	RegistrationID string
 	Online         bool
 	RegisteredAt   time.Time // last Register; zero if never registered
-	LastSeen       time.Time // last message from the device; zero if never seen
+	LastSeen       time.Time // last Register or Update: the lifetime runs from it (Expiry); zero if never registered
 	Address        string    // last source address, "ip:port"
 	Lifetime       time.Duration
 	Binding        string // "U", "UQ", "S", ...
@@ -187,6 +187,10 @@ const updateSQL = `
 		transport = COALESCE($9, transport)
 	WHERE id = $1`
 
+// updateLiveCond restricts updateSQL to the endpoint's live registration,
+// named by a tenth argument.
+const updateLiveCond = " AND online AND registration_id = $10"
+
 // updateArgs returns the arguments of updateSQL for u on the endpoint
 // with the given id, with now as the time when u has none, or an error
 // for an invalid transport.
@@ -307,9 +311,10 @@ func (s *Store) ListEndpoints(ctx context.Context, f EndpointFilter) ([]Endpoint
 	return out, total, nil
 }
 
-// TouchEndpoint records that the endpoint was heard from at lastSeen, from
-// addr ("" keeps the stored address). It does not bring an offline
-// endpoint back online: that takes a Register.
+// TouchEndpoint moves the endpoint's last_seen, from which its
+// registration's lifetime runs, to lastSeen and records addr ("" keeps the
+// stored address). It does not bring an offline endpoint back online: that
+// takes a Register.
 func (s *Store) TouchEndpoint(ctx context.Context, id int64, addr string, lastSeen time.Time) error {
 	return wrap(fmt.Sprintf("touch endpoint %d", id), requireRow(s.wdb.ExecContext(ctx,
 		"UPDATE endpoint SET last_seen = $2, address = COALESCE(NULLIF($3, ''), address) WHERE id = $1",
@@ -324,30 +329,9 @@ func (s *Store) SetEndpointOffline(ctx context.Context, id int64) error {
 		id, millis(s.now()))))
 }
 
-// ExpireEndpoints marks offline, and returns, every online endpoint whose
-// lifetime has passed since it was last seen (last_seen + lifetime < now).
-// The endpoints are returned as they were before: online, with the
-// registration ID that expired.
+// ExpireEndpoints is ExpireRegistrations without history values.
 func (s *Store) ExpireEndpoints(ctx context.Context, now time.Time) ([]Endpoint, error) {
-	const due = "online AND (last_seen + lifetime * 1000) < $1"
-	lock := ""
-	if s.dialect == DialectPostgres {
-		lock = " FOR UPDATE" // SQLite's transaction holds the one writer
-	}
-	var out []Endpoint
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, "SELECT "+endpointCols+" FROM endpoint WHERE "+due+lock, millis(now))
-		if err != nil {
-			return err
-		}
-		if out, err = collect(rows, scanEndpoint); err != nil || len(out) == 0 {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, "UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = $2 WHERE "+due,
-			millis(now), millis(s.now()))
-		return err
-	})
-	return out, wrap("expire endpoints", err)
+	return s.ExpireRegistrations(ctx, now, nil)
 }
 
 // SetEndpointSite moves the endpoint to a site (0: no site).

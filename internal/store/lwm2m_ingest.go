@@ -22,9 +22,12 @@ var ErrCredentialRequired = errors.New("endpoint has credentials: plain CoAP ref
 //     the endpoint's observations not made on the new registration
 //     (DeleteStaleObservations); the item's event and values with
 //     EndpointID 0 belong to the registered endpoint.
-//   - Update records a registration Update (UpdateEndpointRegistration).
-//   - End ends a registration (SetEndpointOffline, not failing when the
-//     endpoint is gone, and DeleteObservations of the registration).
+//   - Update records a registration Update (UpdateEndpointRegistration);
+//     with RegistrationUpdate.RegistrationID, only while that is the
+//     endpoint's live registration.
+//   - End ends a registration while it is the endpoint's live one
+//     (SetEndpointOffline) and deletes its observations
+//     (DeleteObservations).
 //   - Observe stores an observation (InsertObservation); Unobserve deletes
 //     the observation with that token (DeleteObservation, without failing
 //     when there is none).
@@ -36,6 +39,12 @@ var ErrCredentialRequired = errors.New("endpoint has credentials: plain CoAP ref
 // for the endpoint of that name: it is stored only when no credential is
 // bound to the name, checked in the batch's transaction. Otherwise nothing
 // of it is stored and IngestBatch sets Refused.
+//
+// An Update with a RegistrationID, or an End, whose registration is not
+// the endpoint's live one (it ended, or a newer Register replaced it,
+// through any Store on the database) stores nothing of its item either:
+// IngestBatch sets Gone. A stale copy of a registration (a server node's
+// cache) therefore never overwrites or ends a newer one.
 type IngestItem struct {
 	NoCredential string
 	Register     *EndpointRegistration
@@ -43,24 +52,34 @@ type IngestItem struct {
 	// once IngestBatch has committed.
 	Registered *Endpoint
 	Update     *RegistrationUpdate
-	End        *RegistrationEnd
-	Observe    *Observation
-	Unobserve  []byte
-	Event      Event
-	Values     []ResourceValue
+	// Updated, when not nil, receives the endpoint as Update left it once
+	// IngestBatch has committed (unless the item is Refused or Gone).
+	Updated   *Endpoint
+	End       *RegistrationEnd
+	Observe   *Observation
+	Unobserve []byte
+	Event     Event
+	Values    []ResourceValue
 	// Refused is set by IngestBatch when NoCredential refused the item.
 	Refused bool
+	// Gone is set by IngestBatch when the item's Update or End named a
+	// registration that is not the endpoint's live one.
+	Gone bool
 }
 
 // RegistrationUpdate is a registration Update of the endpoint with the
-// given id, as UpdateEndpointRegistration takes it.
+// given id, as UpdateEndpointRegistration takes it. With RegistrationID
+// set, it applies only while that is the endpoint's live registration
+// (else the item is Gone); without, to the endpoint whatever its state.
 type RegistrationUpdate struct {
-	EndpointID int64
+	EndpointID     int64
+	RegistrationID string
 	EndpointUpdate
 }
 
 // RegistrationEnd is the end of the registration RegistrationID of the
-// endpoint with the given id (De-register or lifetime expiry).
+// endpoint with the given id (De-register): the endpoint goes offline if
+// that is its live registration (else the item is Gone).
 type RegistrationEnd struct {
 	EndpointID     int64
 	RegistrationID string
@@ -88,13 +107,16 @@ func (s *Store) IngestBatch(ctx context.Context, items []IngestItem) error {
 	defer s.prepareMissing(ctx)
 	if err := s.inTx(ctx, b.run(ctx)); err != nil {
 		for i := range items {
-			items[i].Refused = false
+			items[i].Refused, items[i].Gone = false, false
 		}
 		return wrap(op, err)
 	}
 	for i, it := range items {
 		if it.Registered != nil && it.Register != nil && !it.Refused {
 			*it.Registered = b.registered[i]
+		}
+		if it.Updated != nil && it.Update != nil && !it.Refused && !it.Gone {
+			*it.Updated = b.updated[i]
 		}
 	}
 	return nil
@@ -110,16 +132,17 @@ type ingestBatch struct {
 	updArgs    [][]any // per item: the update's arguments, nil without Update
 	obsArgs    [][]any // per item: the observation row, nil without Observe
 	registered []Endpoint
+	updated    []Endpoint
 }
 
 // prepare checks and encodes what can be checked before the transaction.
 func (b *ingestBatch) prepare() error {
 	n := len(b.items)
 	b.regArgs, b.updArgs, b.obsArgs = make([][]any, n), make([][]any, n), make([][]any, n)
-	b.registered = make([]Endpoint, n)
+	b.registered, b.updated = make([]Endpoint, n), make([]Endpoint, n)
 	for i := range b.items {
 		it := &b.items[i]
-		it.Refused = false
+		it.Refused, it.Gone = false, false
 		if it.Register != nil {
 			args, err := registerArgs(*it.Register, func() time.Time { return b.now })
 			if err != nil {
@@ -131,6 +154,9 @@ func (b *ingestBatch) prepare() error {
 			args, err := updateArgs(it.Update.EndpointID, it.Update.EndpointUpdate, b.now)
 			if err != nil {
 				return fmt.Errorf("update endpoint %d registration: %w", it.Update.EndpointID, err)
+			}
+			if it.Update.RegistrationID != "" {
+				args = append(args, it.Update.RegistrationID)
 			}
 			b.updArgs[i] = args
 		}
@@ -203,7 +229,7 @@ func (b *ingestBatch) refuse(ctx context.Context, tx *sql.Tx) error {
 }
 
 // live reports whether item i is to be stored.
-func (b *ingestBatch) live(i int) bool { return !b.items[i].Refused }
+func (b *ingestBatch) live(i int) bool { return !b.items[i].Refused && !b.items[i].Gone }
 
 // register upserts the endpoints of the Register items, in item order,
 // with multi-row statements in which each name appears once (a statement
@@ -272,49 +298,93 @@ func (b *ingestBatch) register(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// update applies the Update items, one statement each.
+// update applies the Update items, one statement each; one whose
+// registration is not live (RegistrationUpdate.RegistrationID) becomes
+// Gone.
 func (b *ingestBatch) update(ctx context.Context, tx *sql.Tx) error {
 	for i, it := range b.items {
 		if it.Update == nil || !b.live(i) {
 			continue
 		}
-		if err := requireRow(tx.ExecContext(ctx, updateSQL, b.updArgs[i]...)); err != nil {
+		q := updateSQL
+		if it.Update.RegistrationID != "" {
+			q += updateLiveCond
+		}
+		e, err := scanEndpoint(tx.QueryRowContext(ctx, q+" RETURNING "+endpointCols, b.updArgs[i]...))
+		switch {
+		case errors.Is(err, sql.ErrNoRows) && it.Update.RegistrationID != "":
+			b.items[i].Gone = true
+		case err != nil:
 			return fmt.Errorf("update endpoint %d registration: %w", it.Update.EndpointID, err)
+		default:
+			b.updated[i] = e
 		}
 	}
 	return nil
 }
 
-// end takes the endpoints of the End items offline and deletes the
-// observations of their registrations.
+// end takes the endpoints of the End items offline, those whose
+// registration is live (the others become Gone), and deletes the
+// observations of the registrations it ended.
 func (b *ingestBatch) end(ctx context.Context, tx *sql.Tx) error {
-	var ids, regs []any
+	var items []int
 	for i, it := range b.items {
 		if it.End != nil && b.live(i) {
-			ids = append(ids, it.End.EndpointID)
-			regs = append(regs, it.End.RegistrationID)
+			items = append(items, i)
 		}
 	}
-	for chunk := range chunks(b.s, ids) {
-		cond, args, err := b.s.in("id", 1, "bigint", chunk)
+	var ended []any // registration IDs
+	for chunk := range chunks(b.s, items) {
+		rows, err := b.endChunk(ctx, tx, chunk)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = "+
-			b.s.param(1)+" WHERE "+cond, append([]any{millis(b.now)}, args...)...); err != nil {
-			return err
-		}
-	}
-	for chunk := range chunks(b.s, regs) {
-		cond, args, err := b.s.in("registration_id", 0, "text", chunk)
+		got, err := collect(rows, func(r rowScanner) (id int64, err error) { return id, r.Scan(&id) })
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM observation WHERE "+cond, args...); err != nil {
-			return err
+		offline := make(map[int64]bool, len(got))
+		for _, id := range got {
+			offline[id] = true
+		}
+		for _, i := range chunk {
+			if end := b.items[i].End; offline[end.EndpointID] {
+				ended = append(ended, end.RegistrationID)
+			} else {
+				b.items[i].Gone = true
+			}
 		}
 	}
-	return nil
+	return deleteObservationsOf(ctx, b.s, tx, ended)
+}
+
+// endChunk takes offline the endpoints of the End items chunk whose
+// registration is live and returns their ids. On PostgreSQL the (id,
+// registration) pairs are joined as two arrays: a registration_id = ANY
+// filter would take its array apart again for every row.
+func (b *ingestBatch) endChunk(ctx context.Context, tx *sql.Tx, chunk []int) (*sql.Rows, error) {
+	now := millis(b.now)
+	if b.s.dialect == DialectPostgres {
+		ids, regs := make([]int64, len(chunk)), make([]string, len(chunk))
+		for j, i := range chunk {
+			ids[j], regs[j] = b.items[i].End.EndpointID, b.items[i].End.RegistrationID
+		}
+		return tx.QueryContext(ctx, `
+			UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = $1
+			FROM unnest($2::bigint[], $3::text[]) AS v(id, reg)
+			WHERE endpoint.id = v.id AND endpoint.registration_id = v.reg AND endpoint.online
+			RETURNING endpoint.id`, now, ids, regs)
+	}
+	args := make([]any, 0, 1+2*len(chunk))
+	args = append(args, now)
+	for _, i := range chunk {
+		args = append(args, b.items[i].End.EndpointID)
+	}
+	for _, i := range chunk {
+		args = append(args, b.items[i].End.RegistrationID)
+	}
+	return tx.QueryContext(ctx, "UPDATE endpoint SET online = FALSE, registration_id = NULL, updated_at = ?"+
+		" WHERE online AND "+inSQL("id", len(chunk))+" AND "+inSQL("registration_id", len(chunk))+" RETURNING id", args...)
 }
 
 // observe inserts the observations of the Observe items, then deletes
