@@ -139,8 +139,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 		st.Close()
 		return nil, err
 	}
-	a.Ingest = ingest.New(st, ingest.Options{Logger: log})
-	a.Registry = registry.New(st, registry.Options{
+	a.Ingest = ingest.New(st, ingest.Config{Logger: log})
+	a.Registry = registry.New(st, registry.Config{
 		Grace:     opts.RegistrationGrace,
 		Retention: cfg.OfflineRetention,
 		Logger:    log,
@@ -409,7 +409,7 @@ func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger, migrate
 			return nil, err
 		}
 	}
-	st, err := store.Open(ctx, cfg.Database(), store.Options{})
+	st, err := store.Open(ctx, cfg.Database(), store.Config{})
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/flownexus/flownexus/internal/render"
 )
 
-var registrationTopics = map[registry.EventKind]string{
+var registrationTopics = map[registry.ChangeKind]string{
 	registry.Registered:   events.TopicRegistered,
 	registry.Updated:      events.TopicUpdated,
 	registry.Deregistered: events.TopicDeregistered,
@@ -18,7 +18,7 @@ var registrationTopics = map[registry.EventKind]string{
 // publishRegistration publishes a registry change on the bus. It is a
 // registry listener: it runs on the goroutine that made the change, and
 // Publish does not block.
-func (a *App) publishRegistration(ev registry.Event) {
+func (a *App) publishRegistration(ev registry.Change) {
 	topic, ok := registrationTopics[ev.Kind]
 	if !ok {
 		return

@@ -155,7 +155,7 @@ func runQueuedDelivery(b *testing.B, n int, period time.Duration) {
 	// its write.
 	var mu sync.Mutex
 	wokeAt := make(map[string]time.Time, n)
-	a.Registry.Subscribe(func(ev registry.Event) {
+	a.Registry.Subscribe(func(ev registry.Change) {
 		if ev.Kind == registry.Updated {
 			now := time.Now()
 			mu.Lock()

@@ -128,7 +128,7 @@ func TestUserAndToken(t *testing.T) {
 	}
 
 	// What the commands wrote is what the store holds.
-	st, err := store.Open(context.Background(), filepath.Join(env["FLOWNEXUS_DATA_DIR"], "flownexus.db"), store.Options{})
+	st, err := store.Open(context.Background(), filepath.Join(env["FLOWNEXUS_DATA_DIR"], "flownexus.db"), store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 // openData opens the store of a data directory the commands wrote.
 func openData(t *testing.T, env map[string]string) *store.Store {
 	t.Helper()
-	st, err := store.Open(context.Background(), filepath.Join(env["FLOWNEXUS_DATA_DIR"], "flownexus.db"), store.Options{})
+	st, err := store.Open(context.Background(), filepath.Join(env["FLOWNEXUS_DATA_DIR"], "flownexus.db"), store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func newSecureStack(t testing.TB) *secureStack {
 func newSecureStackWith(t testing.TB, quiet bool, mod ...func(*coapd.Config)) *secureStack {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Options{})
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +72,9 @@ func newSecureStackWith(t testing.TB, quiet bool, mod ...func(*coapd.Config)) *s
 		logw = io.Discard
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: logLevel()}))
-	w := ingest.New(st, ingest.Options{Logger: log})
+	w := ingest.New(st, ingest.Config{Logger: log})
 	w.Start()
-	s.reg = registry.New(st, registry.Options{Logger: log, Ingest: w})
+	s.reg = registry.New(st, registry.Config{Logger: log, Ingest: w})
 	if s.creds, err = credential.New(st, "test secret key"); err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +551,7 @@ func TestDTLSSpoofedClientHelloKeepsSession(t *testing.T) {
 func TestDTLSSessionsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(dir, "db.sqlite"), store.Options{})
+	st, err := store.Open(ctx, filepath.Join(dir, "db.sqlite"), store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,9 +570,9 @@ func TestDTLSSessionsSurviveRestart(t *testing.T) {
 	var handshakes atomic.Int64
 	start := func(addr string) (*coapd.Server, *registry.Registry, func()) {
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		w := ingest.New(st, ingest.Options{Logger: log})
+		w := ingest.New(st, ingest.Config{Logger: log})
 		w.Start()
-		reg := registry.New(st, registry.Options{Logger: log, Ingest: w})
+		reg := registry.New(st, registry.Config{Logger: log, Ingest: w})
 		srv := coapd.New(coapd.Config{Registry: reg, Ingest: w, Types: objects.Default().TypeOf, Logger: log,
 			Credentials: creds, DTLS: coapd.DTLSConfig{SessionFile: file,
 				OnHandshake: func(netip.AddrPort, string, bool) { handshakes.Add(1) }}})
@@ -673,7 +673,7 @@ func TestDTLSSessionLifetime(t *testing.T) {
 // fails, and Stop of a server whose DTLS socket was
 // bound but never served closes it and returns.
 func TestListenTwiceAndStopUnserved(t *testing.T) {
-	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"), store.Options{})
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "db.sqlite"), store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -685,10 +685,10 @@ func TestListenTwiceAndStopUnserved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := ingest.New(st, ingest.Options{})
+	w := ingest.New(st, ingest.Config{})
 	w.Start()
 	defer w.Close()
-	srv := coapd.New(coapd.Config{Registry: registry.New(st, registry.Options{Ingest: w}), Ingest: w, Credentials: creds,
+	srv := coapd.New(coapd.Config{Registry: registry.New(st, registry.Config{Ingest: w}), Ingest: w, Credentials: creds,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := srv.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)

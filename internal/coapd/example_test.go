@@ -18,13 +18,13 @@ import (
 // CoAP server first, then the sweeper, then the writer, the store last.
 func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := store.Open(ctx, "data/flownexus.db", store.Options{})
+	st, err := store.Open(ctx, "data/flownexus.db", store.Config{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	w := ingest.New(st, ingest.Options{})
+	w := ingest.New(st, ingest.Config{})
 	w.Start()
-	reg := registry.New(st, registry.Options{Ingest: w, Grace: 10 * time.Second})
+	reg := registry.New(st, registry.Config{Ingest: w, Grace: 10 * time.Second})
 	types := objects.Default().TypeOf
 
 	srv := coapd.New(coapd.Config{Registry: reg, Ingest: w, Types: types})

@@ -100,7 +100,7 @@ func newStackIdle(t testing.TB, dbPath string, idle time.Duration) *stack {
 func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Duration, quiet bool, mod func(*coapd.Config)) *stack {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, dbPath, store.Options{})
+	st, err := store.Open(ctx, dbPath, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,9 +113,9 @@ func newStackWith(t testing.TB, dbPath string, clock *fakeClock, idle time.Durat
 		logw = io.Discard
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: logLevel()}))
-	s.w = ingest.New(st, ingest.Options{Logger: log})
+	s.w = ingest.New(st, ingest.Config{Logger: log})
 	s.w.Start()
-	ropts := registry.Options{Logger: log, Ingest: s.w}
+	ropts := registry.Config{Logger: log, Ingest: s.w}
 	if clock != nil {
 		ropts.Clock = clock
 	}
@@ -550,8 +550,8 @@ func TestLifetimeExpiry(t *testing.T) {
 	loc := register(t, cc, "sleepy", "lt=60")
 	register(t, dial(t, s.addr), "awake", "lt=600")
 
-	var events []registry.Event
-	s.reg.Subscribe(func(ev registry.Event) { events = append(events, ev) })
+	var events []registry.Change
+	s.reg.Subscribe(func(ev registry.Change) { events = append(events, ev) })
 
 	clock.Advance(59 * time.Second)
 	if n := s.reg.Sweep(ctx); n != 0 {

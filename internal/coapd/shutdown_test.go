@@ -193,7 +193,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 func TestShutdownAnswersMessagesInFlight(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(dir, "db.sqlite"), store.Options{})
+	st, err := store.Open(ctx, filepath.Join(dir, "db.sqlite"), store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestShutdownAnswersMessagesInFlight(t *testing.T) {
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: logLevel()}))
 	const batchDelay = time.Second
-	w := ingest.New(st, ingest.Options{Logger: log, MaxDelay: batchDelay})
+	w := ingest.New(st, ingest.Config{Logger: log, MaxDelay: batchDelay})
 	w.Start()
 	defer w.Close()
 	creds, err := credential.New(st, "test secret key")
@@ -216,7 +216,7 @@ func TestShutdownAnswersMessagesInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reg := registry.New(st, registry.Options{Logger: log, Ingest: w})
+	reg := registry.New(st, registry.Config{Logger: log, Ingest: w})
 	srv := coapd.New(coapd.Config{Registry: reg, Ingest: w, Types: objects.Default().TypeOf, Logger: log,
 		Credentials: creds, DTLS: coapd.DTLSConfig{SessionFile: filepath.Join(dir, "dtls-sessions")}})
 	if err := srv.Start("127.0.0.1:0"); err != nil {

@@ -88,7 +88,7 @@ func fingerprint(c tls.Certificate) string {
 func newCertStack(t testing.TB, ca *testCA) *secureStack {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Options{})
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +97,9 @@ func newCertStack(t testing.TB, ca *testCA) *secureStack {
 	}
 	s := &secureStack{st: st, logs: &logBuffer{}}
 	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: logLevel()}))
-	w := ingest.New(st, ingest.Options{Logger: log})
+	w := ingest.New(st, ingest.Config{Logger: log})
 	w.Start()
-	s.reg = registry.New(st, registry.Options{Logger: log, Ingest: w})
+	s.reg = registry.New(st, registry.Config{Logger: log, Ingest: w})
 	if s.creds, err = credential.New(st, "test secret key"); err != nil {
 		t.Fatal(err)
 	}

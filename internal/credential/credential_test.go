@@ -14,7 +14,7 @@ import (
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "flownexus.db"), store.Options{})
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "flownexus.db"), store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

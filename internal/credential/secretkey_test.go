@@ -31,7 +31,7 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, st *store.Store)) {
 	t.Run("sqlite", func(t *testing.T) { fn(t, openStore(t)) })
 	t.Run("postgres", func(t *testing.T) {
 		ctx := context.Background()
-		st, err := store.Open(ctx, storetest.PostgresURL(t), store.Options{})
+		st, err := store.Open(ctx, storetest.PostgresURL(t), store.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}

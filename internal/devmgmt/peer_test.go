@@ -54,7 +54,7 @@ func newStack(t testing.TB, auto *devmgmt.Policy, mod ...func(*devmgmt.Config)) 
 func newStackOn(t testing.TB, url string, auto *devmgmt.Policy, mod ...func(*devmgmt.Config)) *stack {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, url, store.Options{})
+	st, err := store.Open(ctx, url, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,9 +63,9 @@ func newStackOn(t testing.TB, url string, auto *devmgmt.Policy, mod ...func(*dev
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := &stack{st: st}
-	s.w = ingest.New(st, ingest.Options{Logger: log})
+	s.w = ingest.New(st, ingest.Config{Logger: log})
 	s.w.Start()
-	s.reg = registry.New(st, registry.Options{Logger: log, Ingest: s.w})
+	s.reg = registry.New(st, registry.Config{Logger: log, Ingest: s.w})
 	types := objects.Default().TypeOf
 	s.srv = coapd.New(coapd.Config{Registry: s.reg, Ingest: s.w, Types: types, Logger: log})
 	cfg := devmgmt.Config{

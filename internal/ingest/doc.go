@@ -13,8 +13,8 @@
 // acknowledge a confirmable notification or Send only after its data is
 // durable: the device's retransmission covers anything lost before that.
 //
-// A batch is closed when it holds Options.MaxValues values or when
-// Options.MaxDelay has passed since its first item arrived, whichever comes
+// A batch is closed when it holds Config.MaxValues values or when
+// Config.MaxDelay has passed since its first item arrived, whichever comes
 // first; while a batch commits, the next one fills. If a batch fails, its
 // items are committed one by one so that one bad item (say, a value of an
 // endpoint deleted meanwhile) fails only its own caller.
@@ -29,7 +29,7 @@
 // and in commit order, on a goroutine of its own, before the callers of
 // Write are answered. A hook's queue is bounded and the writer waits for
 // room, so a slow hook slows ingest down, but never by more than
-// Options.HookWait at a time: a hook that is still full then falls behind
+// Config.HookWait at a time: a hook that is still full then falls behind
 // and is told how many commits it missed when it has room again. This is
 // the reliable feed of what was stored, where the firmware update state
 // and webhooks listen; the events bus (package events) serves live views

@@ -8,7 +8,7 @@ import (
 	"github.com/flownexus/flownexus/internal/store"
 )
 
-// Defaults of the Options for hooks.
+// Defaults of the Config for hooks.
 const (
 	DefaultHookQueue = 256
 	DefaultHookWait  = time.Second
@@ -74,9 +74,9 @@ func (h *hook) run() {
 // The contract with ingest: after a transaction commits, the writer hands
 // the Commit to every hook's queue before it answers the callers of Write,
 // so when Write returns its items are queued for every hook that keeps
-// up. A queue holds Options.HookQueue commits; when it is full the writer
+// up. A queue holds Config.HookQueue commits; when it is full the writer
 // waits for room (back-pressure: ingest goes no faster than its slowest
-// hook), but no longer than Options.HookWait per commit for all hooks
+// hook), but no longer than Config.HookWait per commit for all hooks
 // together. A hook still full then has fallen behind: the writer stops
 // waiting for it, counts the commits it cannot take (Stats.HookMissed),
 // and, once its queue has room again, hands it the next commit with

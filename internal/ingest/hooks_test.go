@@ -71,7 +71,7 @@ func TestHooksGetEveryCommitOnceInOrder(t *testing.T) {
 	for i := range ids {
 		ids[i] = endpoint(t, st, fmt.Sprintf("ep%d", i))
 	}
-	w := ingest.New(st, ingest.Options{Logger: quiet, MaxDelay: 2 * time.Millisecond, HookQueue: 2, HookWait: time.Minute})
+	w := ingest.New(st, ingest.Config{Logger: quiet, MaxDelay: 2 * time.Millisecond, HookQueue: 2, HookWait: time.Minute})
 	var fast, slow recorder
 	w.OnCommit("fast", fast.hook)
 	w.OnCommit("slow", func(c ingest.Commit) {
@@ -158,7 +158,7 @@ func TestStuckHookHoldsIngestUpOnce(t *testing.T) {
 	st := openStore(t)
 	id := endpoint(t, st, "a")
 	const wait = 300 * time.Millisecond
-	w := ingest.New(st, ingest.Options{Logger: quiet, HookQueue: 1, HookWait: wait})
+	w := ingest.New(st, ingest.Config{Logger: quiet, HookQueue: 1, HookWait: wait})
 	entered := make(chan uint64, 100)
 	release := make(chan struct{})
 	var rec recorder
@@ -220,7 +220,7 @@ func TestStuckHookHoldsIngestUpOnce(t *testing.T) {
 	// Stuck again, with commits waiting: Close gives up after HookWait.
 	hold := make(chan struct{})
 	defer close(hold)
-	w2 := ingest.New(st, ingest.Options{Logger: quiet, HookQueue: 4, HookWait: wait})
+	w2 := ingest.New(st, ingest.Config{Logger: quiet, HookQueue: 4, HookWait: wait})
 	w2.OnCommit("stuck", func(ingest.Commit) { <-hold })
 	w2.Start()
 	for range 3 {
@@ -240,7 +240,7 @@ func TestStuckHookHoldsIngestUpOnce(t *testing.T) {
 func TestCloseWaitsForHooks(t *testing.T) {
 	st := openStore(t)
 	id := endpoint(t, st, "a")
-	w := ingest.New(st, ingest.Options{Logger: quiet, HookWait: time.Minute})
+	w := ingest.New(st, ingest.Config{Logger: quiet, HookWait: time.Minute})
 	var rec recorder
 	w.OnCommit("slow", func(c ingest.Commit) {
 		time.Sleep(20 * time.Millisecond)

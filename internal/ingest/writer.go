@@ -15,8 +15,8 @@ import (
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("ingest: writer closed")
 
-// Options tune a Writer. The zero Options is valid.
-type Options struct {
+// Config tunes a Writer. The zero Config is valid.
+type Config struct {
 	// MaxValues closes a batch when it holds this many values; <= 0
 	// means 2000.
 	MaxValues int
@@ -45,7 +45,7 @@ type Options struct {
 // in the batch's transaction.
 type Item = store.IngestItem
 
-// size is what an item counts towards Options.MaxValues.
+// size is what an item counts towards Config.MaxValues.
 func size(it Item) int { return max(len(it.Values), 1) }
 
 // Stats are counters since Start.
@@ -100,7 +100,7 @@ type Writer struct {
 }
 
 // New returns a Writer over st. Call Start before Write.
-func New(st *store.Store, opts Options) *Writer {
+func New(st *store.Store, opts Config) *Writer {
 	w := &Writer{
 		st:       st,
 		maxVals:  opts.MaxValues,

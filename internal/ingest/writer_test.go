@@ -17,7 +17,7 @@ import (
 func openStore(t testing.TB) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Options{})
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ var temp = lwm2m.NewPath(3303, 0, 5700)
 func TestWriteReturnsAfterCommit(t *testing.T) {
 	st := openStore(t)
 	id := endpoint(t, st, "a")
-	w := ingest.New(st, ingest.Options{})
+	w := ingest.New(st, ingest.Config{})
 	w.Start()
 	defer w.Close()
 	ctx := context.Background()
@@ -65,7 +65,7 @@ func TestConcurrentWritesShareBatches(t *testing.T) {
 	for i := range ids {
 		ids[i] = endpoint(t, st, "ep"+string(rune('A'+i)))
 	}
-	w := ingest.New(st, ingest.Options{MaxDelay: 20 * time.Millisecond})
+	w := ingest.New(st, ingest.Config{MaxDelay: 20 * time.Millisecond})
 	w.Start()
 	defer w.Close()
 	var wg sync.WaitGroup
@@ -97,7 +97,7 @@ func TestConcurrentWritesShareBatches(t *testing.T) {
 func TestBadItemFailsAlone(t *testing.T) {
 	st := openStore(t)
 	good := endpoint(t, st, "good")
-	w := ingest.New(st, ingest.Options{MaxDelay: 50 * time.Millisecond})
+	w := ingest.New(st, ingest.Config{MaxDelay: 50 * time.Millisecond})
 	w.Start()
 	defer w.Close()
 	var wg sync.WaitGroup
@@ -127,7 +127,7 @@ func TestBadItemFailsAlone(t *testing.T) {
 func TestReportEvents(t *testing.T) {
 	st := openStore(t)
 	id := endpoint(t, st, "ev")
-	w := ingest.New(st, ingest.Options{})
+	w := ingest.New(st, ingest.Config{})
 	w.Start()
 	defer w.Close()
 	t1 := time.Unix(1_700_000_000, 0).UTC()
@@ -174,7 +174,7 @@ func TestReportEvents(t *testing.T) {
 func TestClose(t *testing.T) {
 	st := openStore(t)
 	id := endpoint(t, st, "c")
-	w := ingest.New(st, ingest.Options{MaxDelay: time.Second})
+	w := ingest.New(st, ingest.Config{MaxDelay: time.Second})
 	w.Start()
 	done := make(chan error, 1)
 	go func() {
@@ -200,7 +200,7 @@ func TestClose(t *testing.T) {
 
 func TestWriteHonoursContext(t *testing.T) {
 	st := openStore(t)
-	w := ingest.New(st, ingest.Options{Queue: 1})
+	w := ingest.New(st, ingest.Config{Queue: 1})
 	// Not started: the queue fills and Write waits for ctx.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -216,7 +216,7 @@ func TestWriteHonoursContext(t *testing.T) {
 func TestFailing(t *testing.T) {
 	st := openStore(t)
 	id := endpoint(t, st, "a")
-	w := ingest.New(st, ingest.Options{})
+	w := ingest.New(st, ingest.Config{})
 	w.Start()
 	defer w.Close()
 	ctx := context.Background()
@@ -273,7 +273,7 @@ func TestWriteRefusesEndpointWithCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	secure, plain := endpoint(t, st, "secure"), endpoint(t, st, "plain")
-	w := ingest.New(st, ingest.Options{MaxDelay: 50 * time.Millisecond})
+	w := ingest.New(st, ingest.Config{MaxDelay: 50 * time.Millisecond})
 	w.Start()
 	defer w.Close()
 	send := func(id int64, name string) ingest.Item {
@@ -316,7 +316,7 @@ func TestWriteReportsRegistrationGone(t *testing.T) {
 	st := openStore(t)
 	ctx := context.Background()
 	id := endpoint(t, st, "a") // registration "a"
-	w := ingest.New(st, ingest.Options{MaxDelay: 50 * time.Millisecond})
+	w := ingest.New(st, ingest.Config{MaxDelay: 50 * time.Millisecond})
 	w.Start()
 	defer w.Close()
 	lt := time.Minute

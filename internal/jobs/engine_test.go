@@ -22,7 +22,7 @@ import (
 func openStore(t testing.TB, url string, now func() time.Time) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, url, store.Options{Now: now})
+	st, err := store.Open(ctx, url, store.Config{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

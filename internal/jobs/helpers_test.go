@@ -124,7 +124,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
 	clk := &fakeClock{t: t0}
-	st, err := store.Open(ctx, o.url, store.Options{Now: clk.Now})
+	st, err := store.Open(ctx, o.url, store.Config{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New(st, registry.Options{Clock: clk, Logger: testLogger()})
+	reg := registry.New(st, registry.Config{Clock: clk, Logger: testLogger()})
 	dm := devmgmt.New(devmgmt.Config{Registry: reg, Logger: testLogger(),
 		Dial: func(context.Context, registry.Registration) (*udpclient.Conn, error) {
 			return nil, errors.New("no network in this test")

@@ -33,7 +33,7 @@
 // Every Register, Update, De-register, address move (SetAddr) and
 // observation is written to the record before this node's copy changes
 // and before the device gets its answer, in one write each (through the
-// batching ingest writer when Options.Ingest is set, so that a fleet
+// batching ingest writer when Config.Ingest is set, so that a fleet
 // registering at once costs a few transactions, not several each): the
 // endpoint row, the deletion of the observations the change ends, and one
 // value in the endpoint's history, object 10240 instance 0 with type
@@ -78,7 +78,7 @@
 //
 // # Expiry
 //
-// A registration expires when its lifetime plus Options.Grace has passed
+// A registration expires when its lifetime plus Config.Grace has passed
 // since its last Register or Update, by its record: traffic from the
 // device (Seen) does not extend it. Sweep (and Run, which calls it
 // periodically) ends expired registrations in the store
@@ -99,7 +99,7 @@
 //
 // Seen records that a device talked (a Send, a notification) in this
 // node's copy at once, and in the record with the next WriteSeen, which
-// Run calls every Options.SeenInterval (one second by default) with one
+// Run calls every Config.SeenInterval (one second by default) with one
 // write (store.SetHeard) for all the devices heard since the last one:
 // at most one write an interval whatever the fleet sends. Another node
 // sees it from then on (Current and restored copies take the later of the

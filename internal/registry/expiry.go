@@ -30,7 +30,7 @@ func (r *Registry) Seen(id string) {
 // WriteSeen writes when devices were last heard from (Seen) to their
 // records, for every device heard since the last call, in one write
 // (store.SetHeard), and returns for how many. Run calls it every
-// Options.SeenInterval. On error the times are kept for the next call.
+// Config.SeenInterval. On error the times are kept for the next call.
 func (r *Registry) WriteSeen(ctx context.Context) (int, error) {
 	r.mu.Lock()
 	pending := r.heard
@@ -91,7 +91,7 @@ func (r *Registry) Sweep(ctx context.Context) int {
 		}
 		r.log.Info("registration expired", "endpoint", ep.Name, "registration", ep.RegistrationID,
 			"lifetime", int64(ep.Lifetime/time.Second), "last_update", ep.LastSeen)
-		r.emit(Event{Kind: Expired, Registration: reg})
+		r.emit(Change{Kind: Expired, Registration: reg})
 	}
 	var stale []Registration
 	r.mu.RLock()
@@ -113,8 +113,8 @@ func (r *Registry) Sweep(ctx context.Context) int {
 	return len(eps)
 }
 
-// Run calls Sweep every interval, WriteSeen every Options.SeenInterval
-// and, with Options.Retention, RemoveStale every hour, until ctx is done;
+// Run calls Sweep every interval, WriteSeen every Config.SeenInterval
+// and, with Config.Retention, RemoveStale every hour, until ctx is done;
 // then it writes what Seen recorded since the last WriteSeen.
 func (r *Registry) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
@@ -151,7 +151,7 @@ func (r *Registry) Run(ctx context.Context, interval time.Duration) {
 }
 
 // RemoveStale deletes the endpoints nobody has a stake in that were last
-// heard from longer than Options.Retention ago (store.RemoveStaleEndpoints),
+// heard from longer than Config.Retention ago (store.RemoveStaleEndpoints),
 // in chunks, and returns how many it removed. Errors are logged.
 func (r *Registry) RemoveStale(ctx context.Context) int {
 	if r.keep <= 0 {

@@ -24,13 +24,13 @@ type node struct {
 	st  *store.Store
 
 	mu     sync.Mutex
-	events []registry.Event // guarded by mu
+	events []registry.Change // guarded by mu
 }
 
-func (n *node) eventsCopy() []registry.Event {
+func (n *node) eventsCopy() []registry.Change {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return append([]registry.Event(nil), n.events...)
+	return append([]registry.Change(nil), n.events...)
 }
 
 // twoNodes runs fn against two nodes on one SQLite file and, when
@@ -52,21 +52,21 @@ func twoNodes(t *testing.T, fn func(t *testing.T, a, b *node, c *clock)) {
 func openNode(t *testing.T, url string, c *clock) *node {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, url, store.Options{})
+	st, err := store.Open(ctx, url, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	w := ingest.New(st, ingest.Options{})
+	w := ingest.New(st, ingest.Config{})
 	w.Start()
 	t.Cleanup(func() {
 		w.Close()
 		_ = st.Close()
 	})
-	n := &node{st: st, reg: registry.New(st, registry.Options{Clock: c, Ingest: w})}
-	n.reg.Subscribe(func(ev registry.Event) {
+	n := &node{st: st, reg: registry.New(st, registry.Config{Clock: c, Ingest: w})}
+	n.reg.Subscribe(func(ev registry.Change) {
 		n.mu.Lock()
 		n.events = append(n.events, ev)
 		n.mu.Unlock()
@@ -375,7 +375,7 @@ func BenchmarkCurrent(b *testing.B) {
 			if engine == "postgres" {
 				url = storetest.PostgresURL(b)
 			}
-			st, err := store.Open(ctx, url, store.Options{})
+			st, err := store.Open(ctx, url, store.Config{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -383,7 +383,7 @@ func BenchmarkCurrent(b *testing.B) {
 			if _, err := st.Migrate(ctx); err != nil {
 				b.Fatal(err)
 			}
-			r := registry.New(st, registry.Options{})
+			r := registry.New(st, registry.Config{})
 			const links = `</>;rt="oma.lwm2m";ct=110,</1/0>,</3/0>,</4/0>,</5/0>,</6/0>,</3303/0>,</3304/0>,</3311/0>,</3311/1>`
 			objs, err := linkformat.ParseRegistration([]byte(links))
 			if err != nil {

@@ -77,7 +77,7 @@ func TestObservationsSurviveRestart(t *testing.T) {
 	observe(t, r, other, "tok-b", temp)
 
 	// A second registry on the same store: what a restart sees.
-	r2 := registry.New(st, registry.Options{Clock: c})
+	r2 := registry.New(st, registry.Config{Clock: c})
 	if _, _, ok := r2.Observation([]byte("tok-1")); ok {
 		t.Fatal("fresh registry knows the token before LookupObservation")
 	}
@@ -116,14 +116,14 @@ func TestObservationsSurviveRestart(t *testing.T) {
 
 	// A registration restored by endpoint name (a DTLS session that
 	// outlived the restart) or by ID (an Update) also comes with them.
-	r3 := registry.New(st, registry.Options{Clock: c})
+	r3 := registry.New(st, registry.Config{Clock: c})
 	if _, err := r3.LookupEndpoint(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := r3.Observation([]byte("tok-2")); !ok {
 		t.Error("LookupEndpoint did not restore the observations")
 	}
-	r4 := registry.New(st, registry.Options{Clock: c})
+	r4 := registry.New(st, registry.Config{Clock: c})
 	if _, err := r4.Update(ctx, other.ID, registry.UpdateRequest{}); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestRemovedObservationStaysRemoved(t *testing.T) {
 		t.Fatal("RemoveObservation")
 	}
 
-	r2 := registry.New(st, registry.Options{Clock: c})
+	r2 := registry.New(st, registry.Config{Clock: c})
 	if _, _, err := r2.LookupObservation(ctx, []byte("tok-1")); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("removed observation after restart: %v", err)
 	}
@@ -156,7 +156,7 @@ func TestRemovedObservationStaysRemoved(t *testing.T) {
 		t.Fatal("RemoveObservation of a restored observation")
 	}
 
-	r3 := registry.New(st, registry.Options{Clock: c})
+	r3 := registry.New(st, registry.Config{Clock: c})
 	if _, err := r3.Lookup(ctx, reg.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestObservationsEndWithRegistration(t *testing.T) {
 		if got := stored(t, st, reg.ID); len(got) != 0 {
 			t.Errorf("stored after the registration ended: %v", got)
 		}
-		r2 := registry.New(st, registry.Options{Clock: c})
+		r2 := registry.New(st, registry.Config{Clock: c})
 		for _, tok := range tokens {
 			if _, _, err := r2.LookupObservation(ctx, []byte(tok)); !errors.Is(err, registry.ErrNotFound) {
 				t.Errorf("%s after restart: %v", tok, err)
@@ -204,7 +204,7 @@ func TestObservationsEndWithRegistration(t *testing.T) {
 		r, st, c, _ := setup(t, 0)
 		reg, _ := r.Register(ctx, req("a", 1000))
 		observe(t, r, reg, "tok-1", temp)
-		r2 := registry.New(st, registry.Options{Clock: c})
+		r2 := registry.New(st, registry.Config{Clock: c})
 		if _, err := r2.Deregister(ctx, reg.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +235,7 @@ func TestObservationsEndWithRegistration(t *testing.T) {
 		r, st, c, _ := setup(t, 0)
 		reg, _ := r.Register(ctx, req("a", 1000))
 		observe(t, r, reg, "tok-1", temp)
-		r2 := registry.New(st, registry.Options{Clock: c})
+		r2 := registry.New(st, registry.Config{Clock: c})
 		c.Advance(61 * time.Second)
 		r2.Sweep(ctx) // the registration is only in the store
 		gone(t, st, c, reg, "tok-1")
@@ -261,7 +261,7 @@ func TestObservationsEndWithRegistration(t *testing.T) {
 		reg, _ := r.Register(ctx, req("a", 1000))
 		observe(t, r, reg, "tok-1", temp)
 		// The device registers anew before any of its old tokens is seen.
-		r2 := registry.New(st, registry.Options{Clock: c})
+		r2 := registry.New(st, registry.Config{Clock: c})
 		if _, err := r2.Register(ctx, req("a", 1001)); err != nil {
 			t.Fatal(err)
 		}
@@ -307,7 +307,7 @@ func TestAddObservationChecks(t *testing.T) {
 	a, _ := r.Register(ctx, req("a", 1000))
 	observe(t, r, a, "tok-1", temp)
 
-	r2 := registry.New(st, registry.Options{Clock: c})
+	r2 := registry.New(st, registry.Config{Clock: c})
 	b, _ := r2.Register(ctx, req("b", 1001))
 	if err := r2.AddObservation(ctx, registry.Observation{Token: "tok-1", RegistrationID: b.ID, Paths: []lwm2m.Path{temp}}); err == nil {
 		t.Error("token of an unrestored observation accepted again")
@@ -338,7 +338,7 @@ func TestLookupObservationConcurrent(t *testing.T) {
 	for i, tok := range tokens {
 		observe(t, r, reg, tok, lwm2m.NewPath(3303, uint16(i), 5700))
 	}
-	r2 := registry.New(st, registry.Options{Clock: c})
+	r2 := registry.New(st, registry.Config{Clock: c})
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {
@@ -374,7 +374,7 @@ func TestObservationDoesNotAllocate(t *testing.T) {
 // (SQLite file, 1,000 stored observations).
 func BenchmarkLookupObservation(b *testing.B) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(b.TempDir(), "db.sqlite"), store.Options{})
+	st, err := store.Open(ctx, filepath.Join(b.TempDir(), "db.sqlite"), store.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func BenchmarkLookupObservation(b *testing.B) {
 	if _, err := st.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
-	r := registry.New(st, registry.Options{})
+	r := registry.New(st, registry.Config{})
 	for i := range 1000 {
 		reg, err := r.Register(ctx, req(fmt.Sprintf("ep-%d", i), uint16(1000+i)))
 		if err != nil {

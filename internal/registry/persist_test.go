@@ -24,9 +24,9 @@ func TestCheckCredentials(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			_, st, c, _ := setup(t, 0)
-			opts := registry.Options{Clock: c}
+			opts := registry.Config{Clock: c}
 			if batched {
-				w := ingest.New(st, ingest.Options{})
+				w := ingest.New(st, ingest.Config{})
 				w.Start()
 				t.Cleanup(w.Close)
 				opts.Ingest = w
@@ -86,10 +86,10 @@ func TestCheckCredentials(t *testing.T) {
 // cap a batch at a few dozen registrations.
 func TestConcurrentRegistersShareBatches(t *testing.T) {
 	_, st, c, _ := setup(t, 0)
-	w := ingest.New(st, ingest.Options{MaxDelay: 500 * time.Millisecond, MaxValues: 10000})
+	w := ingest.New(st, ingest.Config{MaxDelay: 500 * time.Millisecond, MaxValues: 10000})
 	w.Start()
 	t.Cleanup(w.Close)
-	r := registry.New(st, registry.Options{Clock: c, Ingest: w})
+	r := registry.New(st, registry.Config{Clock: c, Ingest: w})
 	const n = 256
 	var wg sync.WaitGroup
 	errs := make(chan error, n)

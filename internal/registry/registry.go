@@ -32,8 +32,8 @@ type ClockFunc func() time.Time
 // Now calls f.
 func (f ClockFunc) Now() time.Time { return f() }
 
-// Options tune a Registry. The zero Options is valid.
-type Options struct {
+// Config tunes a Registry. The zero Config is valid.
+type Config struct {
 	// Clock is the time source; nil means the system clock.
 	Clock Clock
 	// Grace is added to a registration's lifetime before it expires, to
@@ -152,18 +152,18 @@ type UpdateRequest struct {
 	CheckCredentials bool
 }
 
-// EventKind says what happened to a registration.
-type EventKind uint8
+// ChangeKind says what happened to a registration.
+type ChangeKind uint8
 
 // The registration events.
 const (
-	Registered EventKind = iota + 1
+	Registered ChangeKind = iota + 1
 	Updated
 	Deregistered
 	Expired
 )
 
-func (k EventKind) String() string {
+func (k ChangeKind) String() string {
 	switch k {
 	case Registered:
 		return "registered"
@@ -177,11 +177,11 @@ func (k EventKind) String() string {
 	return "event(?)"
 }
 
-// Event is delivered to Subscribe listeners after a change is stored.
+// Change is delivered to Subscribe listeners after a change is stored.
 // Registration is the state after the change (for Deregistered and
 // Expired, the last state).
-type Event struct {
-	Kind         EventKind
+type Change struct {
+	Kind         ChangeKind
 	Registration Registration
 }
 
@@ -193,8 +193,8 @@ type Registry struct {
 	st        *store.Store
 	clock     Clock
 	grace     time.Duration
-	keep      time.Duration // Options.Retention
-	seenEvery time.Duration // Options.SeenInterval
+	keep      time.Duration // Config.Retention
+	seenEvery time.Duration // Config.SeenInterval
 	log       *slog.Logger
 	ingest    *ingest.Writer
 	seed      maphash.Seed
@@ -212,7 +212,7 @@ type Registry struct {
 	byAddr    map[netip.AddrPort]*entry // guarded by mu; for Send over plain CoAP only
 	tokens    map[string]*Observation   // guarded by mu; key is the raw token
 	heard     map[int64]time.Time       // guarded by mu; endpoint ID -> Seen not yet written (WriteSeen)
-	listeners []func(Event)             // guarded by mu
+	listeners []func(Change)            // guarded by mu
 }
 
 // entry is the registry's cached copy of one registration.
@@ -223,7 +223,7 @@ type entry struct {
 }
 
 // New returns an empty registry writing through to st.
-func New(st *store.Store, opts Options) *Registry {
+func New(st *store.Store, opts Config) *Registry {
 	r := &Registry{
 		st:        st,
 		clock:     opts.Clock,
@@ -254,19 +254,19 @@ func New(st *store.Store, opts Options) *Registry {
 // Now returns the registry's clock reading.
 func (r *Registry) Now() time.Time { return r.clock.Now() }
 
-// Grace returns Options.Grace.
+// Grace returns Config.Grace.
 func (r *Registry) Grace() time.Duration { return r.grace }
 
 // Subscribe adds a listener called after every stored change. Listeners
 // run synchronously on the goroutine that made the change and must return
 // quickly.
-func (r *Registry) Subscribe(fn func(Event)) {
+func (r *Registry) Subscribe(fn func(Change)) {
 	r.mu.Lock()
 	r.listeners = append(r.listeners, fn)
 	r.mu.Unlock()
 }
 
-func (r *Registry) emit(ev Event) {
+func (r *Registry) emit(ev Change) {
 	r.mu.RLock()
 	ls := r.listeners
 	r.mu.RUnlock()
@@ -355,7 +355,7 @@ func (r *Registry) Register(ctx context.Context, req RegisterRequest) (Registrat
 	r.setAddrLocked(e, reg.Addr, reg.Transport)
 	r.mu.Unlock()
 
-	r.emit(Event{Kind: Registered, Registration: reg})
+	r.emit(Change{Kind: Registered, Registration: reg})
 	return reg, nil
 }
 
@@ -484,7 +484,7 @@ func (r *Registry) Update(ctx context.Context, id string, req UpdateRequest) (Re
 		return Registration{}, fmt.Errorf("registry: update %q: %w", id, err)
 	}
 	reg := r.cache(store.RegistrationRecord{Endpoint: ep}, nil)
-	r.emit(Event{Kind: Updated, Registration: reg})
+	r.emit(Change{Kind: Updated, Registration: reg})
 	return reg, nil
 }
 
@@ -524,6 +524,6 @@ func (r *Registry) deregister(ctx context.Context, id string, checkCredentials b
 		return Registration{}, fmt.Errorf("registry: deregister %q: %w", id, err)
 	}
 	r.forget(id)
-	r.emit(Event{Kind: Deregistered, Registration: reg})
+	r.emit(Change{Kind: Deregistered, Registration: reg})
 	return reg, nil
 }

@@ -40,7 +40,7 @@ func setup(t *testing.T, grace time.Duration) (*registry.Registry, *store.Store,
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "db.sqlite")
-	st, err := store.Open(ctx, path, store.Options{})
+	st, err := store.Open(ctx, path, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func setup(t *testing.T, grace time.Duration) (*registry.Registry, *store.Store,
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	c := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
-	return registry.New(st, registry.Options{Clock: c, Grace: grace}), st, c, path
+	return registry.New(st, registry.Config{Clock: c, Grace: grace}), st, c, path
 }
 
 func objectsOf(t *testing.T, s string) linkformat.Registration {
@@ -174,7 +174,7 @@ func TestLookupAddrAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r2 := registry.New(st, registry.Options{Clock: c})
+	r2 := registry.New(st, registry.Config{Clock: c})
 	got, err := r2.LookupAddr(ctx, reg.Addr)
 	if err != nil || got.ID != reg.ID || got.Endpoint != "a" {
 		t.Fatalf("LookupAddr after restart: %+v, %v", got, err)
@@ -209,7 +209,7 @@ func TestRemoveStale(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	keep := registry.New(st, registry.Options{Clock: c, Retention: 24 * time.Hour})
+	keep := registry.New(st, registry.Config{Clock: c, Retention: 24 * time.Hour})
 	if n := keep.RemoveStale(ctx); n != 0 {
 		t.Fatalf("removed %d inside the retention", n)
 	}
@@ -235,7 +235,7 @@ func TestExpiryAfterRestartLogsRegistration(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	r2 := registry.New(st, registry.Options{Clock: c, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	r2 := registry.New(st, registry.Config{Clock: c, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	c.Advance(2 * time.Minute)
 	r2.Sweep(ctx)
 	if !strings.Contains(logs.String(), "registration="+reg.ID) {
@@ -277,7 +277,7 @@ func TestRestoreFromStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second registry on the same store: what a restart sees.
-	r2 := registry.New(st, registry.Options{Clock: c})
+	r2 := registry.New(st, registry.Config{Clock: c})
 	if _, ok := r2.Get(reg.ID); ok {
 		t.Fatal("fresh registry knows the registration before Lookup")
 	}
@@ -290,7 +290,7 @@ func TestRestoreFromStore(t *testing.T) {
 		t.Fatalf("restored %+v", got)
 	}
 	// Past its lifetime a stored registration is not restored.
-	r3 := registry.New(st, registry.Options{Clock: c})
+	r3 := registry.New(st, registry.Config{Clock: c})
 	c.Advance(2 * time.Minute)
 	if _, err := r3.Lookup(ctx, reg.ID); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("expired registration restored: %v", err)
@@ -304,10 +304,10 @@ func TestRestoreFromStore(t *testing.T) {
 func TestRestoreTransport(t *testing.T) {
 	r, st, c, _ := setup(t, 0)
 	ctx := context.Background()
-	w := ingest.New(st, ingest.Options{})
+	w := ingest.New(st, ingest.Config{})
 	w.Start()
 	t.Cleanup(w.Close)
-	batched := registry.New(st, registry.Options{Clock: c, Ingest: w})
+	batched := registry.New(st, registry.Config{Clock: c, Ingest: w})
 	dtls := func(rq registry.RegisterRequest) registry.RegisterRequest {
 		rq.Transport = registry.TransportDTLS
 		return rq
@@ -366,7 +366,7 @@ func TestRestoreTransport(t *testing.T) {
 	}
 
 	// A second registry on the same store: what a restart sees.
-	r2 := registry.New(st, registry.Options{Clock: c})
+	r2 := registry.New(st, registry.Config{Clock: c})
 	for name, reg := range regs {
 		got, err := r2.Lookup(ctx, reg.ID)
 		if err != nil {
@@ -383,7 +383,7 @@ func TestRestoreTransport(t *testing.T) {
 	}
 	// LookupEndpoint, which a DTLS session that outlived the restart uses,
 	// restores the same.
-	r3 := registry.New(st, registry.Options{Clock: c})
+	r3 := registry.New(st, registry.Config{Clock: c})
 	for _, name := range []string{"dtls", "udp"} {
 		got, err := r3.LookupEndpoint(ctx, name)
 		if err != nil || got.Transport != want[name].tr {

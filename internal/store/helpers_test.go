@@ -72,7 +72,7 @@ func sqliteTestURL(t testing.TB) string {
 func openTestStore(t testing.TB, url string, migrate bool) *Store {
 	t.Helper()
 	clk := &testClock{t: t0}
-	s, err := Open(context.Background(), url, Options{Now: clk.Now})
+	s, err := Open(context.Background(), url, Config{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

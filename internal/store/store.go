@@ -37,8 +37,8 @@ var (
 	ErrConflict = errors.New("conflict")
 )
 
-// Options tune a Store. The zero Options is valid.
-type Options struct {
+// Config tunes a Store. The zero Config is valid.
+type Config struct {
 	// Now returns the current time; nil means time.Now. Every timestamp the
 	// store sets itself (created_at, updated_at, a defaulted received_at or
 	// audit time) comes from it.
@@ -69,7 +69,7 @@ type Store struct {
 // server that cannot be reached or refuses the connection (5 s connect
 // timeout unless the URL sets connect_timeout) give a one-line error that
 // never contains the password.
-func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+func Open(ctx context.Context, url string, opts Config) (*Store, error) {
 	s := &Store{now: opts.Now}
 	if s.now == nil {
 		s.now = time.Now

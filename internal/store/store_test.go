@@ -176,7 +176,7 @@ func TestOpenURLForms(t *testing.T) {
 		"file:" + filepath.Join(dir, "file.db"),
 		filepath.Join(dir, "odd name %41 #1.db"),
 	} {
-		s, err := Open(ctx, url, Options{})
+		s, err := Open(ctx, url, Config{})
 		if err != nil {
 			t.Errorf("Open(%q): %v", url, err)
 			continue
@@ -192,7 +192,7 @@ func TestOpenURLForms(t *testing.T) {
 		}
 	}
 	for _, url := range []string{"", "sqlite://", ":memory:", filepath.Join(dir, "x.db") + "?mode=ro"} {
-		if s, err := Open(ctx, url, Options{}); err == nil {
+		if s, err := Open(ctx, url, Config{}); err == nil {
 			s.Close()
 			t.Errorf("Open(%q) succeeded, want an error", url)
 		}
@@ -217,7 +217,7 @@ func TestOpenNotSQLite(t *testing.T) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Open(context.Background(), path, Options{})
+	_, err := Open(context.Background(), path, Config{})
 	checkOneLine(t, err)
 	want := "store: " + path + " is not a SQLite database (file is not a database)"
 	if err.Error() != want {
@@ -242,7 +242,7 @@ func TestOpenBadDirectory(t *testing.T) {
 		{dir, "not a regular file"},
 	}
 	for _, c := range cases {
-		_, err := Open(context.Background(), c.path, Options{})
+		_, err := Open(context.Background(), c.path, Config{})
 		checkOneLine(t, err)
 		if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.path) {
 			t.Errorf("Open(%q) = %q, want the path and %q", c.path, err, c.want)
@@ -261,7 +261,7 @@ func TestOpenUnwritableDirectory(t *testing.T) {
 		t.Skip("running with privileges that ignore directory permissions (root)")
 	}
 	path := filepath.Join(dir, "flownexus.db")
-	_, err := Open(context.Background(), path, Options{})
+	_, err := Open(context.Background(), path, Config{})
 	checkOneLine(t, err)
 	if !strings.Contains(err.Error(), "cannot create files in directory "+dir) {
 		t.Errorf("error = %q", err)
@@ -270,7 +270,7 @@ func TestOpenUnwritableDirectory(t *testing.T) {
 
 func TestOpenUnreachablePostgres(t *testing.T) {
 	start := time.Now()
-	_, err := Open(context.Background(), "postgres://flownexus:s3cr3t-pw@127.0.0.1:1/x", Options{})
+	_, err := Open(context.Background(), "postgres://flownexus:s3cr3t-pw@127.0.0.1:1/x", Config{})
 	if d := time.Since(start); d > 7*time.Second {
 		t.Errorf("Open took %v", d)
 	}
@@ -283,7 +283,7 @@ func TestOpenUnreachablePostgres(t *testing.T) {
 	}
 	// A server that does not answer at all: the connect timeout applies.
 	start = time.Now()
-	_, err = Open(context.Background(), "postgres://u:s3cr3t-pw@192.0.2.1:5432/x?connect_timeout=1", Options{})
+	_, err = Open(context.Background(), "postgres://u:s3cr3t-pw@192.0.2.1:5432/x?connect_timeout=1", Config{})
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Open of a silent address took %v", d)
 	}
@@ -291,7 +291,7 @@ func TestOpenUnreachablePostgres(t *testing.T) {
 	if strings.Contains(err.Error(), "s3cr3t-pw") {
 		t.Errorf("error shows the password: %q", err)
 	}
-	_, err = Open(context.Background(), "postgres://u:s3cr3t-pw@127.0.0.1:notaport/x", Options{})
+	_, err = Open(context.Background(), "postgres://u:s3cr3t-pw@127.0.0.1:notaport/x", Config{})
 	checkOneLine(t, err)
 	if strings.Contains(err.Error(), "s3cr3t-pw") {
 		t.Errorf("error shows the password: %q", err)
@@ -301,7 +301,7 @@ func TestOpenUnreachablePostgres(t *testing.T) {
 func TestOpenPostgresMissingDatabase(t *testing.T) {
 	u := storetest.PostgresURL(t)
 	u = strings.Replace(u, "/flownexus_test_", "/no_such_database_", 1)
-	_, err := Open(context.Background(), u, Options{})
+	_, err := Open(context.Background(), u, Config{})
 	checkOneLine(t, err)
 	if !strings.HasPrefix(err.Error(), "store: cannot connect to PostgreSQL at ") || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("error = %q", err)
