@@ -520,13 +520,12 @@ func (d *Device) checkWrite(p lwm2m.Path, v lwm2m.Value) error {
 		if len(v.StringValue()) > 255 {
 			return statusf(codes.BadRequest, "package URI longer than 255 bytes")
 		}
-		if st := d.model.value(pathFwState).IntValue(); st == fwDownloading || st == fwUpdating {
-			return statusf(codes.BadRequest, "firmware %s in progress", fwStateNames[st])
-		}
+		return d.checkFwWriteLocked(p, v)
 	case pathFwPackage:
-		if st := d.model.value(pathFwState).IntValue(); st == fwDownloading || st == fwUpdating {
-			return statusf(codes.BadRequest, "firmware %s in progress", fwStateNames[st])
+		if len(v.Opaque()) > maxFirmware {
+			return statusf(codes.RequestEntityTooLarge, "firmware package larger than %d bytes", maxFirmware)
 		}
+		return d.checkFwWriteLocked(p, v)
 	}
 	return nil
 }
