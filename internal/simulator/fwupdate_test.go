@@ -322,6 +322,18 @@ func TestFirmwarePush(t *testing.T) {
 		t.Fatalf("push: %v", r.code)
 	}
 	waitFw(t, d, fwIdle, fwResultIntegrity)
+	// The largest image the server stores by default: 8 MiB.
+	if testing.Short() {
+		return
+	}
+	img = FirmwareImage("5.1.0", 8<<20)
+	if r, err := p.try(ep, codes.PUT, "/5/0/0", lwm2m.FormatOpaque, img, 60*time.Second); err != nil || r.code != codes.Changed {
+		t.Fatalf("push of 8 MiB: %v %v", r.code, err)
+	}
+	waitFw(t, d, fwDownloaded, fwResultInitial)
+	if v, _ := d.Value(pathFwPkgVersion); v.StringValue() != "5.1.0" {
+		t.Errorf("PkgVersion %v", v)
+	}
 }
 
 // TestFirmwareDelivery checks /5/0/9: a pull-only device refuses a push,
