@@ -76,7 +76,6 @@ func (d *Device) handshakeDTLS(ctx context.Context, server string) (*dtls.Conn, 
 		_ = dc.Close()
 		return nil, nil, fmt.Errorf("DTLS handshake: %w", err)
 	}
-	d.stats.handshakes.Add(1)
 	return dc, pc, nil
 }
 
@@ -88,6 +87,7 @@ func (d *Device) dialDTLS(opts []udp.Option) (*client.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.stats.handshakes.Add(1)
 	d.sock = pc
 	return coapdtls.Client(dc, append(opts, options.WithCloseSocket())...), nil
 }
