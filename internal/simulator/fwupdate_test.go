@@ -459,12 +459,18 @@ func TestFirmwareCancel(t *testing.T) {
 	if n := stateObs.next(t, 5*time.Second); string(n.body) != "0" {
 		t.Errorf("notified state %q after cancel, want 0", n.body)
 	}
-	s.release()
-	// The cancelled download never completes.
-	time.Sleep(200 * time.Millisecond) // a negative check: give a stray download time to land
-	if state() != fwIdle {
-		t.Errorf("state %d after the server answered", state())
+	// The cancelled download ends without changing the state.
+	ended := make(chan struct{})
+	go func() { d.fwWG.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the cancelled download did not end")
 	}
+	if state() != fwIdle {
+		t.Errorf("state %d after the cancelled download ended", state())
+	}
+	s.release()
 	// Update Result: the fail-then-reset path notifies too.
 	if r := p.request(ep, codes.PUT, "/5/0/1", lwm2m.FormatText, []byte("ftp://x/y")); r.code != codes.Changed {
 		t.Fatal(r.code)
