@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"regexp"
 	"slices"
@@ -123,7 +124,11 @@ func (d *Device) fwFailLocked(result int64, reason string, err error) {
 	d.fw.pkg = nil
 	d.model.set(pathFwPkgName, lwm2m.String(""))
 	d.model.set(pathFwPkgVersion, lwm2m.String(""))
-	d.log.Warn("firmware update failed", "result", result, "reason", reason, "err", err)
+	level := slog.LevelWarn
+	if errors.Is(err, errInjected) {
+		level = slog.LevelInfo
+	}
+	d.log.Log(context.Background(), level, "firmware update failed", "result", result, "reason", reason, "err", err)
 	d.setFwStateLocked(fwIdle, result)
 }
 
@@ -140,7 +145,10 @@ func (d *Device) fwURIWrittenLocked() {
 	}
 	d.stopDownloadLocked()
 	u, err := url.Parse(uri)
-	if err != nil || u.Host == "" || u.Hostname() == "" {
+	if err == nil && u.Hostname() == "" {
+		err = errors.New("no host")
+	}
+	if err != nil {
 		d.fwFailLocked(fwResultInvalidURI, "invalid URI", err)
 		return
 	}

@@ -79,10 +79,12 @@ func (s *recordScanner) feed(b []byte) error {
 }
 
 // fwConn is the device side of a firmware download's TCP connection: it
-// checks the TLS records the server sends (when scan is set) and can drop
-// the connection once after a number of bytes.
+// checks the TLS records the server sends (when scan is set), fails a read
+// that waits longer than idle for data, and can drop the connection once
+// after a number of bytes.
 type fwConn struct {
 	net.Conn
+	idle  time.Duration
 	scan  *recordScanner // nil for plain HTTP
 	drop  *dropOnce
 	fatal *firstError // receives a record error, which no retry can cure
@@ -121,6 +123,9 @@ func (c *fwConn) Read(p []byte) (int, error) {
 			return 0, c.err
 		}
 		p = p[:n]
+	}
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		return 0, err
 	}
 	n, err := c.Conn.Read(p)
 	if c.drop != nil {
@@ -211,7 +216,7 @@ func (d *Device) httpTransport(drop *dropOnce, fatal *firstError) *http.Transpor
 			if err != nil {
 				return nil, err
 			}
-			return &fwConn{Conn: c, drop: drop}, nil
+			return &fwConn{Conn: c, idle: d.cfg.RequestTimeout, drop: drop}, nil
 		},
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dialer.DialContext(ctx, network, addr)
@@ -222,8 +227,10 @@ func (d *Device) httpTransport(drop *dropOnce, fatal *firstError) *http.Transpor
 			if cfg.ServerName == "" {
 				cfg.ServerName, _, _ = net.SplitHostPort(addr)
 			}
-			tc := tls.Client(&fwConn{Conn: c, scan: &recordScanner{max: maxTLSRecord}, drop: drop, fatal: fatal}, cfg)
-			if err := tc.HandshakeContext(ctx); err != nil {
+			tc := tls.Client(&fwConn{Conn: c, idle: d.cfg.RequestTimeout, scan: &recordScanner{max: maxTLSRecord}, drop: drop, fatal: fatal}, cfg)
+			hctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
+			defer cancel()
+			if err := tc.HandshakeContext(hctx); err != nil {
 				_ = c.Close()
 				return nil, err
 			}

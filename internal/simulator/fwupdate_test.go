@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -548,4 +551,33 @@ func TestValidateFirmware(t *testing.T) {
 	if err := (Config{Server: "127.0.0.1:5683", FirmwareProtocols: []int{0, 2, 3}, FirmwareDelivery: "push", FirmwareBlockSize: 16, FirmwareFail: 9}).Validate(); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestFirmwareHTTPStall serves half a chunk and then nothing: the device
+// gives up on each silent connection after RequestTimeout and, after its
+// retries, reports result 4.
+func TestFirmwareHTTPStall(t *testing.T) {
+	p := newPeer(t)
+	var requests atomic.Int32
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Range", "bytes 0-2047/4096")
+		w.Header().Set("Content-Length", "2048")
+		w.WriteHeader(http.StatusPartialContent)
+		_, _ = w.Write(make([]byte, 100))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	t.Cleanup(hs.Close)
+	d, _, _ := fwDevice(t, p, newFakeClock(), newEventLog(t), func(c *Config) {
+		c.FirmwareProtocols = []int{2}
+		c.RequestTimeout = 300 * time.Millisecond
+	})
+	start := time.Now()
+	p.request(d.Endpoint(), codes.PUT, "/5/0/1", lwm2m.FormatText, []byte(hs.URL+"/fw.bin"))
+	waitFw(t, d, fwIdle, fwResultConnLost)
+	if n := requests.Load(); n != 1+fwRetries {
+		t.Errorf("%d requests, want %d", n, 1+fwRetries)
+	}
+	t.Logf("gave up after %v", time.Since(start))
 }
