@@ -29,9 +29,11 @@
 // Firmware Update (object 5) is simulated end to end, following the state
 // machine of LwM2M 1.1 Appendix E.6.1: a Package URI written in state Idle
 // is downloaded for real, an empty one (or an empty or NUL Package) resets
-// the machine to Idle with result 0, and writes that are no trigger of the
-// current state (a new URI while Downloading, any write while Updating)
-// are 4.00; Execute /5/0/2 outside Downloaded is 4.05. Protocol Support
+// the machine to Idle with result 0 (in any state but Updating), and
+// writes that are no trigger of the current state (a URI or package
+// outside Idle, any write while Updating) are 4.00: a server resets a
+// device left Downloaded with an empty URI before it starts anew.
+// Execute /5/0/2 outside Downloaded is 4.05. Protocol Support
 // (/5/0/8, Config.FirmwareProtocols) and Delivery Method (/5/0/9,
 // Config.FirmwareDelivery) say what a device takes. https:// and http://
 // are fetched as an nRF91's download client does: by Range requests of
