@@ -581,3 +581,47 @@ func TestFirmwareHTTPStall(t *testing.T) {
 	}
 	t.Logf("gave up after %v", time.Since(start))
 }
+
+// TestFirmwareFleet updates 30 devices of a fleet at once from one HTTPS
+// server with small records: each pulls the image on its own connection,
+// installs it and comes back with the new version.
+func TestFirmwareFleet(t *testing.T) {
+	p := newPeer(t)
+	s := newFWHTTPServer(t, false, 1348)
+	uri := s.put("2.0.0.bin", FirmwareImage("2.0.0", 64<<10))
+	cfg := testConfig(t, p, nil, nil)
+	cfg.Devices = 30
+	cfg.FirmwareCA = s.CA
+	cfg.FirmwareDelay = 10 * time.Millisecond
+	f, err := NewFleet(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Stop(context.Background()) })
+	for _, d := range f.Devices() {
+		if r := p.request(d.Endpoint(), codes.PUT, "/5/0/1", lwm2m.FormatText, []byte(uri)); r.code != codes.Changed {
+			t.Fatalf("%s: write URI: %v", d.Endpoint(), r.code)
+		}
+	}
+	for _, d := range f.Devices() {
+		waitFw(t, d, fwDownloaded, fwResultInitial)
+		if r := p.request(d.Endpoint(), codes.POST, "/5/0/2", 0, nil); r.code != codes.Changed {
+			t.Fatalf("%s: execute: %v", d.Endpoint(), r.code)
+		}
+	}
+	for _, d := range f.Devices() {
+		waitFw(t, d, fwIdle, fwResultSuccess)
+		eventually(t, 10*time.Second, d.Endpoint()+" registered again with 2.0.0", func() bool {
+			v, _ := d.Value(pathFirmwareVer)
+			return v.StringValue() == "2.0.0" && d.Registered()
+		})
+	}
+	if conns, ranges := s.stats(); conns != 30 || len(ranges) != 30*32 {
+		t.Errorf("%d connections, %d requests; want 30 and %d", conns, len(ranges), 30*32)
+	}
+}
