@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,6 +67,85 @@ func (ff *fleetFlags) config(server string, log *slog.Logger) (simulator.Config,
 	}, nil
 }
 
+// fwFlags are simulate's settings of the devices' Firmware Update object.
+type fwFlags struct {
+	ca        string
+	fail      int
+	dropAt    int64
+	chunk     int
+	blockSize int
+	protocols string
+	delivery  string
+	delay     time.Duration
+}
+
+func (fw *fwFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&fw.ca, "fw-ca", "", "PEM file of the CA certificates that verify https:// firmware servers (default: the system's)")
+	fs.IntVar(&fw.fail, "fw-fail", 0, "make every firmware update fail with this Update Result (2 flash, 3 RAM, 4 connection lost, 5 integrity, 6 package type, 7 URI, 8 update failed, 9 protocol); 0 disables")
+	fs.Int64Var(&fw.dropAt, "fw-drop-at", 0, "drop each firmware download's connection once after this many bytes (it resumes); 0 disables")
+	fs.IntVar(&fw.chunk, "fw-chunk", simulator.DefaultFirmwareChunk, "bytes per HTTP Range request of a firmware download")
+	fs.IntVar(&fw.blockSize, "fw-block-size", simulator.DefaultFirmwareBlock, "CoAP Block2 size of a firmware download: 16, 32, ..., 1024")
+	fs.StringVar(&fw.protocols, "fw-protocols", "", "firmware download protocols the devices offer in /5/0/8: comma-separated coap, coaps, http, https or 0-3 (default coap,https, and coaps with DTLS credentials)")
+	fs.StringVar(&fw.delivery, "fw-delivery", "both", "firmware delivery method in /5/0/9: pull (Package URI), push (Block1 to /5/0/0) or both (or 0, 1, 2)")
+	fs.DurationVar(&fw.delay, "fw-delay", simulator.DefaultFirmwareDelay, "how long installing a firmware package takes, Execute /5/0/2 until the reboot")
+}
+
+// fwProtocolNames are /5/0/8's values by name.
+var fwProtocolNames = map[string]int{"coap": 0, "coaps": 1, "http": 2, "https": 3}
+
+// apply sets the firmware fields of cfg from the flags.
+func (fw *fwFlags) apply(cfg *simulator.Config) error {
+	if fw.ca != "" {
+		pem, err := os.ReadFile(fw.ca)
+		if err != nil {
+			return fmt.Errorf("--fw-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%w: --fw-ca %s: no PEM certificate in it", errUsage, fw.ca)
+		}
+		cfg.FirmwareCA = pool
+	}
+	if fw.protocols != "" {
+		for _, s := range strings.Split(fw.protocols, ",") {
+			s = strings.ToLower(strings.TrimSpace(s))
+			p, ok := fwProtocolNames[s]
+			if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= 3 {
+				p, ok = n, true
+			}
+			if !ok {
+				return fmt.Errorf("%w: --fw-protocols: %q is not coap, coaps, http, https or 0-3", errUsage, s)
+			}
+			if !slices.Contains(cfg.FirmwareProtocols, p) {
+				cfg.FirmwareProtocols = append(cfg.FirmwareProtocols, p)
+			}
+		}
+		if slices.Contains(cfg.FirmwareProtocols, 1) && cfg.PSK == nil && cfg.Certificate == nil {
+			return fmt.Errorf("%w: --fw-protocols: coaps needs DTLS credentials (--psk-secret or --psk-file)", errUsage)
+		}
+	}
+	switch d := strings.ToLower(fw.delivery); d {
+	case "pull", "push", "both":
+		cfg.FirmwareDelivery = d
+	case "0", "1", "2":
+		cfg.FirmwareDelivery = []string{"pull", "push", "both"}[d[0]-'0']
+	default:
+		return fmt.Errorf("%w: --fw-delivery %q: want pull, push or both", errUsage, fw.delivery)
+	}
+	if fw.fail != 0 && (fw.fail < 2 || fw.fail > 9) {
+		return fmt.Errorf("%w: --fw-fail %d: want an Update Result in 2..9, or 0", errUsage, fw.fail)
+	}
+	if fw.dropAt < 0 || fw.chunk < 16 || fw.delay <= 0 {
+		return fmt.Errorf("%w: --fw-drop-at must not be negative, --fw-chunk at least 16, --fw-delay positive", errUsage)
+	}
+	if fw.blockSize < 16 || fw.blockSize > 1024 || fw.blockSize&(fw.blockSize-1) != 0 {
+		return fmt.Errorf("%w: --fw-block-size %d: want a power of two in 16..1024", errUsage, fw.blockSize)
+	}
+	cfg.FirmwareFail, cfg.FirmwareDropAt, cfg.FirmwareChunk, cfg.FirmwareBlockSize = fw.fail, fw.dropAt, fw.chunk, fw.blockSize
+	cfg.FirmwareDelay = fw.delay
+	return nil
+}
+
 // simFlags are the settings of simulate beyond the fleet's.
 type simFlags struct {
 	server    string
@@ -80,7 +162,9 @@ func runSimulate(ctx context.Context, iox IO, args []string) error {
 	fs := flagSet(iox, "simulate")
 	var ff fleetFlags
 	var sf simFlags
+	var fw fwFlags
 	ff.register(fs, 10)
+	fw.register(fs)
 	fs.StringVar(&sf.server, "server", "", "LwM2M server: HOST:PORT, coap://HOST[:PORT] or coaps://HOST[:PORT] (default 127.0.0.1:5683, or 127.0.0.1:5684 with DTLS credentials)")
 	fs.DurationVar(&sf.duration, "duration", 0, "stop after this long; 0 runs until interrupted")
 	fs.DurationVar(&sf.every, "progress", 5*time.Second, "interval of the progress line; 0 disables")
@@ -147,6 +231,9 @@ func runSimulate(ctx context.Context, iox IO, args []string) error {
 	}
 	if sf.writePSK != "" {
 		return writeFleetPSKFile(iox, cfg, ff.devices, sf.writePSK)
+	}
+	if err := fw.apply(&cfg); err != nil {
+		return err
 	}
 	fleet, err := simulator.NewFleet(cfg)
 	if err != nil {

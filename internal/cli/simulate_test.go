@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/flownexus/flownexus/internal/app"
 	"github.com/flownexus/flownexus/internal/config"
+	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/registry"
 )
 
@@ -191,6 +194,14 @@ func TestSimulateUsage(t *testing.T) {
 		"negative rebind":           {[]string{"--rebind", "-1s"}, 2, "negative"},
 		"missing file":              {[]string{"--psk-file", filepath.Join(dir, "none.csv")}, 1, "no such file"},
 		"bad file":                  {[]string{"--psk-file", bad}, 1, "2 bad lines\nflownexus: line 1: invalid credential: PSK key is 1 bytes"},
+		"fw protocol":               {[]string{"--fw-protocols", "coap,ftp"}, 2, `"ftp" is not coap`},
+		"fw coaps without dtls":     {[]string{"--fw-protocols", "coaps"}, 2, "coaps needs DTLS credentials"},
+		"fw delivery":               {[]string{"--fw-delivery", "mail"}, 2, "want pull, push or both"},
+		"fw fail":                   {[]string{"--fw-fail", "1"}, 2, "want an Update Result in 2..9"},
+		"fw block size":             {[]string{"--fw-block-size", "100"}, 2, "power of two"},
+		"fw drop":                   {[]string{"--fw-drop-at", "-5"}, 2, "--fw-drop-at must not be negative"},
+		"fw ca missing":             {[]string{"--fw-ca", filepath.Join(dir, "none.pem")}, 1, "no such file"},
+		"fw ca not pem":             {[]string{"--fw-ca", good}, 2, "no PEM certificate"},
 	} {
 		r := runCLI(t, nil, "", append([]string{"simulate"}, c.args...)...)
 		if r.code != c.code || !strings.Contains(r.stderr, c.want) {
@@ -209,5 +220,50 @@ func TestSimulateUsage(t *testing.T) {
 	}
 	if got, _ := serverAddr("coap://example.org", false); got != "example.org:5683" {
 		t.Errorf("serverAddr(coap://example.org) = %q", got)
+	}
+}
+
+// TestSimulateFirmwareFlags runs a device with firmware flags against the
+// server and reads what they set: /5/0/8, /5/0/9 and an injected result.
+func TestSimulateFirmwareFlags(t *testing.T) {
+	a, _ := startDTLSServer(t)
+	const ep = "urn:imei:350000000000006"
+	ctx := context.Background()
+	read := func(path string) []lwm2m.Record {
+		res, err := a.Devices.Do(ctx, ep, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{lwm2m.MustParsePath(path)}})
+		if err != nil {
+			t.Fatalf("read %s: %v", path, err)
+		}
+		return res.Values
+	}
+	var failures []string
+	checked := false
+	r := simulateUntil(t, "the injected firmware result", func(string) bool {
+		if !registeredOver(a, registry.TransportUDP, ep)("") {
+			return false
+		}
+		if !checked {
+			checked = true
+			if got := read("/5/0/8"); len(got) != 2 || got[0].Value.IntValue() != 0 || got[1].Value.IntValue() != 2 {
+				failures = append(failures, fmt.Sprintf("/5/0/8 = %v", got))
+			}
+			if got := read("/5/0/9"); len(got) != 1 || got[0].Value.IntValue() != 0 {
+				failures = append(failures, fmt.Sprintf("/5/0/9 = %v", got))
+			}
+			_, err := a.Devices.Do(ctx, ep, devmgmt.Operation{Kind: devmgmt.KindWrite, Mode: devmgmt.Replace,
+				Paths: []lwm2m.Path{lwm2m.MustParsePath("/5/0/1")}, Values: []lwm2m.Record{{Path: lwm2m.MustParsePath("/5/0/1"), Value: lwm2m.String("coap://127.0.0.1:9/fw")}}})
+			if err != nil {
+				failures = append(failures, "write /5/0/1: "+err.Error())
+			}
+		}
+		if len(failures) > 0 {
+			return true
+		}
+		got := read("/5/0/5")
+		return len(got) == 1 && got[0].Value.IntValue() == 7
+	}, "--devices", "1", "--server", a.CoAPAddr().String(), "--progress", "0",
+		"--fw-protocols", "coap,2", "--fw-delivery", "pull", "--fw-fail", "7", "--fw-block-size", "64", "--fw-chunk", "1024")
+	if r.code != 0 || len(failures) > 0 {
+		t.Fatalf("simulate: %+v\n%s", r, strings.Join(failures, "\n"))
 	}
 }

@@ -294,6 +294,7 @@ func TestFirmwareUpdate(t *testing.T) {
 			log := newEventLog(t)
 			cfg := testConfig(t, p, clk, log)
 			cfg.FirmwareDelay = 5 * time.Second
+			cfg.FirmwareProtocols = []int{0, 2}
 			d := startDevice(t, cfg)
 			ep := d.Endpoint()
 			p.wait("register", ep, 5*time.Second)
@@ -333,7 +334,9 @@ func TestFirmwareUpdate(t *testing.T) {
 	t.Run("failures", func(t *testing.T) {
 		clk := newFakeClock()
 		log := newEventLog(t)
-		d := startDevice(t, testConfig(t, p, clk, log))
+		cfg := testConfig(t, p, clk, log)
+		cfg.FirmwareProtocols = []int{0, 2}
+		d := startDevice(t, cfg)
 		ep := d.Endpoint()
 		p.wait("register", ep, 5*time.Second)
 		for uri, want := range map[string]int64{

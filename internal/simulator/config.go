@@ -25,6 +25,8 @@ const (
 	DefaultStartConcurrency = 32
 	DefaultProgressInterval = time.Second
 	DefaultFirmwareDelay    = time.Second
+	DefaultFirmwareChunk    = 2048 // bytes per HTTP Range request, as Nordic's download client
+	DefaultFirmwareBlock    = 512  // CoAP Block2 size of firmware downloads
 	DefaultBaseIMEI         = "35000000000000"
 	maxDevices              = 1_000_000
 )
@@ -110,9 +112,44 @@ type Config struct {
 	// FirmwareDelay is how long installing a firmware package takes
 	// (Execute /5/0/2 until the reboot), on Clock (default 1 s).
 	FirmwareDelay time.Duration
-	// HTTPClient downloads http(s) firmware packages (default
-	// http.DefaultClient); coap:// packages use a go-coap client.
+	// HTTPClient, when set and FirmwareCA is not, lends the TLS settings
+	// of its *http.Transport (RootCAs) to https:// firmware downloads. The
+	// download itself always runs on the device's own transport (Range
+	// requests, one HTTP/1.1 connection, TLS records checked).
 	HTTPClient *http.Client
+	// FirmwareCA verifies the certificate of https:// firmware servers
+	// (default: HTTPClient's roots, else the system's).
+	FirmwareCA *x509.CertPool
+	// FirmwareProtocols is Firmware Update Protocol Support (/5/0/8): the
+	// Package URI schemes the device downloads with, 0 CoAP, 1 CoAPS,
+	// 2 HTTP 1.1, 3 HTTPS 1.1. A URI of another scheme ends the download
+	// with result 9 (unsupported protocol). Default CoAP, CoAPS (only with
+	// PSK or Certificate: coaps uses the device's own DTLS credentials) and
+	// HTTPS.
+	FirmwareProtocols []int
+	// FirmwareDelivery is Firmware Update Delivery Method (/5/0/9):
+	// "pull" (Package URI only), "push" (Package /5/0/0 only) or "both"
+	// (default). A write to the mechanism not offered is 4.05.
+	FirmwareDelivery string
+	// FirmwareChunk is the size of the Range requests of HTTP(S)
+	// downloads (default 2048 bytes).
+	FirmwareChunk int
+	// FirmwareBlockSize is the Block2 size a CoAP(S) download asks for: a
+	// power of two in 16..1024 (default 512).
+	FirmwareBlockSize int
+	// FirmwareFail, when 2..9, makes every firmware update fail with that
+	// Update Result at the stage it belongs to: 2 (not enough flash),
+	// 3 (out of RAM), 5 (integrity) and 6 (unsupported package type) once
+	// a package was received (pulled or pushed); 4 (connection lost) when
+	// a pull download starts; 7 (invalid URI) and 9 (unsupported
+	// protocol) when a Package URI is written; 8 (update failed) at the
+	// end of Execute /5/0/2 (the device keeps its firmware and does not
+	// reboot). 0 disables it.
+	FirmwareFail int
+	// FirmwareDropAt, when positive, drops the connection of each pull
+	// download once after that many bytes; the download then resumes (by
+	// Range over HTTP, from the next block over CoAP).
+	FirmwareDropAt int64
 	// Faults injects failures into the handling of server requests.
 	Faults Faults
 	// CaptureDir, when set, receives a file for every payload a device
@@ -142,6 +179,9 @@ type Faults struct {
 	Delay     time.Duration
 	DelayRate float64
 }
+
+// deliveryMethods maps Config.FirmwareDelivery to /5/0/9's value.
+var deliveryMethods = map[string]int64{"pull": 0, "push": 1, "both": 2}
 
 // Validate reports the first unusable field of c, after defaults.
 func (c Config) Validate() error {
@@ -189,6 +229,29 @@ func (c Config) Validate() error {
 		if d < 0 {
 			return fmt.Errorf("simulator: config: %s %v is negative", name, d)
 		}
+	}
+	for _, p := range c.FirmwareProtocols {
+		if p < 0 || p > 3 {
+			return fmt.Errorf("simulator: config: FirmwareProtocols: %d not one of 0 CoAP, 1 CoAPS, 2 HTTP, 3 HTTPS", p)
+		}
+		if p == 1 && c.PSK == nil && c.Certificate == nil {
+			return errors.New("simulator: config: FirmwareProtocols: CoAPS needs PSK or Certificate")
+		}
+	}
+	if _, ok := deliveryMethods[c.FirmwareDelivery]; !ok {
+		return fmt.Errorf("simulator: config: FirmwareDelivery %q: want pull, push or both", c.FirmwareDelivery)
+	}
+	if c.FirmwareChunk < 16 || c.FirmwareChunk > maxFirmware {
+		return fmt.Errorf("simulator: config: FirmwareChunk %d not in 16..%d", c.FirmwareChunk, maxFirmware)
+	}
+	if _, ok := blockSZX(c.FirmwareBlockSize); !ok {
+		return fmt.Errorf("simulator: config: FirmwareBlockSize %d: want a power of two in 16..1024", c.FirmwareBlockSize)
+	}
+	if c.FirmwareFail != 0 && (c.FirmwareFail < 2 || c.FirmwareFail > 9) {
+		return fmt.Errorf("simulator: config: FirmwareFail %d: want 0 or an Update Result in 2..9", c.FirmwareFail)
+	}
+	if c.FirmwareDropAt < 0 {
+		return fmt.Errorf("simulator: config: FirmwareDropAt %d is negative", c.FirmwareDropAt)
 	}
 	f := c.Faults
 	for name, r := range map[string]float64{"DropRate": f.DropRate, "ErrorRate": f.ErrorRate, "DelayRate": f.DelayRate} {
@@ -252,6 +315,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FirmwareDelay == 0 {
 		c.FirmwareDelay = DefaultFirmwareDelay
+	}
+	if len(c.FirmwareProtocols) == 0 {
+		c.FirmwareProtocols = []int{0, 3}
+		if c.PSK != nil || c.Certificate != nil {
+			c.FirmwareProtocols = []int{0, 1, 3}
+		}
+	}
+	if c.FirmwareDelivery == "" {
+		c.FirmwareDelivery = "both"
+	}
+	if c.FirmwareChunk == 0 {
+		c.FirmwareChunk = DefaultFirmwareChunk
+	}
+	if c.FirmwareBlockSize == 0 {
+		c.FirmwareBlockSize = DefaultFirmwareBlock
 	}
 	if c.Faults.ErrorCode == 0 {
 		c.Faults.ErrorCode = codes.InternalServerError

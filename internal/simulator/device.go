@@ -12,6 +12,7 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
+	"github.com/plgd-dev/go-coap/v3/net/blockwise"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/pkg/runner/periodic"
@@ -380,6 +381,9 @@ func (d *Device) dial() (*client.Conn, error) {
 		options.WithErrors(func(err error) { d.log.Debug("coap", "err", err) }),
 		options.WithRequestMonitor(d.monitor),
 		options.WithPeriodicRunner(d.runner),
+		// Block1 pushes of firmware (up to maxFirmware) take thousands of
+		// exchanges: give a transfer longer than go-coap's 3 s default.
+		options.WithBlockwise(true, blockwise.SZX1024, 2*time.Minute),
 	}
 	var conn *client.Conn
 	var err error

@@ -21,12 +21,12 @@ type PSK struct {
 	Key      []byte
 }
 
-// dtlsOptions are the handshake options of device i: its PSK
+// dtlsOptions are the handshake options of device i towards host: its PSK
 // (TLS_PSK_WITH_AES_128_CCM_8) or its certificate
 // (TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, the server verified against
-// Config.RootCAs), asking the server for a Connection ID as an nRF91 does
-// (a zero-length one of its own).
-func (d *Device) dtlsOptions() []dtls.ClientOption {
+// Config.RootCAs for host), asking the server for a Connection ID as an
+// nRF91 does (a zero-length one of its own).
+func (d *Device) dtlsOptions(host string) []dtls.ClientOption {
 	opts := []dtls.ClientOption{dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator())}
 	if d.cfg.PSK != nil {
 		psk := d.cfg.PSK(d.index)
@@ -35,7 +35,6 @@ func (d *Device) dtlsOptions() []dtls.ClientOption {
 			dtls.WithPSKIdentityHint([]byte(psk.Identity)),
 			dtls.WithCipherSuites(dtls.TLS_PSK_WITH_AES_128_CCM_8))
 	}
-	host, _, _ := net.SplitHostPort(d.cfg.Server)
 	return append(opts,
 		dtls.WithCertificates(d.cfg.Certificate(d.index)),
 		dtls.WithRootCAs(d.cfg.RootCAs),
@@ -43,13 +42,13 @@ func (d *Device) dtlsOptions() []dtls.ClientOption {
 		dtls.WithCipherSuites(dtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8))
 }
 
-// dialDTLS opens a socket to the server, completes a DTLS handshake with
-// dtlsOptions and returns the CoAP connection over it. Called with mu
-// held.
-func (d *Device) dialDTLS(opts []udp.Option) (*client.Conn, error) {
-	raddr, err := net.ResolveUDPAddr("udp", d.cfg.Server)
+// handshakeDTLS opens a socket to server ("host:port"), completes a DTLS
+// handshake with the device's credentials and returns the session with
+// its socket.
+func (d *Device) handshakeDTLS(ctx context.Context, server string) (*dtls.Conn, *rebindConn, error) {
+	raddr, err := net.ResolveUDPAddr("udp", server)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if raddr.IP.IsUnspecified() {
 		// A server listening on all addresses (":5684") answers from a
@@ -63,18 +62,30 @@ func (d *Device) dialDTLS(opts []udp.Option) (*client.Conn, error) {
 	}
 	pc, err := newRebindConn(raddr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	dc, err := dtls.ClientWithOptions(pc, raddr, d.dtlsOptions()...)
+	host, _, _ := net.SplitHostPort(server)
+	dc, err := dtls.ClientWithOptions(pc, raddr, d.dtlsOptions(host)...)
 	if err != nil {
 		_ = pc.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.RequestTimeout)
 	defer cancel()
 	if err := dc.HandshakeContext(ctx); err != nil {
 		_ = dc.Close()
-		return nil, fmt.Errorf("DTLS handshake: %w", err)
+		return nil, nil, fmt.Errorf("DTLS handshake: %w", err)
+	}
+	return dc, pc, nil
+}
+
+// dialDTLS opens a socket to the server, completes a DTLS handshake with
+// dtlsOptions and returns the CoAP connection over it. Called with mu
+// held.
+func (d *Device) dialDTLS(opts []udp.Option) (*client.Conn, error) {
+	dc, pc, err := d.handshakeDTLS(context.Background(), d.cfg.Server)
+	if err != nil {
+		return nil, err
 	}
 	d.stats.handshakes.Add(1)
 	d.sock = pc

@@ -7,17 +7,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
+	"log/slog"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
-	"github.com/plgd-dev/go-coap/v3/options"
-	"github.com/plgd-dev/go-coap/v3/udp"
 
 	"github.com/flownexus/flownexus/internal/lwm2m"
 )
@@ -31,9 +29,13 @@ const (
 
 	fwResultInitial     = 0
 	fwResultSuccess     = 1
+	fwResultNoFlash     = 2
+	fwResultNoRAM       = 3
 	fwResultConnLost    = 4
 	fwResultIntegrity   = 5
+	fwResultBadType     = 6
 	fwResultInvalidURI  = 7
+	fwResultFailed      = 8
 	fwResultUnsupported = 9 // unsupported protocol
 )
 
@@ -75,39 +77,109 @@ func (d *Device) setFwStateLocked(state, result int64) {
 	d.mu.Lock()
 }
 
-// fwURIWrittenLocked starts a pull download of the written Package URI, or
-// resets the state machine when the URI is empty. coap:// and http(s)://
-// URIs are fetched for real (coap with block-wise transfer); others end in
-// "unsupported protocol" or "invalid URI".
-func (d *Device) fwURIWrittenLocked() {
+// schemeProtocols maps Package URI schemes to Firmware Update Protocol
+// Support values (/5/0/8).
+var schemeProtocols = map[string]int{"coap": 0, "coaps": 1, "http": 2, "https": 3}
+
+// checkFwWriteLocked applies the state machine of LwM2M 1.1 Appendix E.6.1
+// to a write of Package (/5/0/0) or Package URI (/5/0/1) before it is
+// stored: an empty value resets the machine in any state but Updating; a
+// package or URI starts a download only in Idle (a write that is no
+// trigger of the current state is rejected); and only the delivery
+// methods /5/0/9 offers are accepted.
+func (d *Device) checkFwWriteLocked(p lwm2m.Path, v lwm2m.Value) error {
+	empty := v.StringValue() == ""
+	if p == pathFwPackage {
+		pkg := v.Opaque()
+		empty = len(pkg) == 0 || (len(pkg) == 1 && pkg[0] == 0)
+	}
+	st := d.model.value(pathFwState).IntValue()
+	switch {
+	case st == fwUpdating:
+		return statusf(codes.BadRequest, "firmware is updating")
+	case empty:
+		return nil
+	case p == pathFwURI && d.cfg.FirmwareDelivery == "push":
+		return statusf(codes.MethodNotAllowed, "the device takes firmware by push only (/5/0/9 = 1)")
+	case p == pathFwPackage && d.cfg.FirmwareDelivery == "pull":
+		return statusf(codes.MethodNotAllowed, "the device takes firmware by pull only (/5/0/9 = 0)")
+	case st != fwIdle:
+		return statusf(codes.BadRequest, "firmware is %s: reset it with an empty Package URI first", fwStateNames[st])
+	}
+	return nil
+}
+
+// fwResetLocked returns the state machine to Idle with result 0 and
+// forgets the package (an empty Package URI or Package was written).
+func (d *Device) fwResetLocked() {
 	d.stopDownloadLocked()
+	d.fw.pkg = nil
+	d.model.set(pathFwPkgName, lwm2m.String(""))
+	d.model.set(pathFwPkgVersion, lwm2m.String(""))
+	d.setFwStateLocked(fwIdle, fwResultInitial)
+}
+
+// fwFailLocked ends a download or update with a failure result.
+func (d *Device) fwFailLocked(result int64, reason string, err error) {
+	d.fw.pkg = nil
+	d.model.set(pathFwPkgName, lwm2m.String(""))
+	d.model.set(pathFwPkgVersion, lwm2m.String(""))
+	level := slog.LevelWarn
+	if errors.Is(err, errInjected) {
+		level = slog.LevelInfo
+	}
+	d.log.Log(context.Background(), level, "firmware update failed", "result", result, "reason", reason, "err", err)
+	d.setFwStateLocked(fwIdle, result)
+}
+
+// fwURIWrittenLocked starts a pull download of the written Package URI, or
+// resets the state machine when the URI is empty. coap://, coaps://,
+// http:// and https:// URIs are fetched for real (downloadCoAP,
+// downloadHTTP); a scheme missing from Config.FirmwareProtocols ends in
+// result 9 (unsupported protocol), a URI without a host in 7 (invalid URI).
+func (d *Device) fwURIWrittenLocked() {
 	uri := d.model.value(pathFwURI).StringValue()
 	if uri == "" {
-		d.fw.pkg = nil
-		d.setFwStateLocked(fwIdle, fwResultInitial)
+		d.fwResetLocked()
 		return
 	}
+	d.stopDownloadLocked()
 	u, err := url.Parse(uri)
-	if err != nil || u.Host == "" {
-		d.setFwStateLocked(fwIdle, fwResultInvalidURI)
+	if err == nil && u.Hostname() == "" {
+		err = errors.New("no host")
+	}
+	if err != nil {
+		d.fwFailLocked(fwResultInvalidURI, "invalid URI", err)
 		return
 	}
-	switch u.Scheme {
-	case "coap", "http", "https":
-	default:
-		d.setFwStateLocked(fwIdle, fwResultUnsupported)
+	proto, ok := schemeProtocols[u.Scheme]
+	if !ok || !slices.Contains(d.cfg.FirmwareProtocols, proto) {
+		d.fwFailLocked(fwResultUnsupported, "unsupported protocol", fmt.Errorf("scheme %q not in /5/0/8 %v", u.Scheme, d.cfg.FirmwareProtocols))
 		return
 	}
+	switch d.cfg.FirmwareFail {
+	case fwResultInvalidURI:
+		d.fwFailLocked(fwResultInvalidURI, "invalid URI", errInjected)
+		return
+	case fwResultUnsupported:
+		d.fwFailLocked(fwResultUnsupported, "unsupported protocol", errInjected)
+		return
+	}
+	d.fw.pkg = nil
 	d.setFwStateLocked(fwDownloading, fwResultInitial)
 	d.fw.epoch++
 	epoch := d.fw.epoch
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	d.fw.cancel = cancel
+	fetch := d.fetchFirmware
+	if d.cfg.FirmwareFail == fwResultConnLost {
+		fetch = func(context.Context, *url.URL) ([]byte, error) { return nil, errInjected }
+	}
 	d.fwWG.Add(1)
 	go func() {
 		defer d.fwWG.Done()
 		defer cancel()
-		data, err := d.fetchFirmware(ctx, u)
+		data, err := fetch(ctx, u)
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if d.fw.epoch != epoch {
@@ -116,18 +188,22 @@ func (d *Device) fwURIWrittenLocked() {
 		d.fw.cancel = nil
 		switch {
 		case errors.Is(err, errInvalidURI):
-			d.setFwStateLocked(fwIdle, fwResultInvalidURI)
+			d.fwFailLocked(fwResultInvalidURI, "invalid URI", err)
+		case errors.Is(err, errUnsupportedProtocol):
+			d.fwFailLocked(fwResultUnsupported, "unsupported protocol", err)
+		case errors.Is(err, errFirmwareTooLarge):
+			d.fwFailLocked(fwResultNoFlash, "package larger than the flash", err)
 		case err != nil:
-			d.log.Info("firmware download failed", "uri", uri, "err", err)
-			d.setFwStateLocked(fwIdle, fwResultConnLost)
-		case len(data) == 0:
-			d.setFwStateLocked(fwIdle, fwResultIntegrity)
+			d.fwFailLocked(fwResultConnLost, "download failed", fmt.Errorf("%s: %w", u.Redacted(), err))
 		default:
 			d.fwReceivedLocked(uri, data)
 		}
 		d.wake()
 	}()
 }
+
+// errInjected marks failures Config.FirmwareFail asked for.
+var errInjected = errors.New("injected by FirmwareFail")
 
 // stopDownloadLocked cancels a running download.
 func (d *Device) stopDownloadLocked() {
@@ -139,32 +215,54 @@ func (d *Device) stopDownloadLocked() {
 	d.fw.next = time.Time{}
 }
 
-// fwPackageWrittenLocked handles a package pushed to /5/0/0: an empty one
-// resets the state machine, any other is downloaded at once.
+// fwPackageWrittenLocked handles a package pushed to /5/0/0 (whole, after
+// its Block1 transfer): an empty one (or a single NUL byte) resets the
+// state machine, any other is received at once.
 func (d *Device) fwPackageWrittenLocked() {
-	d.stopDownloadLocked()
 	pkg := d.model.valueStored(pathFwPackage).Opaque()
 	// The package is write-only: keep it out of the object tree.
 	d.model.set(pathFwPackage, lwm2m.Opaque(nil))
-	if len(pkg) == 0 {
-		d.fw.pkg = nil
-		d.setFwStateLocked(fwIdle, fwResultInitial)
+	if len(pkg) == 0 || (len(pkg) == 1 && pkg[0] == 0) {
+		d.fwResetLocked()
 		return
 	}
+	d.stopDownloadLocked()
+	d.setFwStateLocked(fwDownloading, fwResultInitial)
 	d.fwReceivedLocked("", bytes.Clone(pkg))
 }
 
+// fwReceivedLocked checks a received package (Config.FirmwareFail, size,
+// integrity) and moves to Downloaded, or to Idle with the failure result.
 func (d *Device) fwReceivedLocked(uri string, pkg []byte) {
 	sum := sha256.Sum256(pkg)
-	d.fw.pkg = pkg
 	d.fw.Download = FirmwareInfo{URI: uri, Size: len(pkg), SHA256: hex.EncodeToString(sum[:])}
+	switch f := int64(d.cfg.FirmwareFail); f {
+	case fwResultNoFlash, fwResultNoRAM, fwResultIntegrity, fwResultBadType:
+		d.fwFailLocked(f, "received package refused", errInjected)
+		return
+	}
+	if len(pkg) > maxFirmware {
+		d.fwFailLocked(fwResultNoFlash, "package larger than the flash", fmt.Errorf("%d bytes", len(pkg)))
+		return
+	}
+	if len(pkg) == 0 {
+		d.fwFailLocked(fwResultIntegrity, "integrity check", errors.New("empty package"))
+		return
+	}
+	version, err := verifyImage(pkg, d.model.value(pathFirmwareVer).StringValue())
+	if err != nil {
+		d.fwFailLocked(fwResultIntegrity, "integrity check", err)
+		return
+	}
+	d.fw.pkg = pkg
 	d.model.set(pathFwPkgName, lwm2m.String("flownexus-sim"))
-	d.model.set(pathFwPkgVersion, lwm2m.String(packageVersion(pkg, d.model.value(pathFirmwareVer).StringValue())))
+	d.model.set(pathFwPkgVersion, lwm2m.String(version))
 	d.setFwStateLocked(fwDownloaded, fwResultInitial)
 }
 
-// fwUpdateLocked starts installing the downloaded package (Execute /5/0/2);
-// it takes Config.FirmwareDelay, then the device reboots into it.
+// fwUpdateLocked starts installing the downloaded package (Execute /5/0/2),
+// which is allowed in state Downloaded only (else 4.05); it takes
+// Config.FirmwareDelay, then the device reboots into it.
 func (d *Device) fwUpdateLocked() error {
 	if st := d.model.value(pathFwState).IntValue(); st != fwDownloaded {
 		return statusf(codes.MethodNotAllowed, "firmware state is %s, not downloaded", fwStateNames[st])
@@ -175,13 +273,19 @@ func (d *Device) fwUpdateLocked() error {
 }
 
 // fwStepLocked finishes an update whose time has come: the firmware version
-// becomes the package's, the result "success", and the device reboots.
+// becomes the package's, the result "success", and the device reboots (or,
+// with Config.FirmwareFail 8, the update fails and the device goes on with
+// its old firmware).
 func (d *Device) fwStepLocked(now time.Time) {
 	if d.fw.next.IsZero() || now.Before(d.fw.next) {
 		return
 	}
 	d.fw.next = time.Time{}
 	if d.model.value(pathFwState).IntValue() != fwUpdating {
+		return
+	}
+	if d.cfg.FirmwareFail == fwResultFailed {
+		d.fwFailLocked(fwResultFailed, "install", errInjected)
 		return
 	}
 	v := d.model.value(pathFwPkgVersion).StringValue()
@@ -218,64 +322,16 @@ func packageVersion(pkg []byte, cur string) string {
 
 var errInvalidURI = errors.New("invalid firmware URI")
 
-// download fetches a firmware package over CoAP (block-wise) or HTTP(S).
+// download fetches a firmware package over CoAP(S) (Block2) or HTTP(S)
+// (Range requests), dropping the connection once when
+// Config.FirmwareDropAt says so.
 func (d *Device) download(ctx context.Context, u *url.URL) ([]byte, error) {
-	if u.Scheme == "coap" {
-		host := u.Host
-		if u.Port() == "" {
-			host += ":5683"
-		}
-		conn, err := udp.Dial(host, options.WithErrors(func(err error) { d.log.Debug("coap firmware download", "err", err) }),
-			options.WithContext(ctx))
-		if err != nil {
-			return nil, err
-		}
-		defer func() { _ = conn.Close(); <-conn.Done() }()
-		path := u.EscapedPath()
-		if path == "" {
-			path = "/"
-		}
-		resp, err := conn.Get(ctx, path)
-		if err != nil {
-			return nil, err
-		}
-		defer conn.ReleaseMessage(resp)
-		if resp.Code() == codes.NotFound || resp.Code() == codes.BadRequest {
-			return nil, errInvalidURI
-		}
-		if resp.Code() != codes.Content {
-			return nil, fmt.Errorf("coap firmware download: %v", resp.Code())
-		}
-		if n, err := resp.BodySize(); err == nil && n > maxFirmware {
-			return nil, fmt.Errorf("firmware of %d bytes is too large", n)
-		}
-		return resp.ReadBody()
+	drop := &dropOnce{at: d.cfg.FirmwareDropAt}
+	switch u.Scheme {
+	case "coap", "coaps":
+		return d.downloadCoAP(ctx, u, drop)
+	case "http", "https":
+		return d.downloadHTTP(ctx, u, drop)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, errInvalidURI
-	}
-	client := d.cfg.HTTPClient
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, errInvalidURI
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("http firmware download: %s", resp.Status)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxFirmware+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxFirmware {
-		return nil, fmt.Errorf("firmware larger than %d bytes", maxFirmware)
-	}
-	return data, nil
+	return nil, fmt.Errorf("%w: %s", errUnsupportedProtocol, u.Scheme)
 }

@@ -109,3 +109,63 @@ func FuzzServe(f *testing.F) {
 		d.mu.Unlock()
 	})
 }
+
+// FuzzImageHeader feeds arbitrary packages to the firmware package check:
+// it must never panic, must accept every FirmwareImage and a package it
+// accepts with a header must have the size the header declares.
+func FuzzImageHeader(f *testing.F) {
+	f.Add(FirmwareImage("1.2.3", 256))
+	f.Add(FirmwareImage(strings.Repeat("v", 64), 300))
+	f.Add([]byte("version=1.0.1\n"))
+	f.Add([]byte("FNXSIM1 version=1 size=128 sha256=" + strings.Repeat("0", 64) + "\n"))
+	f.Add([]byte("FNXSIM1 "))
+	f.Fuzz(func(t *testing.T, pkg []byte) {
+		v, err := verifyImage(pkg, "1.0.0")
+		h, herr := parseImageHeader(pkg)
+		if err == nil && herr == nil && (len(pkg) != h.size || v != h.version) {
+			t.Fatalf("accepted %d bytes as %+v", len(pkg), h)
+		}
+		if err == nil && v == "" {
+			t.Fatal("accepted without a version")
+		}
+	})
+}
+
+// FuzzRecordScanner feeds an arbitrary byte stream to the TLS record
+// checker, whole and split: the verdict must not depend on how the stream
+// arrives, and a stream it accepts has no record longer than the limit.
+func FuzzRecordScanner(f *testing.F) {
+	f.Add([]byte{22, 3, 3, 0, 2, 1, 2, 23, 3, 3, 8, 0}, uint8(3))
+	f.Add([]byte{23, 3, 3, 8, 1}, uint8(1))
+	f.Add([]byte("GET / HTTP/1.1\r\n"), uint8(4))
+	f.Fuzz(func(t *testing.T, stream []byte, step uint8) {
+		whole := recordScanner{max: maxTLSRecord}
+		errWhole := whole.feed(stream)
+		split := recordScanner{max: maxTLSRecord}
+		var errSplit error
+		n := int(step%16) + 1
+		for i := 0; i < len(stream) && errSplit == nil; i += n {
+			errSplit = split.feed(stream[i:min(i+n, len(stream))])
+		}
+		if (errWhole == nil) != (errSplit == nil) {
+			t.Fatalf("whole: %v, split by %d: %v", errWhole, n, errSplit)
+		}
+		if errWhole == nil && whole.largest > maxTLSRecord {
+			t.Fatalf("accepted a record of %d bytes", whole.largest)
+		}
+	})
+}
+
+// FuzzContentRange parses arbitrary Content-Range headers of firmware
+// servers: no panic, and what it accepts has non-negative numbers.
+func FuzzContentRange(f *testing.F) {
+	f.Add("bytes 0-2047/50000")
+	f.Add("bytes */0")
+	f.Add("bytes 1-/2")
+	f.Fuzz(func(t *testing.T, s string) {
+		first, last, total, ok := parseContentRange(s)
+		if ok && (total < 0 || (first < 0) != (last < 0) || first < -1) {
+			t.Fatalf("%q: %d-%d/%d", s, first, last, total)
+		}
+	})
+}

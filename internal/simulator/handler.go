@@ -17,7 +17,8 @@ import (
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 )
 
-// maxRequestBody bounds the payload of a server request the device reads.
+// maxRequestBody bounds the payload of a server request the device reads,
+// but for a firmware package written to /5/0/0 (maxFirmware).
 const maxRequestBody = 1 << 20
 
 // request is a server request, decoded from CoAP.
@@ -182,7 +183,11 @@ func parseRequest(r *pool.Message) (request, error) {
 		rq.observe, rq.hasObs = o, true
 	}
 	if r.Body() != nil {
-		if n, err := r.BodySize(); err == nil && n > maxRequestBody {
+		limit := int64(maxRequestBody)
+		if p == pathFwPackage {
+			limit = maxFirmware // a firmware push
+		}
+		if n, err := r.BodySize(); err == nil && n > limit {
 			return rq, statusf(codes.RequestEntityTooLarge, "payload of %d bytes", n)
 		}
 		b, err := r.ReadBody()
@@ -520,13 +525,12 @@ func (d *Device) checkWrite(p lwm2m.Path, v lwm2m.Value) error {
 		if len(v.StringValue()) > 255 {
 			return statusf(codes.BadRequest, "package URI longer than 255 bytes")
 		}
-		if st := d.model.value(pathFwState).IntValue(); st == fwDownloading || st == fwUpdating {
-			return statusf(codes.BadRequest, "firmware %s in progress", fwStateNames[st])
-		}
+		return d.checkFwWriteLocked(p, v)
 	case pathFwPackage:
-		if st := d.model.value(pathFwState).IntValue(); st == fwDownloading || st == fwUpdating {
-			return statusf(codes.BadRequest, "firmware %s in progress", fwStateNames[st])
+		if len(v.Opaque()) > maxFirmware {
+			return statusf(codes.RequestEntityTooLarge, "firmware package larger than %d bytes", maxFirmware)
 		}
+		return d.checkFwWriteLocked(p, v)
 	}
 	return nil
 }

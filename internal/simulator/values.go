@@ -161,6 +161,10 @@ func (d *Device) buildModel() {
 		10: lwm2m.Int(262),
 		12: lwm2m.Int(int64(100 + r.IntN(900))),
 	})
+	protocols := make([]lwm2m.Value, len(d.cfg.FirmwareProtocols))
+	for i, p := range d.cfg.FirmwareProtocols {
+		protocols[i] = lwm2m.Int(int64(p))
+	}
 	m.addInstance(objFirmware, 0, map[uint16]any{
 		0: lwm2m.Opaque(nil),
 		1: lwm2m.String(""),
@@ -169,8 +173,8 @@ func (d *Device) buildModel() {
 		5: lwm2m.Int(0),
 		6: lwm2m.String(""),
 		7: lwm2m.String(""),
-		8: []lwm2m.Value{lwm2m.Int(0), lwm2m.Int(2), lwm2m.Int(3)}, // CoAP, HTTP, HTTPS
-		9: lwm2m.Int(2),                                            // pull and push
+		8: protocols,
+		9: lwm2m.Int(deliveryMethods[d.cfg.FirmwareDelivery]),
 	})
 	m.addInstance(objAppData, 0, map[uint16]any{
 		0: []lwm2m.Value{lwm2m.Opaque([]byte("flownexus\x00\x01\x02"))},
