@@ -59,7 +59,9 @@
 //     Version (/3/0/3, from a notification or a Read queued once it is
 //     back) equals the image's version compared leniently (SameVersion). A
 //     version that differs, read after the device registered again, fails
-//     the update.
+//     the update. A device that reported Result 1 but has not registered
+//     again is taken to be rebooting: its version is read once it
+//     registers, or after Config.ReadInterval.
 //   - An operation the machine needs that ends FAILED (the queue's own
 //     retries used up, or refused by the device) fails the update, with the
 //     operation's error.

@@ -383,10 +383,13 @@ func decide(f facts) decision {
 				}
 			}
 			// Read the version once the device is back, and again after a
-			// later Register.
+			// later Register. A device that reported success but has not
+			// registered again is likely rebooting: its Register is waited
+			// for ReadInterval.
+			reregistered := f.Online && f.RegisteredAt.After(u.StateAt)
 			rv, ok := f.Ops[roleReadVersion]
-			if !ok || rv.CreatedAt.Before(back) || (f.Online && rv.CreatedAt.Before(f.RegisteredAt)) ||
-				rv.Status == store.OperationFailed {
+			if (reregistered || f.Now.Sub(back) >= f.ReadInterval) &&
+				(!ok || rv.CreatedAt.Before(back) || (f.Online && rv.CreatedAt.Before(f.RegisteredAt)) || rv.Status == store.OperationFailed) {
 				if !f.pendingOp(roleReadVersion) {
 					add(roleReadVersion, devmgmt.Operation{Kind: devmgmt.KindRead, Paths: []lwm2m.Path{pathVersion}})
 				}

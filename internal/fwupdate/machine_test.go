@@ -286,6 +286,17 @@ func TestDecideUpdating(t *testing.T) {
 	if d := decide(g); d.Changed || kinds(d.Queue) != roleReadVersion {
 		t.Errorf("old version: %+v %s", d.Update, kinds(d.Queue))
 	}
+	// Result 1 without a new Register: the Register is waited for
+	// ReadInterval, then the version read.
+	g = up().with(pathResult, lwm2m.Int(1), back)
+	g.Now = back.Add(time.Second)
+	if d := decide(g); d.Changed || len(d.Queue) != 0 {
+		t.Errorf("result 1, rebooting: %+v %s", d.Update, kinds(d.Queue))
+	}
+	g.Now = back.Add(time.Minute)
+	if d := decide(g); d.Changed || kinds(d.Queue) != roleReadVersion {
+		t.Errorf("result 1, no Register: %+v %s", d.Update, kinds(d.Queue))
+	}
 	// Result 1 without a new Register: back too; the version decides.
 	g = up().with(pathResult, lwm2m.Int(1), back).with(pathVersion, lwm2m.String("1.2.3"), back.Add(time.Second))
 	g.Now = back.Add(2 * time.Second)

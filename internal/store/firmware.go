@@ -242,8 +242,10 @@ type FirmwareUpdateFilter struct {
 	FirmwareID int64
 	Version    string
 	ActiveOnly bool
-	Limit      int // <= 0: 100
-	Offset     int
+	// FinishedOnly selects the updates that are not active.
+	FinishedOnly bool
+	Limit        int // <= 0: 100
+	Offset       int
 }
 
 // ListFirmwareUpdates returns the updates matching f, newest first.
@@ -265,6 +267,9 @@ func (s *Store) ListFirmwareUpdates(ctx context.Context, f FirmwareUpdateFilter)
 	}
 	if f.ActiveOnly {
 		where = append(where, "active")
+	}
+	if f.FinishedOnly {
+		where = append(where, "NOT active")
 	}
 	q := "SELECT " + firmwareUpdateCols + " FROM firmware_update"
 	if len(where) > 0 {

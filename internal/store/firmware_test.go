@@ -117,6 +117,7 @@ func TestFirmwareRoundTrip(t *testing.T) {
 			"firmware": {ids(FirmwareUpdateFilter{FirmwareID: f.ID}), []int64{u.ID}},
 			"active":   {ids(FirmwareUpdateFilter{ActiveOnly: true}), []int64{u2.ID}},
 			"version":  {ids(FirmwareUpdateFilter{Version: "2.2.0"}), []int64{u2.ID}},
+			"finished": {ids(FirmwareUpdateFilter{FinishedOnly: true}), []int64{u.ID}},
 			"offset":   {ids(FirmwareUpdateFilter{Offset: 1}), []int64{u.ID}},
 		} {
 			if !reflect.DeepEqual(c.got, c.want) {
