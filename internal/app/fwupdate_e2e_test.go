@@ -373,3 +373,53 @@ func TestFirmwareUpdateFailures(t *testing.T) {
 		t.Errorf("active updates left: %+v", list.Items)
 	}
 }
+
+// TestFirmwareUpdateQueueModeAcrossRestart: an update of a sleeping
+// (queue-mode) device waits for its wakes, and a server restart in the
+// middle of it resumes it from the database.
+func TestFirmwareUpdateQueueModeAcrossRestart(t *testing.T) {
+	is := startImageServer(t)
+	cfg := testConfig(t, t.TempDir())
+	opts := queueOptions()
+	opts.Firmware = fwTuning(is).Firmware
+	s := startServer(t, cfg, opts)
+	f := startSleepyFleet(t, s, 1, func(c *simulator.Config) { c.FirmwareDelay = 100 * time.Millisecond })
+	dev := f.Device(0)
+	ep := dev.Endpoint()
+	waitAsleep(t, dev)
+	addImage(t, s, is, "5.0.0", fwImage("5.0.0", 3000))
+	u := s.startUpdate(t, map[string]any{"endpoint": ep, "version": "5.0.0"})
+
+	// Asleep: the update waits.
+	time.Sleep(500 * time.Millisecond)
+	var got updateJSON
+	s.call(t, "GET", fmt.Sprintf("/api/v1/firmware/updates/%d", u.ID), nil, &got)
+	if got.State != "pending" || len(got.Operations) != 1 {
+		t.Fatalf("while asleep: %+v", got)
+	}
+
+	// The server restarts on the same port; the device keeps its
+	// registration and wakes now and then.
+	cfg.CoAPListen = s.CoAPAddr().String()
+	s.stop()
+	s2 := startServer(t, cfg, opts)
+	wakes := 0
+	last := time.Now()
+	done := s2.waitUpdate(t, u.ID, 60*time.Second, func() {
+		if !dev.Awake() && time.Since(last) > 500*time.Millisecond {
+			dev.TriggerUpdate()
+			wakes++
+			last = time.Now()
+		}
+	})
+	if done.State != "succeeded" || done.PackageURI != is.coap+"5.0.0.bin" {
+		t.Fatalf("after the restart: %+v", done)
+	}
+	if wakes < 1 {
+		t.Errorf("finished without a wake of the device")
+	}
+	if v, _ := dev.Value(lwm2m.MustParsePath("/3/0/3")); v.StringValue() != "5.0.0" {
+		t.Errorf("device version %v", v)
+	}
+	t.Logf("updated after %d wakes", wakes)
+}
