@@ -423,3 +423,45 @@ func TestFirmwareUpdateQueueModeAcrossRestart(t *testing.T) {
 	}
 	t.Logf("updated after %d wakes", wakes)
 }
+
+// TestFirmwareUpdateStartedBesideTheServer: an update started by another
+// process on the same database (as `flownexus fw update` does, through
+// OfflineUpdater) is carried out by the running server, whose engine finds
+// its job at its next poll (JobPollInterval; 5 s by default on SQLite).
+func TestFirmwareUpdateStartedBesideTheServer(t *testing.T) {
+	is := startImageServer(t)
+	cfg := testConfig(t, t.TempDir())
+	opts := fwTuning(is)
+	opts.JobPollInterval = 500 * time.Millisecond
+	s := startServer(t, cfg, opts)
+	f := startFleet(t, s, 1, func(c *simulator.Config) { c.FirmwareDelay = 100 * time.Millisecond })
+	addImage(t, s, is, "6.0.0", fwImage("6.0.0", 2000))
+
+	ctx := context.Background()
+	other, err := OpenStore(ctx, cfg, testLogger(t), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	u, err := OfflineUpdater(other, cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	up, err := u.Start(ctx, f.Device(0).Endpoint(), "6.0.0", fwupdate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first time.Duration
+	done := s.waitUpdate(t, up.ID, 30*time.Second, func() {
+		if first == 0 {
+			if cur, err := s.Store.GetFirmwareUpdate(ctx, up.ID); err == nil && cur.State != fwupdate.StatePending {
+				first = time.Since(started)
+			}
+		}
+	})
+	if done.State != "succeeded" {
+		t.Fatalf("finished %+v", done)
+	}
+	t.Logf("the server took the update up after %v (poll interval %v)", first, opts.JobPollInterval)
+}

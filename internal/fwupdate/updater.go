@@ -89,7 +89,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Bases returns the download URL bases (called when an update picks
 	// its URI, so that listeners bound after New count); nil offers none
-	// (push only).
+	// (push only), and leaves a protocol asked of Start unchecked until a
+	// step of an Updater with Bases picks the URI (OfflineUpdater).
 	Bases func() Bases
 	// FirmwareDir is where image files are (<FirmwareDir>/<Filename>), for
 	// push.
@@ -190,9 +191,6 @@ func New(cfg Config) (*Updater, error) {
 	if cfg.MaxPushFailures <= 0 {
 		cfg.MaxPushFailures = DefaultMaxPushFailures
 	}
-	if cfg.Bases == nil {
-		cfg.Bases = func() Bases { return Bases{} }
-	}
 	u := &Updater{cfg: cfg, st: cfg.Store, log: cfg.Logger, active: map[int64]int64{}, names: map[string]int64{},
 		pending: map[int64]bool{}, kickCh: make(chan struct{}, 1)}
 	if u.log == nil {
@@ -235,7 +233,7 @@ func (u *Updater) Start(ctx context.Context, endpoint, version string, o Options
 		return store.FirmwareUpdate{}, refuse(Invalid, "a protocol is for pull; push writes the package to /5/0/0")
 	}
 	if o.Protocol != ProtocolAuto {
-		if u.cfg.Bases().offered()[o.Protocol] == "" {
+		if u.cfg.Bases != nil && u.cfg.Bases().offered()[o.Protocol] == "" {
 			return store.FirmwareUpdate{}, refuse(Invalid, "no download URL base is configured for protocol %s", o.Protocol)
 		}
 		o.Method = MethodPull
@@ -507,9 +505,12 @@ func (u *Updater) cleanup(ctx context.Context, e store.Endpoint, d detail) []que
 func (u *Updater) facts(ctx context.Context, up store.FirmwareUpdate, e store.Endpoint) (facts, error) {
 	f := facts{
 		Update: up, Now: u.now(), Ops: map[string]store.Operation{}, Values: map[lwm2m.Path]value{},
-		Observing: map[lwm2m.Path]bool{}, Offered: u.cfg.Bases().offered(),
+		Observing: map[lwm2m.Path]bool{}, Offered: map[string]string{},
 		DownloadTimeout: u.cfg.DownloadTimeout, UpdateTimeout: u.cfg.UpdateTimeout, ReadInterval: u.cfg.ReadInterval,
 		MaxPushFailures: u.cfg.MaxPushFailures,
+	}
+	if u.cfg.Bases != nil {
+		f.Offered = u.cfg.Bases().offered()
 	}
 	if err := json.Unmarshal(up.Detail, &f.Detail); err != nil {
 		return f, fmt.Errorf("fwupdate: update %d: detail: %w", up.ID, err)
