@@ -465,3 +465,25 @@ func TestFirmwareUpdateStartedBesideTheServer(t *testing.T) {
 	}
 	t.Logf("the server took the update up after %v (poll interval %v)", first, opts.JobPollInterval)
 }
+
+// TestFirmwareUpdateDTLS: devices registered over DTLS take a Block1 push
+// of a package many blocks long, and a pull by the protocol chosen for a
+// DTLS device among those it supports (the simulator has no CoAPS
+// download: CoAP comes before HTTP).
+func TestFirmwareUpdateDTLS(t *testing.T) {
+	is := startImageServer(t)
+	s, f := startSecureFleetWith(t, 2, fwTuning(is), func(c *simulator.Config) { c.FirmwareDelay = 100 * time.Millisecond })
+	img := fwImage("7.0.0", 40<<10)
+	addImage(t, s, is, "7.0.0", img)
+	push := s.startUpdate(t, map[string]any{"endpoint": f.Device(0).Endpoint(), "version": "7.0.0", "method": "push"})
+	pull := s.startUpdate(t, map[string]any{"endpoint": f.Device(1).Endpoint(), "version": "7.0.0"})
+	if done := s.waitUpdate(t, push.ID, 60*time.Second, nil); done.State != "succeeded" {
+		t.Errorf("push over DTLS: %+v", done)
+	}
+	if got := f.Device(0).Firmware(); got.Size != len(img) || got.URI != "" {
+		t.Errorf("pushed package: %+v", got)
+	}
+	if done := s.waitUpdate(t, pull.ID, 60*time.Second, nil); done.State != "succeeded" || done.Protocol != "coap" {
+		t.Errorf("pull of a DTLS device: %+v", done)
+	}
+}
