@@ -69,12 +69,14 @@ func (s *Store) ListFirmware(ctx context.Context) ([]Firmware, error) {
 }
 
 // DeleteFirmware removes an image record. An image that an active
-// firmware update uses is ErrConflict; finished updates keep their
-// version and lose their FirmwareID (0).
+// firmware update or an unfinished campaign (running or paused) uses is
+// ErrConflict; finished updates and campaigns keep their version and lose
+// their FirmwareID (0).
 func (s *Store) DeleteFirmware(ctx context.Context, id int64) error {
 	op := fmt.Sprintf("delete firmware %d", id)
 	res, err := s.wdb.ExecContext(ctx, `DELETE FROM firmware WHERE id = $1
-		AND NOT EXISTS (SELECT 1 FROM firmware_update WHERE firmware_id = $1 AND active)`, id)
+		AND NOT EXISTS (SELECT 1 FROM firmware_update WHERE firmware_id = $1 AND active)
+		AND NOT EXISTS (SELECT 1 FROM firmware_campaign WHERE firmware_id = $1 AND state IN ('running', 'paused'))`, id)
 	if err != nil {
 		return wrap(op, err)
 	}
@@ -84,7 +86,7 @@ func (s *Store) DeleteFirmware(ctx context.Context, id int64) error {
 	if _, err := s.GetFirmware(ctx, id); err != nil {
 		return wrap(op, err)
 	}
-	return fmt.Errorf("store: %s: an active firmware update uses it: %w", op, ErrConflict)
+	return fmt.Errorf("store: %s: an active firmware update or campaign uses it: %w", op, ErrConflict)
 }
 
 // FirmwareUpdate is the update of one endpoint to one image, and the
@@ -117,26 +119,27 @@ type FirmwareUpdate struct {
 	Deadline   time.Time // when State times out; zero: never
 	FinishedAt time.Time // zero while active
 	CreatedBy  int64     // user id; 0: the system
+	CampaignID int64     // the campaign that started it; 0: none
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 }
 
 const firmwareUpdateCols = "id, endpoint_id, firmware_id, version, state, result, active, operation_ids, method, protocol, " +
-	"package_uri, result_code, error, detail, rev, state_at, deadline, finished_at, created_by, created_at, updated_at"
+	"package_uri, result_code, error, detail, rev, state_at, deadline, finished_at, created_by, campaign_id, created_at, updated_at"
 
 func scanFirmwareUpdate(r rowScanner) (FirmwareUpdate, error) {
 	var u FirmwareUpdate
 	var ops, detail string
-	var fw, deadline, finished, by sql.NullInt64
+	var fw, deadline, finished, by, campaign sql.NullInt64
 	var stateAt, created, updated int64
 	if err := r.Scan(&u.ID, &u.EndpointID, &fw, &u.Version, &u.State, &u.Result, &u.Active, &ops, &u.Method, &u.Protocol,
-		&u.PackageURI, &u.ResultCode, &u.Error, &detail, &u.Rev, &stateAt, &deadline, &finished, &by, &created, &updated); err != nil {
+		&u.PackageURI, &u.ResultCode, &u.Error, &detail, &u.Rev, &stateAt, &deadline, &finished, &by, &campaign, &created, &updated); err != nil {
 		return FirmwareUpdate{}, err
 	}
 	if err := json.Unmarshal([]byte(ops), &u.OperationIDs); err != nil {
 		return FirmwareUpdate{}, fmt.Errorf("firmware update %d: operation_ids: %w", u.ID, err)
 	}
-	u.FirmwareID, u.CreatedBy = fw.Int64, by.Int64
+	u.FirmwareID, u.CreatedBy, u.CampaignID = fw.Int64, by.Int64, campaign.Int64
 	u.Detail = []byte(detail)
 	u.StateAt, u.Deadline, u.FinishedAt = fromMillis(stateAt), fromNullMillis(deadline), fromNullMillis(finished)
 	u.CreatedAt, u.UpdatedAt = fromMillis(created), fromMillis(updated)
@@ -199,10 +202,10 @@ func (s *Store) createFirmwareUpdate(ctx context.Context, q querier, u FirmwareU
 	}
 	out, err := scanFirmwareUpdate(q.QueryRowContext(ctx, `
 		INSERT INTO firmware_update (endpoint_id, firmware_id, version, state, result, active, operation_ids, method,
-			protocol, package_uri, detail, rev, state_at, deadline, created_by, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $9, $10, 1, $11, $12, $13, $14, $14) RETURNING `+firmwareUpdateCols,
+			protocol, package_uri, detail, rev, state_at, deadline, created_by, campaign_id, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, $9, $10, 1, $11, $12, $13, $14, $15, $15) RETURNING `+firmwareUpdateCols,
 		u.EndpointID, nullID(u.FirmwareID), u.Version, u.State, u.Result, operationIDsJSON(u.OperationIDs), u.Method,
-		u.Protocol, u.PackageURI, detail, millis(u.StateAt), nullMillis(u.Deadline), nullID(u.CreatedBy), millis(now)))
+		u.Protocol, u.PackageURI, detail, millis(u.StateAt), nullMillis(u.Deadline), nullID(u.CreatedBy), nullID(u.CampaignID), millis(now)))
 	return out, wrap(op, err)
 }
 
