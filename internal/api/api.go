@@ -147,6 +147,7 @@ func New(o Config) *API {
 	}
 	if o.Updates != nil {
 		a.updateRoutes(hapi)
+		a.campaignRoutes(hapi)
 	}
 	if o.Events != nil {
 		a.streamRoutes(hapi)

@@ -254,6 +254,14 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		{"list-firmware-updates", routeCase{perm: auth.ViewFirmware, want: ok}},
 		{"get-firmware-update", routeCase{perm: auth.ViewFirmware, want: []int{http.StatusNotFound}}},
 		{"cancel-firmware-update", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound}}},
+		{"create-firmware-campaign", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound},
+			body: body(map[string]any{"version": "9.9.9"})}},
+		{"list-firmware-campaigns", routeCase{perm: auth.ViewFirmware, want: ok}},
+		{"get-firmware-campaign", routeCase{perm: auth.ViewFirmware, want: []int{http.StatusNotFound}}},
+		{"list-firmware-campaign-devices", routeCase{perm: auth.ViewFirmware, want: []int{http.StatusNotFound}}},
+		{"pause-firmware-campaign", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound}}},
+		{"resume-firmware-campaign", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound}}},
+		{"cancel-firmware-campaign", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound}}},
 	}
 
 	routes := map[string]api.Route{}

@@ -494,3 +494,71 @@ func TestFirmwareUpdateDTLS(t *testing.T) {
 		t.Errorf("pull of a DTLS device: %+v", done)
 	}
 }
+
+type campaignJSON struct {
+	ID          int64          `json:"id"`
+	State       string         `json:"state"`
+	Concurrency int            `json:"concurrency"`
+	Summary     map[string]int `json:"summary"`
+	Devices     int            `json:"devices"`
+}
+
+// TestFirmwareCampaign rolls an image out to 200 devices, 20 at a time:
+// the cap holds, a server restart in the middle resumes the campaign, and
+// it finishes with every device updated.
+func TestFirmwareCampaign(t *testing.T) {
+	if testing.Short() {
+		t.Skip("200 devices")
+	}
+	is := startImageServer(t)
+	cfg := testConfig(t, t.TempDir())
+	opts := fwTuning(is)
+	s := startServer(t, cfg, opts)
+	const n = 200
+	f := startFleet(t, s, n, func(c *simulator.Config) {
+		c.FirmwareDelay = 100 * time.Millisecond
+		c.ValueInterval = time.Hour
+	})
+	addImage(t, s, is, "8.0.0", fwImage("8.0.0", 2000))
+	var c campaignJSON
+	if code := s.call(t, "POST", "/api/v1/firmware/campaigns", map[string]any{
+		"name": "all", "version": "8.0.0", "concurrency": 20, "rate_per_minute": 60000,
+	}, &c); code != http.StatusCreated || c.Devices != n || c.State != "running" {
+		t.Fatalf("create: %d %+v", code, c)
+	}
+	get := func(s *server) campaignJSON {
+		var got campaignJSON
+		if code := s.call(t, "GET", fmt.Sprintf("/api/v1/firmware/campaigns/%d", c.ID), nil, &got); code != 200 {
+			t.Fatalf("get campaign: %d", code)
+		}
+		if r := got.Summary["running"]; r > 20 {
+			t.Fatalf("%d updates running, cap 20", r)
+		}
+		if ups, _ := s.Store.ListFirmwareUpdates(context.Background(), store.FirmwareUpdateFilter{ActiveOnly: true, Limit: 1000}); len(ups) > 20 {
+			t.Fatalf("%d active updates, cap 20", len(ups))
+		}
+		return got
+	}
+	eventually(t, 60*time.Second, "a quarter of the devices updated", func() bool { return get(s).Summary["succeeded"] >= n/4 })
+
+	cfg.CoAPListen = s.CoAPAddr().String()
+	s.stop()
+	s2 := startServer(t, cfg, opts)
+	before := get(s2)
+	if before.State != "running" || before.Summary["succeeded"] >= n {
+		t.Fatalf("after the restart: %+v", before)
+	}
+	eventually(t, 120*time.Second, "the campaign finished", func() bool { return get(s2).State == "finished" })
+	done := get(s2)
+	if done.Summary["succeeded"] != n {
+		var failed struct{ Items []map[string]any }
+		s2.call(t, "GET", fmt.Sprintf("/api/v1/firmware/campaigns/%d/devices?state=failed", c.ID), nil, &failed)
+		t.Fatalf("finished: %+v; failed devices: %v", done.Summary, failed.Items)
+	}
+	for _, d := range f.Devices() {
+		if v, _ := d.Value(lwm2m.MustParsePath("/3/0/3")); v.StringValue() != "8.0.0" {
+			t.Errorf("%s runs %v", d.Endpoint(), v)
+		}
+	}
+	t.Logf("%d devices: %d updated before the restart", n, before.Summary["succeeded"])
+}

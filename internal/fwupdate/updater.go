@@ -123,6 +123,9 @@ type Updater struct {
 	st    *store.Store
 	log   *slog.Logger
 	locks [64]sync.Mutex // by update id: one step of an update at a time on this node
+	// campLocks: one tick (or change) of a campaign at a time on this
+	// node, by campaign id.
+	campLocks [64]sync.Mutex
 
 	mu      sync.Mutex
 	active  map[int64]int64  // endpoint id -> active update id; guarded by mu
@@ -139,6 +142,9 @@ type Options struct {
 	Method   string // MethodAuto, MethodPull or MethodPush
 	Protocol string // for pull: ProtocolAuto, ProtocolCoAP, ProtocolCoAPS, ProtocolHTTP or ProtocolHTTPS
 	By       int64  // the user who starts it; 0: the system
+	// Campaign is the campaign that starts it (set by campaigns); its end
+	// steps the campaign.
+	Campaign int64
 }
 
 // Error is a request Start or Cancel refuses; Kind says why.
@@ -210,6 +216,9 @@ func New(cfg Config) (*Updater, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := u.registerCampaigns(); err != nil {
+		return nil, err
+	}
 	return u, nil
 }
 
@@ -267,6 +276,7 @@ func (u *Updater) Start(ctx context.Context, endpoint, version string, o Options
 		out, err = u.st.CreateFirmwareUpdateTx(ctx, tx, store.FirmwareUpdate{
 			EndpointID: e.ID, FirmwareID: fw.ID, Version: fw.Version, State: StatePending, Method: o.Method,
 			Protocol: o.Protocol, Detail: det, StateAt: now, Deadline: now.Add(u.cfg.DownloadTimeout), CreatedBy: o.By,
+			CampaignID: o.Campaign,
 		})
 		if err != nil {
 			return err
@@ -360,7 +370,7 @@ func (u *Updater) Cancel(ctx context.Context, id int64, by int64) (store.Firmwar
 		u.untrack(done)
 		u.changed(ctx, e.Name, done)
 		u.log.Info("firmware update cancelled", "endpoint", e.Name, "update", id, "by", by)
-		return done, nil
+		return done, u.finished(ctx, done)
 	}
 }
 
@@ -472,19 +482,32 @@ func (u *Updater) step(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
+	if done.State == StateSucceeded {
+		if err := u.st.SetEndpointFirmwareVersion(ctx, e.ID, done.Version); err != nil {
+			return err
+		}
+	}
 	if d.Changed {
 		u.changed(ctx, e.Name, done)
 		u.log.Info("firmware update", "endpoint", e.Name, "update", id, "state", done.State, "result", done.Result, "err", done.Error)
 	}
 	if !done.Active {
 		u.untrack(done)
-		return nil
+		return u.finished(ctx, done)
 	}
 	next := f.Now.Add(u.cfg.PollInterval)
 	if !done.Deadline.IsZero() && done.Deadline.Before(next) {
 		next = done.Deadline
 	}
 	return u.cfg.Engine.Insert(ctx, stepJob(id, next))
+}
+
+// finished tells the campaign of the finished update up, if any, at once.
+func (u *Updater) finished(ctx context.Context, up store.FirmwareUpdate) error {
+	if up.CampaignID == 0 {
+		return nil
+	}
+	return u.cfg.Engine.Insert(ctx, campaignJob(up.CampaignID, time.Time{}))
 }
 
 // cleanup cancels what a finished update left queued and returns the
