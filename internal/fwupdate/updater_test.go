@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -23,9 +25,17 @@ import (
 	"github.com/flownexus/flownexus/internal/store/storetest"
 )
 
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 func (c *clock) Now() time.Time {
@@ -37,6 +47,7 @@ func (c *clock) Now() time.Time {
 // env is an Updater on a real database with its real parts, whose engine
 // does not run: the test steps updates itself. Nothing reaches a device.
 type env struct {
+	clk *clock
 	st  *store.Store
 	u   *Updater
 	reg *registry.Registry
@@ -55,25 +66,25 @@ func newEnv(t *testing.T, url string) *env {
 	if _, err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	reg := registry.New(st, registry.Config{Clock: clk})
-	dm := devmgmt.New(devmgmt.Config{Registry: reg, Dial: func(context.Context, registry.Registration) (*udpclient.Conn, error) {
+	reg := registry.New(st, registry.Config{Clock: clk, Logger: quiet})
+	dm := devmgmt.New(devmgmt.Config{Registry: reg, Logger: quiet, Dial: func(context.Context, registry.Registration) (*udpclient.Conn, error) {
 		return nil, errors.New("no network in this test")
 	}})
-	eng, err := jobs.NewEngine(jobs.EngineConfig{Store: st})
+	eng, err := jobs.NewEngine(jobs.EngineConfig{Store: st, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := jobs.New(jobs.Config{Engine: eng, Store: st, Registry: reg, Devices: dm})
+	q, err := jobs.New(jobs.Config{Engine: eng, Store: st, Registry: reg, Devices: dm, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bus := &events.Bus{}
-	u, err := New(Config{Store: st, Engine: eng, Queue: q, Registry: reg, Devices: dm, Events: bus,
+	u, err := New(Config{Store: st, Engine: eng, Queue: q, Registry: reg, Devices: dm, Events: bus, Logger: quiet,
 		Bases: func() Bases { return Bases{CoAP: "coap://srv/fw"} }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{st: st, u: u, reg: reg, bus: bus}
+	return &env{clk: clk, st: st, u: u, reg: reg, bus: bus}
 }
 
 func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
