@@ -105,3 +105,70 @@ func TestFwUpdateCommands(t *testing.T) {
 		t.Errorf("fw updates --active after cancel: %q, %v", out, err)
 	}
 }
+
+// TestFwCampaignCommands: fw campaign create writes a campaign and its
+// devices for the server to carry out; list, show, pause, resume and
+// cancel work on it; bad requests are clear errors.
+func TestFwCampaignCommands(t *testing.T) {
+	ctx := context.Background()
+	env := dataEnv(t)
+	st, err := store.Open(ctx, filepath.Join(env["FLOWNEXUS_DATA_DIR"], "flownexus.db"), store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"urn:c:1", "urn:c:2", "urn:c:3"} {
+		if _, err := st.UpsertEndpointRegistration(ctx, store.EndpointRegistration{Name: name, RegistrationID: "r-" + name, ObjectLinks: "</5/0>"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.CreateFirmware(ctx, store.Firmware{Version: "2.0", Filename: "2.0.bin", Size: 3, SHA256: "00"}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	out, stderr, err := fwRun(env, fwCampaign, "create", "--version", "2.0", "--endpoints", "urn:c:1,urn:c:2", "--concurrency", "1", "--name", "two")
+	if err != nil {
+		t.Fatalf("create: %v (%s)", err, stderr)
+	}
+	id := strings.TrimSpace(out)
+	if !strings.Contains(stderr, "for 2 devices") {
+		t.Errorf("create said %q", stderr)
+	}
+	st = openData(t, env)
+	if n, err := st.CountJobs(ctx, fwupdate.KindCampaign); err != nil || n != 1 {
+		t.Errorf("campaign jobs waiting for the server: %d, %v", n, err)
+	}
+	if out, _, err := fwRun(env, fwCampaign, "list"); err != nil || !strings.Contains(out, "two") || !strings.Contains(out, "running") {
+		t.Errorf("list: %q, %v", out, err)
+	}
+	if out, _, err := fwRun(env, fwCampaign, "show", id, "--devices"); err != nil || !strings.Contains(out, "urn:c:2") ||
+		!strings.Contains(out, "waiting") || !strings.Contains(out, "concurrency 1") {
+		t.Errorf("show: %q, %v", out, err)
+	}
+	for _, step := range []struct{ cmd, want string }{{"pause", "paused"}, {"resume", "running"}, {"cancel", "cancelled"}} {
+		if out, _, err := fwRun(env, fwCampaign, step.cmd, id); err != nil || !strings.Contains(out, step.want) {
+			t.Errorf("%s: %q, %v", step.cmd, out, err)
+		}
+	}
+	if _, _, err := fwRun(env, fwCampaign, "resume", id); err == nil || !strings.Contains(err.Error(), "cancelled") {
+		t.Errorf("resume a cancelled campaign: %v", err)
+	}
+	for name, c := range map[string]struct {
+		args []string
+		want string
+	}{
+		"unknown endpoint": {[]string{"create", "--version", "2.0", "--endpoints", "urn:c:1,urn:x"}, `urn:x`},
+		"unknown image":    {[]string{"create", "--version", "3.0"}, `unknown firmware image version "3.0"`},
+		"no version":       {[]string{"create"}, "usage"},
+		"bad id":           {[]string{"pause", "x"}, "not a number"},
+		"unknown campaign": {[]string{"show", "99"}, "unknown firmware campaign 99"},
+		"unknown command":  {[]string{"explode", "1"}, "unknown fw campaign command"},
+	} {
+		if _, _, err := fwRun(env, fwCampaign, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error with %q", name, err, c.want)
+		}
+	}
+}
