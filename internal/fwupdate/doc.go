@@ -4,7 +4,8 @@
 // table (store.FirmwareUpdate) and advanced by jobs of kind KindStep on
 // the job engine, with every request to the device going through the
 // durable operation queue (jobs.Queue), so that an update survives server
-// restarts and waits for sleeping (queue-mode) devices.
+// restarts and waits for sleeping (queue-mode) devices. Campaigns roll an
+// image out to many endpoints as such updates (campaign.go).
 //
 // It owns the meaning of an update's State, Method, Protocol and Detail.
 // It imports store, registry, devmgmt, ingest, events and jobs, and must
@@ -114,6 +115,36 @@
 // update state machine), cancels the observations the update made, and
 // marks it cancelled. A finished update (failed, succeeded) also has its
 // queued operations cancelled and its observations cancelled.
+//
+// # Campaigns
+//
+// A campaign (store.FirmwareCampaign, table firmware_campaign) is an image
+// and a set of endpoints fixed when it is made (CreateCampaign): a list,
+// or every endpoint whose registration has object 5 and that does not run
+// the image's version already, narrowed by CampaignFilter (the firmware
+// version it last reported). Each endpoint is a campaign device (table
+// firmware_campaign_device): waiting → running (its update, started with
+// Start as any other) → succeeded, failed or cancelled. A job of kind
+// KindCampaign, keyed by the campaign, ticks it: it records the outcome
+// of the updates that ended (a failed one is waiting again after
+// RetryDelay while MaxRetries allow), starts waiting devices while fewer
+// than Concurrency run and the start rate allows (RatePerMinute: one start
+// each minute/rate, a second's worth at most at once, kept in
+// NextStartAt), finishes the campaign when no device waits or runs, and
+// schedules the next tick (the next start, or Config.PollInterval). An
+// update started by a campaign (store.FirmwareUpdate.CampaignID) ticks it
+// when it ends, so a finished device's slot is filled at once. Everything
+// is in the database: a restart resumes a campaign where it was. Pause
+// stops the starts (running updates go on), Resume starts them again,
+// Cancel cancels the waiting devices and the active updates the campaign
+// started. A device that cannot be started (an active update of its own,
+// object 5 gone) counts as a failed attempt.
+//
+// One tick of a campaign runs at a time on a node; across nodes the
+// campaign's row is written last, only while it is running or paused, so
+// a cancel is never undone, but two nodes ticking the same campaign at the
+// same moment could start one update too many: the unique active update
+// per endpoint keeps that from touching a device twice.
 //
 // # Events and history
 //
