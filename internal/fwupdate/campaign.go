@@ -389,6 +389,12 @@ func (u *Updater) tick(ctx context.Context, id int64) error {
 			if free == 0 || next.After(now) {
 				break
 			}
+			// Claimed first: a tick on another node may start it too.
+			if ok, err := u.st.ClaimCampaignDevice(ctx, id, d.EndpointID, DeviceWaiting, DeviceRunning); err != nil {
+				return err
+			} else if !ok {
+				continue
+			}
 			d.Attempts++
 			up, err := u.Start(ctx, d.Endpoint, c.Version, Options{Method: c.Method, Protocol: c.Protocol, By: c.CreatedBy, Campaign: c.ID})
 			var fe *Error

@@ -140,11 +140,12 @@
 // started. A device that cannot be started (an active update of its own,
 // object 5 gone) counts as a failed attempt.
 //
-// One tick of a campaign runs at a time on a node; across nodes the
-// campaign's row is written last, only while it is running or paused, so
-// a cancel is never undone, but two nodes ticking the same campaign at the
-// same moment could start one update too many: the unique active update
-// per endpoint keeps that from touching a device twice.
+// One tick of a campaign runs at a time on a node. Across nodes a device
+// is claimed (waiting → running, a compare-and-set) before its update is
+// started, so no two ticks start the same device, and the campaign's row
+// is written only while it is running or paused, so a cancel is never
+// undone; two nodes ticking at the same moment may exceed the cap by the
+// starts of one tick.
 //
 // # Events and history
 //

@@ -231,6 +231,19 @@ func (s *Store) UpdateCampaignDevice(ctx context.Context, d CampaignDevice) erro
 			d.CampaignID, d.EndpointID, d.State, d.Attempts, nullID(d.UpdateID), d.Error, millis(d.NextTryAt), millis(s.now()))))
 }
 
+// ClaimCampaignDevice moves device endpointID of campaign id from state
+// from to state to, and reports whether it was in state from (another
+// node may have claimed it first).
+func (s *Store) ClaimCampaignDevice(ctx context.Context, id, endpointID int64, from, to string) (bool, error) {
+	res, err := s.wdb.ExecContext(ctx, `UPDATE firmware_campaign_device SET state = $4, updated_at = $5
+		WHERE campaign_id = $1 AND endpoint_id = $2 AND state = $3`, id, endpointID, from, to, millis(s.now()))
+	if err != nil {
+		return false, wrap(fmt.Sprintf("claim device %d of firmware campaign %d", endpointID, id), err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, wrap(fmt.Sprintf("claim device %d of firmware campaign %d", endpointID, id), err)
+}
+
 // SetCampaignDevicesState moves the devices of campaign id in state from
 // to state to, and returns how many moved.
 func (s *Store) SetCampaignDevicesState(ctx context.Context, id int64, from, to string) (int, error) {

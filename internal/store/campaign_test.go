@@ -62,6 +62,15 @@ func TestFirmwareCampaignRoundTrip(t *testing.T) {
 		if got, _ := s.CampaignDevices(ctx, c.ID, CampaignDeviceFilter{DueBy: t0}); len(got) != 2 {
 			t.Errorf("devices due: %+v", got)
 		}
+		if ok, err := s.ClaimCampaignDevice(ctx, c.ID, ids[1], "waiting", "claimed"); err != nil || !ok {
+			t.Errorf("claim a waiting device: %v, %v", ok, err)
+		}
+		if ok, err := s.ClaimCampaignDevice(ctx, c.ID, ids[1], "waiting", "claimed"); err != nil || ok {
+			t.Errorf("claim it again: %v, %v", ok, err)
+		}
+		if ok, _ := s.ClaimCampaignDevice(ctx, c.ID, ids[1], "claimed", "waiting"); !ok {
+			t.Error("give it back")
+		}
 		if n, err := s.SetCampaignDevicesState(ctx, c.ID, "waiting", "cancelled"); err != nil || n != 2 {
 			t.Errorf("SetCampaignDevicesState = %d, %v", n, err)
 		}
