@@ -66,10 +66,10 @@
 //   - An operation the machine needs that ends FAILED (the queue's own
 //     retries used up, or refused by the device) fails the update, with the
 //     operation's error.
-//   - Timeouts: pending and downloading together must end within
-//     Config.DownloadTimeout (default 1 h), updating within
+//   - Timeouts: pending and downloading must each end within
+//     Config.DownloadTimeout (default 1 h) of their start, updating within
 //     Config.UpdateTimeout (default 15 min); the wait for a sleeping
-//     device's wake counts.
+//     device's wake counts. Deadline holds the current state's.
 //   - While downloading or updating with nothing heard of the device's
 //     state for Config.ReadInterval, a Read of /5/0 is queued (the device's
 //     notifications may be held back by pmin, or not observed at all).

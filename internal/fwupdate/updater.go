@@ -95,9 +95,9 @@ type Config struct {
 	// FirmwareDir is where image files are (<FirmwareDir>/<Filename>), for
 	// push.
 	FirmwareDir string
-	// DownloadTimeout bounds the pending and downloading states together,
-	// UpdateTimeout the updating state, PushTimeout one Block1 push; 0
-	// means the Default.
+	// DownloadTimeout bounds the pending state and the downloading state
+	// each, UpdateTimeout the updating state, PushTimeout one Block1 push;
+	// 0 means the Default.
 	DownloadTimeout time.Duration
 	UpdateTimeout   time.Duration
 	PushTimeout     time.Duration
