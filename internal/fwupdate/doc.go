@@ -98,10 +98,11 @@
 // (OnRegistration), and when one of its queued operations ends (the
 // operation events on the bus; lossy, so the step always reads the
 // operations from the store). The active updates are known in memory by
-// endpoint, loaded at Watch and every PollInterval (so that updates
-// started by another process, such as the CLI, are seen; their first step
-// job runs at the engine's next poll, within jobs.DefaultPollInterval on
-// SQLite and at once on PostgreSQL).
+// endpoint, loaded at Watch and every PollInterval, when every active
+// update is stepped too (so that updates started by another process, such
+// as the CLI, are seen, and one whose job was lost goes on; the first step
+// job of an update started elsewhere runs at the engine's next poll,
+// within jobs.DefaultPollInterval on SQLite, and at once on PostgreSQL).
 //
 // One step of an update runs at a time on a node; every write of the
 // update is a compare-and-set on its revision (store.FirmwareUpdate.Rev),

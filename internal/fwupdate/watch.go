@@ -148,7 +148,14 @@ func (u *Updater) loop(ctx context.Context, sub *events.Subscription) {
 			if err := u.refresh(ctx); err != nil && ctx.Err() == nil {
 				u.log.Warn("firmware updates: loading the active updates failed", "err", err)
 			}
-			continue
+			// Every active update is stepped at least this often, even
+			// one whose own job was lost (its attempts used up while the
+			// database was away).
+			u.mu.Lock()
+			for _, up := range u.active {
+				u.pending[up] = true
+			}
+			u.mu.Unlock()
 		case ev := <-opEvents:
 			if oe, ok := ev.Data.(events.OperationEvent); ok &&
 				(oe.Status == string(store.OperationConfirmed) || oe.Status == string(store.OperationFailed)) {
