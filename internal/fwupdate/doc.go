@@ -84,7 +84,8 @@
 // answer, connection lost, 4.08, 5.xx) is tried again at the device's next
 // wake, Config.MaxPushFailures times at most; a refusal (another 4.xx)
 // fails the update. The file is checked against the image's size and
-// SHA-256 before it is sent.
+// SHA-256 before it is sent. Cancel cuts a push in progress on its node
+// short.
 //
 // # What steps an update
 //

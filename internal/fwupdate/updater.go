@@ -128,7 +128,8 @@ type Updater struct {
 	campLocks [64]sync.Mutex
 
 	mu      sync.Mutex
-	active  map[int64]int64  // endpoint id -> active update id; guarded by mu
+	pushing map[int64]context.CancelFunc // update id -> its running push; guarded by mu
+	active  map[int64]int64              // endpoint id -> active update id; guarded by mu
 	names   map[string]int64 // endpoint name -> endpoint id; guarded by mu
 	pending map[int64]bool   // update ids to step now; guarded by mu
 	kickCh  chan struct{}
@@ -198,6 +199,7 @@ func New(cfg Config) (*Updater, error) {
 		cfg.MaxPushFailures = DefaultMaxPushFailures
 	}
 	u := &Updater{cfg: cfg, st: cfg.Store, log: cfg.Logger, active: map[int64]int64{}, names: map[string]int64{},
+		pushing: map[int64]context.CancelFunc{},
 		pending: map[int64]bool{}, kickCh: make(chan struct{}, 1)}
 	if u.log == nil {
 		u.log = slog.Default()
@@ -314,6 +316,12 @@ func (u *Updater) Get(ctx context.Context, id int64) (store.FirmwareUpdate, erro
 // the update made are cancelled. An unknown update, or one that finished,
 // is an *Error.
 func (u *Updater) Cancel(ctx context.Context, id int64, by int64) (store.FirmwareUpdate, error) {
+	// A push in progress holds the update's step: cut it short.
+	u.mu.Lock()
+	if stop := u.pushing[id]; stop != nil {
+		stop()
+	}
+	u.mu.Unlock()
 	mu := &u.locks[id%int64(len(u.locks))]
 	mu.Lock()
 	defer mu.Unlock()
@@ -484,7 +492,7 @@ func (u *Updater) step(ctx context.Context, id int64) error {
 	}
 	if done.State == StateSucceeded {
 		if err := u.st.SetEndpointFirmwareVersion(ctx, e.ID, done.Version); err != nil {
-			return err
+			u.log.Warn("firmware update: the endpoint's firmware version not recorded", "endpoint", e.Name, "err", err)
 		}
 	}
 	if d.Changed {
@@ -632,6 +640,14 @@ func (u *Updater) push(ctx context.Context, e store.Endpoint, f facts, d *decisi
 	format := lwm2m.FormatOpaque
 	pctx, cancel := context.WithTimeout(ctx, u.cfg.PushTimeout)
 	defer cancel()
+	u.mu.Lock()
+	u.pushing[f.Update.ID] = cancel
+	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		delete(u.pushing, f.Update.ID)
+		u.mu.Unlock()
+	}()
 	start := time.Now()
 	_, err = u.cfg.Devices.Do(pctx, e.Name, devmgmt.Operation{Kind: devmgmt.KindWrite, Paths: []lwm2m.Path{pathPackage},
 		Values: []lwm2m.Record{{Path: pathPackage, Value: lwm2m.Opaque(data)}}, Format: &format})
