@@ -130,8 +130,8 @@ type Updater struct {
 	mu      sync.Mutex
 	pushing map[int64]context.CancelFunc // update id -> its running push; guarded by mu
 	active  map[int64]int64              // endpoint id -> active update id; guarded by mu
-	names   map[string]int64 // endpoint name -> endpoint id; guarded by mu
-	pending map[int64]bool   // update ids to step now; guarded by mu
+	names   map[string]int64             // endpoint name -> endpoint id; guarded by mu
+	pending map[int64]bool               // update ids to step now; guarded by mu
 	kickCh  chan struct{}
 	stop    context.CancelFunc
 	done    chan struct{}
