@@ -65,7 +65,11 @@
 //     registers, or after Config.ReadInterval.
 //   - An operation the machine needs that ends FAILED (the queue's own
 //     retries used up, or refused by the device) fails the update, with the
-//     operation's error.
+//     operation's error: the write of the Package URI, and the Execute
+//     unless the device came back updated anyway (a device may reboot
+//     before it answers). A failed read of /5/0 leaves the device's options
+//     unknown (the defaults apply), a failed read of /3/0/3 is made again,
+//     and a failed observe is ignored: the reads cover it.
 //   - Timeouts: pending and downloading must each end within
 //     Config.DownloadTimeout (default 1 h) of their start, updating within
 //     Config.UpdateTimeout (default 15 min); the wait for a sleeping
