@@ -562,3 +562,30 @@ func TestFirmwareCampaign(t *testing.T) {
 	}
 	t.Logf("%d devices: %d updated before the restart", n, before.Summary["succeeded"])
 }
+
+// TestFirmwarePushToSleepingDevice: a push waits for the queue-mode
+// device to wake and is written inside its receive window.
+func TestFirmwarePushToSleepingDevice(t *testing.T) {
+	is := startImageServer(t)
+	opts := queueOptions()
+	opts.Firmware = fwTuning(is).Firmware
+	s := startServer(t, testConfig(t, t.TempDir()), opts)
+	f := startSleepyFleet(t, s, 1, func(c *simulator.Config) { c.FirmwareDelay = 100 * time.Millisecond })
+	dev := f.Device(0)
+	waitAsleep(t, dev)
+	img := fwImage("5.5.0", 8000)
+	addImage(t, s, nil, "5.5.0", img)
+	u := s.startUpdate(t, map[string]any{"endpoint": dev.Endpoint(), "version": "5.5.0", "method": "push"})
+	time.Sleep(500 * time.Millisecond)
+	if got := dev.Firmware(); got.Size != 0 {
+		t.Fatalf("pushed to a sleeping device: %+v", got)
+	}
+	dev.TriggerUpdate()
+	done := s.waitUpdate(t, u.ID, 30*time.Second, nil)
+	if done.State != "succeeded" || done.Method != "push" {
+		t.Fatalf("finished %+v", done)
+	}
+	if got := dev.Firmware(); got.Size != len(img) {
+		t.Errorf("device received %+v", got)
+	}
+}
