@@ -38,6 +38,7 @@ import (
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/events"
+	"github.com/flownexus/flownexus/internal/fwupdate"
 	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 	"github.com/flownexus/flownexus/internal/problem"
@@ -70,6 +71,9 @@ type Config struct {
 	// topics of events.Topics; events of other topics are streamed to
 	// clients that do not filter by topic.
 	Events *events.Bus
+	// Updates drives firmware updates behind /firmware/updates; nil leaves
+	// those routes out.
+	Updates *fwupdate.Updater
 	// KeepAlive is how often an event stream sends a keep-alive comment;
 	// 0 means 15 s.
 	KeepAlive time.Duration
@@ -140,6 +144,10 @@ func New(o Config) *API {
 	}
 	if o.Credentials != nil {
 		a.credentialRoutes(hapi)
+	}
+	if o.Updates != nil {
+		a.updateRoutes(hapi)
+		a.campaignRoutes(hapi)
 	}
 	if o.Events != nil {
 		a.streamRoutes(hapi)

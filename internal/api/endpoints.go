@@ -103,7 +103,7 @@ type historyOutput struct {
 // Event is a group of values a device reported together.
 type Event struct {
 	ID         int64     `json:"id"`
-	Kind       string    `json:"kind" example:"send" doc:"send, notify (a notification of several values) or read"`
+	Kind       string    `json:"kind" example:"send" doc:"send, notify (a notification of several values), read, or firmware.<state> (a firmware update changed state: firmware.pending, firmware.downloading, firmware.updating, firmware.succeeded, firmware.failed, firmware.cancelled)"`
 	Time       time.Time `json:"time"`
 	ReceivedAt time.Time `json:"received_at"`
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/events"
+	"github.com/flownexus/flownexus/internal/fwupdate"
 	"github.com/flownexus/flownexus/internal/httpd"
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/jobs"
@@ -70,6 +71,17 @@ type Tuning struct {
 	// HealthInterval is how often the node writes its heartbeat, which
 	// tells /healthz whether the database takes writes; 0 means 10 s.
 	HealthInterval time.Duration
+	// Firmware tunes the firmware updater.
+	Firmware FirmwareTuning
+}
+
+// FirmwareTuning tunes the firmware updater (fwupdate.Config); zero
+// fields mean its defaults.
+type FirmwareTuning struct {
+	// Bases, when set, are the download URL bases devices are given, in
+	// place of those of the server's own listeners.
+	Bases                                                      *fwupdate.Bases
+	PollInterval, ReadInterval, DownloadTimeout, UpdateTimeout time.Duration
 }
 
 // App is a composed flownexus server. Its exported fields are the parts,
@@ -91,6 +103,8 @@ type App struct {
 	// deliveries among them) on this node.
 	Engine *jobs.Engine
 	Jobs   *jobs.Queue
+	// Updates drives firmware updates (its steps are jobs of Engine).
+	Updates *fwupdate.Updater
 	// Credentials are the devices' DTLS credentials (CLI, API, DTLS).
 	Credentials *credential.Service
 	API         *api.API
@@ -199,6 +213,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 		return nil, err
 	}
 
+	if a.Updates, err = fwupdate.New(fwupdate.Config{
+		Store: st, Engine: a.Engine, Queue: a.Jobs, Registry: a.Registry, Devices: a.Devices, Events: a.Events,
+		Logger: log, Bases: a.firmwareBases, FirmwareDir: cfg.Firmware(),
+		PollInterval: opts.Firmware.PollInterval, ReadInterval: opts.Firmware.ReadInterval,
+		DownloadTimeout: opts.Firmware.DownloadTimeout, UpdateTimeout: opts.Firmware.UpdateTimeout,
+	}); err != nil {
+		st.Close()
+		return nil, err
+	}
+
 	a.health = newStorageHealth(st, a.Ingest, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), metrics)
@@ -215,7 +239,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 	a.API = api.New(api.Config{
 		Store: st, Devices: a.Devices, Objects: a.Objects, Logger: log,
 		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: a.Jobs, Credentials: a.Credentials,
-		Events: a.Events, KeepAlive: opts.StreamKeepAlive,
+		Events: a.Events, KeepAlive: opts.StreamKeepAlive, Updates: a.Updates,
 	})
 	a.web.Handle(api.Prefix+"/", a.API.Handler())
 	// Open event streams end when HTTP shutdown begins, not at its deadline.
@@ -233,7 +257,37 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 	a.CoAP.Subscribe(a.publishValues)
 	a.CoAP.SetReread(a.reread)
 	a.Registry.Subscribe(a.publishRegistration)
+	// Firmware updates step when their device's state values are stored
+	// or it registers again.
+	a.Ingest.OnCommit("firmware", a.Updates.OnCommit)
+	a.Registry.Subscribe(a.Updates.OnRegistration)
 	return a, nil
+}
+
+// firmwareBases are the download URL bases of firmware updates: the
+// tuning's, else the server's own CoAP and CoAPS listeners (route fw/).
+func (a *App) firmwareBases() fwupdate.Bases {
+	if a.opts.Firmware.Bases != nil {
+		return *a.opts.Firmware.Bases
+	}
+	var b fwupdate.Bases
+	base := func(scheme string, addr netip.AddrPort) string {
+		host := "localhost"
+		if !addr.Addr().IsUnspecified() {
+			host = addr.Addr().String()
+			if addr.Addr().Is6() {
+				host = "[" + host + "]"
+			}
+		}
+		return fmt.Sprintf("%s://%s:%d/fw/", scheme, host, addr.Port())
+	}
+	if a.cfg.CoAPListen != "" && a.CoAP.Addr().IsValid() {
+		b.CoAP = base("coap", a.CoAP.Addr())
+	}
+	if a.cfg.CoAPSListen != "" && a.CoAP.DTLSAddr().IsValid() {
+		b.CoAPS = base("coaps", a.CoAP.DTLSAddr())
+	}
+	return b
 }
 
 // autoObserve applies the auto-observe policy to a device that registered.
@@ -275,6 +329,10 @@ func (a *App) Start(ctx context.Context) error {
 		a.health.run(bg, cmp.Or(a.opts.HealthInterval, 10*time.Second))
 	}()
 	if err := a.Jobs.Start(ctx); err != nil {
+		a.Stop(ctx)
+		return err
+	}
+	if err := a.Updates.Watch(ctx); err != nil {
 		a.Stop(ctx)
 		return err
 	}
@@ -370,6 +428,9 @@ func (a *App) Stop(ctx context.Context) {
 		}
 		if err := a.Engine.Stop(jctx); err != nil {
 			a.log.Warn("job workers stopped before their jobs finished", "err", err)
+		}
+		if err := a.Updates.Stop(jctx); err != nil {
+			a.log.Warn("firmware updates did not stop in time", "err", err)
 		}
 		start := time.Now()
 		if err := a.CoAP.Shutdown(ctx); err != nil {

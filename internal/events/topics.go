@@ -26,6 +26,9 @@ const (
 	// TopicOperation: a queued operation changed status; Data is an
 	// OperationEvent.
 	TopicOperation = "operation"
+	// TopicFirmware: a firmware update changed state; Data is a
+	// FirmwareEvent.
+	TopicFirmware = "firmware"
 )
 
 // RegistrationEvent is the Data of the registration topics: the
@@ -59,6 +62,20 @@ type OperationEvent struct {
 	ResultError string `json:"result_error,omitempty"`
 }
 
+// FirmwareEvent is the Data of TopicFirmware, published on every state
+// change of a firmware update (package fwupdate): pending when started,
+// downloading, updating, then succeeded, failed or cancelled.
+type FirmwareEvent struct {
+	ID         int64  `json:"id" doc:"The update's id (GET /api/v1/firmware/updates/{id})"`
+	Version    string `json:"version" doc:"The image's version"`
+	State      string `json:"state" enum:"pending,downloading,updating,succeeded,failed,cancelled"`
+	Method     string `json:"method,omitempty" enum:"pull,push,"`
+	Protocol   string `json:"protocol,omitempty"`
+	ResultCode int    `json:"result_code,omitempty" doc:"The device's Update Result (5/0/5), when it reported one"`
+	Result     string `json:"result,omitempty" doc:"The outcome in words"`
+	Error      string `json:"error,omitempty" doc:"Why it failed"`
+}
+
 // Topic describes one topic for those who offer it, such as the API's
 // event stream: Name is the Event Topic, Doc one line saying what happened,
 // Data a value of the type of the topic's Event Data (for its schema).
@@ -77,4 +94,5 @@ var Topics = []Topic{
 	{Name: TopicExpired, Doc: "a registration's lifetime ran out; the device is offline", Data: RegistrationEvent{}},
 	{Name: TopicValues, Doc: "a device reported values (a notification or a Send), now stored", Data: ValuesEvent{}},
 	{Name: TopicOperation, Doc: "a queued operation changed status", Data: OperationEvent{}},
+	{Name: TopicFirmware, Doc: "a firmware update changed state", Data: FirmwareEvent{}},
 }

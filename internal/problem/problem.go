@@ -1,5 +1,5 @@
 // Package problem is the one mapping from the errors of the layers below
-// (devmgmt, store, credential, auth, lwm2m) to what an HTTP client is
+// (devmgmt, store, credential, auth, lwm2m, fwupdate) to what an HTTP client is
 // told: a status, a stable code and a message for a person, with no
 // internal detail (no error chain such as `store: get endpoint "x": not
 // found`). The REST API writes a Problem as application/problem+json
@@ -21,6 +21,7 @@ import (
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/fwupdate"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/store"
 )
@@ -98,7 +99,17 @@ func From(err error, requestID string) (p *Problem, unexpected bool) {
 		return p, false
 	}
 	var ce *devmgmt.CoAPError
+	var fe *fwupdate.Error
 	switch {
+	case errors.As(err, &fe):
+		switch fe.Kind {
+		case fwupdate.NotFound:
+			p = New(http.StatusNotFound, "not_found", fe.Msg)
+		case fwupdate.Conflict:
+			p = New(http.StatusConflict, "conflict", fe.Msg)
+		default:
+			p = BadRequest(fe.Msg)
+		}
 	case errors.As(err, &ce):
 		p = New(http.StatusBadGateway, "device_error", "the device answered "+devmgmt.CodeString(ce.Code))
 		p.CoAPCode = devmgmt.CodeString(ce.Code)

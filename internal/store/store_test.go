@@ -20,7 +20,7 @@ import (
 var allTables = []string{
 	"site", "endpoint", "resource_type", "event", "resource", "resource_latest", "event_resource",
 	"users", "membership", "api_token", "endpoint_operation", "firmware", "firmware_update",
-	"audit_log", "credential", "setting",
+	"audit_log", "credential", "setting", "firmware_campaign", "firmware_campaign_device",
 }
 
 func TestMigrateFromEmpty(t *testing.T) {
