@@ -33,7 +33,8 @@
 // HTTP/1.1 only (no HTTP/2, no compression), serves GET and HEAD of
 // /binaries/<file> with Content-Length, ETag (the quoted SHA-256),
 // If-None-Match, If-Range and one byte Range (206; 416 past the end or
-// malformed; several ranges are ignored and the whole image sent), as
+// a malformed byte range; several ranges, or another unit, are ignored and
+// the whole image sent), as
 // net/http's ServeContent does; anything else is 404.
 //
 // It imports store and coapd (for the Handler type), and never api, app,

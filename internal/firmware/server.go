@@ -185,9 +185,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // one with "..", a backslash or an encoded slash, and an unknown image
 // are 404; the file name is looked up in the image store, never joined
 // into a path as given. Range: one byte range is served as 206 with
-// Content-Range; a range past the end, and a malformed Range header, are
-// 416 (net/http's ServeContent); a Range of several ranges is ignored
-// (RFC 9110 §14.2 allows it) and the whole image served.
+// Content-Range; a range past the end is 416 with "Content-Range: bytes
+// */<size>", a malformed byte range ("bytes=abc", "bytes=9-1") 416 as
+// net/http's ServeContent answers it; a Range of several ranges, or of a
+// unit other than bytes, is ignored (RFC 9110 §14.2 allows the one and
+// asks for the other) and the whole image served.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -210,8 +212,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	if strings.Contains(r.Header.Get("Range"), ",") {
-		r.Header.Del("Range")
+	if rg := r.Header.Get("Range"); rg != "" && (strings.Contains(rg, ",") || !strings.HasPrefix(rg, "bytes=")) {
+		r.Header.Del("Range") // several ranges, or a unit other than bytes: ignored
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
