@@ -247,6 +247,12 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 			body: body(map[string]any{"endpoint": credEP, "psk_identity": "walker", "psk_key": "000102030405060708090a0b0c0d0e0f"})}},
 		{"delete-credential", routeCase{perm: auth.ManageCredentials, want: []int{http.StatusNoContent}}},
 		{"stream-events", routeCase{perm: auth.ViewData, want: ok, stream: true}},
+		// A JSON body is no image: refused after the permission passed.
+		{"upload-firmware", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusBadRequest},
+			body: body(map[string]any{"version": "1.0"})}},
+		{"list-firmware", routeCase{perm: auth.ViewFirmware, want: ok}},
+		{"get-firmware", routeCase{perm: auth.ViewFirmware, want: []int{http.StatusNotFound}}},
+		{"delete-firmware", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound}}},
 	}
 
 	routes := map[string]api.Route{}
@@ -277,7 +283,7 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 	st := map[string]string{}
 	fill := func(path string, admin bool) string {
 		return strings.NewReplacer("{ep}", ep, "{endpoint}", credEP, "{schema}", "Credential.json",
-			"{id}", st["op"+strconv.FormatBool(admin)]).Replace(path)
+			"{id}", st["op"+strconv.FormatBool(admin)], "{version}", "9.9").Replace(path)
 	}
 	for _, c := range cases {
 		r, ok := routes[c.key]
@@ -332,8 +338,9 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 6 {
-		t.Errorf("audit entries of the user: %d, want 6 (three routes, twice each)", len(entries))
+	// Seven admin-only routes, twice each: 14 refusals, beyond the burst.
+	if len(entries) != api.DenialBurst {
+		t.Errorf("audit entries of the user: %d, want %d (14 refusals, up to the burst)", len(entries), api.DenialBurst)
 	}
 }
 

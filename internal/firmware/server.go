@@ -137,8 +137,11 @@ func (s *Server) Start(addr string) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
 	go func() {
-		if err := s.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(s.wrap(ln)); !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("firmware download server stopped", "err", err)
 		}
 	}()
