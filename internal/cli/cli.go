@@ -58,6 +58,8 @@ Commands:
              | credential remove ENDPOINT
   endpoint   provision endpoints before their devices register (see --register-policy known):
              endpoint add NAME... | endpoint import FILE|- (one name a line) | endpoint remove NAME (and its data)
+  fw         manage firmware images: fw upload FILE|- --version V (prints the download path last)
+             | fw list | fw remove VERSION (refused while an update uses it)
   secret     print a new random secret key for FLOWNEXUS_SECRET_KEY
              | secret fingerprint (of the configured key) | secret rotate (re-seal the PSKs from an old key:
              --old-key-file FILE, --old-key-stdin or FLOWNEXUS_OLD_SECRET_KEY) | secret reset [--drop-psks]
@@ -95,6 +97,8 @@ func Main(ctx context.Context, iox IO, args []string) int {
 		err = runCredential(ctx, iox, rest)
 	case "endpoint":
 		err = runEndpoint(ctx, iox, rest)
+	case "fw":
+		err = runFw(ctx, iox, rest)
 	case "secret":
 		err = runSecret(ctx, iox, rest)
 	case "version", "--version", "-version":

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -15,6 +16,8 @@ import (
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/config"
 	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/firmware"
+	"github.com/flownexus/flownexus/internal/store"
 	"github.com/flownexus/flownexus/internal/simulator"
 )
 
@@ -103,6 +106,10 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 		a.Stop(sctx)
 	}()
 
+	img, err := demoFirmware(ctx, a)
+	if err != nil {
+		return err
+	}
 	run := &fleetRun{out: iox.Stdout, progressEvery: 10 * time.Second}
 	var first string
 	var dtlsFleet *simulator.Fleet
@@ -161,6 +168,14 @@ Try:
 			fmt.Fprintf(iox.Stdout, "  curl -s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -d '{\"path\":\"/3/0\"}' %s/api/v1/endpoints/%s/read   (over DTLS)\n", token, base, ep)
 		}
 	}
+	fmt.Fprintf(iox.Stdout, "  curl -s -H \"Authorization: Bearer %s\" %s/api/v1/firmware   (firmware image %s is ready", token, base, img.Version)
+	urls := a.Firmware.ImageURLs(img.Filename)
+	for _, u := range []string{urls.HTTP, urls.CoAP, urls.CoAPS} {
+		if u != "" {
+			fmt.Fprintf(iox.Stdout, "; %s", u)
+		}
+	}
+	fmt.Fprintln(iox.Stdout, ")")
 	fmt.Fprintf(iox.Stdout, `  curl -N -H "Authorization: Bearer %s" %s/api/v1/events/stream   (live events; ?endpoint=%s for one device)
   curl -s %s/api/v1/openapi.json   (the API's description)
   curl -s %s/metrics
@@ -300,4 +315,30 @@ func demoAutoObserveAttrs(cfg *config.Config, fs *flag.FlagSet, env config.Env, 
 	secs := int64((values + time.Second - 1) / time.Second)
 	cfg.AutoObserveAttrs = "pmin=" + strconv.FormatInt(max(secs, 1), 10)
 	return cfg.AutoObserveAttrs
+}
+
+// Demo firmware: an image newer than the simulated devices' firmware
+// (1.0.0), for updates to try.
+const (
+	demoFirmwareVersion = "1.1.0"
+	demoFirmwareSize    = 64 << 10
+)
+
+// demoFirmware stores the demo's firmware image unless it is there
+// already (a --keep run) and returns it. The simulated devices read the
+// version from its first line.
+func demoFirmware(ctx context.Context, a *app.App) (store.Firmware, error) {
+	if f, err := a.Firmware.Get(ctx, demoFirmwareVersion); err == nil {
+		return f, nil
+	}
+	data := make([]byte, demoFirmwareSize)
+	n := copy(data, "version="+demoFirmwareVersion+"\n")
+	for i := n; i < len(data); i++ {
+		data[i] = byte(i * 31 >> 3)
+	}
+	f, err := a.Firmware.Upload(ctx, firmware.Actor{Name: "demo"}, demoFirmwareVersion, bytes.NewReader(data))
+	if err != nil {
+		return store.Firmware{}, fmt.Errorf("demo firmware image: %w", err)
+	}
+	return f, nil
 }
