@@ -45,7 +45,7 @@ func firmwareServer(cfg config.Config, images *firmware.Images, log *slog.Logger
 		log.Info("firmware HTTPS uses the development certificate: give devices its CA",
 			"ca", cfg.DataDir+"/"+firmware.DevCAFile)
 	default:
-		return nil, fmt.Errorf("firmware HTTPS server (--fw-listen %s) has no certificate: set --fw-cert and --fw-key, or --fw-plain", cfg.FWListen)
+		return nil, fmt.Errorf("firmware HTTPS server (--fw-listen %s) has no certificate: with debug off set --fw-cert and --fw-key (FLOWNEXUS_FW_CERT, FLOWNEXUS_FW_KEY), or --fw-plain (FLOWNEXUS_FW_PLAIN) for plain HTTP, or --fw-listen \"\" to turn it off", cfg.FWListen)
 	}
 	if w := firmware.CheckChain(scfg.Certificate, cfg.FWRecordSize); w != "" {
 		log.Warn(w)

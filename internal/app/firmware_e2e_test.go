@@ -20,6 +20,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 
+	"github.com/flownexus/flownexus/internal/firmware"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -203,5 +204,66 @@ func TestFirmwareImagesEndToEnd(t *testing.T) {
 	}
 	if strings.Join(actions, ";") != "firmware.remove 2.0 by admin;firmware.upload 2.0 by admin;firmware.upload 1.0 by admin" {
 		t.Fatalf("audit %v", actions)
+	}
+}
+
+// TestFirmwareServerCertificates: with debug off the firmware server
+// needs --fw-cert/--fw-key or --fw-plain; with a certificate of files it
+// serves HTTPS with it, with --fw-plain plain HTTP, at --fw-public-url.
+func TestFirmwareServerCertificates(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.FWListen = "127.0.0.1:0"
+	cfg.Debug = false
+	cfg.SecretKey = "q0O3cM6Lk0t5pY1f0hJ6mX8bR3vW2zA9sD4gF7jK1lZ5xC8vB2nM6"
+	if _, err := New(context.Background(), cfg, testLogger(t), Tuning{}); err == nil ||
+		!strings.Contains(err.Error(), "--fw-cert and --fw-key (FLOWNEXUS_FW_CERT, FLOWNEXUS_FW_KEY), or --fw-plain") {
+		t.Fatalf("no certificate, debug off: %v", err)
+	}
+
+	// A certificate of files (made here by the development CA).
+	certDir := t.TempDir()
+	if _, err := firmware.DevCertificate(certDir, []string{"fw.example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg.FWCert, cfg.FWKey = filepath.Join(certDir, "fw-cert.pem"), filepath.Join(certDir, "fw-key.pem")
+	cfg.FWPublicURL = "https://fw.example.org/images"
+	s := startServer(t, cfg, Tuning{})
+	if code, b := s.postImage(t, "?version=1.0", "application/octet-stream", []byte("image")); code != 201 ||
+		!strings.Contains(string(b), `"url":"https://fw.example.org/images/binaries/1.0.bin"`) {
+		t.Fatalf("upload: %d %s", code, b)
+	}
+	pem, _ := os.ReadFile(filepath.Join(certDir, firmware.DevCAFile))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "fw.example.org"}}}
+	resp, err := hc.Get("https://" + s.FWAddr() + "/binaries/1.0.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "image" {
+		t.Fatalf("HTTPS with --fw-cert: %s %q", resp.Status, b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, firmware.DevCAFile)); err == nil {
+		t.Fatal("a development CA was made although --fw-cert was given")
+	}
+	s.stop()
+
+	cfg.FWCert, cfg.FWKey, cfg.FWPublicURL, cfg.FWPlain = "", "", "", true
+	s = startServer(t, cfg, Tuning{})
+	resp, err = http.Get("http://" + s.FWAddr() + "/binaries/1.0.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "image" {
+		t.Fatalf("plain HTTP: %s %q", resp.Status, b)
+	}
+	var img imageJSON
+	if code := s.call(t, "GET", "/api/v1/firmware/1.0", nil, &img); code != 200 || img.URL != "http://"+s.FWAddr()+"/binaries/1.0.bin" {
+		t.Fatalf("plain URL: %d %+v", code, img)
 	}
 }

@@ -17,8 +17,8 @@ import (
 	"github.com/flownexus/flownexus/internal/config"
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/firmware"
-	"github.com/flownexus/flownexus/internal/store"
 	"github.com/flownexus/flownexus/internal/simulator"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 // runDemo is the one-command tour: a fresh database in its own data

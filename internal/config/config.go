@@ -59,7 +59,7 @@ type Config struct {
 	// FWCert and FWKey are the firmware server's PEM certificate chain
 	// and key; with neither, debug mode makes a development certificate
 	// in the data directory, and without debug the server refuses to
-	// start unless FWPlain.
+	// start (package app) unless FWPlain or FWListen is "".
 	FWCert, FWKey string
 	// FWRecordSize caps every TLS record of a firmware download, its
 	// header included (bytes).
@@ -425,9 +425,6 @@ func (c Config) Validate() error {
 	}
 	if c.FWPlain && c.FWCert != "" {
 		bad("firmware server: --fw-plain (FLOWNEXUS_FW_PLAIN) serves plain HTTP: it takes no --fw-cert/--fw-key")
-	}
-	if c.FWListen != "" && !c.Debug && !c.FWPlain && c.FWCert == "" {
-		bad("firmware HTTPS server (--fw-listen %s) has no certificate: with debug off set --fw-cert and --fw-key (FLOWNEXUS_FW_CERT, FLOWNEXUS_FW_KEY), or --fw-plain for plain HTTP, or --fw-listen \"\" to turn it off", c.FWListen)
 	}
 	if c.FWRecordSize < minFWRecordSize || c.FWRecordSize > maxFWRecordSize {
 		bad("firmware TLS record size (--fw-record-size, FLOWNEXUS_FW_RECORD_SIZE) %d: want %d to %d bytes", c.FWRecordSize, minFWRecordSize, maxFWRecordSize)

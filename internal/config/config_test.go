@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,22 +20,8 @@ import (
 // secret`).
 const strongKey = "q0O3cM6Lk0t5pY1f0hJ6mX8bR3vW2zA9sD4gF7jK1lZ5xC8vB2nM6"
 
-// load loads a Config from env and args. Unless env sets a FLOWNEXUS_FW_*
-// variable, the firmware server is plain HTTP, so that a test with debug
-// off needs no firmware certificate (TestFirmwareSettings tests them).
 func load(t *testing.T, env map[string]string, args ...string) (Config, error) {
 	t.Helper()
-	fw := false
-	for k := range env {
-		fw = fw || strings.HasPrefix(k, "FLOWNEXUS_FW_")
-	}
-	if !fw {
-		env = maps.Clone(env)
-		if env == nil {
-			env = map[string]string{}
-		}
-		env["FLOWNEXUS_FW_PLAIN"] = "true"
-	}
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	return Load(fs, args, MapEnv(env))
@@ -111,16 +96,6 @@ func TestFirmwareSettings(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	// Without debug, plain HTTP or no firmware server need no certificate.
-	for _, args := range [][]string{{"--fw-plain"}, {"--fw-listen="}} {
-		c, err := load(t, map[string]string{"FLOWNEXUS_SECRET_KEY": strongKey, "FLOWNEXUS_DEBUG": "false", "FLOWNEXUS_FW_PLAIN": "false"}, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Validate(); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-	}
 }
 
 func TestEmptyListenDisables(t *testing.T) {
@@ -170,7 +145,6 @@ func TestValidateMessages(t *testing.T) {
 		{"fw public url query", nil, []string{"--fw-public-url", "https://fw.example.org/?x=1"}, `want https://host[:port][/path/]`},
 		{"fw cert without key", map[string]string{"FLOWNEXUS_FW_CERT": "c.pem"}, nil, "--fw-cert and --fw-key (FLOWNEXUS_FW_CERT, FLOWNEXUS_FW_KEY) go together"},
 		{"fw plain with cert", nil, []string{"--fw-plain", "--fw-cert", "c.pem", "--fw-key", "k.pem"}, "--fw-plain (FLOWNEXUS_FW_PLAIN) serves plain HTTP"},
-		{"fw no cert without debug", map[string]string{"FLOWNEXUS_SECRET_KEY": strongKey, "FLOWNEXUS_FW_PLAIN": "false"}, []string{"--debug=false"}, "firmware HTTPS server (--fw-listen :8443) has no certificate: with debug off set --fw-cert and --fw-key"},
 		{"fw record small", nil, []string{"--fw-record-size", "100"}, "firmware TLS record size (--fw-record-size, FLOWNEXUS_FW_RECORD_SIZE) 100: want 256 to 16645 bytes"},
 		{"fw record env", map[string]string{"FLOWNEXUS_FW_RECORD_SIZE": "big"}, nil, `FLOWNEXUS_FW_RECORD_SIZE="big": want a number of bytes`},
 		{"fw max size", nil, []string{"--fw-max-size", "0"}, "firmware maximum size (--fw-max-size, FLOWNEXUS_FW_MAX_SIZE) 0"},
