@@ -246,8 +246,50 @@ func (l *listener) Accept() (net.Conn, error) {
 	if l.tls == nil {
 		return lc, nil
 	}
-	return &recordConn{Conn: tls.Server(lc, l.tls), record: l.record, writeTimeout: l.writeTimeout}, nil
+	bc := &batchConn{limitedConn: lc}
+	return &recordConn{Conn: tls.Server(bc, l.tls), raw: bc, record: l.record, writeTimeout: l.writeTimeout}, nil
 }
+
+// batchConn gathers the records of one recordConn.Write in a buffer and
+// sends them with one write system call (Flush), instead of one call per
+// record: small records cost little more than large ones then. Until
+// batching is on (after the handshake) writes go straight through, and
+// Close sends what is buffered first.
+type batchConn struct {
+	*limitedConn
+	batching bool
+	buf      []byte
+}
+
+func (c *batchConn) Write(p []byte) (int, error) {
+	if !c.batching {
+		return c.limitedConn.Write(p)
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+// Flush sends the buffered records.
+func (c *batchConn) Flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.limitedConn.Write(c.buf)
+	if cap(c.buf) > maxBatch {
+		c.buf = nil
+	} else {
+		c.buf = c.buf[:0]
+	}
+	return err
+}
+
+func (c *batchConn) Close() error {
+	_ = c.Flush()
+	return c.limitedConn.Close()
+}
+
+// maxBatch bounds the buffer a connection keeps between writes.
+const maxBatch = 64 << 10
 
 // limitedConn gives its listener's slot back when closed.
 type limitedConn struct {
@@ -269,6 +311,7 @@ func (c *limitedConn) Close() error {
 // before any Write of the server's.
 type recordConn struct {
 	*tls.Conn
+	raw          *batchConn
 	record       int
 	writeTimeout time.Duration
 	chunk        int // payload per Write, set on the first Write
@@ -280,21 +323,27 @@ func (c *recordConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		c.chunk = chunkSize(c.record, c.ConnectionState().Version)
+		c.raw.batching = true
 	}
 	if err := c.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 		return 0, err
 	}
 	n := 0
 	for len(p) > 0 {
-		k := min(len(p), c.chunk)
+		k := min(len(p), c.chunk, maxBatch)
 		m, err := c.Conn.Write(p[:k])
 		n += m
 		if err != nil {
 			return n, err
 		}
 		p = p[k:]
+		if len(c.raw.buf) >= maxBatch {
+			if err := c.raw.Flush(); err != nil {
+				return n, err
+			}
+		}
 	}
-	return n, nil
+	return n, c.raw.Flush()
 }
 
 // chunkSize is the plaintext per Write that keeps a whole record of TLS
