@@ -257,11 +257,20 @@ func (l *listener) Accept() (net.Conn, error) {
 // Close sends what is buffered first.
 type batchConn struct {
 	*limitedConn
-	batching bool
-	buf      []byte
+	mu       sync.Mutex // crypto/tls may write from the reading goroutine (alerts)
+	batching bool       // guarded by mu
+	buf      []byte     // guarded by mu
+}
+
+func (c *batchConn) startBatching() {
+	c.mu.Lock()
+	c.batching = true
+	c.mu.Unlock()
 }
 
 func (c *batchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.batching {
 		return c.limitedConn.Write(p)
 	}
@@ -269,8 +278,17 @@ func (c *batchConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// buffered is how many bytes wait for Flush.
+func (c *batchConn) buffered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.buf)
+}
+
 // Flush sends the buffered records.
 func (c *batchConn) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.buf) == 0 {
 		return nil
 	}
@@ -323,7 +341,7 @@ func (c *recordConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		c.chunk = chunkSize(c.record, c.ConnectionState().Version)
-		c.raw.batching = true
+		c.raw.startBatching()
 	}
 	if err := c.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
 		return 0, err
@@ -337,7 +355,7 @@ func (c *recordConn) Write(p []byte) (int, error) {
 			return n, err
 		}
 		p = p[k:]
-		if len(c.raw.buf) >= maxBatch {
+		if c.raw.buffered() >= maxBatch {
 			if err := c.raw.Flush(); err != nil {
 				return n, err
 			}
