@@ -111,9 +111,12 @@ func NewServer(cfg ServerConfig) *Server {
 		}
 	}
 	s.http = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
+		Handler: http.HandlerFunc(s.serveHTTP),
+		// The TLS handshake runs within the first header read. No
+		// ReadTimeout: it would cut a long download's background read;
+		// requests are GET and HEAD, without a body. Stalled writes end
+		// by ServerConfig.WriteTimeout per write instead.
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    8 << 10,
 		// HTTP/1.1 only: no HTTP/2 over TLS (our conns are not *tls.Conn,
@@ -160,7 +163,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // wrap bounds the connections of ln and, with TLS, makes each a
 // record-capped TLS connection.
 func (s *Server) wrap(ln net.Listener) net.Listener {
-	return &listener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxConns), tls: s.tls,
+	return &listener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxConns), closed: make(chan struct{}), tls: s.tls,
 		record: s.cfg.RecordSize, writeTimeout: s.cfg.WriteTimeout}
 }
 
@@ -230,24 +233,32 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 type listener struct {
 	net.Listener
 	sem          chan struct{}
+	closed       chan struct{} // closed by Close
+	closeOnce    sync.Once
 	tls          *tls.Config
 	record       int
 	writeTimeout time.Duration
 }
 
+// Accept waits for a free slot, then for a connection; a Close ends
+// either wait (http.Server.Shutdown waits for Serve to return).
 func (l *listener) Accept() (net.Conn, error) {
-	l.sem <- struct{}{}
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
 	c, err := l.Listener.Accept()
 	if err != nil {
 		<-l.sem
 		return nil, err
 	}
-	lc := &limitedConn{Conn: c, release: func() { <-l.sem }}
+	lc := &limitedConn{Conn: c, release: func() { <-l.sem }, writeTimeout: l.writeTimeout}
 	if l.tls == nil {
 		return lc, nil
 	}
 	bc := &batchConn{limitedConn: lc}
-	return &recordConn{Conn: tls.Server(bc, l.tls), raw: bc, record: l.record, writeTimeout: l.writeTimeout}, nil
+	return &recordConn{Conn: tls.Server(bc, l.tls), raw: bc, record: l.record}, nil
 }
 
 // batchConn gathers the records of one recordConn.Write in a buffer and
@@ -309,11 +320,25 @@ func (c *batchConn) Close() error {
 // maxBatch bounds the buffer a connection keeps between writes.
 const maxBatch = 64 << 10
 
-// limitedConn gives its listener's slot back when closed.
+func (l *listener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+// limitedConn gives its listener's slot back when closed, and gives every
+// write writeTimeout to complete: a device that stops reading is dropped.
 type limitedConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	once         sync.Once
+	release      func()
+	writeTimeout time.Duration
+}
+
+func (c *limitedConn) Write(p []byte) (int, error) {
+	if err := c.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *limitedConn) Close() error {
@@ -329,10 +354,9 @@ func (c *limitedConn) Close() error {
 // before any Write of the server's.
 type recordConn struct {
 	*tls.Conn
-	raw          *batchConn
-	record       int
-	writeTimeout time.Duration
-	chunk        int // payload per Write, set on the first Write
+	raw    *batchConn
+	record int
+	chunk  int // payload per Write, set on the first Write
 }
 
 func (c *recordConn) Write(p []byte) (int, error) {
@@ -342,9 +366,6 @@ func (c *recordConn) Write(p []byte) (int, error) {
 		}
 		c.chunk = chunkSize(c.record, c.ConnectionState().Version)
 		c.raw.startBatching()
-	}
-	if err := c.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
-		return 0, err
 	}
 	n := 0
 	for len(p) > 0 {

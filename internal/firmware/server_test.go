@@ -35,9 +35,16 @@ type fwServer struct {
 // (TLS) or plain HTTP; record is ServerConfig.RecordSize.
 func startServer(t testing.TB, useTLS bool, record int) *fwServer {
 	t.Helper()
+	return startServerWith(t, useTLS, firmware.ServerConfig{RecordSize: record})
+}
+
+// startServerWith is startServer with cfg (its Images and Certificate
+// set here).
+func startServerWith(t testing.TB, useTLS bool, cfg firmware.ServerConfig) *fwServer {
+	t.Helper()
 	st := openStore(t, false)
 	s := &fwServer{st: st, im: newImages(t, st, firmware.DefaultMaxSize)}
-	cfg := firmware.ServerConfig{Images: s.im, RecordSize: record}
+	cfg.Images = s.im
 	if useTLS {
 		dir := t.TempDir()
 		cert, err := firmware.DevCertificate(dir, nil)
@@ -398,5 +405,57 @@ func TestDevCertificate(t *testing.T) {
 	big.Certificate = [][]byte{c1.Certificate[0], make([]byte, 900)}
 	if w := firmware.CheckChain(&big, firmware.DefaultRecordSize); !strings.Contains(w, "over the 1370-byte record cap") {
 		t.Fatalf("warning %q", w)
+	}
+}
+
+// TestStalledDeviceDropped: a device that stops reading mid-download is
+// dropped after the write timeout, and its connection slot goes to the
+// next device (MaxConns 1 here).
+func TestStalledDeviceDropped(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(fmt.Sprint("tls=", useTLS), func(t *testing.T) {
+			s := startServerWith(t, useTLS, firmware.ServerConfig{MaxConns: 1, WriteTimeout: 300 * time.Millisecond})
+			data := pattern(8 << 20)
+			s.put(t, "1.0", data)
+			var stalled net.Conn
+			var err error
+			if useTLS {
+				stalled, err = tls.Dial("tcp", s.addr, &tls.Config{RootCAs: s.ca})
+			} else {
+				stalled, err = net.Dial("tcp", s.addr)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stalled.Close()
+			if tc, ok := stalled.(*tls.Conn); ok {
+				tc.NetConn().(*net.TCPConn).SetReadBuffer(4096)
+			} else {
+				stalled.(*net.TCPConn).SetReadBuffer(4096)
+			}
+			fmt.Fprintf(stalled, "GET /binaries/1.0.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+			// The next device waits for the slot, and gets the image once
+			// the stalled one is dropped.
+			scheme := "http"
+			if useTLS {
+				scheme = "https"
+			}
+			start := time.Now()
+			resp, body := get(t, client(s.ca, 0, &recorder{}), scheme+"://"+s.addr+"/binaries/1.0.bin")
+			if resp.StatusCode != 200 || len(body) != len(data) {
+				t.Fatalf("next device: %s, %d bytes", resp.Status, len(body))
+			}
+			if waited := time.Since(start); waited < 250*time.Millisecond {
+				t.Fatalf("served after %v: the stalled device's slot was not held", waited)
+			}
+			// Shutdown is prompt although every slot is taken (by the
+			// idle keep-alive connection).
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			start = time.Now()
+			if err := s.srv.Shutdown(ctx); err != nil || time.Since(start) > 2*time.Second {
+				t.Fatalf("shutdown: %v after %v", err, time.Since(start))
+			}
+		})
 	}
 }
