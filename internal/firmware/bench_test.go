@@ -65,6 +65,48 @@ func BenchmarkDownload(b *testing.B) {
 	}
 }
 
+// BenchmarkDownloadAlternating is BenchmarkDownload with the capped and
+// the uncapped server measured alternately within each iteration, so
+// that both see the same load on a shared machine; it reports both
+// rates and the capped one as a percentage of the uncapped.
+func BenchmarkDownloadAlternating(b *testing.B) {
+	data := pattern(1 << 20)
+	for _, v := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		b.Run(strings.ReplaceAll(tls.VersionName(v), " ", ""), func(b *testing.B) {
+			var urls [2]string
+			var clients [2]*http.Client
+			for i, record := range []int{firmware.DefaultRecordSize, -1} {
+				s := startServer(b, true, record)
+				s.put(b, "1.0", data)
+				urls[i] = "https://" + s.addr + "/binaries/1.0.bin"
+				clients[i] = client(s.ca, v, &recorder{})
+				clients[i].Transport.(*http.Transport).DialContext = bufferedDial
+			}
+			var took [2]time.Duration
+			b.ResetTimer()
+			for b.Loop() {
+				for i := range 2 {
+					start := time.Now()
+					resp, err := clients[i].Get(urls[i])
+					if err != nil {
+						b.Fatal(err)
+					}
+					n, _ := io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					took[i] += time.Since(start)
+					if n != int64(len(data)) {
+						b.Fatalf("%d bytes", n)
+					}
+				}
+			}
+			mbs := func(d time.Duration) float64 { return float64(b.N) * float64(len(data)) / d.Seconds() / 1e6 }
+			b.ReportMetric(mbs(took[0]), "capped-MB/s")
+			b.ReportMetric(mbs(took[1]), "uncapped-MB/s")
+			b.ReportMetric(100*took[1].Seconds()/took[0].Seconds(), "capped-%")
+		})
+	}
+}
+
 // bufferedDial dials a connection read through a 64 KiB buffer.
 func bufferedDial(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)

@@ -270,7 +270,7 @@ type batchConn struct {
 	*limitedConn
 	mu       sync.Mutex // crypto/tls may write from the reading goroutine (alerts)
 	batching bool       // guarded by mu
-	buf      []byte     // guarded by mu
+	buf      []byte     // guarded by mu; nil between writes (from batchPool)
 }
 
 func (c *batchConn) startBatching() {
@@ -285,9 +285,19 @@ func (c *batchConn) Write(p []byte) (int, error) {
 	if !c.batching {
 		return c.limitedConn.Write(p)
 	}
+	if c.buf == nil {
+		c.buf = (*batchPool.Get().(*[]byte))[:0]
+	}
 	c.buf = append(c.buf, p...)
 	return len(p), nil
 }
+
+// batchPool holds the buffers of batchConns between writes, so an idle
+// connection holds none.
+var batchPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, maxBatch+2*MaxRecordSize)
+	return &b
+}}
 
 // buffered is how many bytes wait for Flush.
 func (c *batchConn) buffered() int {
@@ -304,11 +314,11 @@ func (c *batchConn) Flush() error {
 		return nil
 	}
 	_, err := c.limitedConn.Write(c.buf)
-	if cap(c.buf) > maxBatch {
-		c.buf = nil
-	} else {
-		c.buf = c.buf[:0]
+	if cap(c.buf) <= maxBatch+2*MaxRecordSize {
+		b := c.buf[:0]
+		batchPool.Put(&b)
 	}
+	c.buf = nil
 	return err
 }
 
