@@ -309,8 +309,8 @@ func lossyProxy(t testing.TB, target string, n int) string {
 // TestCoAPDownloadLossy: a block-wise download by coap-client-openssl
 // through a link that drops every 5th datagram each way completes by
 // the client's retransmissions (the server answers a retransmitted block
-// request again), with the image intact. (go-coap's own client does not
-// finish such a download: its block-wise GET stalls after a loss.)
+// request again), with the image intact. (go-coap's own client did not
+// finish such a download, against this server or a bare go-coap one.)
 func TestCoAPDownloadLossy(t *testing.T) {
 	bin, err := exec.LookPath("coap-client-openssl")
 	if err != nil {
