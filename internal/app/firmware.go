@@ -96,6 +96,11 @@ func (a *App) firmwareURLs() firmware.URLs {
 	return u
 }
 
-// FWAddr is the bound address of the firmware download server (valid
-// after Start with --fw-listen set).
-func (a *App) FWAddr() string { return a.fw.Addr().String() }
+// FWAddr is the bound address of the firmware download server after
+// Start; "" when --fw-listen is empty or before Start.
+func (a *App) FWAddr() string {
+	if a.fw == nil || a.fw.Addr() == nil {
+		return ""
+	}
+	return a.fw.Addr().String()
+}
