@@ -23,8 +23,8 @@ const CoAPPattern = "fw/{file}"
 // 8 bytes), block-wise (Block2) in the block size the client asks for
 // (16 to 1024 bytes; 1024 when it asks for none). An unknown image is
 // 4.04. The body is a section of the file, read block by block as the
-// device asks; the file is closed when the server's block-wise cache
-// drops the transfer, or at the latest after fileTTL.
+// device asks; the file is closed fileTTL after the last block was read
+// (and opened again should the device ask for more).
 func (im *Images) CoAPHandler() coapd.Handler {
 	return func(req *coapd.Request) (coapd.Response, error) {
 		f, img, err := im.Open(req.Context(), req.Var("file"))
@@ -47,11 +47,12 @@ func (im *Images) CoAPHandler() coapd.Handler {
 	}
 }
 
-// fileTTL bounds how long a CoAP download keeps its file open: go-coap
-// never closes a Body, so the file is closed after this long and reopened
-// by name if a block is asked for later. Linux keeps an unlinked file's
-// data while it is open, so a removed image stays readable until then.
-const fileTTL = 5 * time.Minute
+// fileTTL bounds how long a CoAP download keeps its file open after its
+// last block was read: go-coap never closes a Body (it drops it with its
+// block-wise transfer), so the file is closed after this long and opened
+// again by name if a block is asked for later. Many devices downloading
+// at once thus hold a file descriptor each only while their blocks flow.
+const fileTTL = 10 * time.Second
 
 // timedFile is an io.ReadSeeker over the first size bytes of a file that
 // closes the file fileTTL after its last read, and reopens it by name
