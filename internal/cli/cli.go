@@ -148,9 +148,13 @@ func loadConfig(iox IO, name string, args []string, extra func(fs *flag.FlagSet)
 		extra(fs)
 	}
 	// Flags may follow positional arguments ("user create NAME --admin"):
-	// parse, take one positional, parse the rest, repeat.
+	// parse, take one positional, parse the rest, repeat. config.Load
+	// returns its Config by value, so configuration flags parsed after
+	// it returned ("fw upload FILE --data-dir D") would be lost: once
+	// the positionals are known, the flags alone are loaded again, in
+	// their order, on a fresh flag set.
 	var cfg config.Config
-	var pos []string
+	var pos, flagArgs []string
 	var err error
 	first := true
 	for {
@@ -166,12 +170,22 @@ func loadConfig(iox IO, name string, args []string, extra func(fs *flag.FlagSet)
 			}
 			return cfg, nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		flagArgs = append(flagArgs, args[:len(args)-len(rest)]...)
+		if len(rest) == 0 {
 			break
 		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if len(pos) > 0 {
+		fs = flagSet(iox, name)
+		if extra != nil {
+			extra(fs)
+		}
+		if cfg, err = config.Load(fs, flagArgs, iox.Env); err != nil {
+			return cfg, nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, pos, fmt.Errorf("configuration: %w", err)

@@ -15,6 +15,18 @@ func TestFirmwareCommands(t *testing.T) {
 	if err := os.WriteFile(image, []byte(strings.Repeat("firmware", 500)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Configuration flags after the file are honoured too.
+	other := t.TempDir()
+	if r := runCLI(t, env, "", "fw", "upload", image, "--version", "0.1", "--data-dir", other, "--fw-max-size", "3999"); r.code != 1 ||
+		!strings.Contains(r.stderr, "larger than 3999 bytes") {
+		t.Fatalf("upload with flags after the file: %+v", r)
+	}
+	if r := runCLI(t, env, "", "fw", "upload", image, "--version", "0.1", "--data-dir", other); r.code != 0 {
+		t.Fatalf("upload to --data-dir: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(other, "firmware", "0.1.bin")); err != nil {
+		t.Fatalf("--data-dir after the file was not used: %v", err)
+	}
 	r := runCLI(t, env, "", "fw", "upload", image, "--version", "1.2.3")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	if r.code != 0 || lines[len(lines)-1] != "/binaries/1.2.3.bin" || !strings.Contains(r.stdout, "4000 bytes") {
