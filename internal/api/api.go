@@ -1,7 +1,8 @@
 // Package api is the REST API under /api/v1: endpoints, their latest
 // values and history, device operations run now against online devices,
 // operations queued for delivery when the device is reachable, device
-// credentials, and a live stream of events (Server-Sent Events).
+// credentials, firmware images, and a live stream of events (Server-Sent
+// Events).
 //
 // Requests authenticate with a bearer API token (made by `flownexus token
 // create`); only the OpenAPI document and its schemas are open. Every
@@ -38,6 +39,7 @@ import (
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/events"
+	"github.com/flownexus/flownexus/internal/firmware"
 	"github.com/flownexus/flownexus/internal/fwupdate"
 	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
@@ -77,6 +79,9 @@ type Config struct {
 	// KeepAlive is how often an event stream sends a keep-alive comment;
 	// 0 means 15 s.
 	KeepAlive time.Duration
+	// Firmware is the image store behind /firmware; nil leaves those
+	// routes out.
+	Firmware *firmware.Images
 }
 
 // API serves the REST API.
@@ -151,6 +156,9 @@ func New(o Config) *API {
 	}
 	if o.Events != nil {
 		a.streamRoutes(hapi)
+	}
+	if o.Firmware != nil {
+		a.firmwareRoutes(hapi)
 	}
 	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); len(allow) > 0 {

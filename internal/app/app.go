@@ -1,6 +1,8 @@
 // Package app composes the server from its parts and owns their start and
 // stop order: database, ingest writer, registry sweeper, job workers, CoAP
-// listeners (plain and DTLS), HTTP listener on start; on stop HTTP first,
+// listeners (plain and DTLS, with the firmware download route), the
+// firmware download server, HTTP listener on start; on stop HTTP and
+// firmware downloads first,
 // then the job workers (drained while the CoAP sockets their deliveries
 // use are still open), CoAP (draining the device messages in flight:
 // committed and acknowledged before the sockets close), the ingest
@@ -24,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -33,6 +36,7 @@ import (
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/devmgmt"
 	"github.com/flownexus/flownexus/internal/events"
+	"github.com/flownexus/flownexus/internal/firmware"
 	"github.com/flownexus/flownexus/internal/fwupdate"
 	"github.com/flownexus/flownexus/internal/httpd"
 	"github.com/flownexus/flownexus/internal/ingest"
@@ -107,7 +111,9 @@ type App struct {
 	Updates *fwupdate.Updater
 	// Credentials are the devices' DTLS credentials (CLI, API, DTLS).
 	Credentials *credential.Service
-	API         *api.API
+	// Firmware is the firmware image store (API, CLI, CoAP downloads).
+	Firmware *firmware.Images
+	API      *api.API
 
 	cfg  config.Config
 	opts Tuning
@@ -118,6 +124,9 @@ type App struct {
 
 	httpLn   net.Listener
 	httpDone chan error
+	// fw serves firmware downloads over HTTPS (or HTTP) on
+	// Config.FWListen; nil when that is empty.
+	fw *firmware.Server
 	// metrics serves /metrics on Config.MetricsListen; nil when it is
 	// on the HTTP listener.
 	metrics   *http.Server
@@ -190,6 +199,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 		// no new handshake after a planned restart.
 		DTLS: dtlsCfg,
 	})
+	if a.Firmware, err = firmware.New(firmware.Config{Store: st, Dir: cfg.Firmware(), MaxSize: cfg.FWMaxSize}); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if a.fw, err = firmwareServer(cfg, a.Firmware, log); err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.CoAP.Handle(codes.GET, firmware.CoAPPattern, a.Firmware.CoAPHandler())
 	a.Devices = devmgmt.New(devmgmt.Config{
 		Registry: a.Registry,
 		Dial:     a.CoAP.Dial,
@@ -239,7 +257,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 	a.API = api.New(api.Config{
 		Store: st, Devices: a.Devices, Objects: a.Objects, Logger: log,
 		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: a.Jobs, Credentials: a.Credentials,
-		Events: a.Events, KeepAlive: opts.StreamKeepAlive, Updates: a.Updates,
+		Events: a.Events, KeepAlive: opts.StreamKeepAlive, Firmware: a.Firmware, Updates: a.Updates,
 	})
 	a.web.Handle(api.Prefix+"/", a.API.Handler())
 	// Open event streams end when HTTP shutdown begins, not at its deadline.
@@ -265,29 +283,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 }
 
 // firmwareBases are the download URL bases of firmware updates: the
-// tuning's, else the server's own CoAP and CoAPS listeners (route fw/).
+// tuning's, else those of the images' URLs (firmwareURLs: --fw-public-url
+// or the firmware server, and the CoAP and CoAPS listeners' route fw/),
+// known once Start has bound the listeners.
 func (a *App) firmwareBases() fwupdate.Bases {
 	if a.opts.Firmware.Bases != nil {
 		return *a.opts.Firmware.Bases
 	}
-	var b fwupdate.Bases
-	base := func(scheme string, addr netip.AddrPort) string {
-		host := "localhost"
-		if !addr.Addr().IsUnspecified() {
-			host = addr.Addr().String()
-			if addr.Addr().Is6() {
-				host = "[" + host + "]"
-			}
-		}
-		return fmt.Sprintf("%s://%s:%d/fw/", scheme, host, addr.Port())
-	}
-	if a.cfg.CoAPListen != "" && a.CoAP.Addr().IsValid() {
-		b.CoAP = base("coap", a.CoAP.Addr())
-	}
-	if a.cfg.CoAPSListen != "" && a.CoAP.DTLSAddr().IsValid() {
-		b.CoAPS = base("coaps", a.CoAP.DTLSAddr())
-	}
-	return b
+	u := a.Firmware.ImageURLs("")
+	return fwupdate.Bases{HTTP: u.HTTP, CoAP: u.CoAP, CoAPS: u.CoAPS}
 }
 
 // autoObserve applies the auto-observe policy to a device that registered.
@@ -354,6 +358,15 @@ func (a *App) Start(ctx context.Context) error {
 		}
 		a.log.Info("CoAP/DTLS listening", "addr", a.CoAP.DTLSAddr().String())
 	}
+	if a.fw != nil {
+		if err := a.fw.Start(a.cfg.FWListen); err != nil {
+			a.Stop(ctx)
+			return fmt.Errorf("firmware listener %s: %w", a.cfg.FWListen, err)
+		}
+		a.log.Info("firmware downloads listening", "addr", a.fw.Addr().String(), "tls", a.fw.TLS(),
+			"record_size", a.cfg.FWRecordSize)
+	}
+	a.Firmware.SetURLs(a.firmwareURLs())
 	if a.cfg.MetricsListen != "" {
 		ln, err := net.Listen("tcp", a.cfg.MetricsListen)
 		if err != nil {
@@ -398,8 +411,8 @@ func (a *App) CoAPSAddr() netip.AddrPort { return a.CoAP.DTLSAddr() }
 // Done is closed with the HTTP server's error if it stops on its own.
 func (a *App) Done() <-chan error { return a.httpDone }
 
-// Stop shuts down in order: HTTP (in-flight requests finish within a
-// third of the time left to ctx's deadline), the job workers (running
+// Stop shuts down in order: HTTP and firmware downloads (in-flight
+// requests finish within a third of the time left to ctx's deadline), the job workers (running
 // deliveries finish within half of what is left then; they need the CoAP
 // socket, so they stop first), CoAP (it takes no new device
 // message, lets those in flight commit their values and send their ACKs
@@ -409,15 +422,26 @@ func (a *App) Done() <-chan error { return a.httpDone }
 // more than once.
 func (a *App) Stop(ctx context.Context) {
 	a.stopOnce.Do(func() {
+		hctx, cancel := share(ctx, 3)
+		defer cancel()
+		// Firmware downloads stop alongside HTTP, in the same share.
+		fwDone := make(chan struct{})
+		go func() {
+			defer close(fwDone)
+			if a.fw != nil && a.fw.Addr() != nil {
+				if err := a.fw.Shutdown(hctx); err != nil {
+					a.log.Warn("firmware downloads cut off", "err", err)
+				}
+			}
+		}()
 		if a.httpLn != nil {
-			hctx, cancel := share(ctx, 3)
-			defer cancel()
 			if err := a.web.Shutdown(hctx); err != nil {
 				a.log.Warn("HTTP shutdown incomplete", "err", err)
 			}
 			<-a.httpDone
 			a.log.Info("HTTP stopped")
 		}
+		<-fwDone
 		if a.metrics != nil {
 			_ = a.metrics.Shutdown(ctx)
 		}

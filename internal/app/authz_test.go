@@ -262,6 +262,12 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		{"pause-firmware-campaign", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound}}},
 		{"resume-firmware-campaign", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound}}},
 		{"cancel-firmware-campaign", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound}}},
+		// A JSON body is no image: refused after the permission passed.
+		{"upload-firmware", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusBadRequest},
+			body: body(map[string]any{"version": "1.0"})}},
+		{"list-firmware", routeCase{perm: auth.ViewFirmware, want: ok}},
+		{"get-firmware", routeCase{perm: auth.ViewFirmware, want: []int{http.StatusNotFound}}},
+		{"delete-firmware", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound}}},
 	}
 
 	routes := map[string]api.Route{}
@@ -292,7 +298,7 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 	st := map[string]string{}
 	fill := func(path string, admin bool) string {
 		return strings.NewReplacer("{ep}", ep, "{endpoint}", credEP, "{schema}", "Credential.json",
-			"{id}", st["op"+strconv.FormatBool(admin)]).Replace(path)
+			"{id}", st["op"+strconv.FormatBool(admin)], "{version}", "9.9").Replace(path)
 	}
 	for _, c := range cases {
 		r, ok := routes[c.key]

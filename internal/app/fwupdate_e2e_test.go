@@ -205,7 +205,10 @@ func TestFirmwareUpdatePull(t *testing.T) {
 	s := startServer(t, testConfig(t, t.TempDir()), fwTuning(is))
 	sub := s.Events.Subscribe(1000, func(e events.Event) bool { return e.Topic == events.TopicFirmware })
 	defer sub.Close()
-	f := startFleet(t, s, 2, func(c *simulator.Config) { c.FirmwareDelay = 100 * time.Millisecond })
+	f := startFleet(t, s, 2, func(c *simulator.Config) {
+		c.FirmwareDelay = 100 * time.Millisecond
+		c.FirmwareProtocols = []int{0, 2} // CoAP and plain HTTP, which the test's image server speaks
+	})
 	img := fwImage("2.0.0", 5000)
 	addImage(t, s, is, "2.0.0", img)
 
@@ -475,13 +478,12 @@ func TestFirmwareUpdateStartedBesideTheServer(t *testing.T) {
 
 // TestFirmwareUpdateDTLS: devices registered over DTLS take a Block1 push
 // of a package many blocks long, and a pull by the protocol chosen for a
-// DTLS device among those it supports (the simulator has no CoAPS
-// download: CoAP comes before HTTP).
+// DTLS device among those it supports: CoAPS, from the server's own
+// CoAP/DTLS listener with the device's own PSK.
 func TestFirmwareUpdateDTLS(t *testing.T) {
-	is := startImageServer(t)
-	s, f := startSecureFleetWith(t, 2, fwTuning(is), func(c *simulator.Config) { c.FirmwareDelay = 100 * time.Millisecond })
-	img := fwImage("7.0.0", 40<<10)
-	addImage(t, s, is, "7.0.0", img)
+	s, f := startSecureFleetWith(t, 2, otaTuning(), func(c *simulator.Config) { c.FirmwareDelay = 100 * time.Millisecond })
+	img := simulator.FirmwareImage("7.0.0", 40<<10)
+	addImage(t, s, nil, "7.0.0", img)
 	push := s.startUpdate(t, map[string]any{"endpoint": f.Device(0).Endpoint(), "version": "7.0.0", "method": "push"})
 	pull := s.startUpdate(t, map[string]any{"endpoint": f.Device(1).Endpoint(), "version": "7.0.0"})
 	if done := s.waitUpdate(t, push.ID, 60*time.Second, nil); done.State != "succeeded" {
@@ -490,7 +492,8 @@ func TestFirmwareUpdateDTLS(t *testing.T) {
 	if got := f.Device(0).Firmware(); got.Size != len(img) || got.URI != "" {
 		t.Errorf("pushed package: %+v", got)
 	}
-	if done := s.waitUpdate(t, pull.ID, 60*time.Second, nil); done.State != "succeeded" || done.Protocol != "coap" {
+	if done := s.waitUpdate(t, pull.ID, 60*time.Second, nil); done.State != "succeeded" || done.Protocol != "coaps" ||
+		!strings.HasPrefix(done.PackageURI, "coaps://127.0.0.1:") {
 		t.Errorf("pull of a DTLS device: %+v", done)
 	}
 }

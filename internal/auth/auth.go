@@ -11,9 +11,9 @@
 //	view_data           yes            yes         history, events, observations, queued operations, event stream
 //	perform_operations  yes            yes         read, discover, write, execute, write-attributes, create, delete,
 //	                                               observe, cancel-observe; queue and cancel queued operations
-//	view_firmware       yes            no          list and get firmware updates and campaigns
-//	manage_firmware     yes            no          start and cancel firmware updates; create, pause, resume
-//	                                               and cancel campaigns
+//	view_firmware       yes            no          list and get firmware images, updates and campaigns
+//	manage_firmware     yes            no          upload and remove images; start and cancel updates;
+//	                                               create, pause, resume and cancel campaigns
 //	manage_devices      yes            no          (none yet)
 //	manage_credentials  yes            no          list, add and remove device credentials
 //	manage_users        yes            no          (none yet: users and tokens are managed with the CLI)

@@ -58,6 +58,10 @@ Commands:
              | credential remove ENDPOINT
   endpoint   provision endpoints before their devices register (see --register-policy known):
              endpoint add NAME... | endpoint import FILE|- (one name a line) | endpoint remove NAME (and its data)
+  fw         firmware images, updates and campaigns: fw upload FILE|- --version V (prints the download path last)
+             | fw list | fw remove VERSION (refused while an update uses it)
+             | fw update ENDPOINT --version V | fw updates | fw cancel ID|ENDPOINT
+             | fw campaign create|list|show|pause|resume|cancel (carried out by the running server)
   secret     print a new random secret key for FLOWNEXUS_SECRET_KEY
              | secret fingerprint (of the configured key) | secret rotate (re-seal the PSKs from an old key:
              --old-key-file FILE, --old-key-stdin or FLOWNEXUS_OLD_SECRET_KEY) | secret reset [--drop-psks]
@@ -95,6 +99,8 @@ func Main(ctx context.Context, iox IO, args []string) int {
 		err = runCredential(ctx, iox, rest)
 	case "endpoint":
 		err = runEndpoint(ctx, iox, rest)
+	case "fw":
+		err = runFw(ctx, iox, rest)
 	case "secret":
 		err = runSecret(ctx, iox, rest)
 	case "version", "--version", "-version":
@@ -144,9 +150,13 @@ func loadConfig(iox IO, name string, args []string, extra func(fs *flag.FlagSet)
 		extra(fs)
 	}
 	// Flags may follow positional arguments ("user create NAME --admin"):
-	// parse, take one positional, parse the rest, repeat.
+	// parse, take one positional, parse the rest, repeat. config.Load
+	// returns its Config by value, so configuration flags parsed after
+	// it returned ("fw upload FILE --data-dir D") would be lost: once
+	// the positionals are known, the flags alone are loaded again, in
+	// their order, on a fresh flag set.
 	var cfg config.Config
-	var pos []string
+	var pos, flagArgs []string
 	var err error
 	first := true
 	for {
@@ -162,12 +172,22 @@ func loadConfig(iox IO, name string, args []string, extra func(fs *flag.FlagSet)
 			}
 			return cfg, nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		flagArgs = append(flagArgs, args[:len(args)-len(rest)]...)
+		if len(rest) == 0 {
 			break
 		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	if len(pos) > 0 {
+		fs = flagSet(iox, name)
+		if extra != nil {
+			extra(fs)
+		}
+		if cfg, err = config.Load(fs, flagArgs, iox.Env); err != nil {
+			return cfg, nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, pos, fmt.Errorf("configuration: %w", err)

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,7 +17,9 @@ import (
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/config"
 	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/firmware"
 	"github.com/flownexus/flownexus/internal/simulator"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 // runDemo is the one-command tour: a fresh database in its own data
@@ -103,6 +107,17 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 		a.Stop(sctx)
 	}()
 
+	img, err := demoFirmware(ctx, a)
+	if err != nil {
+		return err
+	}
+	// The simulated devices trust the development CA of the firmware
+	// server, as real devices are given it.
+	if ca, err := demoFirmwareCA(cfg); err != nil {
+		return err
+	} else if ca != nil {
+		plainCfg.FirmwareCA, dtlsCfg.FirmwareCA = ca, ca
+	}
 	run := &fleetRun{out: iox.Stdout, progressEvery: 10 * time.Second}
 	var first string
 	var dtlsFleet *simulator.Fleet
@@ -161,6 +176,18 @@ Try:
 			fmt.Fprintf(iox.Stdout, "  curl -s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -d '{\"path\":\"/3/0\"}' %s/api/v1/endpoints/%s/read   (over DTLS)\n", token, base, ep)
 		}
 	}
+	fmt.Fprintf(iox.Stdout, "  curl -s -H \"Authorization: Bearer %s\" %s/api/v1/firmware   (firmware image %s is ready", token, base, img.Version)
+	urls := a.Firmware.ImageURLs(img.Filename)
+	for _, u := range []string{urls.HTTP, urls.CoAP, urls.CoAPS} {
+		if u != "" {
+			fmt.Fprintf(iox.Stdout, "; %s", u)
+		}
+	}
+	fmt.Fprintln(iox.Stdout, ")")
+	fmt.Fprintf(iox.Stdout, "  curl -s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -d '{\"endpoint\":\"%s\",\"version\":\"%s\"}' %s/api/v1/firmware/updates   (update one device; GET it to follow)\n",
+		token, first, img.Version, base)
+	fmt.Fprintf(iox.Stdout, "  curl -s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' -d '{\"version\":\"%s\",\"concurrency\":5}' %s/api/v1/firmware/campaigns   (the whole fleet, five at a time)\n",
+		token, img.Version, base)
 	fmt.Fprintf(iox.Stdout, `  curl -N -H "Authorization: Bearer %s" %s/api/v1/events/stream   (live events; ?endpoint=%s for one device)
   curl -s %s/api/v1/openapi.json   (the API's description)
   curl -s %s/metrics
@@ -300,4 +327,45 @@ func demoAutoObserveAttrs(cfg *config.Config, fs *flag.FlagSet, env config.Env, 
 	secs := int64((values + time.Second - 1) / time.Second)
 	cfg.AutoObserveAttrs = "pmin=" + strconv.FormatInt(max(secs, 1), 10)
 	return cfg.AutoObserveAttrs
+}
+
+// Demo firmware: an image newer than the simulated devices' firmware
+// (1.0.0), for updates to try.
+const (
+	demoFirmwareVersion = "1.1.0"
+	demoFirmwareSize    = 64 << 10
+)
+
+// demoFirmware stores the demo's firmware image unless it is there
+// already (a --keep run) and returns it. It is a simulated package
+// (simulator.FirmwareImage): the devices check its size and hash and
+// report its version after the update.
+func demoFirmware(ctx context.Context, a *app.App) (store.Firmware, error) {
+	if f, err := a.Firmware.Get(ctx, demoFirmwareVersion); err == nil {
+		return f, nil
+	}
+	data := simulator.FirmwareImage(demoFirmwareVersion, demoFirmwareSize)
+	f, err := a.Firmware.Upload(ctx, firmware.Actor{Name: "demo"}, demoFirmwareVersion, bytes.NewReader(data))
+	if err != nil {
+		return store.Firmware{}, fmt.Errorf("demo firmware image: %w", err)
+	}
+	return f, nil
+}
+
+// demoFirmwareCA returns the development CA of the firmware HTTPS server
+// (written into the data directory at start in debug mode without
+// --fw-cert), nil when there is none.
+func demoFirmwareCA(cfg config.Config) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(filepath.Join(cfg.DataDir, firmware.DevCAFile))
+	if errors.Is(err, os.ErrNotExist) || cfg.FWListen == "" || cfg.FWPlain || cfg.FWCert != "" {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no certificate", firmware.DevCAFile)
+	}
+	return pool, nil
 }

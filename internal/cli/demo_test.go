@@ -47,6 +47,8 @@ func TestDemoMixedFleet(t *testing.T) {
 		`curl -N -H "Authorization: Bearer ` + token + `" ` + base + `/api/v1/events/stream`,
 		filepath.Join(env["FLOWNEXUS_DATA_DIR"], "demo"),
 		"Auto-observe writes pmin=5 before observing, the devices' value interval",
+		"/api/v1/firmware   (firmware image 1.1.0 is ready; coap://localhost:",
+		"/fw/1.1.0.bin; coaps://localhost:",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("the demo's instructions lack %q:\n%s", want, out.String())

@@ -45,21 +45,37 @@ type Config struct {
 	// MetricsListen, when set, serves /metrics (and /healthz) on a
 	// listener of its own and takes /metrics off HTTPListen.
 	MetricsListen string
-	CoAPListen    string   // plain CoAP/UDP; "" disables it
-	CoAPSListen   string   // CoAP over DTLS; "" disables it
-	DTLSCert      string   // PEM certificate chain DTLS presents to X.509 devices; with DTLSKey and DTLSClientCA, or ""
-	DTLSKey       string   // PEM private key of DTLSCert
-	DTLSClientCA  string   // PEM CA certificates device certificates must verify against
-	FWListen      string   // IoT-safe firmware HTTPS; "" disables it
-	FirmwareDir   string   // "" means DataDir/firmware
-	ModelsDir     string   // directory of OMA DDF XML object definitions to add; "" means built-ins only
-	RedisURL      string   // "" means single node
-	Debug         bool     // development mode: permits the development secret
-	AllowedHosts  []string // Host header allow list ("*" allows any, ".example.com" a domain and its subdomains)
-	CSRFOrigins   []string // extra origins trusted for state-changing browser requests
-	SecretKey     string   // signs sessions and encrypts credentials at rest
-	LogFormat     string   // "text" or "json"
-	LogLevel      string   // "debug", "info", "warn" or "error"
+	CoAPListen    string // plain CoAP/UDP; "" disables it
+	CoAPSListen   string // CoAP over DTLS; "" disables it
+	DTLSCert      string // PEM certificate chain DTLS presents to X.509 devices; with DTLSKey and DTLSClientCA, or ""
+	DTLSKey       string // PEM private key of DTLSCert
+	DTLSClientCA  string // PEM CA certificates device certificates must verify against
+	FWListen      string // IoT-safe firmware HTTPS; "" disables it
+	FirmwareDir   string // "" means DataDir/firmware
+	// FWPublicURL is the base of the firmware download URLs devices are
+	// given (scheme://host[:port][/path/]); "" derives
+	// https://<host>:<port>/ from FWListen's bound address.
+	FWPublicURL string
+	// FWCert and FWKey are the firmware server's PEM certificate chain
+	// and key; with neither, debug mode makes a development certificate
+	// in the data directory, and without debug the server refuses to
+	// start (package app) unless FWPlain or FWListen is "".
+	FWCert, FWKey string
+	// FWRecordSize caps every TLS record of a firmware download, its
+	// header included (bytes).
+	FWRecordSize int
+	// FWMaxSize is the largest firmware image accepted (bytes).
+	FWMaxSize int64
+	// FWPlain serves firmware over plain HTTP (lab use), not HTTPS.
+	FWPlain      bool
+	ModelsDir    string   // directory of OMA DDF XML object definitions to add; "" means built-ins only
+	RedisURL     string   // "" means single node
+	Debug        bool     // development mode: permits the development secret
+	AllowedHosts []string // Host header allow list ("*" allows any, ".example.com" a domain and its subdomains)
+	CSRFOrigins  []string // extra origins trusted for state-changing browser requests
+	SecretKey    string   // signs sessions and encrypts credentials at rest
+	LogFormat    string   // "text" or "json"
+	LogLevel     string   // "debug", "info", "warn" or "error"
 	// AutoObserve is the list the server observes on every device after
 	// it registers, as devmgmt.ParseObserveSpecs reads it; "" observes
 	// nothing. AutoObserveAttrs are the notification attributes written
@@ -98,6 +114,8 @@ func Default() Config {
 		CoAPListen:   ":5683",
 		CoAPSListen:  ":5684",
 		FWListen:     ":8443",
+		FWRecordSize: DefaultFWRecordSize,
+		FWMaxSize:    DefaultFWMaxSize,
 		Debug:        true,
 		AllowedHosts: []string{"localhost", "127.0.0.1", "[::1]"},
 		LogFormat:    "text",
@@ -111,6 +129,16 @@ func Default() Config {
 		AutoObserveAttrs: DefaultAutoObserveAttrs,
 	}
 }
+
+// The firmware download defaults: records of at most 1370 bytes (what
+// nRF91 modems take; nginx's ssl_buffer_size of the old deployment) and
+// images of at most 8 MiB.
+const (
+	DefaultFWRecordSize = 1370
+	DefaultFWMaxSize    = 8 << 20
+	minFWRecordSize     = 256   // room for the record overhead and some payload
+	maxFWRecordSize     = 16645 // a whole TLS record: caps nothing beyond
+)
 
 // The default auto-observe policy: temperature and humidity values,
 // firmware update state and result, with pmin 60 s so that a device in
@@ -212,6 +240,30 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 	str(&c.DTLSCert, "FLOWNEXUS_COAPS_CERT")
 	str(&c.DTLSKey, "FLOWNEXUS_COAPS_KEY")
 	str(&c.DTLSClientCA, "FLOWNEXUS_COAPS_CLIENT_CA")
+	str(&c.FWPublicURL, "FLOWNEXUS_FW_PUBLIC_URL")
+	str(&c.FWCert, "FLOWNEXUS_FW_CERT")
+	str(&c.FWKey, "FLOWNEXUS_FW_KEY")
+	if v := get("FLOWNEXUS_FW_RECORD_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLOWNEXUS_FW_RECORD_SIZE=%q: want a number of bytes", v))
+		}
+		c.FWRecordSize = n
+	}
+	if v := get("FLOWNEXUS_FW_MAX_SIZE"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLOWNEXUS_FW_MAX_SIZE=%q: want a number of bytes", v))
+		}
+		c.FWMaxSize = n
+	}
+	if v := get("FLOWNEXUS_FW_PLAIN"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLOWNEXUS_FW_PLAIN=%q: want true or false", v))
+		}
+		c.FWPlain = b
+	}
 	str(&c.ModelsDir, "FLOWNEXUS_MODELS_DIR")
 	str(&c.RedisURL, "FLOWNEXUS_REDIS_URL")
 	str(&c.LogFormat, "FLOWNEXUS_LOG_FORMAT")
@@ -271,6 +323,12 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 	fs.StringVar(&c.DTLSClientCA, "coaps-client-ca", c.DTLSClientCA, "PEM CA certificates device certificates must verify against (FLOWNEXUS_COAPS_CLIENT_CA)")
 	fs.StringVar(&c.FWListen, "fw-listen", c.FWListen, "firmware HTTPS listen address, empty disables (FLOWNEXUS_FW_LISTEN)")
 	fs.StringVar(&c.FirmwareDir, "firmware-dir", c.FirmwareDir, "firmware directory, default firmware/ in the data directory (FLOWNEXUS_FIRMWARE_DIR)")
+	fs.StringVar(&c.FWPublicURL, "fw-public-url", c.FWPublicURL, "base of the firmware download URLs given to devices, e.g. https://fw.example.org/; default https://<host>:<port>/ of --fw-listen (FLOWNEXUS_FW_PUBLIC_URL)")
+	fs.StringVar(&c.FWCert, "fw-cert", c.FWCert, "PEM certificate chain of the firmware HTTPS server (keep it short: ECDSA P-256); default in debug mode: a development certificate in the data directory (FLOWNEXUS_FW_CERT)")
+	fs.StringVar(&c.FWKey, "fw-key", c.FWKey, "PEM private key of --fw-cert (FLOWNEXUS_FW_KEY)")
+	fs.IntVar(&c.FWRecordSize, "fw-record-size", c.FWRecordSize, "largest TLS record of a firmware download in bytes, header included (nRF91 modems refuse records over 2 KB) (FLOWNEXUS_FW_RECORD_SIZE)")
+	fs.Int64Var(&c.FWMaxSize, "fw-max-size", c.FWMaxSize, "largest firmware image accepted, in bytes (FLOWNEXUS_FW_MAX_SIZE)")
+	fs.BoolVar(&c.FWPlain, "fw-plain", c.FWPlain, "serve firmware over plain HTTP instead of HTTPS, for lab use (FLOWNEXUS_FW_PLAIN)")
 	fs.StringVar(&c.ModelsDir, "models", c.ModelsDir, "directory of OMA DDF XML object definitions that add to or override the built-in ones (FLOWNEXUS_MODELS_DIR)")
 	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis URL for multi-node setups (FLOWNEXUS_REDIS_URL)")
 	fs.BoolVar(&c.Debug, "debug", c.Debug, "development mode (FLOWNEXUS_DEBUG)")
@@ -355,6 +413,24 @@ func (c Config) Validate() error {
 	}
 	if n := countSet(c.DTLSCert, c.DTLSKey, c.DTLSClientCA); n != 0 && n != 3 {
 		bad("DTLS certificates: --coaps-cert, --coaps-key and --coaps-client-ca (FLOWNEXUS_COAPS_CERT, FLOWNEXUS_COAPS_KEY, FLOWNEXUS_COAPS_CLIENT_CA) go together: set all three or none")
+	}
+	if c.FWPublicURL != "" {
+		if u, err := url.Parse(c.FWPublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			bad("firmware public URL (--fw-public-url, FLOWNEXUS_FW_PUBLIC_URL) %q: want https://host[:port][/path/]", c.FWPublicURL)
+		}
+	}
+	if (c.FWCert == "") != (c.FWKey == "") {
+		bad("firmware certificate: --fw-cert and --fw-key (FLOWNEXUS_FW_CERT, FLOWNEXUS_FW_KEY) go together: set both or neither")
+	}
+	if c.FWPlain && c.FWCert != "" {
+		bad("firmware server: --fw-plain (FLOWNEXUS_FW_PLAIN) serves plain HTTP: it takes no --fw-cert/--fw-key")
+	}
+	if c.FWRecordSize < minFWRecordSize || c.FWRecordSize > maxFWRecordSize {
+		bad("firmware TLS record size (--fw-record-size, FLOWNEXUS_FW_RECORD_SIZE) %d: want %d to %d bytes", c.FWRecordSize, minFWRecordSize, maxFWRecordSize)
+	}
+	if c.FWMaxSize < 1 || c.FWMaxSize > 1<<31 {
+		bad("firmware maximum size (--fw-max-size, FLOWNEXUS_FW_MAX_SIZE) %d: want 1 to %d bytes", c.FWMaxSize, int64(1)<<31)
 	}
 	if c.RedisURL != "" {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {

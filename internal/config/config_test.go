@@ -75,6 +75,29 @@ func TestFlagsWinOverEnv(t *testing.T) {
 	}
 }
 
+func TestFirmwareSettings(t *testing.T) {
+	c, err := load(t, map[string]string{"FLOWNEXUS_FW_LISTEN": ":8443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FWRecordSize != 1370 || c.FWMaxSize != 8<<20 || c.FWPlain || c.FWPublicURL != "" {
+		t.Fatalf("firmware defaults %d %d %v %q", c.FWRecordSize, c.FWMaxSize, c.FWPlain, c.FWPublicURL)
+	}
+	env := map[string]string{"FLOWNEXUS_FW_PUBLIC_URL": "https://fw.example.org/", "FLOWNEXUS_FW_CERT": "c.pem",
+		"FLOWNEXUS_FW_KEY": "k.pem", "FLOWNEXUS_FW_RECORD_SIZE": "1200", "FLOWNEXUS_FW_MAX_SIZE": "1000",
+		"FLOWNEXUS_SECRET_KEY": strongKey, "FLOWNEXUS_DEBUG": "false"}
+	c, err = load(t, env, "--fw-max-size", "2000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FWPublicURL != "https://fw.example.org/" || c.FWCert != "c.pem" || c.FWKey != "k.pem" || c.FWRecordSize != 1200 || c.FWMaxSize != 2000 {
+		t.Fatalf("firmware settings %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestEmptyListenDisables(t *testing.T) {
 	c, err := load(t, map[string]string{"FLOWNEXUS_COAP_LISTEN": ""}, "--fw-listen=")
 	if err != nil {
@@ -118,6 +141,15 @@ func TestValidateMessages(t *testing.T) {
 		{"secret is dev default", map[string]string{"FLOWNEXUS_DEBUG": "false", "FLOWNEXUS_SECRET_KEY": DevSecretKey}, nil, "secret key is the public development key"},
 		{"secret short", map[string]string{"FLOWNEXUS_SECRET_KEY": "short"}, []string{"--debug=false"}, "secret key is 5 bytes: with debug off it must be at least 32 bytes"},
 		{"secret both", map[string]string{"FLOWNEXUS_SECRET_KEY": long, "FLOWNEXUS_SECRET_KEY_FILE": "/x"}, nil, "FLOWNEXUS_SECRET_KEY and FLOWNEXUS_SECRET_KEY_FILE are both set"},
+		{"fw public url", nil, []string{"--fw-public-url", "fw.example.org"}, `firmware public URL (--fw-public-url, FLOWNEXUS_FW_PUBLIC_URL) "fw.example.org": want https://host`},
+		{"fw public url query", nil, []string{"--fw-public-url", "https://fw.example.org/?x=1"}, `want https://host[:port][/path/]`},
+		{"fw cert without key", map[string]string{"FLOWNEXUS_FW_CERT": "c.pem"}, nil, "--fw-cert and --fw-key (FLOWNEXUS_FW_CERT, FLOWNEXUS_FW_KEY) go together"},
+		{"fw plain with cert", nil, []string{"--fw-plain", "--fw-cert", "c.pem", "--fw-key", "k.pem"}, "--fw-plain (FLOWNEXUS_FW_PLAIN) serves plain HTTP"},
+		{"fw record small", nil, []string{"--fw-record-size", "100"}, "firmware TLS record size (--fw-record-size, FLOWNEXUS_FW_RECORD_SIZE) 100: want 256 to 16645 bytes"},
+		{"fw record env", map[string]string{"FLOWNEXUS_FW_RECORD_SIZE": "big"}, nil, `FLOWNEXUS_FW_RECORD_SIZE="big": want a number of bytes`},
+		{"fw max size", nil, []string{"--fw-max-size", "0"}, "firmware maximum size (--fw-max-size, FLOWNEXUS_FW_MAX_SIZE) 0"},
+		{"fw max size env", map[string]string{"FLOWNEXUS_FW_MAX_SIZE": "8M"}, nil, `FLOWNEXUS_FW_MAX_SIZE="8M": want a number of bytes`},
+		{"fw plain env", map[string]string{"FLOWNEXUS_FW_PLAIN": "yes please"}, nil, `FLOWNEXUS_FW_PLAIN="yes please": want true or false`},
 		{"secret file missing", map[string]string{"FLOWNEXUS_SECRET_KEY_FILE": "/nonexistent/key"}, nil, "FLOWNEXUS_SECRET_KEY_FILE: open /nonexistent/key"},
 	}
 	for _, tc := range cases {

@@ -1,5 +1,5 @@
 // Package problem is the one mapping from the errors of the layers below
-// (devmgmt, store, credential, auth, lwm2m, fwupdate) to what an HTTP client is
+// (devmgmt, store, credential, firmware, fwupdate, auth, lwm2m) to what an HTTP client is
 // told: a status, a stable code and a message for a person, with no
 // internal detail (no error chain such as `store: get endpoint "x": not
 // found`). The REST API writes a Problem as application/problem+json
@@ -21,6 +21,7 @@ import (
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/firmware"
 	"github.com/flownexus/flownexus/internal/fwupdate"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/store"
@@ -40,7 +41,7 @@ type FieldError struct {
 type Problem struct {
 	Title     string        `json:"title" doc:"Short summary, the HTTP status text"`
 	Status    int           `json:"status" doc:"HTTP status code"`
-	Code      string        `json:"code" doc:"Stable reason: bad_request, unauthorized, forbidden, not_found, method_not_allowed, offline, lwm2m_version, timeout, device_error, bad_response, conflict, too_large, unsupported_media_type, unavailable, internal"`
+	Code      string        `json:"code" doc:"Stable reason: bad_request, unauthorized, forbidden, not_found, method_not_allowed, offline, lwm2m_version, timeout, device_error, bad_response, conflict, in_use, too_large, unsupported_media_type, unavailable, internal"`
 	Detail    string        `json:"detail,omitempty" doc:"What went wrong, for a person"`
 	CoAPCode  string        `json:"coap_code,omitempty" doc:"CoAP response code from the device, e.g. 4.04"`
 	RequestID string        `json:"request_id,omitempty" doc:"The request's id in the server's log, for an internal error"`
@@ -113,6 +114,16 @@ func From(err error, requestID string) (p *Problem, unexpected bool) {
 	case errors.As(err, &ce):
 		p = New(http.StatusBadGateway, "device_error", "the device answered "+devmgmt.CodeString(ce.Code))
 		p.CoAPCode = devmgmt.CodeString(ce.Code)
+	case errors.Is(err, firmware.ErrInvalid):
+		p = BadRequest(after(err, firmware.ErrInvalid))
+	case errors.Is(err, firmware.ErrTooLarge):
+		p = New(http.StatusRequestEntityTooLarge, "too_large", after(err, firmware.ErrTooLarge))
+	case errors.Is(err, firmware.ErrExists):
+		p = New(http.StatusConflict, "conflict", after(err, firmware.ErrExists))
+	case errors.Is(err, firmware.ErrInUse):
+		p = New(http.StatusConflict, "in_use", after(err, firmware.ErrInUse))
+	case errors.Is(err, firmware.ErrNotFound):
+		p = New(http.StatusNotFound, "not_found", "no such firmware image: "+lastPart(err))
 	case errors.Is(err, store.ErrNotFound):
 		p = New(http.StatusNotFound, "not_found", "not found")
 	case errors.Is(err, devmgmt.ErrOffline):
