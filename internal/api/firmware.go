@@ -83,7 +83,7 @@ func (a *API) firmwareRoutes(h huma.API) {
 	register(h, auth.ManageFirmware, huma.Operation{
 		OperationID: "delete-firmware", Method: http.MethodDelete, Path: Prefix + "/firmware/{version}",
 		Summary:     "Remove a firmware image",
-		Description: "Refused (409) while an update refers to the image.",
+		Description: "Refused (409) while an unfinished update or campaign uses the image; finished updates keep its version.",
 		Tags:        []string{"firmware"}, DefaultStatus: http.StatusNoContent,
 		Errors: []int{http.StatusNotFound, http.StatusConflict},
 	}, a.deleteImage)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"crypto/x509"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flownexus/flownexus/internal/firmware"
+	"github.com/flownexus/flownexus/internal/fwupdate"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/simulator"
 )
@@ -88,6 +90,40 @@ func TestFirmwareOverTheAir(t *testing.T) {
 		}
 		if got := d.Firmware(); got.Size != len(img) {
 			t.Errorf("%s: device received %+v, want %d bytes", d.Endpoint(), got, len(img))
+		}
+	}
+}
+
+// TestFirmwareOverTheAirFailures: a device that reports each failing
+// Update Result (2–9, injected in the simulator at the stage where a
+// real device meets it) ends its update FAILED with the result's meaning,
+// and the device keeps its old version.
+func TestFirmwareOverTheAirFailures(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.FWListen = "127.0.0.1:0"
+	s := startServer(t, cfg, otaTuning())
+	s.uploadImage(t, "5.0.0", simulator.FirmwareImage("5.0.0", 4000))
+	for code := 2; code <= 9; code++ {
+		f := startFleet(t, s, 1, func(c *simulator.Config) {
+			c.Endpoint = func(int) string { return fmt.Sprintf("urn:dev:fail-%d", code) }
+			c.FirmwareDelay = 50 * time.Millisecond
+			c.FirmwareFail = code
+		})
+		d := f.Device(0)
+		u := s.startUpdate(t, map[string]any{"endpoint": d.Endpoint(), "version": "5.0.0"})
+		done := s.waitUpdate(t, u.ID, 30*time.Second, nil)
+		want := fwupdate.ResultMeaning(code)
+		if done.State != "failed" || done.ResultCode != code || done.Result != want {
+			t.Errorf("result %d: %+v, want failed with %q", code, done, want)
+		}
+		if v, _ := d.Value(lwm2m.MustParsePath("/3/0/3")); v.StringValue() == "5.0.0" {
+			t.Errorf("result %d: the device runs the new version", code)
+		}
+		// After a failed install (8) a device may keep the package
+		// (Downloaded) or drop it (Idle); every other failure leaves it Idle.
+		if v, _ := d.Value(lwm2m.MustParsePath("/5/0/3")); code != 8 && v.IntValue() != 0 {
+			t.Errorf("result %d: device firmware state %v, want 0 (idle)", code, v)
 		}
 	}
 }

@@ -59,7 +59,7 @@ Commands:
   endpoint   provision endpoints before their devices register (see --register-policy known):
              endpoint add NAME... | endpoint import FILE|- (one name a line) | endpoint remove NAME (and its data)
   fw         firmware images, updates and campaigns: fw upload FILE|- --version V (prints the download path last)
-             | fw list | fw remove VERSION (refused while an update uses it)
+             | fw list | fw remove VERSION (refused while an unfinished update uses it)
              | fw update ENDPOINT --version V | fw updates | fw cancel ID|ENDPOINT
              | fw campaign create|list|show|pause|resume|cancel (carried out by the running server)
   secret     print a new random secret key for FLOWNEXUS_SECRET_KEY

@@ -223,9 +223,10 @@ func (im *Images) Get(ctx context.Context, version string) (store.Firmware, erro
 }
 
 // Remove deletes the image of version, its row and then its file. An
-// image that an unfinished update uses is ErrInUse, and so is one that
-// finished updates refer to (their history keeps it). It writes an audit
-// entry "firmware.remove".
+// image that an unfinished update or campaign (running or paused) uses is
+// ErrInUse; finished updates and campaigns keep its version in their
+// history (store.DeleteFirmware). It writes an audit entry
+// "firmware.remove".
 func (im *Images) Remove(ctx context.Context, by Actor, version string) error {
 	f, err := im.Get(ctx, version)
 	if err != nil {
@@ -240,7 +241,7 @@ func (im *Images) Remove(ctx context.Context, by Actor, version string) error {
 	}
 	if err := im.st.DeleteFirmware(ctx, f.ID); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return fmt.Errorf("%w: finished updates refer to %q", ErrInUse, version)
+			return fmt.Errorf("%w: an unfinished update or campaign uses %q", ErrInUse, version)
 		}
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: %q", ErrNotFound, version)
