@@ -87,10 +87,10 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID int64) (int64, er
 	return n, nil
 }
 
-// DeleteExpiredSessions removes the sessions that ended by now: past
-// their absolute end, or idle since before idleBefore.
+// DeleteExpiredSessions removes the sessions that ended by now: at or
+// past their absolute end, or last seen at or before idleBefore.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, now, idleBefore time.Time) (int64, error) {
-	res, err := s.wdb.ExecContext(ctx, "DELETE FROM web_session WHERE expires_at <= $1 OR last_seen_at < $2",
+	res, err := s.wdb.ExecContext(ctx, "DELETE FROM web_session WHERE expires_at <= $1 OR last_seen_at <= $2",
 		millis(now), millis(idleBefore))
 	if err != nil {
 		return 0, wrap("delete expired sessions", err)

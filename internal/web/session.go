@@ -224,6 +224,11 @@ func (w *Web) login(rw http.ResponseWriter, r *http.Request, _ *session) error {
 		w.limiter.fail(now, keys...)
 		return again(http.StatusForbidden, "This user is disabled.", "disabled")
 	}
+	// Sessions that ended unseen (their browsers never came back) are
+	// removed here, at each login, so the table holds live ones only.
+	if _, err := w.cfg.Store.DeleteExpiredSessions(ctx, now, now.Add(-w.cfg.IdleTimeout)); err != nil {
+		w.log.Warn("removing ended sessions failed", "err", err)
+	}
 	tok := newToken()
 	if err := w.cfg.Store.CreateSession(ctx, store.Session{ID: hashToken(tok), UserID: u.ID, CSRFToken: newToken(),
 		CreatedAt: now, ExpiresAt: now.Add(w.cfg.AbsoluteTimeout)}); err != nil {

@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"go/parser"
+	"go/token"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -391,7 +393,13 @@ func TestSessionTimeouts(t *testing.T) {
 	if r := b.get("/"); r.status != 200 {
 		t.Fatalf("within the idle timeout: %d", r.status)
 	}
+	// A session left idle is removed at the next login of anyone.
+	e.loggedIn(t, "admin")
 	e.clk.Advance(DefaultIdleTimeout)
+	e.loggedIn(t, "admin")
+	if l, _ := e.st.ListSessions(context.Background(), e.users["admin"].ID); len(l) != 1 {
+		t.Errorf("admin sessions after an idle one ended: %d, want 1", len(l))
+	}
 	if r := b.get("/"); r.status != http.StatusSeeOther {
 		t.Fatalf("idle past the timeout: %d", r.status)
 	}
@@ -672,6 +680,26 @@ func TestTemplatesRender(t *testing.T) {
 	for _, name := range pageNames {
 		if e.w.pages[name] == nil {
 			t.Errorf("page %s not parsed", name)
+		}
+	}
+}
+
+// TestImports holds the package's place: it must not import the HTTP
+// surfaces beside and above it.
+func TestImports(t *testing.T) {
+	fset := token.NewFileSet()
+	paths, _ := filepath.Glob("*.go")
+	for _, p := range paths {
+		f, err := parser.ParseFile(fset, p, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			for _, banned := range []string{"/internal/api\"", "/internal/app\"", "/internal/cli\""} {
+				if strings.HasSuffix(imp.Path.Value, banned) {
+					t.Errorf("%s imports %s", p, imp.Path.Value)
+				}
+			}
 		}
 	}
 }
