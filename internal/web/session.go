@@ -200,8 +200,20 @@ func (w *Web) login(rw http.ResponseWriter, r *http.Request, _ *session) error {
 	keys := []string{"user:" + strings.ToLower(name), "addr:" + clientAddr(r)}
 	again := func(status int, msg, reason string) error {
 		w.log.Warn("dashboard login failed", "user", name, "reason", reason, "remote_addr", r.RemoteAddr)
-		w.audit(ctx, store.AuditEntry{Actor: name, Action: ActionLoginFailed, Target: name, RemoteAddr: r.RemoteAddr},
-			map[string]any{"reason": reason})
+		// Failures that check a password are bounded by the limiter; the
+		// refused attempts past it are audited up to the same number per
+		// address and window, so a looping client cannot flood the log.
+		audit := true
+		if status == http.StatusTooManyRequests {
+			addr := clientAddr(r)
+			if audit = !w.refusedAudits.blocked(now, addr); audit {
+				w.refusedAudits.fail(now, addr)
+			}
+		}
+		if audit {
+			w.audit(ctx, store.AuditEntry{Actor: name, Action: ActionLoginFailed, Target: name, RemoteAddr: r.RemoteAddr},
+				map[string]any{"reason": reason})
+		}
 		rw.Header().Set("Cache-Control", "no-store")
 		w.render(rw, r, status, "login", nil, loginData{Username: name, Next: next, Error: msg, CSRF: w.loginCSRF(rw, r)})
 		return nil

@@ -88,7 +88,10 @@ type Web struct {
 	assets  *assets
 	pages   map[string]*page
 	limiter *loginLimiter
-	denials *auth.DenialLimiter
+	// refusedAudits bounds the audit entries of rate-limited login
+	// attempts per client address (the others are only logged).
+	refusedAudits *loginLimiter
+	denials       *auth.DenialLimiter
 }
 
 // handlerFunc is a dashboard handler; the error it returns is rendered by
@@ -114,8 +117,9 @@ func New(cfg Config) (*Web, error) {
 		cfg.LoginFailures = DefaultLoginFailures
 	}
 	w := &Web{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(),
-		limiter: newLoginLimiter(cfg.LoginFailures, cfg.LoginWindow),
-		denials: auth.NewDenialLimiter(10, time.Minute, cfg.Now)}
+		limiter:       newLoginLimiter(cfg.LoginFailures, cfg.LoginWindow),
+		refusedAudits: newLoginLimiter(cfg.LoginFailures, cfg.LoginWindow),
+		denials:       auth.NewDenialLimiter(10, time.Minute, cfg.Now)}
 	var err error
 	if w.assets, err = loadAssets(); err != nil {
 		return nil, fmt.Errorf("web: static files: %w", err)
@@ -146,8 +150,15 @@ func cmpOr(d, def time.Duration) time.Duration {
 // needs, in the order they were registered.
 func (w *Web) Routes() []Route { return slices.Clone(w.routes) }
 
-// Handler serves the dashboard's routes (Patterns).
-func (w *Web) Handler() http.Handler { return w.mux }
+// Handler serves the dashboard's routes (Patterns). The security
+// headers are set before routing, so that the mux's own answers (405 for
+// a method a path has no route for, 404) carry them too.
+func (w *Web) Handler() http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		securityHeaders(rw.Header())
+		w.mux.ServeHTTP(rw, r)
+	})
+}
 
 // route registers a handler needing perm. Every route goes through it:
 // an unknown permission panics, so no route is served without an

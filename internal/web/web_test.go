@@ -267,6 +267,10 @@ func TestLoginRateLimit(t *testing.T) {
 	if r := e.browser(t).login("admin", password, ""); r.status != http.StatusTooManyRequests {
 		t.Errorf("other account, same address: %d, want 429", r.status)
 	}
+	// Refused attempts are audited up to the limit per address.
+	for range 2 * DefaultLoginFailures {
+		e.browser(t).login("olive", password, "")
+	}
 	e.clk.Advance(DefaultLoginWindow)
 	if r := e.browser(t).login("olive", password, ""); r.status != http.StatusSeeOther {
 		t.Errorf("after the window: %d", r.status)
@@ -277,8 +281,8 @@ func TestLoginRateLimit(t *testing.T) {
 			limited++
 		}
 	}
-	if limited != 2 {
-		t.Errorf("rate-limited attempts audited: %d, want 2", limited)
+	if limited != DefaultLoginFailures {
+		t.Errorf("rate-limited attempts audited: %d, want %d", limited, DefaultLoginFailures)
 	}
 }
 
@@ -459,6 +463,9 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 	if r := e.browser(t).get("/"); r.header.Get("Content-Security-Policy") == "" {
 		t.Error("redirect without CSP")
+	}
+	if r := b.do(http.MethodPost, "/devices", url.Values{}, nil); r.status != http.StatusMethodNotAllowed || r.header.Get("Content-Security-Policy") == "" {
+		t.Errorf("POST /devices: %d %v", r.status, r.header)
 	}
 }
 
