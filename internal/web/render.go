@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -37,6 +38,8 @@ func (w *Web) funcs() template.FuncMap {
 			}
 			return d.String() + " ago"
 		},
+		// pathEscape escapes an endpoint name as one URL path segment.
+		"pathEscape": url.PathEscape,
 		"value": func(v any) string {
 			if v == nil {
 				return ""

@@ -529,11 +529,24 @@ func TestDevicePages(t *testing.T) {
 			t.Errorf("device page lacks %q: %s", want, r.body)
 		}
 	}
+	// A name with URL metacharacters is linked as one path segment.
+	odd := "urn:dev:a?b#c/d e"
+	if _, err := e.st.UpsertEndpointRegistration(ctx, store.EndpointRegistration{Name: odd, RegistrationID: "r2", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	list := b.get("/devices?q=urn:dev:a")
+	m := regexp.MustCompile(`<a href="(/devices/[^"]+)">`).FindStringSubmatch(list.body)
+	if m == nil || m[1] != "/devices/"+url.PathEscape(odd) {
+		t.Fatalf("link of %q: %v", odd, m)
+	}
+	if r := b.get(m[1]); r.status != 200 || !strings.Contains(r.body, "urn:dev:a?b#c/d e") {
+		t.Errorf("GET %s: %d", m[1], r.status)
+	}
 	if r := b.get("/devices/urn:dev:none"); r.status != http.StatusNotFound || !strings.Contains(r.body, "no such endpoint: urn:dev:none") {
 		t.Errorf("unknown device: %d %s", r.status, r.body)
 	}
 	r = b.get("/")
-	for _, want := range []string{`id="count-total">1<`, `id="count-online">1<`, `id="count-offline">0<`, `id="count-sleeping">1<`, `id="queue-depth">0<`, "urn:dev:one"} {
+	for _, want := range []string{`id="count-total">2<`, `id="count-online">2<`, `id="count-offline">0<`, `id="count-sleeping">1<`, `id="queue-depth">0<`, "urn:dev:one"} {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("overview lacks %q", want)
 		}
