@@ -103,3 +103,11 @@ func (s *Store) RecentEvents(ctx context.Context, limit int) ([]NamedEvent, erro
 	})
 	return out, wrap("recent events", err)
 }
+
+// CountQueuedOperations returns how many operations of all endpoints are
+// queued (the queue depth), from a partial index of just those.
+func (s *Store) CountQueuedOperations(ctx context.Context) (int, error) {
+	var n int
+	err := s.rdb.QueryRowContext(ctx, "SELECT count(*) FROM endpoint_operation WHERE status = 'QUEUED'").Scan(&n)
+	return n, wrap("count queued operations", err)
+}

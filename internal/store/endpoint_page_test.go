@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/flownexus/flownexus/internal/lwm2m"
 )
 
 func TestPageEndpointsAndCounts(t *testing.T) {
@@ -58,6 +60,20 @@ func TestPageEndpointsAndCounts(t *testing.T) {
 			if _, err := s.IngestEvent(ctx, Event{EndpointID: id, Kind: fmt.Sprint("k", i)}, nil); err != nil {
 				t.Fatal(err)
 			}
+		}
+		for i, id := range ids[:3] {
+			o, err := s.CreateOperation(ctx, Operation{EndpointID: id, Kind: "execute", Paths: []lwm2m.Path{lwm2m.NewPath(3, 0, 4)}, MaxAttempts: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				if _, err := s.CancelOperation(ctx, o.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if n, err := s.CountQueuedOperations(ctx); err != nil || n != 2 {
+			t.Errorf("queued operations: %d %v, want 2", n, err)
 		}
 		evs, err := s.RecentEvents(ctx, 2)
 		if err != nil || len(evs) != 2 || evs[0].Kind != "k2" || evs[0].Endpoint != "urn:b:03" || evs[1].Kind != "k1" {

@@ -23,7 +23,7 @@ func (w *Web) overview(rw http.ResponseWriter, r *http.Request, s *session) erro
 	if err != nil {
 		return err
 	}
-	ops, err := w.cfg.Store.CountOperations(ctx, 0)
+	queued, err := w.cfg.Store.CountQueuedOperations(ctx)
 	if err != nil {
 		return err
 	}
@@ -32,6 +32,6 @@ func (w *Web) overview(rw http.ResponseWriter, r *http.Request, s *session) erro
 		return err
 	}
 	w.render(rw, r, http.StatusOK, "overview", s, overviewData{Counts: c, Offline: c.Total - c.Online,
-		Queued: ops[store.OperationQueued], Events: evs})
+		Queued: queued, Events: evs})
 	return nil
 }

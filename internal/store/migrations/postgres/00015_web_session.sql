@@ -23,6 +23,11 @@ CREATE INDEX web_session_expires ON web_session (expires_at);
 -- unique index serves the unfiltered list, this one the filtered.
 CREATE INDEX endpoint_online_name ON endpoint (online, name);
 
+-- The overview's queue depth counts the queued operations of all
+-- endpoints: a partial index holds just those.
+CREATE INDEX endpoint_operation_queued ON endpoint_operation (id) WHERE status = 'QUEUED';
+
 -- +goose Down
+DROP INDEX endpoint_operation_queued;
 DROP INDEX endpoint_online_name;
 DROP TABLE web_session;
