@@ -46,6 +46,7 @@ import (
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/store"
 	"github.com/flownexus/flownexus/internal/version"
+	"github.com/flownexus/flownexus/internal/web"
 )
 
 // Tuning tunes an App beyond its Config: timings, mostly for tests.
@@ -77,6 +78,9 @@ type Tuning struct {
 	HealthInterval time.Duration
 	// Firmware tunes the firmware updater.
 	Firmware FirmwareTuning
+	// Now is the dashboard's clock (session timeouts, login limits); nil
+	// means time.Now.
+	Now func() time.Time
 }
 
 // FirmwareTuning tunes the firmware updater (fwupdate.Config); zero
@@ -114,6 +118,9 @@ type App struct {
 	// Firmware is the firmware image store (API, CLI, CoAP downloads).
 	Firmware *firmware.Images
 	API      *api.API
+	// Dashboard is the operator's web dashboard, on the HTTP listener
+	// beside the API.
+	Dashboard *web.Web
 
 	cfg  config.Config
 	opts Tuning
@@ -260,6 +267,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 		Events: a.Events, KeepAlive: opts.StreamKeepAlive, Firmware: a.Firmware, Updates: a.Updates,
 	})
 	a.web.Handle(api.Prefix+"/", a.API.Handler())
+	a.Dashboard, err = web.New(web.Config{
+		Store: st, Objects: a.Objects, Logger: log, Debug: cfg.Debug, TrustedOrigins: cfg.CSRFOrigins,
+		Now: opts.Now,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	for _, p := range web.Patterns {
+		a.web.Handle(p, a.Dashboard.Handler())
+	}
 	// Open event streams end when HTTP shutdown begins, not at its deadline.
 	a.web.OnShutdown(a.API.CloseStreams)
 

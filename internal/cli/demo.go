@@ -142,6 +142,8 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 	}
 	run.progress = progressLine(dtlsFleet)
 	base := "http://localhost:" + portOf(a.HTTPAddr())
+	// The dashboard and its login come first: what an operator opens.
+	fmt.Fprintf(iox.Stdout, "Dashboard  %s/   log in as admin / %s\n", base, password)
 	fmt.Fprintf(iox.Stdout, "\nflownexus demo: %d simulated LwM2M devices register with the server", ff.devices)
 	switch {
 	case dtlsDevices == 0:

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -40,6 +43,12 @@ func TestDemoMixedFleet(t *testing.T) {
 		}
 		return m != nil
 	})
+	// The dashboard's URL and login come first, and the login works.
+	first := regexp.MustCompile(`^Dashboard  (http://localhost:\d+)/   log in as admin / (\S+)\n`).FindStringSubmatch(out.String())
+	if first == nil || first[1] != base {
+		t.Fatalf("the demo's output does not start with the dashboard's URL and login:\n%s", out.String())
+	}
+	demoDashboardLogin(t, base, first[2])
 	for _, want := range []string{
 		"8 simulated LwM2M devices register with the server: 6 on CoAP [::]:",
 		"2 on CoAP/DTLS [::]:",
@@ -191,5 +200,36 @@ func TestDemoDTLSDevices(t *testing.T) {
 		if got != c.got || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("%s: %d, %v; want %d, %q", c.name, got, err, c.got, c.err)
 		}
+	}
+}
+
+// demoDashboardLogin logs in to the dashboard at base as admin with
+// password, through the login form, and sees the overview.
+func demoDashboardLogin(t *testing.T, base, password string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("login form without a CSRF token: %s", page)
+	}
+	form := url.Values{"username": {"admin"}, "password": {password}, "csrf_token": {string(m[1])}}
+	req, _ := http.NewRequest("POST", base+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/" || !strings.Contains(string(page), `class="user">admin<`) {
+		t.Fatalf("dashboard login with the printed password: %d at %s: %s", resp.StatusCode, resp.Request.URL, page)
 	}
 }

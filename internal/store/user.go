@@ -85,10 +85,16 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 	return out, wrap("list users", err)
 }
 
-// SetPassword replaces the user's password hash.
+// SetPassword replaces the user's password hash and, in the same
+// transaction, ends all of the user's dashboard sessions.
 func (s *Store) SetPassword(ctx context.Context, id int64, passwordHash string) error {
-	return wrap(fmt.Sprintf("set password of user %d", id), requireRow(s.wdb.ExecContext(ctx,
-		"UPDATE users SET password_hash = $2 WHERE id = $1", id, passwordHash)))
+	return wrap(fmt.Sprintf("set password of user %d", id), s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := requireRow(tx.ExecContext(ctx, "UPDATE users SET password_hash = $2 WHERE id = $1", id, passwordHash)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "DELETE FROM web_session WHERE user_id = $1", id)
+		return err
+	}))
 }
 
 // SetAdmin grants or revokes the administrator flag.
@@ -98,13 +104,20 @@ func (s *Store) SetAdmin(ctx context.Context, id int64, isAdmin bool) error {
 }
 
 // DisableUser disables the user as of at: its API tokens are refused from
-// then on. A user already disabled keeps its first DisabledAt.
+// then on, and its dashboard sessions are deleted (in the same
+// transaction). A user already disabled keeps its first DisabledAt.
 func (s *Store) DisableUser(ctx context.Context, id int64, at time.Time) error {
 	if at.IsZero() {
 		return fmt.Errorf("store: disable user %d: zero time", id)
 	}
-	return wrap(fmt.Sprintf("disable user %d", id), requireRow(s.wdb.ExecContext(ctx,
-		"UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE id = $1", id, millis(at))))
+	return wrap(fmt.Sprintf("disable user %d", id), s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := requireRow(tx.ExecContext(ctx,
+			"UPDATE users SET disabled_at = COALESCE(disabled_at, $2) WHERE id = $1", id, millis(at))); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "DELETE FROM web_session WHERE user_id = $1", id)
+		return err
+	}))
 }
 
 // EnableUser enables a disabled user again; enabling an enabled user does

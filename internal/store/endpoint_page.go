@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// EndpointPage selects one page of endpoints for PageEndpoints: names
+// starting with Prefix, online or offline (Online nil: both), after the
+// name After (keyset paging: "" starts at the first), at most Limit
+// (<= 0: 50, at most 500).
+type EndpointPage struct {
+	Prefix string
+	Online *bool
+	After  string
+	Limit  int
+}
+
+// PageEndpoints returns one page of the endpoints p selects, ordered by
+// name, and whether more follow. Its cost grows with the page, not with
+// the number of endpoints: it walks the unique index on name (or the
+// (online, name) index when Online is set) from After or Prefix.
+func (s *Store) PageEndpoints(ctx context.Context, p EndpointPage) ([]Endpoint, bool, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 500)
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if p.Online != nil {
+		where = append(where, "online = "+arg(*p.Online))
+	}
+	if p.Prefix != "" {
+		// A range on the name: names starting with Prefix sort between it
+		// and Prefix followed by the greatest code point.
+		where = append(where, "name >= "+arg(p.Prefix), "name < "+arg(p.Prefix+string(utf8.MaxRune)))
+	}
+	if p.After != "" {
+		where = append(where, "name > "+arg(p.After))
+	}
+	q := "SELECT " + endpointCols + " FROM endpoint"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY name LIMIT " + arg(limit+1)
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, wrap("page endpoints", err)
+	}
+	out, err := collect(rows, scanEndpoint)
+	if err != nil {
+		return nil, false, wrap("page endpoints", err)
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+// FleetCounts counts the endpoints: all, online, and online in queue mode
+// (sleeping between their wake-ups). Offline is Total - Online.
+type FleetCounts struct {
+	Total, Online, Sleeping int
+}
+
+// CountFleet returns the FleetCounts of all endpoints, in one scan.
+func (s *Store) CountFleet(ctx context.Context) (FleetCounts, error) {
+	var c FleetCounts
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*),
+		COALESCE(SUM(CASE WHEN online THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN online AND queue_mode THEN 1 ELSE 0 END), 0) FROM endpoint`).Scan(&c.Total, &c.Online, &c.Sleeping)
+	return c, wrap("count fleet", err)
+}
+
+// NamedEvent is an Event with its endpoint's name.
+type NamedEvent struct {
+	Event
+	Endpoint string
+}
+
+// RecentEvents returns the most recent events of all endpoints, newest
+// first, at most limit (<= 0: 20), read backwards along the primary key.
+func (s *Store) RecentEvents(ctx context.Context, limit int) ([]NamedEvent, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT ev.id, ev.endpoint_id, ev.kind, ev.time, ev.received_at, e.name
+		FROM event ev JOIN endpoint e ON e.id = ev.endpoint_id ORDER BY ev.id DESC LIMIT $1`, limitOr(limit, 20))
+	if err != nil {
+		return nil, wrap("recent events", err)
+	}
+	out, err := collect(rows, func(r rowScanner) (NamedEvent, error) {
+		var n NamedEvent
+		var t, recv int64
+		err := r.Scan(&n.ID, &n.EndpointID, &n.Kind, &t, &recv, &n.Endpoint)
+		n.Time, n.ReceivedAt = fromMillis(t), fromMillis(recv)
+		return n, err
+	})
+	return out, wrap("recent events", err)
+}
+
+// CountQueuedOperations returns how many operations of all endpoints are
+// queued (the queue depth), from a partial index of just those.
+func (s *Store) CountQueuedOperations(ctx context.Context) (int, error) {
+	var n int
+	err := s.rdb.QueryRowContext(ctx, "SELECT count(*) FROM endpoint_operation WHERE status = 'QUEUED'").Scan(&n)
+	return n, wrap("count queued operations", err)
+}

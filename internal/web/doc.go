@@ -1,0 +1,17 @@
+// Package web is the operator's dashboard: server-rendered HTML pages
+// (html/template, embedded in the binary with their CSS) on the HTTP
+// server beside the REST API. It owns the dashboard's routes and their
+// route table (every page declares the auth.Permission it needs and is
+// decided by auth.Authorize, as the API's routes are), login and logout,
+// server-side sessions (stored in the database by package store; the
+// cookie holds a random token whose SHA-256 is the session's id), CSRF
+// protection (a per-session token and an Origin check), login rate
+// limiting, the security headers of every dashboard response, and the
+// static assets, served at checksum URLs with immutable caching.
+//
+// Errors are mapped to a status and a message by package problem, as the
+// API's are, and rendered as an HTML page.
+//
+// It shares auth, problem, render and store with the API, and must not
+// import api, app or cli (app mounts it).
+package web
