@@ -101,8 +101,16 @@ func TestRegisterFlood(t *testing.T) {
 	t.Logf("flood: %d Registers sent from one address, answers to it %v; devices: %d registered, %d failed, p50 %v, p99 %v, max %v",
 		sent, answers, len(lat), failed, p50, p99, lat[len(lat)-1])
 	amu.Unlock()
-	if failed > 0 || p99 >= time.Second {
-		t.Fatalf("devices at other addresses: p99 %v (want < 1 s), %d failed", p99, failed)
+	// The bound is the issue's, 1 s (BENCHMARKS.md measures 112-122 ms from
+	// a separate load process); under the race detector, with every test
+	// package running at once on two cores, 3 s. Without admission the
+	// devices waited 27-30 s.
+	bound := time.Second
+	if raceDetector {
+		bound = 3 * time.Second
+	}
+	if failed > 0 || p99 >= bound {
+		t.Fatalf("devices at other addresses: p99 %v (want < %v), %d failed", p99, bound, failed)
 	}
 }
 
