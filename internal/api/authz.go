@@ -219,3 +219,9 @@ func (a *API) refused(ctx huma.Context, s auth.Subject, perm auth.Permission) {
 // operation, and how many refusals of the same user before it were not
 // recorded ("suppressed", when any).
 const ActionDenied = "access.denied"
+
+// actorOf is the request's user as the audit log names it.
+func actorOf(ctx context.Context) store.Actor {
+	p := userFrom(ctx)
+	return store.Actor{UserID: p.User.ID, Name: p.User.Username, RemoteAddr: p.RemoteAddr}
+}

@@ -72,11 +72,6 @@ func (a *API) credentialRoutes(h huma.API) {
 	}, a.deleteCredential)
 }
 
-func actorOf(ctx context.Context) credential.Actor {
-	p := userFrom(ctx)
-	return credential.Actor{UserID: p.User.ID, Name: p.User.Username, RemoteAddr: p.RemoteAddr}
-}
-
 func (a *API) listCredentials(ctx context.Context, _ *struct{}) (*listCredentialsOutput, error) {
 	list, err := a.opts.Credentials.List(ctx)
 	if err != nil {

@@ -89,11 +89,6 @@ func (a *API) firmwareRoutes(h huma.API) {
 	}, a.deleteImage)
 }
 
-func firmwareActor(ctx context.Context) firmware.Actor {
-	p := userFrom(ctx)
-	return firmware.Actor{UserID: p.User.ID, Name: p.User.Username, RemoteAddr: p.RemoteAddr}
-}
-
 func (a *API) uploadImage(ctx context.Context, in *uploadImageInput) (*imageOutput, error) {
 	version, body := in.Version, io.Reader(bytes.NewReader(in.RawBody))
 	mt, params, _ := mime.ParseMediaType(in.ContentType)
@@ -113,7 +108,7 @@ func (a *API) uploadImage(ctx context.Context, in *uploadImageInput) (*imageOutp
 	default:
 		return nil, badRequest(fmt.Sprintf("Content-Type %q: want application/octet-stream or multipart/form-data", in.ContentType))
 	}
-	f, err := a.opts.Firmware.Upload(ctx, firmwareActor(ctx), version, body)
+	f, err := a.opts.Firmware.Upload(ctx, actorOf(ctx), version, body)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -179,7 +174,7 @@ func (a *API) getImage(ctx context.Context, in *imageInput) (*imageOutput, error
 }
 
 func (a *API) deleteImage(ctx context.Context, in *imageInput) (*struct{}, error) {
-	if err := a.opts.Firmware.Remove(ctx, firmwareActor(ctx), in.Version); err != nil {
+	if err := a.opts.Firmware.Remove(ctx, actorOf(ctx), in.Version); err != nil {
 		return nil, a.fail(ctx, err)
 	}
 	return nil, nil

@@ -88,9 +88,9 @@ func forbidden(t *testing.T, what string, r response) {
 	}
 }
 
-// TestNonAdminCannotTakeOverADevice is the exploit of issue 10: a user
-// without the administrator flag removed a device's credential and bound
-// their own PSK to it, then connected as the device.
+// TestNonAdminCannotTakeOverADevice guards against a takeover: a user
+// without the administrator flag must not remove a device's credential,
+// bind their own PSK to it and connect as the device.
 func TestNonAdminCannotTakeOverADevice(t *testing.T) {
 	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
 	ctx := context.Background()

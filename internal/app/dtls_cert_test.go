@@ -28,6 +28,7 @@ import (
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/simulator"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 // issueCert signs an ECDSA P-256 certificate for cn with parent (self
@@ -87,7 +88,7 @@ func TestDTLSCertificateFromFiles(t *testing.T) {
 	devCert, devKey := issueCert(t, "urn:imei:490154203237520", false, caCert, caKey)
 	s := startServer(t, cfg, Tuning{})
 	const ep = "urn:imei:490154203237520"
-	if _, err := s.Credentials.Add(context.Background(), credential.Actor{Name: "test"},
+	if _, err := s.Credentials.Add(context.Background(), store.Actor{Name: "test"},
 		credential.AddRequest{Endpoint: ep, CertCN: ep}); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestDTLSCertificateFleet(t *testing.T) {
 		ep, _ := (simulator.Config{}).EndpointName(i)
 		c, k := issueCert(t, ep, false, caCert, caKey)
 		certs[i] = tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: k}
-		if _, err := s.Credentials.Add(context.Background(), credential.Actor{Name: "test"},
+		if _, err := s.Credentials.Add(context.Background(), store.Actor{Name: "test"},
 			credential.AddRequest{Endpoint: ep, CertCN: ep}); err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/simulator"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 // startSecureFleet starts a server with DTLS on, gives n devices PSK
@@ -38,7 +39,7 @@ func startSecureFleetWith(t *testing.T, n int, opts Tuning, mod func(*simulator.
 			t.Fatal(err)
 		}
 		k := psk(i)
-		if _, err := s.Credentials.Add(context.Background(), credential.Actor{Name: "test"},
+		if _, err := s.Credentials.Add(context.Background(), store.Actor{Name: "test"},
 			credential.AddRequest{Endpoint: ep, PSKIdentity: k.Identity, PSKKey: k.Key}); err != nil {
 			t.Fatal(err)
 		}

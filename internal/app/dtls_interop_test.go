@@ -10,6 +10,7 @@ import (
 
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 // coapClientResult runs coap-client-openssl and returns its log and
@@ -35,7 +36,7 @@ func TestInteropLibcoapDTLS(t *testing.T) {
 	cfg.CoAPSListen = "127.0.0.1:0"
 	s := startServer(t, cfg, Tuning{})
 	const ep, identity, key = "urn:imei:490154203237519", "libcoap-dev", "libcoap-secret-key"
-	if _, err := s.Credentials.Add(context.Background(), credential.Actor{Name: "test"}, credential.AddRequest{
+	if _, err := s.Credentials.Add(context.Background(), store.Actor{Name: "test"}, credential.AddRequest{
 		Endpoint: ep, PSKIdentity: identity, PSKKey: []byte(key),
 	}); err != nil {
 		t.Fatal(err)

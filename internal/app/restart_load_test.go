@@ -25,6 +25,7 @@ import (
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/codec"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 // Paths the load devices report: Sends carry the minimum measured value,
@@ -327,7 +328,7 @@ func runRestartUnderLoad(t testing.TB, nUDP, nDTLS int, phase time.Duration, loa
 	}
 	for i := range nDTLS {
 		ep, key := fmt.Sprintf("urn:imei:load-d%05d", i), []byte(fmt.Sprintf("key-of-load-%05d", i))
-		if _, err := s.Credentials.Add(context.Background(), credential.Actor{Name: "test"},
+		if _, err := s.Credentials.Add(context.Background(), store.Actor{Name: "test"},
 			credential.AddRequest{Endpoint: ep, PSKIdentity: ep, PSKKey: key}); err != nil {
 			t.Fatal(err)
 		}
@@ -436,7 +437,8 @@ func runRestartUnderLoad(t testing.TB, nUDP, nDTLS int, phase time.Duration, loa
 
 // TestGracefulRestartUnderLoad restarts the server while plain CoAP and
 // DTLS devices send confirmable Sends and notifications as fast as it
-// answers (issue 10 item 4: 1,000 devices, 243 values stored twice).
+// answers (closing the sockets before committing in-flight values once
+// stored 243 values of 1,000 devices twice).
 // Every value a device saw acknowledged is stored exactly once; a value
 // never acknowledged may be stored (and the device then sends it again),
 // and is reported. FLOWNEXUS_TEST_RESTART_DEVICES sets the number of

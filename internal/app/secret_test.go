@@ -14,6 +14,7 @@ import (
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/simulator"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 const (
@@ -53,7 +54,7 @@ func addDevicePSKs(t *testing.T, s *server, n int) {
 			t.Fatal(err)
 		}
 		k := devicePSK(i)
-		if _, err := s.Credentials.Add(context.Background(), credential.Actor{Name: "test"},
+		if _, err := s.Credentials.Add(context.Background(), store.Actor{Name: "test"},
 			credential.AddRequest{Endpoint: ep, PSKIdentity: k.Identity, PSKKey: k.Key}); err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +76,7 @@ func rotate(t *testing.T, cfg config.Config, oldKey string) credential.RotateRes
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := creds.Rotate(ctx, credential.Actor{Name: "test"}, oldKey)
+	res, err := creds.Rotate(ctx, store.Actor{Name: "test"}, oldKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +222,7 @@ func TestSessionFileUnderOldKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	creds, _ := credential.New(st, cfg.SecretKey)
-	if res, err := creds.ResetSecretKey(ctx, credential.Actor{Name: "test"}, true); err != nil || len(res.Unreadable) != 1 {
+	if res, err := creds.ResetSecretKey(ctx, store.Actor{Name: "test"}, true); err != nil || len(res.Unreadable) != 1 {
 		t.Fatalf("reset: %+v, %v", res, err)
 	}
 	st.Close()

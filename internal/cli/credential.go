@@ -72,7 +72,7 @@ func runCredential(ctx context.Context, iox IO, args []string) error {
 			return err
 		}
 	}
-	by := credential.Actor{Name: "cli"}
+	by := store.Actor{Name: "cli"}
 	switch args[0] {
 	case "list":
 		list, err := creds.List(ctx)
@@ -119,7 +119,7 @@ func dash(s string) string {
 
 // importPSKFile adds the credentials of the PSK file at name ("-": stdin)
 // all together, or none of them.
-func importPSKFile(ctx context.Context, iox IO, creds *credential.Service, by credential.Actor, name string) error {
+func importPSKFile(ctx context.Context, iox IO, creds *credential.Service, by store.Actor, name string) error {
 	r, label := iox.Stdin, "stdin"
 	if name != "-" {
 		label = name

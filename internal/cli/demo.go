@@ -243,7 +243,7 @@ func demoPSKs(ctx context.Context, a *app.App, cfg simulator.Config, devices, fr
 	if err != nil {
 		return nil, err
 	}
-	by := credential.Actor{Name: "demo"}
+	by := store.Actor{Name: "demo"}
 	for _, c := range existing {
 		if endpoints[c.Endpoint] {
 			if err := a.Credentials.Remove(ctx, by, c.Endpoint); err != nil {
@@ -347,7 +347,7 @@ func demoFirmware(ctx context.Context, a *app.App) (store.Firmware, error) {
 		return f, nil
 	}
 	data := simulator.FirmwareImage(demoFirmwareVersion, demoFirmwareSize)
-	f, err := a.Firmware.Upload(ctx, firmware.Actor{Name: "demo"}, demoFirmwareVersion, bytes.NewReader(data))
+	f, err := a.Firmware.Upload(ctx, store.Actor{Name: "demo"}, demoFirmwareVersion, bytes.NewReader(data))
 	if err != nil {
 		return store.Firmware{}, fmt.Errorf("demo firmware image: %w", err)
 	}

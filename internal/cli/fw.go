@@ -42,7 +42,7 @@ func runFw(ctx context.Context, iox IO, args []string) error {
 }
 
 // cliActor is who the CLI acts as in the audit log.
-var cliActor = firmware.Actor{Name: "cli"}
+var cliActor = store.Actor{Name: "cli"}
 
 // fwUpload stores the image in FILE ("-": stdin) as version V and prints
 // its download path alone on the last line.

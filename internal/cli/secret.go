@@ -10,6 +10,7 @@ import (
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/config"
 	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 const secretUsage = "secret | secret fingerprint | secret rotate (--old-key-file FILE | --old-key-stdin | FLOWNEXUS_OLD_SECRET_KEY) | secret reset [--drop-psks]"
@@ -71,7 +72,7 @@ func runSecretRotate(ctx context.Context, iox IO, args []string) error {
 		return err
 	}
 	defer st.Close()
-	res, err := creds.Rotate(ctx, credential.Actor{Name: "cli"}, old)
+	res, err := creds.Rotate(ctx, store.Actor{Name: "cli"}, old)
 	if err != nil {
 		return fmt.Errorf("secret rotate: %w", err)
 	}
@@ -155,7 +156,7 @@ func runSecretReset(ctx context.Context, iox IO, args []string) error {
 		return err
 	}
 	defer st.Close()
-	res, err := creds.ResetSecretKey(ctx, credential.Actor{Name: "cli"}, drop)
+	res, err := creds.ResetSecretKey(ctx, store.Actor{Name: "cli"}, drop)
 	if err != nil {
 		return fmt.Errorf("secret reset: %w", err)
 	}

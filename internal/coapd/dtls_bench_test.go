@@ -21,6 +21,7 @@ import (
 	"github.com/flownexus/flownexus/internal/credential"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 // handshakeOnce dials addr from a new socket, completes a handshake with
@@ -90,7 +91,7 @@ func BenchmarkDTLSHandshake(b *testing.B) {
 		ca := newTestCA(b, "device CA")
 		s := newCertStack(b, ca)
 		dev := ca.issue(b, "urn:imei:7", false)
-		if _, err := s.creds.Add(context.Background(), credential.Actor{}, credential.AddRequest{Endpoint: "urn:imei:7", CertCN: "urn:imei:7"}); err != nil {
+		if _, err := s.creds.Add(context.Background(), store.Actor{}, credential.AddRequest{Endpoint: "urn:imei:7", CertCN: "urn:imei:7"}); err != nil {
 			b.Fatal(err)
 		}
 		run(b, s.dtls, func() []piondtls.ClientOption {

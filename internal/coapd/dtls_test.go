@@ -109,7 +109,7 @@ func newSecureStackWith(t testing.TB, quiet bool, mod ...func(*coapd.Config)) *s
 
 func (s *secureStack) addPSK(t testing.TB, endpoint, identity string, key []byte) {
 	t.Helper()
-	if _, err := s.creds.Add(context.Background(), credential.Actor{Name: "test"},
+	if _, err := s.creds.Add(context.Background(), store.Actor{Name: "test"},
 		credential.AddRequest{Endpoint: endpoint, PSKIdentity: identity, PSKKey: key}); err != nil {
 		t.Fatal(err)
 	}
@@ -563,7 +563,7 @@ func TestDTLSSessionsSurviveRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := creds.Add(ctx, credential.Actor{}, credential.AddRequest{Endpoint: "urn:imei:1", PSKIdentity: "dev-1", PSKKey: pskKey}); err != nil {
+	if _, err := creds.Add(ctx, store.Actor{}, credential.AddRequest{Endpoint: "urn:imei:1", PSKIdentity: "dev-1", PSKKey: pskKey}); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "dtls-sessions")
@@ -788,7 +788,7 @@ func TestDTLSSessionResumption(t *testing.T) {
 		t.Fatalf("update on the resumed session: %v %q", r.code, r.body)
 	}
 
-	if err := s.creds.Remove(context.Background(), credential.Actor{Name: "test"}, "urn:imei:1"); err != nil {
+	if err := s.creds.Remove(context.Background(), store.Actor{Name: "test"}, "urn:imei:1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := dial(); err == nil {

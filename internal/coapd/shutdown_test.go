@@ -212,7 +212,7 @@ func TestShutdownAnswersMessagesInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ep := range []string{"urn:imei:d1", "urn:imei:d2"} {
-		if _, err := creds.Add(ctx, credential.Actor{}, credential.AddRequest{Endpoint: ep, PSKIdentity: ep, PSKKey: pskKey}); err != nil {
+		if _, err := creds.Add(ctx, store.Actor{}, credential.AddRequest{Endpoint: ep, PSKIdentity: ep, PSKKey: pskKey}); err != nil {
 			t.Fatal(err)
 		}
 	}

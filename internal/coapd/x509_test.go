@@ -135,7 +135,7 @@ func TestDTLSCertificateRegistration(t *testing.T) {
 	s := newCertStack(t, ca)
 	ctx := context.Background()
 	dev := ca.issue(t, "urn:imei:7", false)
-	if _, err := s.creds.Add(ctx, credential.Actor{}, credential.AddRequest{Endpoint: "urn:imei:7", CertCN: "urn:imei:7"}); err != nil {
+	if _, err := s.creds.Add(ctx, store.Actor{}, credential.AddRequest{Endpoint: "urn:imei:7", CertCN: "urn:imei:7"}); err != nil {
 		t.Fatal(err)
 	}
 	cc, err := dialCert(t, s.dtls, ca, dev)
@@ -152,7 +152,7 @@ func TestDTLSCertificateRegistration(t *testing.T) {
 
 	// A fingerprint binding admits that certificate only.
 	dev9 := ca.issue(t, "urn:imei:9", false)
-	if _, err := s.creds.Add(ctx, credential.Actor{}, credential.AddRequest{Endpoint: "urn:imei:9",
+	if _, err := s.creds.Add(ctx, store.Actor{}, credential.AddRequest{Endpoint: "urn:imei:9",
 		CertFingerprint: fingerprint(dev9)}); err != nil {
 		t.Fatal(err)
 	}

@@ -96,13 +96,6 @@ func (s *Service) OpenSessions(sealed []byte) ([]byte, error) {
 	return s.sessions.open(sealed, "dtls-sessions", "")
 }
 
-// Actor is who asked for a change, for the audit log.
-type Actor struct {
-	UserID     int64  // 0 for the command line
-	Name       string // user name, or "cli"
-	RemoteAddr string // of an API request; "" on the command line
-}
-
 // AddRequest binds credentials to an endpoint: either PSKIdentity and
 // PSKKey, or at least one of CertCN and CertFingerprint.
 type AddRequest struct {
@@ -194,7 +187,7 @@ func printable(s string) bool {
 // endpoint that already has a credential, or a PSK identity already in
 // use, matches store.ErrConflict; a PSK while the database records another
 // secret key's fingerprint, ErrKeyMismatch.
-func (s *Service) Add(ctx context.Context, by Actor, r AddRequest) (Info, error) {
+func (s *Service) Add(ctx context.Context, by store.Actor, r AddRequest) (Info, error) {
 	r, err := r.validate()
 	if err != nil {
 		return Info{}, err
@@ -229,8 +222,7 @@ func (s *Service) Add(ctx context.Context, by Actor, r AddRequest) (Info, error)
 			detail["cert_fingerprint"] = info.CertFingerprint
 		}
 		raw, _ := json.Marshal(detail)
-		_, err = s.st.AppendAuditTx(ctx, tx, store.AuditEntry{UserID: by.UserID, Actor: by.Name,
-			Action: "credential.add", Target: r.Endpoint, Detail: raw, RemoteAddr: by.RemoteAddr})
+		_, err = s.st.AppendAuditTx(ctx, tx, by.Entry("credential.add", r.Endpoint, raw))
 		return err
 	})
 	if err != nil {
@@ -265,7 +257,7 @@ func (s *Service) Get(ctx context.Context, endpoint string) (Info, error) {
 // Remove deletes the credential of endpoint and appends a
 // credential.remove audit entry. An endpoint without one matches
 // ErrNotFound.
-func (s *Service) Remove(ctx context.Context, by Actor, endpoint string) error {
+func (s *Service) Remove(ctx context.Context, by store.Actor, endpoint string) error {
 	if err := s.st.DeleteCredential(ctx, endpoint); err != nil {
 		return fmt.Errorf("credential: remove: %w", notFound(err))
 	}
@@ -305,16 +297,15 @@ func (s *Service) AuditRefusal(ctx context.Context, r Refusal) error {
 	if r.Bound != "" {
 		detail["bound_endpoint"] = r.Bound
 	}
-	return s.audit(ctx, Actor{Name: "device", RemoteAddr: r.RemoteAddr}, "device.refused", r.Endpoint, detail)
+	return s.audit(ctx, store.Actor{Name: "device", RemoteAddr: r.RemoteAddr}, "device.refused", r.Endpoint, detail)
 }
 
-func (s *Service) audit(ctx context.Context, by Actor, action, target string, detail map[string]string) error {
+func (s *Service) audit(ctx context.Context, by store.Actor, action, target string, detail map[string]string) error {
 	var raw json.RawMessage
 	if detail != nil {
 		raw, _ = json.Marshal(detail)
 	}
-	_, err := s.st.AppendAudit(ctx, store.AuditEntry{UserID: by.UserID, Actor: by.Name, Action: action,
-		Target: target, Detail: raw, RemoteAddr: by.RemoteAddr})
+	_, err := s.st.AppendAudit(ctx, by.Entry(action, target, raw))
 	if err != nil {
 		return fmt.Errorf("credential: audit %s: %w", action, err)
 	}

@@ -40,7 +40,7 @@ func TestAddLookupRemove(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 	s := newService(t, st, "a secret key of sufficient length!!")
-	by := Actor{Name: "cli"}
+	by := store.Actor{Name: "cli"}
 
 	info, err := s.Add(ctx, by, AddRequest{Endpoint: "urn:imei:1", PSKIdentity: "dev-1", PSKKey: key16})
 	if err != nil {
@@ -126,7 +126,7 @@ func TestSecretKeyChange(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 	s := newService(t, st, "first secret key, long enough to use")
-	if _, err := s.Add(ctx, Actor{}, AddRequest{Endpoint: "e", PSKIdentity: "i", PSKKey: key16}); err != nil {
+	if _, err := s.Add(ctx, store.Actor{}, AddRequest{Endpoint: "e", PSKIdentity: "i", PSKKey: key16}); err != nil {
 		t.Fatal(err)
 	}
 	other := newService(t, st, "second secret key, long enough too!")
@@ -174,7 +174,7 @@ func TestAddValidation(t *testing.T) {
 		"short fingerprint":  {Endpoint: "e", CertFingerprint: "abcd"},
 		"invalid utf-8 name": {Endpoint: "e\xff", CertCN: "e"},
 	} {
-		if _, err := s.Add(context.Background(), Actor{}, r); !errors.Is(err, ErrInvalid) {
+		if _, err := s.Add(context.Background(), store.Actor{}, r); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

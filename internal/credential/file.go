@@ -168,7 +168,7 @@ func WritePSKFile(w io.Writer, entries []PSKEntry) error {
 // a credential, makes it return a *FileError listing every such line;
 // while the database records another secret key's fingerprint it fails
 // with ErrKeyMismatch. It returns how many credentials it added.
-func (s *Service) ImportPSK(ctx context.Context, by Actor, r io.Reader) (int, error) {
+func (s *Service) ImportPSK(ctx context.Context, by store.Actor, r io.Reader) (int, error) {
 	entries, bad, err := readPSKFile(r)
 	if err != nil {
 		return 0, err
@@ -212,8 +212,7 @@ func (s *Service) ImportPSK(ctx context.Context, by Actor, r io.Reader) (int, er
 				return err
 			}
 			detail, _ := json.Marshal(map[string]string{"kind": string(PSK), "psk_identity": e.Identity, "via": "import"})
-			if _, err := s.st.AppendAuditTx(ctx, tx, store.AuditEntry{UserID: by.UserID, Actor: by.Name,
-				Action: "credential.add", Target: e.Endpoint, Detail: detail, RemoteAddr: by.RemoteAddr}); err != nil {
+			if _, err := s.st.AppendAuditTx(ctx, tx, by.Entry("credential.add", e.Endpoint, detail)); err != nil {
 				return err
 			}
 		}

@@ -95,7 +95,7 @@ func TestImportPSK(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
 	s := newService(t, st, "a secret key of sufficient length!!")
-	by := Actor{Name: "cli"}
+	by := store.Actor{Name: "cli"}
 	if _, err := s.Add(ctx, by, AddRequest{Endpoint: "urn:imei:1", PSKIdentity: "dev-1", PSKKey: key16}); err != nil {
 		t.Fatal(err)
 	}

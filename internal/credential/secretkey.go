@@ -191,7 +191,7 @@ type RotateResult struct {
 //
 // Servers still running with the old key cannot open the re-sealed keys:
 // stop them first.
-func (s *Service) Rotate(ctx context.Context, by Actor, oldSecret string) (RotateResult, error) {
+func (s *Service) Rotate(ctx context.Context, by store.Actor, oldSecret string) (RotateResult, error) {
 	res := RotateResult{From: Fingerprint(oldSecret), To: s.fingerprint}
 	if oldSecret == "" {
 		return res, invalid("the old secret key is empty")
@@ -262,8 +262,7 @@ func (s *Service) Rotate(ctx context.Context, by Actor, oldSecret string) (Rotat
 		}
 		detail, _ := json.Marshal(map[string]any{"from": res.From, "to": res.To, "recorded": stored,
 			"resealed": res.Resealed, "current": res.Current})
-		_, err = s.st.AppendAuditTx(ctx, tx, store.AuditEntry{UserID: by.UserID, Actor: by.Name,
-			Action: "secret.rotate", Detail: detail, RemoteAddr: by.RemoteAddr})
+		_, err = s.st.AppendAuditTx(ctx, tx, by.Entry("secret.rotate", "", detail))
 		return err
 	})
 	if err != nil {
@@ -292,7 +291,7 @@ type ResetResult struct {
 // fingerprint and appends a secret.reset audit entry, all in one
 // transaction. Without drop it changes nothing and only reports. X.509
 // credentials hold no sealed key and are kept.
-func (s *Service) ResetSecretKey(ctx context.Context, by Actor, drop bool) (ResetResult, error) {
+func (s *Service) ResetSecretKey(ctx context.Context, by store.Actor, drop bool) (ResetResult, error) {
 	res := ResetResult{To: s.fingerprint}
 	err := s.st.WithTx(ctx, func(tx *sql.Tx) error {
 		if err := s.st.LockCredentialsTx(ctx, tx); err != nil {
@@ -327,8 +326,7 @@ func (s *Service) ResetSecretKey(ctx context.Context, by Actor, drop bool) (Rese
 				return err
 			}
 			detail, _ := json.Marshal(map[string]string{"kind": string(PSK), "psk_identity": c.PSKIdentity, "via": "secret.reset"})
-			if _, err := s.st.AppendAuditTx(ctx, tx, store.AuditEntry{UserID: by.UserID, Actor: by.Name,
-				Action: "credential.remove", Target: c.EndpointName, Detail: detail, RemoteAddr: by.RemoteAddr}); err != nil {
+			if _, err := s.st.AppendAuditTx(ctx, tx, by.Entry("credential.remove", c.EndpointName, detail)); err != nil {
 				return err
 			}
 		}
@@ -336,8 +334,7 @@ func (s *Service) ResetSecretKey(ctx context.Context, by Actor, drop bool) (Rese
 			return err
 		}
 		detail, _ := json.Marshal(map[string]any{"from": res.From, "to": res.To, "dropped": len(drops), "kept": res.Kept})
-		if _, err := s.st.AppendAuditTx(ctx, tx, store.AuditEntry{UserID: by.UserID, Actor: by.Name,
-			Action: "secret.reset", Detail: detail, RemoteAddr: by.RemoteAddr}); err != nil {
+		if _, err := s.st.AppendAuditTx(ctx, tx, by.Entry("secret.reset", "", detail)); err != nil {
 			return err
 		}
 		res.Dropped = true

@@ -48,12 +48,12 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, st *store.Store)) {
 func addPSKs(t *testing.T, s *Service, n int) {
 	t.Helper()
 	for i := 1; i <= n; i++ {
-		if _, err := s.Add(context.Background(), Actor{Name: "test"}, AddRequest{Endpoint: fmt.Sprintf("ep-%d", i),
+		if _, err := s.Add(context.Background(), store.Actor{Name: "test"}, AddRequest{Endpoint: fmt.Sprintf("ep-%d", i),
 			PSKIdentity: fmt.Sprintf("id-%d", i), PSKKey: keyOf(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Add(context.Background(), Actor{Name: "test"}, AddRequest{Endpoint: "ep-x509", CertCN: "ep-x509"}); err != nil {
+	if _, err := s.Add(context.Background(), store.Actor{Name: "test"}, AddRequest{Endpoint: "ep-x509", CertCN: "ep-x509"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -164,17 +164,17 @@ func TestCheckSecretKey(t *testing.T) {
 		}
 
 		// A Service with the other key seals no PSK.
-		if _, err := b.Add(ctx, Actor{}, AddRequest{Endpoint: "ep-9", PSKIdentity: "id-9", PSKKey: keyOf(9)}); !errors.Is(err, ErrKeyMismatch) {
+		if _, err := b.Add(ctx, store.Actor{}, AddRequest{Endpoint: "ep-9", PSKIdentity: "id-9", PSKKey: keyOf(9)}); !errors.Is(err, ErrKeyMismatch) {
 			t.Fatalf("Add under another key: %v, want ErrKeyMismatch", err)
 		}
-		if _, err := b.ImportPSK(ctx, Actor{}, strings.NewReader("ep-9,id-9,"+hex.EncodeToString(keyOf(9))+"\n")); !errors.Is(err, ErrKeyMismatch) {
+		if _, err := b.ImportPSK(ctx, store.Actor{}, strings.NewReader("ep-9,id-9,"+hex.EncodeToString(keyOf(9))+"\n")); !errors.Is(err, ErrKeyMismatch) {
 			t.Fatalf("ImportPSK under another key: %v, want ErrKeyMismatch", err)
 		}
 		if !reflect.DeepEqual(sealedKeys(t, st), before) {
 			t.Fatal("a refused Add or ImportPSK stored a credential")
 		}
 		// X.509 bindings seal nothing.
-		if _, err := b.Add(ctx, Actor{}, AddRequest{Endpoint: "ep-x2", CertCN: "ep-x2"}); err != nil {
+		if _, err := b.Add(ctx, store.Actor{}, AddRequest{Endpoint: "ep-x2", CertCN: "ep-x2"}); err != nil {
 			t.Fatalf("X.509 Add under another key: %v", err)
 		}
 	})
@@ -189,7 +189,7 @@ func TestCheckSecretKeyNothingSealed(t *testing.T) {
 		if _, err := a.CheckSecretKey(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := a.Add(ctx, Actor{}, AddRequest{Endpoint: "ep-x", CertCN: "ep-x"}); err != nil {
+		if _, err := a.Add(ctx, store.Actor{}, AddRequest{Endpoint: "ep-x", CertCN: "ep-x"}); err != nil {
 			t.Fatal(err)
 		}
 		res, err := b.CheckSecretKey(ctx)
@@ -219,7 +219,7 @@ func TestCheckSecretKeyUpgradedDatabase(t *testing.T) {
 		}
 		// A PSK sealed with another key before this change: the key that
 		// opens the others is recorded, and the odd one reported.
-		if _, err := b.Add(ctx, Actor{}, AddRequest{Endpoint: "ep-odd", PSKIdentity: "id-odd", PSKKey: keyOf(7)}); err != nil {
+		if _, err := b.Add(ctx, store.Actor{}, AddRequest{Endpoint: "ep-odd", PSKIdentity: "id-odd", PSKKey: keyOf(7)}); err != nil {
 			t.Fatal(err)
 		}
 		res, err := a.CheckSecretKey(ctx)
@@ -240,7 +240,7 @@ func TestRotate(t *testing.T) {
 			t.Fatal(err)
 		}
 		addPSKs(t, a, 3)
-		res, err := b.Rotate(ctx, Actor{Name: "cli"}, keyA)
+		res, err := b.Rotate(ctx, store.Actor{Name: "cli"}, keyA)
 		want := RotateResult{From: Fingerprint(keyA), To: Fingerprint(keyB), Before: Fingerprint(keyA), Resealed: 3, Other: 1}
 		if err != nil || res != want {
 			t.Fatalf("Rotate = %+v, %v; want %+v", res, err, want)
@@ -256,7 +256,7 @@ func TestRotate(t *testing.T) {
 			t.Fatalf("old key checked after rotation: %v", err)
 		}
 		// A server left running with the old key adds no PSK.
-		if _, err := a.Add(ctx, Actor{}, AddRequest{Endpoint: "ep-9", PSKIdentity: "id-9", PSKKey: keyOf(9)}); !errors.Is(err, ErrKeyMismatch) {
+		if _, err := a.Add(ctx, store.Actor{}, AddRequest{Endpoint: "ep-9", PSKIdentity: "id-9", PSKKey: keyOf(9)}); !errors.Is(err, ErrKeyMismatch) {
 			t.Fatalf("Add with the old key after rotation: %v", err)
 		}
 		entries, err := st.ListAudit(ctx, store.AuditFilter{Limit: 1})
@@ -266,7 +266,7 @@ func TestRotate(t *testing.T) {
 		}
 		// Run again: nothing left to do, nothing written.
 		n := len(auditActions(t, st))
-		if res, err := b.Rotate(ctx, Actor{Name: "cli"}, keyA); err != nil || res.Resealed != 0 || res.Current != 3 || res.Before != Fingerprint(keyB) {
+		if res, err := b.Rotate(ctx, store.Actor{Name: "cli"}, keyA); err != nil || res.Resealed != 0 || res.Current != 3 || res.Before != Fingerprint(keyB) {
 			t.Fatalf("second Rotate = %+v, %v", res, err)
 		}
 		if len(auditActions(t, st)) != n {
@@ -274,7 +274,7 @@ func TestRotate(t *testing.T) {
 		}
 		// And on to a third key.
 		c := newService(t, st, keyC)
-		if res, err := c.Rotate(ctx, Actor{}, keyB); err != nil || res.Resealed != 3 {
+		if res, err := c.Rotate(ctx, store.Actor{}, keyB); err != nil || res.Resealed != 3 {
 			t.Fatalf("Rotate to a third key = %+v, %v", res, err)
 		}
 		lookupAll(t, c, 3)
@@ -300,12 +300,12 @@ func TestRotateRefusals(t *testing.T) {
 			"same key":      {keyB, ErrInvalid},
 			"empty":         {"", ErrInvalid},
 		} {
-			_, err := b.Rotate(ctx, Actor{}, c.old)
+			_, err := b.Rotate(ctx, store.Actor{}, c.old)
 			if !errors.Is(err, c.want) {
 				t.Errorf("%s: %v, want %v", name, err, c.want)
 			}
 		}
-		_, err := b.Rotate(ctx, Actor{}, keyC)
+		_, err := b.Rotate(ctx, store.Actor{}, keyC)
 		for _, fp := range []string{Fingerprint(keyC), Fingerprint(keyA)} {
 			if !strings.Contains(err.Error(), fp) {
 				t.Errorf("wrong old key: %q does not name %s", err, fp)
@@ -324,11 +324,11 @@ func TestRotateAllOrNothing(t *testing.T) {
 		ctx := context.Background()
 		a, c := newService(t, st, keyA), newService(t, st, keyC)
 		addPSKs(t, a, 3) // a database from before fingerprints
-		if _, err := c.Add(ctx, Actor{}, AddRequest{Endpoint: "ep-stray", PSKIdentity: "id-stray", PSKKey: keyOf(8)}); err != nil {
+		if _, err := c.Add(ctx, store.Actor{}, AddRequest{Endpoint: "ep-stray", PSKIdentity: "id-stray", PSKKey: keyOf(8)}); err != nil {
 			t.Fatal(err)
 		}
 		before := sealedKeys(t, st)
-		_, err := newService(t, st, keyB).Rotate(ctx, Actor{}, keyA)
+		_, err := newService(t, st, keyB).Rotate(ctx, store.Actor{}, keyA)
 		if !errors.Is(err, ErrOldKey) || !strings.Contains(err.Error(), `"ep-stray"`) || strings.Contains(err.Error(), `"ep-1"`) {
 			t.Fatalf("Rotate over a stray PSK: %v", err)
 		}
@@ -367,7 +367,7 @@ func TestRotateInterrupted(t *testing.T) {
 		}
 		before, actions := sealedKeys(t, st), len(auditActions(t, st))
 		b := newService(t, st, keyB)
-		_, err := b.Rotate(ctx, Actor{}, keyA)
+		_, err := b.Rotate(ctx, store.Actor{}, keyA)
 		if err == nil || !strings.Contains(err.Error(), "injected failure") || !strings.Contains(err.Error(), "nothing changed") {
 			t.Fatalf("interrupted Rotate: %v", err)
 		}
@@ -393,7 +393,7 @@ func TestResetSecretKey(t *testing.T) {
 		}
 		addPSKs(t, a, 2)
 		before := sealedKeys(t, st)
-		res, err := b.ResetSecretKey(ctx, Actor{Name: "cli"}, false)
+		res, err := b.ResetSecretKey(ctx, store.Actor{Name: "cli"}, false)
 		if err != nil || res.Dropped || !reflect.DeepEqual(res.Unreadable, []string{"ep-1", "ep-2"}) ||
 			res.From != Fingerprint(keyA) || res.To != Fingerprint(keyB) {
 			t.Fatalf("dry run = %+v, %v", res, err)
@@ -401,7 +401,7 @@ func TestResetSecretKey(t *testing.T) {
 		if !reflect.DeepEqual(sealedKeys(t, st), before) || recorded(t, st) != Fingerprint(keyA) {
 			t.Fatal("the dry run changed the database")
 		}
-		res, err = b.ResetSecretKey(ctx, Actor{Name: "cli"}, true)
+		res, err = b.ResetSecretKey(ctx, store.Actor{Name: "cli"}, true)
 		if err != nil || !res.Dropped || len(res.Unreadable) != 2 {
 			t.Fatalf("reset = %+v, %v", res, err)
 		}
@@ -417,7 +417,7 @@ func TestResetSecretKey(t *testing.T) {
 		if _, err := b.CheckSecretKey(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Add(ctx, Actor{}, AddRequest{Endpoint: "ep-1", PSKIdentity: "id-1", PSKKey: keyOf(1)}); err != nil {
+		if _, err := b.Add(ctx, store.Actor{}, AddRequest{Endpoint: "ep-1", PSKIdentity: "id-1", PSKKey: keyOf(1)}); err != nil {
 			t.Fatalf("add again after reset: %v", err)
 		}
 		lookupAll(t, b, 1)
@@ -481,7 +481,7 @@ func TestAddDuringRotation(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() {
-			_, err := a.Add(ctx, Actor{}, AddRequest{Endpoint: "ep-1", PSKIdentity: "id-1", PSKKey: keyOf(1)})
+			_, err := a.Add(ctx, store.Actor{}, AddRequest{Endpoint: "ep-1", PSKIdentity: "id-1", PSKKey: keyOf(1)})
 			done <- err
 		}()
 		select {
@@ -512,7 +512,7 @@ func TestResetNothingToDo(t *testing.T) {
 	}
 	addPSKs(t, a, 1)
 	n := len(auditActions(t, st))
-	res, err := a.ResetSecretKey(ctx, Actor{}, true)
+	res, err := a.ResetSecretKey(ctx, store.Actor{}, true)
 	if err != nil || res.Dropped || res.Kept != 1 || len(res.Unreadable) != 0 || len(auditActions(t, st)) != n {
 		t.Fatalf("reset with nothing to do = %+v, %v", res, err)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/flownexus/flownexus/internal/ingest"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 	"github.com/flownexus/flownexus/internal/registry"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 // coapStack is a CoAP and CoAP/DTLS server with the download route and
@@ -55,7 +56,7 @@ func startCoAP(t testing.TB) *coapStack {
 		t.Fatal(err)
 	}
 	s := &coapStack{im: newImages(t, st, firmware.DefaultMaxSize), identity: "dev-1", key: []byte("0123456789abcdef")}
-	if _, err := creds.Add(context.Background(), credential.Actor{Name: "test"},
+	if _, err := creds.Add(context.Background(), store.Actor{Name: "test"},
 		credential.AddRequest{Endpoint: "urn:imei:1", PSKIdentity: s.identity, PSKKey: s.key}); err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func pattern(n int) []byte {
 	return b
 }
 
-var tester = firmware.Actor{Name: "test"}
+var tester = store.Actor{Name: "test"}
 
 func upload(t testing.TB, im *firmware.Images, version string, data []byte) store.Firmware {
 	t.Helper()

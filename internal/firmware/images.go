@@ -36,8 +36,9 @@ var (
 	ErrNotFound = fmt.Errorf("firmware: %w", store.ErrNotFound)
 )
 
-// VersionPattern is what an image version must match (contract 1 of issue
-// 12): a letter or digit, then up to 63 letters, digits and "._+-".
+// VersionPattern is what an image version must match: a letter or digit,
+// then up to 63 letters, digits and "._+-" (so that "<version>.bin" is a
+// safe file name and URL path segment).
 var VersionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
 
 // CheckVersion returns an ErrInvalid error when v is no valid version.
@@ -61,13 +62,6 @@ func VersionOf(filename string) (string, bool) {
 		return "", false
 	}
 	return v, true
-}
-
-// Actor is who uploads or removes an image, for the audit log.
-type Actor struct {
-	UserID     int64 // 0 for the CLI
-	Name       string
-	RemoteAddr string
 }
 
 // Images is the image store: the firmware rows of the database and their
@@ -116,7 +110,7 @@ func (im *Images) Dir() string { return im.dir }
 // size and SHA-256. On any error, a read error or ctx ending included,
 // nothing is left: no file, no row. It writes an audit entry
 // "firmware.upload".
-func (im *Images) Upload(ctx context.Context, by Actor, version string, r io.Reader) (store.Firmware, error) {
+func (im *Images) Upload(ctx context.Context, by store.Actor, version string, r io.Reader) (store.Firmware, error) {
 	if err := CheckVersion(version); err != nil {
 		return store.Firmware{}, err
 	}
@@ -227,7 +221,7 @@ func (im *Images) Get(ctx context.Context, version string) (store.Firmware, erro
 // ErrInUse; finished updates and campaigns keep its version in their
 // history (store.DeleteFirmware). It writes an audit entry
 // "firmware.remove".
-func (im *Images) Remove(ctx context.Context, by Actor, version string) error {
+func (im *Images) Remove(ctx context.Context, by store.Actor, version string) error {
 	f, err := im.Get(ctx, version)
 	if err != nil {
 		return err
@@ -280,12 +274,11 @@ func (im *Images) Open(ctx context.Context, filename string) (*os.File, store.Fi
 	return file, f, nil
 }
 
-func (im *Images) audit(ctx context.Context, by Actor, action string, f store.Firmware) {
+func (im *Images) audit(ctx context.Context, by store.Actor, action string, f store.Firmware) {
 	detail := fmt.Sprintf(`{"version":%q,"size":%d,"sha256":%q}`, f.Version, f.Size, f.SHA256)
 	// The image is stored (or removed) either way: an audit failure is
 	// not the caller's error.
-	_, _ = im.st.AppendAudit(context.WithoutCancel(ctx), store.AuditEntry{UserID: by.UserID, Actor: by.Name,
-		Action: action, Target: f.Version, Detail: []byte(detail), RemoteAddr: by.RemoteAddr})
+	_, _ = im.st.AppendAudit(context.WithoutCancel(ctx), by.Entry(action, f.Version, []byte(detail)))
 }
 
 // ctxReader ends a copy when ctx ends.

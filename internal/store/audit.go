@@ -99,3 +99,16 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, err
 	out, err := collect(rows, scanAudit)
 	return out, wrap("list audit", err)
 }
+
+// Actor is who asked for a change, for the audit log: an operator through
+// the API, or a command (the CLI, the demo).
+type Actor struct {
+	UserID     int64  // 0 for a command
+	Name       string // user name, or the command's ("cli", "demo")
+	RemoteAddr string // of an API request; "" for a command
+}
+
+// Entry is the audit entry of a's action on target.
+func (a Actor) Entry(action, target string, detail json.RawMessage) AuditEntry {
+	return AuditEntry{UserID: a.UserID, Actor: a.Name, Action: action, Target: target, Detail: detail, RemoteAddr: a.RemoteAddr}
+}
