@@ -6,6 +6,7 @@ import (
 
 	"github.com/flownexus/flownexus/internal/events"
 	"github.com/flownexus/flownexus/internal/ingest"
+	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/registry"
 	"github.com/flownexus/flownexus/internal/store"
 )
@@ -49,7 +50,7 @@ func (u *Updater) kickEndpoint(id int64) {
 }
 
 // watched are the paths whose values step an update.
-var watched = map[string]bool{pathState.String(): true, pathResult.String(): true, pathVersion.String(): true}
+var watched = map[lwm2m.Path]bool{pathState: true, pathResult: true, pathVersion: true}
 
 // OnCommit is the ingest hook (ingest.Writer.OnCommit): a committed value
 // of /5/0/3, /5/0/5 or /3/0/3 of an endpoint with an active update steps
@@ -67,7 +68,7 @@ func (u *Updater) OnCommit(c ingest.Commit) {
 		}
 	}
 	for v := range c.Values() {
-		if v.Path.Depth() == 3 && watched[v.Path.String()] {
+		if watched[v.Path] {
 			u.kickEndpoint(v.EndpointID)
 		}
 	}
