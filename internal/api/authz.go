@@ -40,9 +40,9 @@ func register[I, O any](h huma.API, perm auth.Permission, op huma.Operation, han
 	op.Metadata[permissionKey] = perm
 	op.Extensions = maps(op.Extensions)
 	op.Extensions["x-permission"] = string(perm)
-	who := "any user"
-	if !auth.NonAdminAllowed(perm) {
-		who = "administrators only"
+	who := "global administrators, and site members granted it, for their sites' devices"
+	if auth.FlagOf(perm) == 0 {
+		who = "global administrators only"
 	}
 	if perm != auth.Public {
 		op.Description = strings.TrimSpace(op.Description + "\n\nNeeds permission `" + string(perm) + "` (" + who + ").")
@@ -153,7 +153,12 @@ func (a *API) guard(hapi huma.API) func(huma.Context, func(huma.Context)) {
 				a.opts.Logger.Warn("recording API token use failed", "err", err)
 			}
 		}
-		subject := auth.Subject{UserID: user.ID, Name: user.Username, Admin: user.IsAdmin, Disabled: user.Disabled()}
+		subject, err := a.opts.Store.Subject(ctx.Context(), user)
+		if err != nil {
+			a.opts.Logger.Error("loading a user's memberships failed", "user", user.Username, "err", err)
+			huma.WriteErr(hapi, ctx, http.StatusServiceUnavailable, "authorization unavailable")
+			return
+		}
 		if err := auth.Authorize(subject, perm); err != nil {
 			a.refused(ctx, subject, perm)
 			huma.WriteErr(hapi, ctx, http.StatusForbidden,
@@ -179,8 +184,8 @@ func (a *API) stillAuthorized(ctx context.Context) bool {
 		}
 		return false
 	}
-	s := auth.Subject{UserID: user.ID, Name: user.Username, Admin: user.IsAdmin, Disabled: user.Disabled()}
-	return !tok.Expired(a.opts.Now()) && auth.Authorize(s, p.Permission) == nil
+	s, err := a.opts.Store.Subject(ctx, user)
+	return err == nil && !tok.Expired(a.opts.Now()) && auth.Authorize(s, p.Permission) == nil
 }
 
 // maxAuditTarget bounds the request line kept in an audit entry.

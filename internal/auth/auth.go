@@ -3,21 +3,25 @@
 // what a user may do: every route of the REST API (and of the dashboard to
 // come) declares a Permission, and Authorize decides it for the user.
 //
-// Until sites and roles exist the policy is:
+// Users are global administrators or members of sites. A membership is
+// a site role: a Site Admin has every site permission in its site, a Site
+// User the ones its flags name. Authorize decides whether a user may use
+// a route at all; Subject.Scope decides which devices it reaches:
 //
-//	permission          administrator  other user  routes today
-//	public              yes            yes         OpenAPI document and schemas (no token needed)
-//	view_overview       yes            yes         list and get endpoints
-//	view_data           yes            yes         history, events, observations, queued operations, event stream
-//	perform_operations  yes            yes         read, discover, write, execute, write-attributes, create, delete,
-//	                                               observe, cancel-observe; queue and cancel queued operations
-//	view_firmware       yes            no          list and get firmware images, updates and campaigns
-//	manage_firmware     yes            no          upload and remove images; start and cancel updates;
-//	                                               create, pause, resume and cancel campaigns
-//	manage_devices      yes            no          (none yet)
-//	manage_credentials  yes            no          list, add and remove device credentials
-//	manage_users        yes            no          (none yet: users and tokens are managed with the CLI)
+//	permission          global admin  site member          routes
+//	public              yes           yes                  OpenAPI document, login
+//	view_overview       everywhere    flag, in its sites   list and get endpoints, overview
+//	view_data           everywhere    flag, in its sites   values, history, events, observations, event stream
+//	view_firmware       everywhere    flag, in its sites   firmware images, updates and campaigns
+//	manage_firmware     everywhere    flag, in its sites   upload and remove images, start and cancel updates, campaigns
+//	perform_operations  everywhere    flag, in its sites   device operations, queued operations
+//	manage_devices      everywhere    flag, in its sites   add, remove and re-assign endpoints
+//	manage_credentials  yes           no                   device credentials
+//	manage_users        yes           no                   users, sites, memberships, tokens, audit log
 //
+// A device in no site is seen by global administrators only. A device
+// outside a user's scope is treated as absent (404), never as forbidden,
+// so that its name leaks nothing.
 // A disabled user may do nothing but public things. The policy holds no
 // state; DenialLimiter keeps the little state needed to record refusals
 // without letting a loop flood the audit log. The store keeps only the

@@ -2,9 +2,10 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/flownexus/flownexus/internal/auth"
 )
 
 // EndpointPage selects one page of endpoints for PageEndpoints: names
@@ -12,6 +13,9 @@ import (
 // name After (keyset paging: "" starts at the first), at most Limit
 // (<= 0: 50, at most 500).
 type EndpointPage struct {
+	// Scope is the devices the page may show; the zero Scope shows none,
+	// auth.Everything all.
+	Scope  auth.Scope
 	Prefix string
 	Online *bool
 	After  string
@@ -30,9 +34,9 @@ func (s *Store) PageEndpoints(ctx context.Context, p EndpointPage) ([]Endpoint, 
 	limit = min(limit, 500)
 	var where []string
 	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
+	arg := argList(&args)
+	if c := scopeCond(p.Scope, "site_id", arg); c != "" {
+		where = append(where, c)
 	}
 	if p.Online != nil {
 		where = append(where, "online = "+arg(*p.Online))
@@ -71,12 +75,14 @@ type FleetCounts struct {
 	Total, Online, Sleeping int
 }
 
-// CountFleet returns the FleetCounts of all endpoints, in one scan.
-func (s *Store) CountFleet(ctx context.Context) (FleetCounts, error) {
+// CountFleet returns the FleetCounts of the endpoints in sc, in one scan.
+func (s *Store) CountFleet(ctx context.Context, sc auth.Scope) (FleetCounts, error) {
 	var c FleetCounts
+	var args []any
 	err := s.rdb.QueryRowContext(ctx, `SELECT count(*),
 		COALESCE(SUM(CASE WHEN online THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN online AND queue_mode THEN 1 ELSE 0 END), 0) FROM endpoint`).Scan(&c.Total, &c.Online, &c.Sleeping)
+		COALESCE(SUM(CASE WHEN online AND queue_mode THEN 1 ELSE 0 END), 0) FROM endpoint`+
+		whereAll(scopeCond(sc, "site_id", argList(&args))), args...).Scan(&c.Total, &c.Online, &c.Sleeping)
 	return c, wrap("count fleet", err)
 }
 
@@ -86,11 +92,16 @@ type NamedEvent struct {
 	Endpoint string
 }
 
-// RecentEvents returns the most recent events of all endpoints, newest
-// first, at most limit (<= 0: 20), read backwards along the primary key.
-func (s *Store) RecentEvents(ctx context.Context, limit int) ([]NamedEvent, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT ev.id, ev.endpoint_id, ev.kind, ev.time, ev.received_at, e.name
-		FROM event ev JOIN endpoint e ON e.id = ev.endpoint_id ORDER BY ev.id DESC LIMIT $1`, limitOr(limit, 20))
+// RecentEvents returns the most recent events of the endpoints in sc,
+// newest first, at most limit (<= 0: 20), read backwards along the
+// primary key.
+func (s *Store) RecentEvents(ctx context.Context, sc auth.Scope, limit int) ([]NamedEvent, error) {
+	var args []any
+	arg := argList(&args)
+	q := `SELECT ev.id, ev.endpoint_id, ev.kind, ev.time, ev.received_at, e.name
+		FROM event ev JOIN endpoint e ON e.id = ev.endpoint_id` + whereAll(scopeCond(sc, "e.site_id", arg)) +
+		` ORDER BY ev.id DESC LIMIT ` + arg(limitOr(limit, 20))
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, wrap("recent events", err)
 	}
@@ -104,10 +115,15 @@ func (s *Store) RecentEvents(ctx context.Context, limit int) ([]NamedEvent, erro
 	return out, wrap("recent events", err)
 }
 
-// CountQueuedOperations returns how many operations of all endpoints are
-// queued (the queue depth), from a partial index of just those.
-func (s *Store) CountQueuedOperations(ctx context.Context) (int, error) {
+// CountQueuedOperations returns how many operations of the endpoints in
+// sc are queued (the queue depth), from a partial index of just those.
+func (s *Store) CountQueuedOperations(ctx context.Context, sc auth.Scope) (int, error) {
 	var n int
-	err := s.rdb.QueryRowContext(ctx, "SELECT count(*) FROM endpoint_operation WHERE status = 'QUEUED'").Scan(&n)
+	var args []any
+	q := "SELECT count(*) FROM endpoint_operation WHERE status = 'QUEUED'"
+	if c := scopeCond(sc, "e.site_id", argList(&args)); c != "" {
+		q = "SELECT count(*) FROM endpoint_operation o JOIN endpoint e ON e.id = o.endpoint_id WHERE o.status = 'QUEUED' AND " + c
+	}
+	err := s.rdb.QueryRowContext(ctx, q, args...).Scan(&n)
 	return n, wrap("count queued operations", err)
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/flownexus/flownexus/internal/auth"
 )
 
 // User is an operator account. PasswordHash is whatever the caller stored
@@ -141,49 +143,52 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 		requireRow(s.wdb.ExecContext(ctx, "DELETE FROM users WHERE id = $1", id)))
 }
 
-// Role is a user's role in a site.
-type Role string
-
-// The roles, each including the rights of the ones before: viewers see,
-// operators also act on devices, admins also manage the site.
-const (
-	RoleViewer   Role = "viewer"
-	RoleOperator Role = "operator"
-	RoleAdmin    Role = "admin"
-)
-
-// Membership gives a user a role in a site.
+// Membership gives a user a role in a site: Site Admin, or Site User
+// with the flags of the site permissions it has there (package auth).
 type Membership struct {
 	UserID int64
 	SiteID int64
-	Role   Role
+	Role   auth.SiteRole
+	Flags  auth.Flags // a Site User's; auth.AllFlags for a Site Admin
 }
+
+// Grant is what the membership grants, for auth.Subject.
+func (m Membership) Grant() auth.Grant {
+	return auth.Grant{SiteID: m.SiteID, Role: m.Role, Flags: m.Flags}
+}
+
+const membershipCols = "user_id, site_id, role, flags"
 
 func scanMembership(r rowScanner) (Membership, error) {
 	var m Membership
-	err := r.Scan(&m.UserID, &m.SiteID, &m.Role)
+	err := r.Scan(&m.UserID, &m.SiteID, &m.Role, &m.Flags)
 	return m, err
 }
 
-// SetMembership gives the user the role in the site, replacing any role it
-// had there. A missing user or site is ErrConflict.
-func (s *Store) SetMembership(ctx context.Context, userID, siteID int64, role Role) error {
+// SetMembership gives the user the role in the site with the flags (kept
+// for a Site User; a Site Admin's are auth.AllFlags), replacing any
+// membership it had there. A missing user or site is ErrConflict.
+func (s *Store) SetMembership(ctx context.Context, userID, siteID int64, role auth.SiteRole, flags auth.Flags) error {
 	op := fmt.Sprintf("set membership of user %d in site %d", userID, siteID)
-	switch role {
-	case RoleViewer, RoleOperator, RoleAdmin:
-	default:
-		return fmt.Errorf("store: %s: invalid role %q", op, role)
+	switch {
+	case role == auth.SiteAdmin:
+		flags = auth.AllFlags
+	case role != auth.SiteUser:
+		return fmt.Errorf("store: %s: invalid role %q (want %s or %s)", op, role, auth.SiteAdmin, auth.SiteUser)
+	case flags&^auth.AllFlags != 0:
+		return fmt.Errorf("store: %s: invalid flags %#x", op, flags)
 	}
 	_, err := s.wdb.ExecContext(ctx, `
-		INSERT INTO membership (user_id, site_id, role) VALUES ($1, $2, $3)
-		ON CONFLICT (user_id, site_id) DO UPDATE SET role = excluded.role`, userID, siteID, role)
+		INSERT INTO membership (user_id, site_id, role, flags) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (user_id, site_id) DO UPDATE SET role = excluded.role, flags = excluded.flags`,
+		userID, siteID, role, int64(flags))
 	return wrap(op, err)
 }
 
 // GetMembership returns the user's membership in the site.
 func (s *Store) GetMembership(ctx context.Context, userID, siteID int64) (Membership, error) {
 	m, err := scanMembership(s.rdb.QueryRowContext(ctx,
-		"SELECT user_id, site_id, role FROM membership WHERE user_id = $1 AND site_id = $2", userID, siteID))
+		"SELECT "+membershipCols+" FROM membership WHERE user_id = $1 AND site_id = $2", userID, siteID))
 	return m, wrap(fmt.Sprintf("get membership of user %d in site %d", userID, siteID), err)
 }
 
@@ -191,7 +196,7 @@ func (s *Store) GetMembership(ctx context.Context, userID, siteID int64) (Member
 func (s *Store) ListMemberships(ctx context.Context, userID int64) ([]Membership, error) {
 	op := fmt.Sprintf("list memberships of user %d", userID)
 	rows, err := s.rdb.QueryContext(ctx,
-		"SELECT user_id, site_id, role FROM membership WHERE user_id = $1 ORDER BY site_id", userID)
+		"SELECT "+membershipCols+" FROM membership WHERE user_id = $1 ORDER BY site_id", userID)
 	if err != nil {
 		return nil, wrap(op, err)
 	}
@@ -199,11 +204,28 @@ func (s *Store) ListMemberships(ctx context.Context, userID int64) ([]Membership
 	return out, wrap(op, err)
 }
 
+// Subject returns the authorization subject of the user: its global
+// flags and the grants of its memberships.
+func (s *Store) Subject(ctx context.Context, u User) (auth.Subject, error) {
+	sub := auth.Subject{UserID: u.ID, Name: u.Username, Admin: u.IsAdmin, Disabled: u.Disabled()}
+	if u.IsAdmin || u.Disabled() {
+		return sub, nil
+	}
+	ms, err := s.ListMemberships(ctx, u.ID)
+	if err != nil {
+		return auth.Subject{}, err
+	}
+	for _, m := range ms {
+		sub.Grants = append(sub.Grants, m.Grant())
+	}
+	return sub, nil
+}
+
 // ListSiteMembers returns the site's memberships ordered by user id.
 func (s *Store) ListSiteMembers(ctx context.Context, siteID int64) ([]Membership, error) {
 	op := fmt.Sprintf("list members of site %d", siteID)
 	rows, err := s.rdb.QueryContext(ctx,
-		"SELECT user_id, site_id, role FROM membership WHERE site_id = $1 ORDER BY user_id", siteID)
+		"SELECT "+membershipCols+" FROM membership WHERE site_id = $1 ORDER BY user_id", siteID)
 	if err != nil {
 		return nil, wrap(op, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/flownexus/flownexus/internal/auth"
 )
 
 func TestUserRoundTrip(t *testing.T) {
@@ -105,23 +107,23 @@ func TestSiteAndMembershipRoundTrip(t *testing.T) {
 
 		u, _ := s.CreateUser(ctx, "carol", "h", false)
 		v, _ := s.CreateUser(ctx, "dave", "h", false)
-		if err := s.SetMembership(ctx, u.ID, st.ID, RoleViewer); err != nil {
+		if err := s.SetMembership(ctx, u.ID, st.ID, auth.SiteUser, 1); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetMembership(ctx, u.ID, st.ID, RoleOperator); err != nil {
+		if err := s.SetMembership(ctx, u.ID, st.ID, auth.SiteUser, 0b10011); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetMembership(ctx, u.ID, other.ID, RoleAdmin); err != nil {
+		if err := s.SetMembership(ctx, u.ID, other.ID, auth.SiteAdmin, 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SetMembership(ctx, v.ID, st.ID, RoleViewer); err != nil {
+		if err := s.SetMembership(ctx, v.ID, st.ID, auth.SiteUser, 1); err != nil {
 			t.Fatal(err)
 		}
-		if m, err := s.GetMembership(ctx, u.ID, st.ID); err != nil || m != (Membership{u.ID, st.ID, RoleOperator}) {
+		if m, err := s.GetMembership(ctx, u.ID, st.ID); err != nil || m != (Membership{u.ID, st.ID, auth.SiteUser, 0b10011}) {
 			t.Errorf("GetMembership = %+v, %v", m, err)
 		}
 		ms, err := s.ListMemberships(ctx, u.ID)
-		wantMs := []Membership{{u.ID, st.ID, RoleOperator}, {u.ID, other.ID, RoleAdmin}}
+		wantMs := []Membership{{u.ID, st.ID, auth.SiteUser, 0b10011}, {u.ID, other.ID, auth.SiteAdmin, auth.AllFlags}}
 		if st.ID > other.ID {
 			wantMs[0], wantMs[1] = wantMs[1], wantMs[0]
 		}
@@ -129,13 +131,20 @@ func TestSiteAndMembershipRoundTrip(t *testing.T) {
 			t.Errorf("ListMemberships = %+v, %v; want %+v", ms, err, wantMs)
 		}
 		members, err := s.ListSiteMembers(ctx, st.ID)
-		if err != nil || !reflect.DeepEqual(members, []Membership{{u.ID, st.ID, RoleOperator}, {v.ID, st.ID, RoleViewer}}) {
+		if err != nil || !reflect.DeepEqual(members, []Membership{{u.ID, st.ID, auth.SiteUser, 0b10011}, {v.ID, st.ID, auth.SiteUser, 1}}) {
 			t.Errorf("ListSiteMembers = %+v, %v", members, err)
 		}
-		if err := s.SetMembership(ctx, u.ID, st.ID, "owner"); err == nil {
+		if err := s.SetMembership(ctx, u.ID, st.ID, "owner", 0); err == nil {
 			t.Error("invalid role accepted")
 		}
-		if err := s.SetMembership(ctx, 999999, st.ID, RoleViewer); !errors.Is(err, ErrConflict) {
+		if err := s.SetMembership(ctx, u.ID, st.ID, auth.SiteUser, 64); err == nil {
+			t.Error("invalid flags accepted")
+		}
+		if sub, err := s.Subject(ctx, u); err != nil || len(sub.Grants) != 2 || auth.Authorize(sub, auth.ManageDevices) != nil ||
+			!sub.Scope(auth.PerformOperations).Contains(st.ID) || sub.Scope(auth.ManageFirmware).Contains(st.ID) || !sub.Scope(auth.ManageFirmware).Contains(other.ID) {
+			t.Errorf("Subject = %+v, %v", sub, err)
+		}
+		if err := s.SetMembership(ctx, 999999, st.ID, auth.SiteUser, 1); !errors.Is(err, ErrConflict) {
 			t.Errorf("membership of a missing user: %v", err)
 		}
 		if err := s.DeleteMembership(ctx, v.ID, st.ID); err != nil {

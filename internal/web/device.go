@@ -1,10 +1,12 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
 
+	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/problem"
 	"github.com/flownexus/flownexus/internal/render"
@@ -26,10 +28,7 @@ type deviceData struct {
 func (w *Web) device(rw http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()
 	name := r.PathValue("endpoint")
-	ep, err := w.cfg.Store.GetEndpoint(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("no such endpoint: " + name)
-	}
+	ep, err := w.endpoint(ctx, s, auth.ViewData, name)
 	if err != nil {
 		return err
 	}
@@ -59,6 +58,19 @@ func objectLinks(s string) []string {
 		}
 	}
 	return out
+}
+
+// endpoint returns the named endpoint when the session's user may do p to
+// it (in any of its sites: the site switcher narrows lists, not links);
+// an endpoint outside the user's scope is 404, as an unknown one is, so
+// that its name leaks nothing. Every handler acting on one device finds
+// it here.
+func (w *Web) endpoint(ctx context.Context, s *session, p auth.Permission, name string) (store.Endpoint, error) {
+	ep, err := w.cfg.Store.GetEndpoint(ctx, name)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !s.subj.Scope(p).Contains(ep.SiteID) {
+		return store.Endpoint{}, notFound("no such endpoint: " + name)
+	}
+	return ep, err
 }
 
 func badRequest(detail string) error { return problem.BadRequest(detail) }

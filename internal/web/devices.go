@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -21,7 +22,7 @@ type devicesData struct {
 func (w *Web) devices(rw http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
 	d := devicesData{Q: q.Get("q"), State: q.Get("state"), After: q.Get("after")}
-	p := store.EndpointPage{Prefix: d.Q, After: d.After, Limit: DevicesPageSize}
+	p := store.EndpointPage{Scope: s.scope(auth.ViewOverview), Prefix: d.Q, After: d.After, Limit: DevicesPageSize}
 	switch d.State {
 	case "":
 	case "online", "offline":

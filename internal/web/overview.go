@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 
+	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -19,15 +20,15 @@ type overviewData struct {
 // overview is GET /: device counts, queue depth, recent events.
 func (w *Web) overview(rw http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()
-	c, err := w.cfg.Store.CountFleet(ctx)
+	c, err := w.cfg.Store.CountFleet(ctx, s.scope(auth.ViewOverview))
 	if err != nil {
 		return err
 	}
-	queued, err := w.cfg.Store.CountQueuedOperations(ctx)
+	queued, err := w.cfg.Store.CountQueuedOperations(ctx, s.scope(auth.ViewOverview))
 	if err != nil {
 		return err
 	}
-	evs, err := w.cfg.Store.RecentEvents(ctx, RecentEventCount)
+	evs, err := w.cfg.Store.RecentEvents(ctx, s.scope(auth.ViewData), RecentEventCount)
 	if err != nil {
 		return err
 	}

@@ -28,15 +28,21 @@ const (
 	CSRFField = "csrf_token"
 )
 
-// session is the logged-in user of a request.
+// session is the logged-in user of a request: its user, what its
+// memberships grant it, and the part of its sites the site switcher shows.
 type session struct {
 	store.Session
 	user store.User
+	subj auth.Subject
+	view auth.View
 }
 
-func (s *session) subject() auth.Subject {
-	return auth.Subject{UserID: s.user.ID, Name: s.user.Username, Admin: s.user.IsAdmin, Disabled: s.user.Disabled()}
-}
+func (s *session) subject() auth.Subject { return s.subj }
+
+// scope returns the devices the page may show for permission p: those
+// the user may do p to, narrowed to the site switcher's choice. Every
+// handler listing, counting or naming devices goes through it.
+func (s *session) scope(p auth.Permission) auth.Scope { return s.subj.Scope(p).Narrow(s.view) }
 
 // newToken returns 32 random bytes, URL-safe base64.
 func newToken() string {
@@ -79,7 +85,11 @@ func (w *Web) session(r *http.Request) (*session, error) {
 			w.log.Warn("recording session activity failed", "err", err)
 		}
 	}
-	return &session{Session: ss, user: u}, nil
+	subj, err := w.cfg.Store.Subject(r.Context(), u)
+	if err != nil {
+		return nil, err
+	}
+	return &session{Session: ss, user: u, subj: subj}, nil
 }
 
 // secure reports whether cookies set on r's response are Secure: over

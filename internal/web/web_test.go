@@ -46,6 +46,7 @@ type env struct {
 	srv   *httptest.Server
 	clk   *clock
 	users map[string]store.User
+	site  store.Site // north: olive's
 }
 
 const password = "correct horse battery"
@@ -86,6 +87,15 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 	if err := st.DisableUser(ctx, e.users["dora"].ID, t0); err != nil {
 		t.Fatal(err)
 	}
+	// olive is a Site User of site north who may see and operate its
+	// devices (intoSite puts devices there).
+	if e.site, err = st.CreateSite(ctx, "north"); err != nil {
+		t.Fatal(err)
+	}
+	flags, _ := auth.FlagsOf(auth.ViewOverview, auth.ViewData, auth.PerformOperations)
+	if err := st.SetMembership(ctx, e.users["olive"].ID, e.site.ID, auth.SiteUser, flags); err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	for _, p := range Patterns {
 		mux.Handle(p, w.Handler())
@@ -93,6 +103,20 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	return e
+}
+
+// intoSite puts every endpoint in no site into site north.
+func (e *env) intoSite(t testing.TB) {
+	t.Helper()
+	eps, _, err := e.st.ListEndpoints(context.Background(), store.EndpointFilter{SiteID: new(int64), Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range eps {
+		if err := e.st.SetEndpointSite(context.Background(), ep.ID, e.site.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // browser is a client with its own cookies that does not follow
@@ -522,6 +546,7 @@ func TestDevicePages(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	e.intoSite(t)
 	b := e.loggedIn(t, "olive")
 	r := b.get("/devices/urn:dev:one")
 	for _, want := range []string{"192.0.2.1:5683", "UQ", "1.1", "&lt;/3303/0&gt;", "/3303/0/5700", "21.5", "notify"} {
@@ -534,6 +559,7 @@ func TestDevicePages(t *testing.T) {
 	if _, err := e.st.UpsertEndpointRegistration(ctx, store.EndpointRegistration{Name: odd, RegistrationID: "r2", Time: t0}); err != nil {
 		t.Fatal(err)
 	}
+	e.intoSite(t)
 	list := b.get("/devices?q=urn:dev:a")
 	m := regexp.MustCompile(`<a href="(/devices/[^"]+)">`).FindStringSubmatch(list.body)
 	if m == nil || m[1] != "/devices/"+url.PathEscape(odd) {
@@ -569,6 +595,7 @@ func TestDevicesPaging(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	e.intoSite(t)
 	b := e.loggedIn(t, "olive")
 	rowRE := regexp.MustCompile(`<td><a href="/devices/([^"]+)">`)
 	seen := map[string]bool{}

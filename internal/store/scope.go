@@ -1,0 +1,61 @@
+package store
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/flownexus/flownexus/internal/auth"
+)
+
+// scopeCond returns the SQL condition that keeps the rows whose site
+// column col is in sc, adding its parameters with arg: "" for every
+// device (no condition), "FALSE" for none. Every query that lists or
+// counts devices for a user takes its auth.Scope through here; the zero
+// Scope selects nothing.
+func scopeCond(sc auth.Scope, col string, arg func(any) string) string {
+	if sc.All {
+		return ""
+	}
+	var or []string
+	if len(sc.Sites) > 0 {
+		ph := make([]string, len(sc.Sites))
+		for i, id := range sc.Sites {
+			ph[i] = arg(id)
+		}
+		or = append(or, col+" IN ("+strings.Join(ph, ", ")+")")
+	}
+	if sc.Unassigned {
+		or = append(or, col+" IS NULL")
+	}
+	switch len(or) {
+	case 0:
+		return "FALSE"
+	case 1:
+		return or[0]
+	}
+	return "(" + strings.Join(or, " OR ") + ")"
+}
+
+// whereAll joins conditions with AND into a WHERE clause, skipping empty
+// ones; "" when none is left.
+func whereAll(conds ...string) string {
+	var keep []string
+	for _, c := range conds {
+		if c != "" {
+			keep = append(keep, c)
+		}
+	}
+	if len(keep) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(keep, " AND ")
+}
+
+// argList returns a placeholder factory appending to *args, in the $n
+// style both engines accept.
+func argList(args *[]any) func(any) string {
+	return func(v any) string {
+		*args = append(*args, v)
+		return "$" + strconv.Itoa(len(*args))
+	}
+}
