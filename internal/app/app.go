@@ -269,7 +269,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 	a.web.Handle(api.Prefix+"/", a.API.Handler())
 	a.Dashboard, err = web.New(web.Config{
 		Store: st, Objects: a.Objects, Logger: log, Debug: cfg.Debug, TrustedOrigins: cfg.CSRFOrigins,
-		Now: opts.Now,
+		Now: opts.Now, Devices: a.Devices, Jobs: a.Jobs, Events: a.Events, Credentials: a.Credentials,
+		Firmware: a.Firmware, Updates: a.Updates, OpTimeout: opts.OpTimeout,
 	})
 	if err != nil {
 		st.Close()

@@ -14,6 +14,12 @@ import (
 	"time"
 
 	"github.com/flownexus/flownexus/internal/auth"
+	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/devmgmt"
+	"github.com/flownexus/flownexus/internal/events"
+	"github.com/flownexus/flownexus/internal/firmware"
+	"github.com/flownexus/flownexus/internal/fwupdate"
+	"github.com/flownexus/flownexus/internal/jobs"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 	"github.com/flownexus/flownexus/internal/problem"
 	"github.com/flownexus/flownexus/internal/store"
@@ -47,10 +53,26 @@ const (
 	ActionLogin = "login"
 )
 
-// Config configures the dashboard. Store is required.
+// Config configures the dashboard. Store is required; the parts after it
+// are those the API uses too, and a nil one leaves its pages and actions
+// out.
 type Config struct {
 	Store   *store.Store
 	Objects *objects.Catalog // names of resources; nil: none
+	// Devices runs device operations now (read, write, execute, ...).
+	Devices *devmgmt.Manager
+	// Jobs is the durable operation queue (operations for sleeping or
+	// offline devices, the operations page).
+	Jobs *jobs.Queue
+	// Events is the bus the pages' live updates come from.
+	Events *events.Bus
+	// Credentials manages device DTLS credentials.
+	Credentials *credential.Service
+	// Firmware is the image store; Updates drives updates and campaigns.
+	Firmware *firmware.Images
+	Updates  *fwupdate.Updater
+	// OpTimeout bounds one device operation run from a page; 0 means 30 s.
+	OpTimeout time.Duration
 	Logger  *slog.Logger     // nil: discard
 	Now     func() time.Time // nil: time.Now
 	// Debug is development mode: session cookies are Secure only on
@@ -110,6 +132,7 @@ func New(cfg Config) (*Web, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.OpTimeout = cmpOr(cfg.OpTimeout, 30*time.Second)
 	cfg.IdleTimeout = cmpOr(cfg.IdleTimeout, DefaultIdleTimeout)
 	cfg.AbsoluteTimeout = cmpOr(cfg.AbsoluteTimeout, DefaultAbsoluteTimeout)
 	cfg.LoginWindow = cmpOr(cfg.LoginWindow, DefaultLoginWindow)
