@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 )
 
@@ -57,7 +58,7 @@ func (w *Web) parsePages() (map[string]*page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: templates: %w", err)
 	}
-	for _, name := range pageNames {
+	for _, name := range slices.Concat(pageNames, accessPages) {
 		t, err := template.New("layout").Funcs(w.funcs()).Parse(string(layout))
 		if err != nil {
 			return nil, fmt.Errorf("web: template layout: %w", err)
@@ -77,6 +78,10 @@ type view struct {
 	CSRF string
 	Path string
 	Data any
+	// Admin: the user is a global administrator (the Admin link).
+	Admin bool
+	// Sites is the site switcher; nil shows none.
+	Sites *switcher
 }
 
 // render writes the page name with status. It renders into a buffer
@@ -85,6 +90,7 @@ func (w *Web) render(rw http.ResponseWriter, r *http.Request, status int, name s
 	v := view{Path: r.URL.Path, Data: data}
 	if s != nil {
 		v.User, v.CSRF = s.user.Username, s.CSRFToken
+		v.Admin, v.Sites = s.subj.Admin, w.switcherOf(r.Context(), s, r.URL.RequestURI())
 	}
 	var buf bytes.Buffer
 	p := w.pages[name]
