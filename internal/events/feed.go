@@ -77,7 +77,7 @@ func NewFeed(bus *Bus, opts FeedConfig) *Feed {
 // Message is one event as a Feed's readers get it. It is shared by every
 // reader that gets it: neither it nor its Bytes may be modified.
 type Message struct {
-	Seq   uint64 // the event's Seq
+	Seq      uint64 // the event's Seq
 	Topic    string
 	Endpoint string // the event's endpoint, "" for none
 	Bytes    []byte // the event encoded by FeedConfig.Encode

@@ -74,8 +74,8 @@ type Config struct {
 	Updates  *fwupdate.Updater
 	// OpTimeout bounds one device operation run from a page; 0 means 30 s.
 	OpTimeout time.Duration
-	Logger  *slog.Logger     // nil: discard
-	Now     func() time.Time // nil: time.Now
+	Logger    *slog.Logger     // nil: discard
+	Now       func() time.Time // nil: time.Now
 	// Debug is development mode: session cookies are Secure only on
 	// requests that came over HTTPS. Without it they always are.
 	Debug bool
