@@ -93,6 +93,9 @@ func TestAdminAssign(t *testing.T) {
 		return ep.SiteID
 	}
 	sa := e.member(t, "sam", e.site.ID, auth.SiteAdmin, 0)
+	if r := sa.get("/"); !strings.Contains(r.body, `href="/admin/devices"`) || strings.Contains(r.body, `href="/admin/users"`) {
+		t.Error("a Site Admin's navigation: want the device assignment link, not the administration")
+	}
 	south := strconv.FormatInt(f.southSite.ID, 10)
 	north := strconv.FormatInt(e.site.ID, 10)
 	if r := sa.post("/admin/devices/assign", url.Values{"mode": {"names"}, "names": {f.north}, "to": {south}}); r.status != http.StatusUnprocessableEntity {

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"slices"
 	"time"
+
+	"github.com/flownexus/flownexus/internal/auth"
 )
 
 // page is one parsed page: the layout with the page's own template.
@@ -82,6 +84,8 @@ type view struct {
 	Admin bool
 	// Sites is the site switcher; nil shows none.
 	Sites *switcher
+	// Assign: a site member who may assign devices (the link to it).
+	Assign bool
 }
 
 // render writes the page name with status. It renders into a buffer
@@ -91,6 +95,7 @@ func (w *Web) render(rw http.ResponseWriter, r *http.Request, status int, name s
 	if s != nil {
 		v.User, v.CSRF = s.user.Username, s.CSRFToken
 		v.Admin, v.Sites = s.subj.Admin, w.switcherOf(r.Context(), s, r.URL.RequestURI())
+		v.Assign = !s.subj.Admin && auth.Authorize(s.subj, auth.ManageDevices) == nil
 	}
 	var buf bytes.Buffer
 	p := w.pages[name]
