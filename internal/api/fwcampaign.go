@@ -144,7 +144,7 @@ func (a *API) createCampaign(ctx context.Context, in *createCampaignInput) (*cam
 		// A site member's campaign is over devices it names, each in its
 		// scope: a filter would reach devices of every site.
 		if len(b.Endpoints) == 0 {
-			return nil, problem.New(http.StatusUnprocessableEntity, "endpoints_required",
+			return nil, problem.New(http.StatusBadRequest, "endpoints_required",
 				"name the endpoints of the campaign: only global administrators may choose them by a filter")
 		}
 		for _, name := range b.Endpoints {

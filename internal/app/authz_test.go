@@ -16,6 +16,7 @@ import (
 
 	"github.com/flownexus/flownexus/internal/api"
 	"github.com/flownexus/flownexus/internal/auth"
+	"github.com/flownexus/flownexus/internal/simulator"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -841,5 +842,86 @@ func TestTokenLastUse(t *testing.T) {
 	s.do(t, tok, "GET", "/api/v1/endpoints", nil)
 	if again := lastUse(); !again.Equal(first) {
 		t.Fatalf("use recorded again within a minute: %v, then %v", first, again)
+	}
+}
+
+// TestFirmwareScope: firmware updates and campaigns follow their devices.
+// A Site User of site A sees and cancels the updates of A's device only
+// (B's is 404), creates campaigns over devices it names in A (a filter
+// is 400, a device of B 404), and sees only the campaigns whose
+// devices are all in A.
+func TestFirmwareScope(t *testing.T) {
+	is := startImageServer(t)
+	s := startServer(t, testConfig(t, t.TempDir()), fwTuning(is))
+	f := startFleet(t, s, 2, func(c *simulator.Config) { c.FirmwareDelay = time.Hour })
+	epA, epB := f.Device(0).Endpoint(), f.Device(1).Endpoint()
+	for _, ep := range []string{epA, epB} {
+		eventually(t, 5*time.Second, "the device online", func() bool {
+			var e struct{ Online bool }
+			return s.call(t, "GET", "/api/v1/endpoints/"+ep, nil, &e) == 200 && e.Online
+		})
+	}
+	s.assign(t, epA, s.site(t, "a"))
+	s.assign(t, epB, s.site(t, "b"))
+	_, tok := s.memberToken(t, "fwuser", false, "a", auth.SiteUser, auth.AllFlags)
+	addImage(t, s, is, "8.0.0", fwImage("8.0.0", 2000))
+	upA := s.startUpdate(t, map[string]any{"endpoint": epA, "version": "8.0.0"})
+	upB := s.startUpdate(t, map[string]any{"endpoint": epB, "version": "8.0.0"})
+
+	var list struct{ Items []updateJSON }
+	if r := s.do(t, tok, "GET", "/api/v1/firmware/updates", nil); r.code != 200 || json.Unmarshal(r.body, &list) != nil ||
+		len(list.Items) != 1 || list.Items[0].ID != upA.ID {
+		t.Errorf("the site user's updates: %d %s, want only %d", r.code, r.body, upA.ID)
+	}
+	if r := s.do(t, tok, "GET", fmt.Sprintf("/api/v1/firmware/updates/%d", upA.ID), nil); r.code != 200 {
+		t.Errorf("update of A: %d", r.code)
+	}
+	for _, m := range []string{"GET", "DELETE"} {
+		if r := s.do(t, tok, m, fmt.Sprintf("/api/v1/firmware/updates/%d", upB.ID), nil); r.code != 404 {
+			t.Errorf("%s update of B: %d %s, want 404", m, r.code, r.body)
+		}
+	}
+	if r := s.do(t, tok, "GET", "/api/v1/firmware/updates?endpoint="+epB, nil); r.code != 404 {
+		t.Errorf("updates of B by endpoint: %d, want 404", r.code)
+	}
+	if u, err := s.Updates.Get(context.Background(), upB.ID); err != nil || !u.Active {
+		t.Errorf("B's update after the refused cancel: %+v %v", u, err)
+	}
+
+	create := func(tok string, body map[string]any) (response, campaignJSON) {
+		var c campaignJSON
+		r := s.do(t, tok, "POST", "/api/v1/firmware/campaigns", body)
+		json.Unmarshal(r.body, &c)
+		return r, c
+	}
+	if r, _ := create(tok, map[string]any{"version": "8.0.0"}); r.code != http.StatusBadRequest || !strings.Contains(string(r.body), "endpoints_required") {
+		t.Errorf("a site user's campaign by filter: %d %s, want 400 endpoints_required", r.code, r.body)
+	}
+	if r, _ := create(tok, map[string]any{"version": "8.0.0", "endpoints": []string{epA, epB}}); r.code != 404 {
+		t.Errorf("a site user's campaign over B: %d %s, want 404", r.code, r.body)
+	}
+	r, own := create(tok, map[string]any{"version": "8.0.0", "endpoints": []string{epA}})
+	if r.code != http.StatusCreated || own.Devices != 1 {
+		t.Fatalf("a site user's campaign over A: %d %s", r.code, r.body)
+	}
+	r, both := create(s.token, map[string]any{"version": "8.0.0", "endpoints": []string{epA, epB}})
+	if r.code != http.StatusCreated {
+		t.Fatalf("the admin's campaign: %d %s", r.code, r.body)
+	}
+	var cs struct{ Items []campaignJSON }
+	if r := s.do(t, tok, "GET", "/api/v1/firmware/campaigns", nil); r.code != 200 || json.Unmarshal(r.body, &cs) != nil ||
+		len(cs.Items) != 1 || cs.Items[0].ID != own.ID {
+		t.Errorf("the site user's campaigns: %s, want only %d", r.body, own.ID)
+	}
+	for _, p := range []string{"", "/devices"} {
+		if r := s.do(t, tok, "GET", fmt.Sprintf("/api/v1/firmware/campaigns/%d%s", both.ID, p), nil); r.code != 404 {
+			t.Errorf("GET the admin's campaign%s: %d, want 404", p, r.code)
+		}
+	}
+	if r := s.do(t, tok, "POST", fmt.Sprintf("/api/v1/firmware/campaigns/%d/cancel", both.ID), nil); r.code != 404 {
+		t.Errorf("cancel the admin's campaign: %d, want 404", r.code)
+	}
+	if r := s.do(t, s.token, "GET", "/api/v1/firmware/campaigns", nil); r.code != 200 || json.Unmarshal(r.body, &cs) != nil || len(cs.Items) != 2 {
+		t.Errorf("the admin's campaigns: %s, want both", r.body)
 	}
 }
