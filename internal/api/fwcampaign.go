@@ -108,7 +108,9 @@ func (a *API) campaignRoutes(h huma.API) {
 	register(h, auth.ManageFirmware, huma.Operation{OperationID: "create-firmware-campaign", Method: http.MethodPost, Path: path,
 		DefaultStatus: http.StatusCreated, Tags: tags, Summary: "Roll an image out to a list of endpoints or a filter",
 		Description: "The campaign starts at once and survives restarts; at most concurrency updates run at once, " +
-			"at most rate_per_minute start a minute; a device whose update failed is retried max_retries times.",
+			"at most rate_per_minute start a minute; a device whose update failed is retried max_retries times. " +
+			"A site member names the endpoints, each in its sites (one outside is 404; without endpoints, 400): " +
+			"a campaign is visible and manageable to a site member only when all its devices are in its sites.",
 	}, a.createCampaign)
 	register(h, auth.ViewFirmware, huma.Operation{OperationID: "list-firmware-campaigns", Method: http.MethodGet, Path: path,
 		Tags: tags, Summary: "Firmware campaigns, newest first"}, a.listCampaigns)

@@ -269,7 +269,7 @@ func (w *Web) adminResetPassword(rw http.ResponseWriter, r *http.Request, s *ses
 	if err := w.cfg.Store.SetPassword(r.Context(), u.ID, hash); err != nil {
 		return err
 	}
-	w.auditAs(r, s, "user.passwd", u.Username, nil)
+	w.auditAs(r, s, ActionPasswordChanged, u.Username, nil)
 	if u.ID == s.user.ID { // one's own sessions ended too: keep this browser in
 		if _, err := w.startSession(rw, r, u); err != nil {
 			return err

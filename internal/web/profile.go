@@ -8,9 +8,10 @@ import (
 	"github.com/flownexus/flownexus/internal/store"
 )
 
-// ActionPasswordChanged is the audit action of a user changing its own
-// password on the profile page.
-const ActionPasswordChanged = "user.password"
+// ActionPasswordChanged is the audit action of a password change, the
+// user's own on the profile page or an administrator's reset (the CLI's
+// `user passwd` records the same).
+const ActionPasswordChanged = "user.passwd"
 
 // profileRoutes registers the profile page: every logged-in user's.
 func (w *Web) profileRoutes() {

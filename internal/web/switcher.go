@@ -99,7 +99,11 @@ func (w *Web) switcherOf(ctx context.Context, s *session, path string) *switcher
 	add := func(value, label string, sel bool) {
 		sw.Options = append(sw.Options, siteOption{Value: value, Label: label, Selected: sel})
 	}
-	add("", "All my sites", s.view == auth.View{})
+	all := "All my sites"
+	if s.subj.Admin {
+		all = "All sites"
+	}
+	add("", all, s.view == auth.View{})
 	for _, st := range sites {
 		add(strconv.FormatInt(st.ID, 10), st.Name, s.view.Site == st.ID)
 	}
