@@ -161,7 +161,8 @@ func (e *env) member(t *testing.T, name string, site int64, role auth.SiteRole, 
 // session, no CSRF token); a user lacking the route's permission gets
 // 403; a device of another site is 404 for a user who may use the route
 // in its own site; a POST without, or with a wrong, CSRF token is 403;
-// bad form input answers the form again (400 or 422) with the message.
+// bad form input answers the form again (400 or 422) with the message;
+// a GET by a user who may use the route is 200.
 func TestRouteScenarios(t *testing.T) {
 	e := newEnv(t, withCredentials(t))
 	f := newRouteFixture(t, e)
@@ -254,6 +255,12 @@ func TestRouteScenarios(t *testing.T) {
 				}
 			}
 			if !post {
+				// The user who may use it gets the page.
+				if sc.perm != auth.Public {
+					if got := who.get(path); got.status != http.StatusOK {
+						t.Errorf("GET %s by a user who may: %d", path, got.status)
+					}
+				}
 				return
 			}
 			// CSRF: none, and a wrong one.
