@@ -350,4 +350,3 @@ func TestWebhookSiteScope(t *testing.T) {
 		t.Fatalf("the site user's webhook got %v; want %s's events only", n, north)
 	}
 }
-

@@ -3,8 +3,8 @@ package webhook
 import (
 	"context"
 	crand "crypto/rand"
-	"encoding/hex"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
