@@ -29,17 +29,18 @@ type hookDelivery struct {
 // receiver is a webhook receiver: it checks every request's signature,
 // answers with status (nil: 204) and records what it got.
 type receiver struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	status func(attempt int) int // by the attempt of this delivery id, from 1
 
 	mu       sync.Mutex
 	got      []hookDelivery
+	ok       int // requests answered 2xx
 	attempts map[string]int
 	bad      int // requests with a bad signature or body
 }
 
-func newReceiver(t *testing.T, status func(attempt int) int) *receiver {
+func newReceiver(t testing.TB, status func(attempt int) int) *receiver {
 	r := &receiver{t: t, status: status, attempts: map[string]int{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
@@ -66,6 +67,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		code = r.status(r.attempts[id])
 	}
 	r.got = append(r.got, hookDelivery{id: id, payload: p, status: code})
+	if code/100 == 2 {
+		r.ok++
+	}
 	w.WriteHeader(code)
 }
 
@@ -82,6 +86,13 @@ func (r *receiver) delivered() []hookDelivery {
 	return out
 }
 
+// okCount is len(r.delivered()) without the copy.
+func (r *receiver) okCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ok
+}
+
 func (r *receiver) requests() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -96,8 +107,15 @@ func (r *receiver) badRequests() int {
 
 // webhookServer starts a server whose webhooks may reach the tests'
 // loopback receivers and retry fast.
-func webhookServer(t *testing.T, tune WebhookTuning) *server {
+func webhookServer(t testing.TB, tune WebhookTuning) *server {
+	return webhookServerOn(t, "", tune)
+}
+
+// webhookServerOn is webhookServer on the database at url ("": a fresh
+// SQLite file).
+func webhookServerOn(t testing.TB, url string, tune WebhookTuning) *server {
 	cfg := testConfig(t, t.TempDir())
+	cfg.DatabaseURL = url
 	cfg.WebhookAllowPrivate = true
 	if tune.Backoff == nil {
 		tune.Backoff = func(int) time.Duration { return 50 * time.Millisecond }

@@ -74,7 +74,14 @@ func (s *Store) AppendEventsTx(ctx context.Context, tx *sql.Tx, evs []LoggedEven
 				t = now
 				chunk[i].Time = fromMillis(millis(now))
 			}
-			values[i] = "(" + params(len(args)+1, 5) + ")"
+			if s.dialect == DialectPostgres {
+				values[i] = "(" + params(len(args)+1, 5) + ")"
+			} else {
+				// Anonymous parameters: SQLite looks a numbered one up
+				// by name in a list, which costs a long statement time
+				// quadratic in its parameters.
+				values[i] = "(?, ?, ?, ?, ?)"
+			}
 			args = append(args, millis(t), e.Topic, e.Endpoint, nullID(e.SiteID), data)
 		}
 		rows, err := tx.QueryContext(ctx, "INSERT INTO event_log (time, topic, endpoint, site_id, data) VALUES "+

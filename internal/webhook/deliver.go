@@ -41,7 +41,8 @@ const ActionDisable = "webhook.disable"
 // deliver is the KindDelivery job: one attempt to deliver one logged
 // event to one webhook. It ends without delivering when the webhook is
 // gone, disabled or no longer selects the event, when the event was
-// pruned, or when the owner may no longer see its device.
+// pruned, or when the owner may no longer see its device (its rights as
+// read at most scopeTTL ago).
 func (s *Service) deliver(ctx context.Context, job store.Job) error {
 	var a deliveryArgs
 	if err := json.Unmarshal(job.Args, &a); err != nil {
@@ -65,7 +66,7 @@ func (s *Service) deliver(ctx context.Context, job store.Job) error {
 	if err != nil {
 		return err
 	}
-	scope, err := s.ownerScope(ctx, h.UserID)
+	scope, err := s.deliveryScope(ctx, h.UserID)
 	if err != nil {
 		return err
 	}

@@ -122,6 +122,13 @@ type Service struct {
 	done    chan struct{}        // closed when the recorder ends
 	hooks   []target             // guarded by mu; the enabled webhooks, nil: load them
 	hooksAt time.Time            // guarded by mu
+	scopes  map[int64]ownerEntry // guarded by mu; owners' scopes read by deliveries
+}
+
+// ownerEntry is an owner's scope as read at a time.
+type ownerEntry struct {
+	scope auth.Scope
+	at    time.Time
 }
 
 // target is an enabled webhook with its owner's scope.
@@ -134,6 +141,10 @@ type target struct {
 // their owners' scopes before reading them again; changes made through
 // this Service apply at once.
 const hooksTTL = 2 * time.Second
+
+// scopeTTL is how long a delivery trusts an owner's scope read by an
+// earlier one: a user's changed rights apply to deliveries within it.
+const scopeTTL = time.Second
 
 // New builds a Service and registers its job kinds with cfg.Engine.
 func New(cfg Config) (*Service, error) {
@@ -259,11 +270,34 @@ func (s *Service) Stop(ctx context.Context) error {
 	}
 }
 
-// invalidate makes the dispatcher read the webhooks again.
+// invalidate makes the dispatcher and deliveries read the webhooks and
+// their owners' scopes again.
 func (s *Service) invalidate() {
 	s.mu.Lock()
-	s.hooks = nil
+	s.hooks, s.scopes = nil, nil
 	s.mu.Unlock()
+}
+
+// deliveryScope is ownerScope remembered for scopeTTL.
+func (s *Service) deliveryScope(ctx context.Context, userID int64) (auth.Scope, error) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	e, ok := s.scopes[userID]
+	s.mu.Unlock()
+	if ok && now.Sub(e.at) < scopeTTL && !now.Before(e.at) {
+		return e.scope, nil
+	}
+	sc, err := s.ownerScope(ctx, userID)
+	if err != nil {
+		return auth.Scope{}, err
+	}
+	s.mu.Lock()
+	if s.scopes == nil {
+		s.scopes = map[int64]ownerEntry{}
+	}
+	s.scopes[userID] = ownerEntry{scope: sc, at: now}
+	s.mu.Unlock()
+	return sc, nil
 }
 
 // targets returns the enabled webhooks with their owners' ViewData
