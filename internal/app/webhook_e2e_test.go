@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +178,13 @@ func TestWebhookDeliversValuesAndOperations(t *testing.T) {
 	if n := r.badRequests(); n != 0 {
 		t.Fatalf("%d deliveries with a bad signature", n)
 	}
+	m := s.metrics(t)
+	for _, name := range []string{"flownexus_event_log_appended_total", "flownexus_event_log_dropped_total 0",
+		"flownexus_webhook_deliveries_total", "flownexus_webhook_delivery_failures_total 0"} {
+		if !strings.Contains(m, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
 
 	// A ping is sent now and its outcome returned.
 	var ping struct {
@@ -188,16 +196,33 @@ func TestWebhookDeliversValuesAndOperations(t *testing.T) {
 		!ping.OK || ping.StatusCode != http.StatusNoContent || ping.Topic != "ping" {
 		t.Fatalf("ping: %d %+v", code, ping)
 	}
-	var page struct {
+	type deliveriesJSON struct {
 		Items []struct {
+			ID      int64 `json:"id"`
 			EventID int64 `json:"event_id"`
 			OK      bool  `json:"ok"`
 		} `json:"items"`
 		NextBefore int64 `json:"next_before"`
 	}
+	var page, next, all deliveriesJSON
 	if code := s.call(t, "GET", fmt.Sprintf("/api/v1/webhooks/%d/deliveries?limit=2", w.ID), nil, &page); code != 200 ||
-		len(page.Items) != 2 || page.NextBefore == 0 || page.Items[0].EventID != 0 || !page.Items[1].OK {
+		len(page.Items) != 2 || page.NextBefore != page.Items[1].ID || page.Items[0].ID <= page.Items[1].ID {
 		t.Fatalf("deliveries: %d %+v", code, page)
+	}
+	if code := s.call(t, "GET", fmt.Sprintf("/api/v1/webhooks/%d/deliveries?limit=2&before=%d", w.ID, page.NextBefore), nil, &next); code != 200 ||
+		len(next.Items) == 0 || next.Items[0].ID >= page.NextBefore {
+		t.Fatalf("next page: %d %+v", code, next)
+	}
+	s.call(t, "GET", fmt.Sprintf("/api/v1/webhooks/%d/deliveries?limit=500", w.ID), nil, &all)
+	pinged := false
+	for _, d := range all.Items {
+		pinged = pinged || (d.EventID == 0 && d.OK)
+		if !d.OK {
+			t.Errorf("a failed attempt logged: %+v", d)
+		}
+	}
+	if !pinged {
+		t.Errorf("the ping is not in the delivery log: %+v", all)
 	}
 
 	// Field errors name the field.

@@ -233,6 +233,37 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, f DeliveryFilter) ([]
 	return out, wrap("list webhook deliveries", err)
 }
 
+// TrimWebhookDeliveries keeps the newest keep (> 0) logged attempts of
+// each webhook, deleting older ones, and returns how many it deleted.
+func (s *Store) TrimWebhookDeliveries(ctx context.Context, keep int) (int64, error) {
+	const op = "trim webhook deliveries"
+	rows, err := s.rdb.QueryContext(ctx, "SELECT id FROM webhook")
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	ids, err := collect(rows, func(r rowScanner) (int64, error) {
+		var id int64
+		return id, r.Scan(&id)
+	})
+	if err != nil {
+		return 0, wrap(op, err)
+	}
+	var total int64
+	for _, id := range ids {
+		res, err := s.wdb.ExecContext(ctx, `DELETE FROM webhook_delivery WHERE webhook_id = $1 AND id <= (
+			SELECT id FROM webhook_delivery WHERE webhook_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)`, id, keep)
+		if err != nil {
+			return total, wrap(op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, wrap(op, err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
 // PruneWebhookDeliveries deletes the logged attempts older than before and
 // returns how many.
 func (s *Store) PruneWebhookDeliveries(ctx context.Context, before time.Time) (int64, error) {

@@ -106,8 +106,19 @@ func TestWebhooks(t *testing.T) {
 		if err != nil || len(rest) != 5 {
 			t.Fatalf("second page: %d, %v", len(rest), err)
 		}
-		n, err := s.PruneWebhookDeliveries(ctx, t0.Add(time.Second))
-		if err != nil || n != 8 {
+		n, err := s.TrimWebhookDeliveries(ctx, 6)
+		if err != nil || n != 2 {
+			t.Fatalf("trimmed %d, %v", n, err)
+		}
+		if n, err := s.TrimWebhookDeliveries(ctx, 6); err != nil || n != 0 {
+			t.Fatalf("trimmed again %d, %v", n, err)
+		}
+		kept, err := s.ListWebhookDeliveries(ctx, DeliveryFilter{WebhookID: w.ID})
+		if err != nil || len(kept) != 6 || kept[0].ID != page[0].ID {
+			t.Fatalf("kept %+v, %v", kept, err)
+		}
+		n, err = s.PruneWebhookDeliveries(ctx, t0.Add(time.Second))
+		if err != nil || n != 6 {
 			t.Fatalf("pruned %d, %v", n, err)
 		}
 

@@ -39,6 +39,7 @@ const (
 	DefaultDisableAfter      = 20
 	DefaultTimeout           = 10 * time.Second
 	DefaultBuffer            = 1 << 16
+	DefaultDeliveryKeep      = 10000
 )
 
 // maxBatch bounds the events logged in one transaction.
@@ -73,6 +74,9 @@ type Config struct {
 	// DeliveryRetention is how long delivery attempts stay in the
 	// delivery log; 0 means DefaultDeliveryRetention.
 	DeliveryRetention time.Duration
+	// DeliveryKeep bounds the attempts logged per webhook: older ones are
+	// pruned; 0 means DefaultDeliveryKeep.
+	DeliveryKeep int
 	// PruneInterval is how often KindPrune runs; 0 means
 	// DefaultPruneInterval.
 	PruneInterval time.Duration
@@ -116,10 +120,12 @@ type Service struct {
 	sites  *store.SiteResolver
 
 	logged, delivered, failed atomic.Uint64
+	quitOnce                  sync.Once
 
 	mu      sync.Mutex
 	sub     *events.Subscription // guarded by mu; set by Start
 	done    chan struct{}        // closed when the recorder ends
+	quit    chan struct{}        // closed when Stop gives up waiting: the recorder stops retrying
 	hooks   []target             // guarded by mu; the enabled webhooks, nil: load them
 	hooksAt time.Time            // guarded by mu
 	scopes  map[int64]ownerEntry // guarded by mu; owners' scopes read by deliveries
@@ -166,6 +172,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.DisableAfter <= 0 {
 		cfg.DisableAfter = DefaultDisableAfter
+	}
+	if cfg.DeliveryKeep <= 0 {
+		cfg.DeliveryKeep = DefaultDeliveryKeep
 	}
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
@@ -247,7 +256,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return errors.New("webhook: started already")
 	}
 	s.sub = s.cfg.Bus.Subscribe(s.cfg.Buffer, nil)
-	s.done = make(chan struct{})
+	s.done, s.quit = make(chan struct{}), make(chan struct{})
 	go s.record(s.sub, s.done)
 	return nil
 }
@@ -256,7 +265,7 @@ func (s *Service) Start(ctx context.Context) error {
 // until ctx ends. Stop before Start, and a second Stop, do nothing.
 func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	sub, done := s.sub, s.done
+	sub, done, quit := s.sub, s.done, s.quit
 	s.mu.Unlock()
 	if sub == nil {
 		return nil
@@ -266,6 +275,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.quitOnce.Do(func() { close(quit) })
 		return fmt.Errorf("webhook: stop: events not logged: %w", ctx.Err())
 	}
 }
@@ -383,7 +393,8 @@ func (s *Service) record(sub *events.Subscription, done chan struct{}) {
 
 // logBatch appends events to the log with their delivery jobs, retrying
 // while the database fails: what the bus delivered is not given up
-// (meanwhile the subscription's buffer fills and, full, counts drops).
+// (meanwhile the subscription's buffer fills and, full, counts drops)
+// unless Stop gave up waiting.
 func (s *Service) logBatch(batch []events.Event) {
 	ctx := context.Background()
 	logged := make([]store.LoggedEvent, 0, len(batch))
@@ -413,7 +424,12 @@ func (s *Service) logBatch(batch []events.Event) {
 			return
 		}
 		s.log.Error("logging events failed, retrying", "events", len(logged), "retry_in", wait, "err", err)
-		time.Sleep(wait)
+		select {
+		case <-s.quit:
+			s.log.Error("events not logged: the server stopped", "events", len(logged))
+			return
+		case <-time.After(wait):
+		}
 	}
 }
 
@@ -479,6 +495,11 @@ func (s *Service) prune(ctx context.Context, _ store.Job) error {
 	if err != nil {
 		return err
 	}
+	k, err := s.st.TrimWebhookDeliveries(ctx, s.cfg.DeliveryKeep)
+	if err != nil {
+		return err
+	}
+	m += k
 	if n > 0 || m > 0 {
 		s.log.Info("event log pruned", "events", n, "deliveries", m)
 	}
