@@ -393,3 +393,22 @@ func TestWebhookSiteScope(t *testing.T) {
 		t.Fatalf("the site user's webhook got %v; want %s's events only", n, north)
 	}
 }
+
+// TestWebhookRefusesInternalAddresses: without --webhook-allow-private a
+// webhook may point to no loopback, private or link-local address, by
+// address or by a name resolving to one.
+func TestWebhookRefusesInternalAddresses(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
+	for _, url := range []string{"http://127.0.0.1:9/hook", "https://[::1]/", "https://10.0.0.8/", "https://192.168.0.1/",
+		"https://169.254.169.254/latest/meta-data/", "https://localhost/", "https://0.0.0.0/", "https://[::ffff:127.0.0.1]/"} {
+		var p struct {
+			Errors []struct {
+				Location string `json:"location"`
+			} `json:"errors"`
+		}
+		if code := s.call(t, "POST", "/api/v1/webhooks", map[string]any{"url": url}, &p); code != 400 ||
+			len(p.Errors) != 1 || p.Errors[0].Location != "body.url" {
+			t.Errorf("%s: %d %+v, want 400 naming body.url", url, code, p)
+		}
+	}
+}
