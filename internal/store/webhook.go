@@ -12,7 +12,8 @@ import (
 // webhook): events of Topics (all topics when empty) are POSTed to URL,
 // signed with the secret that SecretEnc holds sealed by the caller (the
 // store never sees it in clear). Endpoint and SiteID, when set, keep only
-// the events of that endpoint or site. Failures counts the consecutive
+// the events of that endpoint or site; deleting the site deletes the
+// webhook, so that a filter never widens. Failures counts the consecutive
 // failed delivery attempts; Enabled is false once a webhook is disabled.
 type Webhook struct {
 	ID        int64
