@@ -160,15 +160,29 @@ func (s *Store) GetLoggedEvent(ctx context.Context, id int64) (LoggedEvent, erro
 	return e, wrap(fmt.Sprintf("get logged event %d", id), err)
 }
 
-// PruneEvents deletes the logged events older than before and returns how
-// many.
+// pruneChunk bounds the rows one prune statement deletes, so that the
+// writer is never held long (SQLite has one). A variable for tests.
+var pruneChunk = 10000
+
+// PruneEvents deletes the logged events older than before, pruneChunk at
+// a time, and returns how many.
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.wdb.ExecContext(ctx, "DELETE FROM event_log WHERE time < $1", millis(before))
-	if err != nil {
-		return 0, wrap("prune events", err)
+	var total int64
+	for {
+		res, err := s.wdb.ExecContext(ctx, `DELETE FROM event_log WHERE id IN (
+			SELECT id FROM event_log WHERE time < $1 ORDER BY id LIMIT $2)`, millis(before), pruneChunk)
+		if err != nil {
+			return total, wrap("prune events", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, wrap("prune events", err)
+		}
+		total += n
+		if n < pruneChunk {
+			return total, nil
+		}
 	}
-	n, err := res.RowsAffected()
-	return n, wrap("prune events", err)
 }
 
 // LastEventID returns the ID of the newest logged event, 0 when the log

@@ -90,6 +90,8 @@ func TestEventLog(t *testing.T) {
 		}
 
 		clockOf(s).Advance(time.Hour)
+		defer func(n int) { pruneChunk = n }(pruneChunk)
+		pruneChunk = 500 // three statements
 		if err := s.AppendEvents(ctx, []LoggedEvent{{Topic: "expired", Endpoint: "ep-n"}}); err != nil {
 			t.Fatal(err)
 		}
