@@ -225,6 +225,26 @@ func TestWebhookDeliversValuesAndOperations(t *testing.T) {
 		t.Errorf("the ping is not in the delivery log: %+v", all)
 	}
 
+	// Changes: topics, a new secret (shown once), then gone.
+	var changed webhookJSON
+	if code := s.call(t, "PATCH", fmt.Sprintf("/api/v1/webhooks/%d", w.ID),
+		map[string]any{"topics": []string{"firmware"}, "rotate_secret": true}, &changed); code != 200 ||
+		len(changed.Topics) != 1 || changed.Topics[0] != "firmware" || !strings.HasPrefix(changed.Secret, "whsec_") {
+		t.Fatalf("change: %d %+v", code, changed)
+	}
+	var list struct {
+		Items []webhookJSON `json:"items"`
+	}
+	if code := s.call(t, "GET", "/api/v1/webhooks", nil, &list); code != 200 || len(list.Items) != 1 || list.Items[0].Secret != "" {
+		t.Fatalf("list: %d %+v", code, list)
+	}
+	if code := s.call(t, "DELETE", fmt.Sprintf("/api/v1/webhooks/%d", w.ID), nil, nil); code != http.StatusNoContent {
+		t.Fatalf("delete: %d", code)
+	}
+	if code := s.call(t, "GET", fmt.Sprintf("/api/v1/webhooks/%d", w.ID), nil, nil); code != http.StatusNotFound {
+		t.Fatalf("get after delete: %d", code)
+	}
+
 	// Field errors name the field.
 	var p struct {
 		Status int `json:"status"`
@@ -367,7 +387,23 @@ func TestWebhookSiteScope(t *testing.T) {
 	mine := newReceiver(t, nil)
 	all := newReceiver(t, nil)
 	s.subscribe(t, tok, mine, map[string]any{"topics": []string{"values", "registered"}})
-	s.subscribe(t, s.token, all, map[string]any{"topics": []string{"values", "registered"}})
+	adminHook := s.subscribe(t, s.token, all, map[string]any{"topics": []string{"values", "registered"}})
+	// A user sees its own webhooks only; an administrator sees all.
+	if res := s.do(t, tok, "GET", fmt.Sprintf("/api/v1/webhooks/%d", adminHook.ID), nil); res.code != 404 {
+		t.Fatalf("the site user got the admin's webhook: %d %s", res.code, res.body)
+	}
+	if res := s.do(t, tok, "DELETE", fmt.Sprintf("/api/v1/webhooks/%d", adminHook.ID), nil); res.code != 404 {
+		t.Fatalf("the site user deleted the admin's webhook: %d %s", res.code, res.body)
+	}
+	for who, want := range map[string]int{tok: 1, s.token: 2} {
+		var list struct {
+			Items []webhookJSON `json:"items"`
+		}
+		res := s.do(t, who, "GET", "/api/v1/webhooks", nil)
+		if json.Unmarshal(res.body, &list); len(list.Items) != want {
+			t.Fatalf("list: %d webhooks, want %d: %s", len(list.Items), want, res.body)
+		}
+	}
 	// Olive may not filter by a site it cannot see: it is unknown to it.
 	if res := s.do(t, tok, "POST", "/api/v1/webhooks", map[string]any{"url": mine.srv.URL, "site": "south"}); res.code != 400 {
 		t.Fatalf("a webhook on another site: %d %s", res.code, res.body)

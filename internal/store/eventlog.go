@@ -179,7 +179,7 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 			return total, wrap("prune events", err)
 		}
 		total += n
-		if n < pruneChunk {
+		if n < int64(pruneChunk) {
 			return total, nil
 		}
 	}
