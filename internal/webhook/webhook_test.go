@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flownexus/flownexus/internal/auth"
+	"github.com/flownexus/flownexus/internal/store"
 )
 
 // TestSign checks the signature against a vector computed independently
@@ -195,5 +198,35 @@ func TestSeal(t *testing.T) {
 	other, _ := newSealer("another secret key for tests, long")
 	if _, err := other.open(sealed, 7); !errors.Is(err, ErrSealed) {
 		t.Errorf("opened under another key: %v", err)
+	}
+}
+
+func TestMatches(t *testing.T) {
+	ev := store.LoggedEvent{ID: 1, Topic: "values", Endpoint: "ep-1", SiteID: 7}
+	north := auth.Scope{Sites: []int64{7}}
+	for _, c := range []struct {
+		name  string
+		hook  store.Webhook
+		scope auth.Scope
+		want  bool
+	}{
+		{"every topic, everything", store.Webhook{}, auth.Everything, true},
+		{"its topic", store.Webhook{Topics: []string{"operation", "values"}}, north, true},
+		{"another topic", store.Webhook{Topics: []string{"operation"}}, north, false},
+		{"its endpoint", store.Webhook{Endpoint: "ep-1"}, north, true},
+		{"another endpoint", store.Webhook{Endpoint: "ep-2"}, north, false},
+		{"its site", store.Webhook{SiteID: 7}, north, true},
+		{"another site", store.Webhook{SiteID: 8}, auth.Everything, false},
+		{"owner outside the site", store.Webhook{}, auth.Scope{Sites: []int64{8}}, false},
+		{"owner with unassigned devices only", store.Webhook{}, auth.Scope{Unassigned: true}, false},
+		{"owner disabled", store.Webhook{}, auth.Scope{}, false},
+	} {
+		if got := matches(c.hook, c.scope, ev); got != c.want {
+			t.Errorf("%s: matches = %v, want %v", c.name, got, c.want)
+		}
+	}
+	unassigned := store.LoggedEvent{ID: 2, Topic: "values", Endpoint: "ep-9"}
+	if !matches(store.Webhook{}, auth.Scope{Unassigned: true}, unassigned) || matches(store.Webhook{}, north, unassigned) {
+		t.Error("an event of a device in no site goes to owners who see unassigned devices, only")
 	}
 }
