@@ -1,0 +1,46 @@
+-- +goose Up
+
+-- The operations page lists the queue across endpoints newest first,
+-- optionally of one status: this index serves the filtered list (the
+-- primary key the unfiltered one).
+CREATE INDEX endpoint_operation_status ON endpoint_operation (status, id);
+
+-- The overview counts devices per firmware version from the latest
+-- Firmware Version (/3/0/3) of each endpoint: a partial index of just
+-- those rows, one per endpoint, covers the count.
+CREATE INDEX resource_latest_firmware_version ON resource_latest (value_text, endpoint_id)
+    WHERE object_id = 3 AND instance_id = 0 AND resource_id = 3;
+
+-- value_count counts the values received, per site (0: none) and
+-- 5-minute bucket (bucket: its start, milliseconds since the epoch), so
+-- that the overview's charts read a few thousand rows instead of counting
+-- the history. The trigger keeps it as values are inserted; a value
+-- counts for the site its endpoint was in when it arrived. Rows are never
+-- removed with the values they counted.
+CREATE TABLE value_count (
+    bucket   INTEGER NOT NULL,
+    site_id  INTEGER NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (bucket, site_id)
+) WITHOUT ROWID;
+
+INSERT INTO value_count (bucket, site_id, n)
+SELECT r.received_at - r.received_at % 300000, COALESCE(e.site_id, 0), count(*)
+FROM resource r LEFT JOIN endpoint e ON e.id = r.endpoint_id
+GROUP BY 1, 2;
+
+-- +goose StatementBegin
+CREATE TRIGGER resource_value_count AFTER INSERT ON resource
+BEGIN
+    INSERT INTO value_count (bucket, site_id, n)
+    VALUES (NEW.received_at - NEW.received_at % 300000,
+            COALESCE((SELECT site_id FROM endpoint WHERE id = NEW.endpoint_id), 0), 1)
+    ON CONFLICT (bucket, site_id) DO UPDATE SET n = n + 1;
+END;
+-- +goose StatementEnd
+
+-- +goose Down
+DROP TRIGGER resource_value_count;
+DROP TABLE value_count;
+DROP INDEX resource_latest_firmware_version;
+DROP INDEX endpoint_operation_status;

@@ -1,0 +1,107 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/flownexus/flownexus/internal/auth"
+)
+
+// ValueBucketWidth is the finest bucket ValueCounts can count in: the
+// width of value_count's rows.
+const ValueBucketWidth = 5 * time.Minute
+
+// Bucket is the number of values received from Start for the bucket's
+// width.
+type Bucket struct {
+	Start time.Time
+	Count int64
+}
+
+// ValueCounts counts the values received from the endpoints in sc since
+// since, in buckets of width (a whole multiple of ValueBucketWidth,
+// aligned on the Unix epoch: hours and UTC days start at their whole
+// hour and midnight). It returns every bucket from the one holding since
+// to the one holding until, empty ones with Count 0. It reads the
+// value_count rollup (one row per site and 5 minutes), so its cost does
+// not grow with the values stored; a value counts for the site its
+// endpoint was in when it arrived.
+func (s *Store) ValueCounts(ctx context.Context, sc auth.Scope, since, until time.Time, width time.Duration) ([]Bucket, error) {
+	if width < ValueBucketWidth || width%ValueBucketWidth != 0 {
+		return nil, fmt.Errorf("store: value counts: bucket width %v is not a multiple of %v", width, ValueBucketWidth)
+	}
+	w := width.Milliseconds()
+	from := millis(since) - floorMod(millis(since), w)
+	to := millis(until) - floorMod(millis(until), w)
+	if to < from {
+		return nil, nil
+	}
+	var args []any
+	arg := argList(&args)
+	wa := arg(w)
+	q := "SELECT bucket - bucket % " + wa + ", CAST(SUM(n) AS BIGINT) FROM value_count" +
+		whereAll("bucket >= "+arg(from), "bucket < "+arg(to+w), scopeCond(sc, "NULLIF(site_id, 0)", arg)) +
+		" GROUP BY bucket - bucket % " + wa
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("value counts", err)
+	}
+	defer rows.Close()
+	counts := map[int64]int64{}
+	for rows.Next() {
+		var b, n int64
+		if err := rows.Scan(&b, &n); err != nil {
+			return nil, wrap("value counts", err)
+		}
+		counts[b] += n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("value counts", err)
+	}
+	out := make([]Bucket, 0, (to-from)/w+1)
+	for b := from; b <= to; b += w {
+		out = append(out, Bucket{Start: fromMillis(b), Count: counts[b]})
+	}
+	return out, nil
+}
+
+func floorMod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// VersionCount is how many devices last reported a firmware version.
+type VersionCount struct {
+	Version string
+	Devices int
+}
+
+// FirmwareVersionCounts counts the endpoints in sc by the latest Firmware
+// Version (/3/0/3) each reported, most devices first (then by version);
+// endpoints that never reported one are not counted. A partial index of
+// those latest values serves it.
+func (s *Store) FirmwareVersionCounts(ctx context.Context, sc auth.Scope) ([]VersionCount, error) {
+	var args []any
+	arg := argList(&args)
+	from := "resource_latest rl"
+	cond := scopeCond(sc, "e.site_id", arg)
+	if cond != "" {
+		from += " JOIN endpoint e ON e.id = rl.endpoint_id"
+	}
+	q := "SELECT rl.value_text, count(*) FROM " + from +
+		whereAll("rl.object_id = 3 AND rl.instance_id = 0 AND rl.resource_id = 3 AND rl.value_text IS NOT NULL", cond) +
+		" GROUP BY rl.value_text ORDER BY count(*) DESC, rl.value_text"
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("firmware version counts", err)
+	}
+	out, err := collect(rows, func(r rowScanner) (VersionCount, error) {
+		var v VersionCount
+		return v, r.Scan(&v.Version, &v.Devices)
+	})
+	return out, wrap("firmware version counts", err)
+}
