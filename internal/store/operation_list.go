@@ -25,7 +25,7 @@ type OperationPage struct {
 // of the user who queued it ("" for the system or a removed user).
 type ListedOperation struct {
 	Operation
-	Endpoint string
+	Endpoint     string
 	QueuedByName string
 }
 
