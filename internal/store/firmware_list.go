@@ -158,3 +158,38 @@ func (s *Store) CampaignDevicesIn(ctx context.Context, id int64, sc auth.Scope, 
 func prefixCols(prefix, cols string) string {
 	return prefix + strings.ReplaceAll(cols, ", ", ", "+prefix)
 }
+
+// ImageFacts is what the firmware page shows of an image besides its
+// row: who uploaded it and whether an unfinished update or campaign uses
+// it (then it cannot be removed).
+type ImageFacts struct {
+	UploadedBy string // the actor of its latest "firmware.upload" audit entry; "" if none
+	InUse      bool
+}
+
+// FirmwareImageFacts returns the ImageFacts of every image, by image id.
+func (s *Store) FirmwareImageFacts(ctx context.Context) (map[int64]ImageFacts, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT f.id,
+		COALESCE((SELECT a.actor FROM audit_log a WHERE a.action = 'firmware.upload' AND a.target = f.version
+			ORDER BY a.id DESC LIMIT 1), ''),
+		CASE WHEN EXISTS (SELECT 1 FROM firmware_update u WHERE u.firmware_id = f.id AND u.active)
+			OR EXISTS (SELECT 1 FROM firmware_campaign c WHERE c.firmware_id = f.id AND c.state IN ('running', 'paused'))
+			THEN 1 ELSE 0 END
+		FROM firmware f`)
+	if err != nil {
+		return nil, wrap("firmware image facts", err)
+	}
+	defer rows.Close()
+	out := map[int64]ImageFacts{}
+	for rows.Next() {
+		var id int64
+		var f ImageFacts
+		var inUse int
+		if err := rows.Scan(&id, &f.UploadedBy, &inUse); err != nil {
+			return nil, wrap("firmware image facts", err)
+		}
+		f.InUse = inUse == 1
+		out[id] = f
+	}
+	return out, wrap("firmware image facts", rows.Err())
+}

@@ -89,5 +89,18 @@ func TestFirmwareListsInScope(t *testing.T) {
 		if devs, _, _ := s.CampaignDevicesIn(ctx, camp.ID, northOnly, 0, 0); len(devs) != 1 || devs[0].Endpoint != "urn:a" {
 			t.Errorf("north devices = %+v", devs)
 		}
+		idle, err := s.CreateFirmware(ctx, Firmware{Version: "3.0", Filename: "3.0.bin", Size: 1, SHA256: "y"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, who := range []string{"first", "second"} {
+			if _, err := s.AppendAudit(ctx, Actor{Name: who}.Entry("firmware.upload", "3.0", nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		facts, err := s.FirmwareImageFacts(ctx)
+		if err != nil || !facts[f.ID].InUse || facts[f.ID].UploadedBy != "" || facts[idle.ID] != (ImageFacts{UploadedBy: "second"}) {
+			t.Errorf("image facts = %+v, %v", facts, err)
+		}
 	})
 }

@@ -5,6 +5,10 @@
 -- primary key the unfiltered one).
 CREATE INDEX endpoint_operation_status ON endpoint_operation (status, id);
 
+-- The firmware page names who uploaded each image: the latest
+-- "firmware.upload" audit entry of its version.
+CREATE INDEX audit_log_action_target ON audit_log (action, target, id);
+
 -- The overview counts devices per firmware version from the latest
 -- Firmware Version (/3/0/3) of each endpoint: a partial index of just
 -- those rows, one per endpoint, covers the count.
@@ -52,4 +56,5 @@ DROP TRIGGER resource_value_count ON resource;
 DROP FUNCTION resource_value_count();
 DROP TABLE value_count;
 DROP INDEX resource_latest_firmware_version;
+DROP INDEX audit_log_action_target;
 DROP INDEX endpoint_operation_status;
