@@ -31,7 +31,7 @@ import (
 // fern: a Site User of north with view_firmware and manage_firmware.
 type fleetEnv struct {
 	*env
-	south store.Site
+	south                      store.Site
 	north, southDev, northBare store.Endpoint
 }
 
