@@ -1,7 +1,9 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"fmt"
 	"time"
 
@@ -74,34 +76,58 @@ func floorMod(a, b int64) int64 {
 	return m
 }
 
-// VersionCount is how many devices last reported a firmware version.
+// VersionCount is how many devices run a firmware version.
 type VersionCount struct {
 	Version string
 	Devices int
 }
 
-// FirmwareVersionCounts counts the endpoints in sc by the latest Firmware
-// Version (/3/0/3) each reported, most devices first (then by version);
-// endpoints that never reported one are not counted. A partial index of
-// those latest values serves it.
+// FirmwareVersionCounts counts the endpoints in sc by firmware version,
+// most devices first (then by version): the latest Firmware Version
+// (/3/0/3) an endpoint reported or, when it reported none, the version a
+// finished update confirmed (its firmware_version column); endpoints with
+// neither are not counted. Partial indexes of just those values serve
+// both parts.
 func (s *Store) FirmwareVersionCounts(ctx context.Context, sc auth.Scope) ([]VersionCount, error) {
+	counts := map[string]int{}
+	add := func(q string, args []any) error {
+		rows, err := s.rdb.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var v string
+			var n int
+			if err := rows.Scan(&v, &n); err != nil {
+				return err
+			}
+			counts[v] += n
+		}
+		return rows.Err()
+	}
 	var args []any
-	arg := argList(&args)
+	cond := scopeCond(sc, "e.site_id", argList(&args))
 	from := "resource_latest rl"
-	cond := scopeCond(sc, "e.site_id", arg)
 	if cond != "" {
 		from += " JOIN endpoint e ON e.id = rl.endpoint_id"
 	}
-	q := "SELECT rl.value_text, count(*) FROM " + from +
-		whereAll("rl.object_id = 3 AND rl.instance_id = 0 AND rl.resource_id = 3 AND rl.value_text IS NOT NULL", cond) +
-		" GROUP BY rl.value_text ORDER BY count(*) DESC, rl.value_text"
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
-	if err != nil {
+	if err := add("SELECT rl.value_text, count(*) FROM "+from+
+		whereAll("rl.object_id = 3 AND rl.instance_id = 0 AND rl.resource_id = 3 AND rl.value_text IS NOT NULL", cond)+
+		" GROUP BY rl.value_text", args); err != nil {
 		return nil, wrap("firmware version counts", err)
 	}
-	out, err := collect(rows, func(r rowScanner) (VersionCount, error) {
-		var v VersionCount
-		return v, r.Scan(&v.Version, &v.Devices)
+	if err := add("SELECT e.firmware_version, count(*) FROM endpoint e"+
+		whereAll("e.firmware_version <> ''", cond, "NOT EXISTS (SELECT 1 FROM resource_latest rl WHERE rl.endpoint_id = e.id AND rl.path = '/3/0/3')")+
+		" GROUP BY e.firmware_version", args); err != nil {
+		return nil, wrap("firmware version counts", err)
+	}
+	out := make([]VersionCount, 0, len(counts))
+	for v, n := range counts {
+		out = append(out, VersionCount{Version: v, Devices: n})
+	}
+	slices.SortFunc(out, func(a, b VersionCount) int {
+		return cmp.Or(cmp.Compare(b.Devices, a.Devices), cmp.Compare(a.Version, b.Version))
 	})
-	return out, wrap("firmware version counts", err)
+	return out, nil
 }

@@ -117,9 +117,18 @@ func TestFirmwareVersionCounts(t *testing.T) {
 		set(a.ID, "1.1", time.Second) // the latest counts
 		set(b.ID, "1.1", 0)
 		set(c.ID, "1.0", 0)
-		_ = d // reports no version: not counted
+		e := mustEndpoint(t, s, "urn:e")
+		// d reported no version and was never updated: not counted. e
+		// reported none, an update confirmed 2.0; a's report wins over its
+		// column.
+		for ep, v := range map[int64]string{e.ID: "2.0", a.ID: "0.1"} {
+			if err := s.SetEndpointFirmwareVersion(ctx, ep, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = d
 		got, err := s.FirmwareVersionCounts(ctx, auth.Everything)
-		if want := []VersionCount{{"1.1", 2}, {"1.0", 1}}; err != nil || !slices.Equal(got, want) {
+		if want := []VersionCount{{"1.1", 2}, {"1.0", 1}, {"2.0", 1}}; err != nil || !slices.Equal(got, want) {
 			t.Errorf("all = %v, %v; want %v", got, err, want)
 		}
 		got, err = s.FirmwareVersionCounts(ctx, auth.Scope{Sites: []int64{north, south}})
