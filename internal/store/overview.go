@@ -3,8 +3,8 @@ package store
 import (
 	"cmp"
 	"context"
-	"slices"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/flownexus/flownexus/internal/auth"
