@@ -18,7 +18,12 @@ CREATE INDEX resource_latest_firmware_version ON resource_latest (value_text, en
     WHERE object_id = 3 AND instance_id = 0 AND resource_id = 3;
 -- ... and, for the devices that reported none, the version their last
 -- finished update confirmed.
-CREATE INDEX endpoint_firmware_version ON endpoint (firmware_version) WHERE firmware_version <> '';
+CREATE INDEX endpoint_firmware_version ON endpoint (firmware_version, site_id) WHERE firmware_version <> '';
+
+-- The overview counts a site user's devices by state (store.CountFleet
+-- with a scope): this index covers the count, so the endpoint rows are
+-- not read.
+CREATE INDEX endpoint_site_state ON endpoint (site_id, online, queue_mode);
 
 -- value_count counts the values received, per site (0: none) and
 -- 5-minute bucket (bucket: its start, milliseconds since the epoch), so
@@ -51,6 +56,7 @@ END;
 -- +goose Down
 DROP TRIGGER resource_value_count;
 DROP TABLE value_count;
+DROP INDEX endpoint_site_state;
 DROP INDEX endpoint_firmware_version;
 DROP INDEX resource_latest_firmware_version;
 DROP INDEX audit_log_action_target;
