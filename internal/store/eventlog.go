@@ -192,12 +192,3 @@ func (s *Store) LastEventID(ctx context.Context) (int64, error) {
 	err := s.rdb.QueryRowContext(ctx, "SELECT MAX(id) FROM event_log").Scan(&id)
 	return id.Int64, wrap("last event id", err)
 }
-
-// prefixCols prefixes each of the comma-separated columns with p.
-func prefixCols(p, cols string) string {
-	parts := strings.Split(cols, ", ")
-	for i, c := range parts {
-		parts[i] = p + c
-	}
-	return strings.Join(parts, ", ")
-}

@@ -59,3 +59,9 @@ func argList(args *[]any) func(any) string {
 		return "$" + strconv.Itoa(len(*args))
 	}
 }
+
+// prefixCols qualifies each column of a list joined by ", " (the *Cols
+// constants) with the table alias prefix ("e.").
+func prefixCols(prefix, cols string) string {
+	return prefix + strings.ReplaceAll(cols, ", ", ", "+prefix)
+}

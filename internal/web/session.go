@@ -131,10 +131,17 @@ func (w *Web) checkOrigin(r *http.Request) error {
 
 // checkCSRF refuses (403) a state-changing request whose form does not
 // carry the CSRF token: the session's, or without a session the login
-// form's (from its cookie). Compared in constant time.
+// form's (from its cookie). Compared in constant time. A multipart form
+// (a file upload) carries it as its first part, read without consuming
+// the body (multipartCSRF).
 func (w *Web) checkCSRF(r *http.Request, s *session) error {
-	r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
-	got := r.PostFormValue(CSRFField)
+	var got string
+	if isMultipart(r) {
+		got = multipartCSRF(r)
+	} else {
+		r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
+		got = r.PostFormValue(CSRFField)
+	}
 	want := ""
 	if s != nil {
 		want = s.CSRFToken

@@ -31,7 +31,7 @@ const StaticPrefix = "/static/"
 // Patterns are the URL patterns the dashboard must be mounted at on the
 // HTTP server's mux (each to Handler): together they are all its routes.
 var Patterns = []string{"/{$}", "/login", "/logout", StaticPrefix, "/devices", "/devices/{endpoint}",
-	"/admin/", "/profile", "/profile/", "/site"}
+	"/admin/", "/profile", "/profile/", "/site", "/firmware", "/firmware/", "/operations", "/operations/"}
 
 // The defaults of Config's zero fields.
 const (
@@ -161,6 +161,7 @@ func New(cfg Config) (*Web, error) {
 	w.route("GET /devices", auth.ViewOverview, w.devices)
 	w.route("GET /devices/{endpoint}", auth.ViewData, w.device)
 	w.accessRoutes()
+	w.fleetRoutes()
 	return w, nil
 }
 
