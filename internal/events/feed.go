@@ -77,9 +77,10 @@ func NewFeed(bus *Bus, opts FeedConfig) *Feed {
 // Message is one event as a Feed's readers get it. It is shared by every
 // reader that gets it: neither it nor its Bytes may be modified.
 type Message struct {
-	Seq   uint64 // the event's Seq
-	Topic string
-	Bytes []byte // the event encoded by FeedConfig.Encode
+	Seq      uint64 // the event's Seq
+	Topic    string
+	Endpoint string // the event's Endpoint, for readers that filter further (by site)
+	Bytes    []byte // the event encoded by FeedConfig.Encode
 }
 
 // Filter selects the events a Reader gets.
@@ -295,7 +296,7 @@ func (f *Feed) deliver(sub *Subscription, batch []Event, dirty *[]*Reader, lost 
 				if !encoded {
 					encoded = true
 					if b := f.opts.Encode(*ev); b != nil {
-						m = &Message{Seq: ev.Seq, Topic: ev.Topic, Bytes: b}
+						m = &Message{Seq: ev.Seq, Topic: ev.Topic, Endpoint: ev.Endpoint, Bytes: b}
 					}
 				}
 				if m == nil {
