@@ -114,6 +114,7 @@ type Web struct {
 	// attempts per client address (the others are only logged).
 	refusedAudits *loginLimiter
 	denials       *auth.DenialLimiter
+	live          *liveHub // the live streams (live.go)
 }
 
 // handlerFunc is a dashboard handler; the error it returns is rendered by
@@ -159,6 +160,7 @@ func New(cfg Config) (*Web, error) {
 	w.route("GET /{$}", auth.ViewOverview, w.overview)
 	w.route("GET /devices", auth.ViewOverview, w.devices)
 	w.route("GET /devices/{endpoint}", auth.ViewData, w.device)
+	w.dataRoutes()
 	return w, nil
 }
 
