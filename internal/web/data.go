@@ -21,4 +21,5 @@ func (w *Web) dataRoutes() {
 	w.route("GET /live", auth.ViewData, w.liveStream)
 	w.route("POST /devices/{endpoint}/operations", auth.PerformOperations, w.deviceOperation)
 	w.route("POST /devices/{endpoint}/operations/{id}/cancel", auth.PerformOperations, w.cancelOperation)
+	w.route("GET /devices/{endpoint}/history", auth.ViewData, w.history)
 }
