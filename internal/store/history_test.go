@@ -120,3 +120,30 @@ func TestValueQueries(t *testing.T) {
 		}
 	})
 }
+
+func TestEventQueries(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		site, a, b := historyFixture(t, s, 1)
+		for i, ep := range []Endpoint{a, b, a} {
+			at := t0.Add(time.Duration(i) * time.Minute)
+			if _, err := s.IngestEvent(ctx, Event{EndpointID: ep.ID, Kind: "notify", Time: at, ReceivedAt: at}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q := ValueQuery{Scope: auth.Scope{Sites: []int64{site}}}
+		if n, err := s.CountEvents(ctx, q); n != 2 || err != nil {
+			t.Errorf("events in north: %d %v", n, err)
+		}
+		var got []EventRow
+		if err := s.EachEvent(ctx, ValueQuery{Scope: auth.Everything, From: t0.Add(time.Minute)}, 0, 0, func(r EventRow) error {
+			got = append(got, r)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0].Endpoint != "urn:h:b" || got[1].Endpoint != "urn:h:a" {
+			t.Errorf("events from t0+1m: %+v", got)
+		}
+	})
+}
