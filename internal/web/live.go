@@ -111,6 +111,15 @@ func (w *Web) liveStream(rw http.ResponseWriter, r *http.Request, s *session) er
 		}
 		filter.Topics = append(filter.Topics, v)
 	}
+	// Subscribed before the headers go out: a client that has them gets
+	// every event from then on.
+	var ready <-chan struct{}
+	var rd *events.Reader
+	if w.live.feed != nil {
+		rd = w.live.feed.Open(filter)
+		defer rd.Close()
+		ready = rd.Ready
+	}
 	h := rw.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -133,13 +142,6 @@ func (w *Web) liveStream(rw http.ResponseWriter, r *http.Request, s *session) er
 	write([]byte("retry: 3000\n\n"))
 	if !flush() {
 		return nil
-	}
-	var ready <-chan struct{}
-	var rd *events.Reader
-	if w.live.feed != nil {
-		rd = w.live.feed.Open(filter)
-		defer rd.Close()
-		ready = rd.Ready
 	}
 	scope := s.subj.Scope(auth.ViewData)
 	visible := func(endpoint string) bool {
