@@ -46,10 +46,10 @@ const (
 // dataQuery is the data explorer's selection, as its form and its links
 // state it.
 type dataQuery struct {
-	Prefix  string // endpoint name prefix
-	Names   string // endpoint names, by commas, spaces or lines
-	Path    string // a path or pattern: 3303/*/5700, /3/0/1
-	Kind    string // values or events
+	Prefix string // endpoint name prefix
+	Names  string // endpoint names, by commas, spaces or lines
+	Path   string // a path or pattern: 3303/*/5700, /3/0/1
+	Kind   string // values or events
 	timeRange
 	q store.ValueQuery
 }
