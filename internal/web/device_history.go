@@ -34,8 +34,13 @@ type timeRange struct {
 	FromText, ToText string
 }
 
-// timeForm is the layout of a datetime-local input (UTC).
-const timeForm = "2006-01-02T15:04"
+// timeForm is the layout of a datetime-local input (UTC); timeText, with
+// seconds, is how a page writes a custom range's ends back (into its
+// inputs and links), so that a range given to the second stays the same.
+const (
+	timeForm = "2006-01-02T15:04"
+	timeText = "2006-01-02T15:04:05"
+)
 
 func parseTime(s string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339, timeForm, "2006-01-02T15:04:05", "2006-01-02"} {
@@ -69,7 +74,7 @@ func parseRange(q url.Values, now time.Time, def string) (timeRange, error) {
 		if !tr.From.Before(tr.To) {
 			return tr, badRequest("from must be before to")
 		}
-		tr.FromText, tr.ToText = tr.From.Format(timeForm), tr.To.Format(timeForm)
+		tr.FromText, tr.ToText = tr.From.Format(timeText), tr.To.Format(timeText)
 		return tr, nil
 	}
 	if tr.Range == "" {
