@@ -29,6 +29,11 @@
 //                            it is no longer QUEUED (its cancel button)
 //   [data-fw-id=N]           a firmware update's row: [data-field=state]
 //                            and [data-field=result] follow firmware events
+//   [data-live-refresh][id]  replaced by the element of the same id in a
+//                            fresh copy of the page each time the stream
+//                            opens, so that what changed between the
+//                            page's rendering and the subscription (or
+//                            while disconnected) is not missed
 //   tbody[data-live-list]    a list of devices: a device that registers and
 //                            has no row yet gets one at the top, its cells
 //                            made from data-live-columns (comma-separated:
@@ -56,8 +61,26 @@
   status.textContent = "reconnecting…";
   document.body.appendChild(status);
 
+  function refresh() {
+    var els = document.querySelectorAll("[data-live-refresh][id]");
+    if (!els.length) { return Promise.resolve(); }
+    return fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        els.forEach(function (el) {
+          var n = doc.getElementById(el.id);
+          if (n) { el.replaceWith(document.importNode(n, true)); }
+        });
+      })
+      .catch(function () {});
+  }
   var es = new EventSource(src);
-  es.onopen = function () { status.hidden = true; document.documentElement.setAttribute("data-live-open", "1"); };
+  es.onopen = function () {
+    status.hidden = true;
+    refresh().then(function () { document.documentElement.setAttribute("data-live-open", "1"); });
+  };
   es.onerror = function () { status.hidden = false; document.documentElement.removeAttribute("data-live-open"); };
   topics.forEach(function (topic) {
     es.addEventListener(topic, function (m) {
