@@ -174,6 +174,7 @@ func TestDataPagesInBrowser(t *testing.T) {
 	// reach CONFIRMED.
 	b.step("open the device", chromedp.Navigate(s.base+"/devices/"+url.PathEscape(ep)), chromedp.WaitVisible(chromedp.ID("objects")))
 	b.until("the live stream open", `document.documentElement.hasAttribute("data-live-open")`, 10*time.Second)
+	b.eval("open every object", `document.querySelectorAll("details.object").forEach(d => { d.open = true; }); "ok"`)
 	row := `tr[data-path="/1/0/1"]`
 	b.step("write the lifetime",
 		chromedp.SetValue(chromedp.CSS(row+` input[name=value]`), "290"),
@@ -194,11 +195,14 @@ func TestDataPagesInBrowser(t *testing.T) {
 	b.check("device, write")
 
 	// Execute now: the registration update trigger.
+	b.eval("open every object", `document.querySelectorAll("details.object").forEach(d => { d.open = true; }); "ok"`)
 	b.step("execute", chromedp.Click(chromedp.CSS(`tr[data-path="/1/0/8"] button[value=execute]`)), chromedp.WaitVisible(chromedp.ID("flash")))
 	if msg := b.get("flash", chromedp.Text(chromedp.ID("flash"))); !strings.Contains(msg, "execute /1/0/8: done") {
 		t.Errorf("execute flash: %q", msg)
 	}
 	b.until("a temperature shown", `(() => { const c = document.querySelector('[data-value-path="/3303/0/5700"]'); return !!c && c.textContent !== ""; })()`, 10*time.Second)
+	// Again as it opens (objects with values unfolded), for its picture.
+	b.step("reopen the device", chromedp.Navigate(s.base+"/devices/"+url.PathEscape(ep)), chromedp.WaitVisible(chromedp.ID("objects")))
 	b.shot("data-device")
 	b.check("device, execute")
 

@@ -16,6 +16,7 @@ type treeObject struct {
 	ID        uint16
 	Name      string
 	Instances []treeInstance
+	Values    bool // some resource has a value: shown open
 }
 
 type treeInstance struct {
@@ -110,6 +111,7 @@ func objectTree(cat *objects.Catalog, objectLinks string, vals []store.ResourceV
 				r.Readable = true
 			}
 			if v != nil {
+				out[len(out)-1].Values = true
 				rv := render.ValueOf(cat, v.Path, v.Value, v.DeviceTime, v.ReceivedAt)
 				r.Value = &rv
 				if r.Type == "" {
