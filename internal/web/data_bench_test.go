@@ -125,7 +125,7 @@ func dataBenchStore(b *testing.B, n int) *store.Store {
 // queries, downsampling, template): server time p50 and p95, and the
 // page's size. Run for BENCHMARKS.md with
 //
-//	go test -run '^$' -bench BenchmarkDataPages -benchtime 30x -datavalues 10000000 ./internal/web/
+//	go test -run '^$' -bench BenchmarkDataPages -benchtime 30x -timeout 60m ./internal/web/ -args -datavalues=10000000
 func BenchmarkDataPages(b *testing.B) {
 	n := *dataValues
 	st := dataBenchStore(b, n)
