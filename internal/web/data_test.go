@@ -376,3 +376,24 @@ func TestFlash(t *testing.T) {
 		t.Errorf("flash not cleared: %+v", cl)
 	}
 }
+
+func TestParseRange(t *testing.T) {
+	now := t0.Add(500 * time.Millisecond)
+	for _, c := range []struct {
+		q        string
+		range_   string
+		from, to time.Time
+	}{
+		{"", "24h", t0.Add(time.Second - 24*time.Hour), t0.Add(time.Second)},
+		{"range=1h&from=2026-11-01T00:00&to=2026-11-02T00:00", "1h", t0.Add(time.Second - time.Hour), t0.Add(time.Second)},
+		{"from=2026-11-01T00:00&to=2026-11-02T00:00:30", "custom", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 0, 0, 30, 0, time.UTC)},
+		{"range=custom&to=2026-11-02T00:00:00Z", "custom", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)},
+		{"range=custom", "custom", t0.Add(500*time.Millisecond - 24*time.Hour), now},
+	} {
+		v, _ := url.ParseQuery(c.q)
+		tr, err := parseRange(v, now, "24h")
+		if err != nil || tr.Range != c.range_ || !tr.From.Equal(c.from) || !tr.To.Equal(c.to) {
+			t.Errorf("%q: %+v %v", c.q, tr, err)
+		}
+	}
+}

@@ -51,12 +51,14 @@ func parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("time %q: want YYYY-MM-DDTHH:MM (UTC) or RFC 3339", s)
 }
 
-// parseRange reads range (1h, 6h, 24h, 7d, 30d; default def) or from and
-// to (custom: either may be empty, then the range's other end is 24 hours
-// away or now).
+// parseRange reads range (1h, 6h, 24h, 7d, 30d; default def), or from and
+// to when range is custom or absent (either may be empty: then the
+// range's other end is 24 hours away, or now). A named range ignores
+// from and to, so that a form switched back from custom to a named range
+// gets it.
 func parseRange(q url.Values, now time.Time, def string) (timeRange, error) {
 	tr := timeRange{Range: q.Get("range"), FromText: q.Get("from"), ToText: q.Get("to")}
-	if tr.FromText != "" || tr.ToText != "" || tr.Range == "custom" {
+	if tr.Range == "custom" || tr.Range == "" && (tr.FromText != "" || tr.ToText != "") {
 		tr.Range = "custom"
 		tr.To = now
 		var err error
@@ -86,6 +88,7 @@ func parseRange(q url.Values, now time.Time, def string) (timeRange, error) {
 			// second is in.
 			tr.To = now.Truncate(time.Second).Add(time.Second)
 			tr.From = tr.To.Add(-r.D)
+			tr.FromText, tr.ToText = "", ""
 			return tr, nil
 		}
 	}
