@@ -11,9 +11,13 @@
 // middleware decides it with auth.Authorize: a missing, bad or expired
 // token, or one of a disabled user, is 401; a user without the permission
 // gets 403 and the refusal is audited (action "access.denied", at most
-// DenialBurst per user per DenialWindow). Today administrators may use
-// every route, other users every route except /credentials (see package
-// auth for the table). The OpenAPI document names each operation's
+// DenialBurst per user per DenialWindow). A token acts as its user: a
+// global administrator everywhere, a site member inside the sites whose
+// grant allows the route's permission (auth.Subject.Scope). A device
+// outside that scope is answered 404 as if it did not exist, lists and
+// the event stream leave such devices out, and a firmware update or
+// campaign is reached only through its devices (see package auth for the
+// table). The OpenAPI document names each operation's
 // permission (x-permission).
 //
 // Every error has one JSON shape (Problem, RFC 9457 problem+json),
@@ -93,7 +97,8 @@ type API struct {
 
 	closing   chan struct{} // closed by CloseStreams
 	closeOnce sync.Once
-	feed      *events.Feed // the event streams' readers; set with their route
+	feed      *events.Feed        // the event streams' readers; set with their route
+	sites     *store.SiteResolver // endpoint → site, for the event streams' scope
 }
 
 type ctxKey struct{}
@@ -104,7 +109,14 @@ type principal struct {
 	Token      store.APIToken
 	RemoteAddr string
 	Permission auth.Permission // the route's, as granted
+	// Subject is the user with its site grants, loaded once per request.
+	Subject auth.Subject
 }
+
+// scope returns the devices the request's user may reach with the
+// route's permission: a device outside it is absent (404), and lists
+// hold only devices in it.
+func (p principal) scope() auth.Scope { return p.Subject.Scope(p.Permission) }
 
 func userFrom(ctx context.Context) principal {
 	p, _ := ctx.Value(ctxKey{}).(principal)
@@ -122,7 +134,8 @@ func New(o Config) *API {
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = 15 * time.Second
 	}
-	a := &API{opts: o, closing: make(chan struct{}), denials: auth.NewDenialLimiter(DenialBurst, DenialWindow, o.Now)}
+	a := &API{opts: o, closing: make(chan struct{}), denials: auth.NewDenialLimiter(DenialBurst, DenialWindow, o.Now),
+		sites: o.Store.SiteResolver(0)}
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("flownexus API", o.Version)
 	cfg.Info.Description = "Manage LwM2M devices: endpoints, values, history and device operations."

@@ -165,7 +165,7 @@ func (a *API) guard(hapi huma.API) func(huma.Context, func(huma.Context)) {
 				fmt.Sprintf("user %q may not do this: it needs permission %s", user.Username, perm))
 			return
 		}
-		next(huma.WithValue(ctx, ctxKey{}, principal{User: user, Token: tok, RemoteAddr: ctx.RemoteAddr(), Permission: perm}))
+		next(huma.WithValue(ctx, ctxKey{}, principal{User: user, Token: tok, RemoteAddr: ctx.RemoteAddr(), Permission: perm, Subject: subject}))
 	}
 }
 
@@ -175,17 +175,20 @@ func (a *API) guard(hapi huma.API) func(huma.Context, func(huma.Context)) {
 // at every keep-alive, so revoking a token or disabling or deleting a user
 // ends their streams within one keep-alive interval. A database error
 // counts as no.
-func (a *API) stillAuthorized(ctx context.Context) bool {
+//
+// While it is, the subject returned is the user as it now is, so that a
+// stream follows changes of its user's grants.
+func (a *API) stillAuthorized(ctx context.Context) (auth.Subject, bool) {
 	p := userFrom(ctx)
 	tok, user, err := a.opts.Store.GetAPITokenByHash(ctx, p.Token.TokenHash)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 			a.opts.Logger.Warn("event stream ended: its token could not be checked", "user", p.User.Username, "err", err)
 		}
-		return false
+		return auth.Subject{}, false
 	}
 	s, err := a.opts.Store.Subject(ctx, user)
-	return err == nil && !tok.Expired(a.opts.Now()) && auth.Authorize(s, p.Permission) == nil
+	return s, err == nil && !tok.Expired(a.opts.Now()) && auth.Authorize(s, p.Permission) == nil
 }
 
 // maxAuditTarget bounds the request line kept in an audit entry.

@@ -143,8 +143,14 @@ func (a *API) routes(h huma.API) {
 	a.operationRoutes(h)
 }
 
+// endpoint returns the named device for a per-device route: 404 when it
+// does not exist or is outside the caller's scope for the route's
+// permission (the two are not told apart).
 func (a *API) endpoint(ctx context.Context, name string) (store.Endpoint, error) {
 	e, err := a.opts.Store.GetEndpoint(ctx, name)
+	if err == nil && !userFrom(ctx).scope().Contains(e.SiteID) {
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return e, problem.New(http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %q", name))
 	}
@@ -155,7 +161,8 @@ func (a *API) endpoint(ctx context.Context, name string) (store.Endpoint, error)
 }
 
 func (a *API) listEndpoints(ctx context.Context, in *listEndpointsInput) (*listEndpointsOutput, error) {
-	f := store.EndpointFilter{NameLike: in.Q, Limit: in.Limit, Offset: in.Offset}
+	sc := userFrom(ctx).scope()
+	f := store.EndpointFilter{NameLike: in.Q, Limit: in.Limit, Offset: in.Offset, Scope: &sc}
 	if in.Online != "" {
 		on := in.Online == "true"
 		f.Online = &on

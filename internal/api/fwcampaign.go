@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/fwupdate"
+	"github.com/flownexus/flownexus/internal/problem"
 	"github.com/flownexus/flownexus/internal/render"
 	"github.com/flownexus/flownexus/internal/store"
 )
@@ -105,7 +108,9 @@ func (a *API) campaignRoutes(h huma.API) {
 	register(h, auth.ManageFirmware, huma.Operation{OperationID: "create-firmware-campaign", Method: http.MethodPost, Path: path,
 		DefaultStatus: http.StatusCreated, Tags: tags, Summary: "Roll an image out to a list of endpoints or a filter",
 		Description: "The campaign starts at once and survives restarts; at most concurrency updates run at once, " +
-			"at most rate_per_minute start a minute; a device whose update failed is retried max_retries times.",
+			"at most rate_per_minute start a minute; a device whose update failed is retried max_retries times. " +
+			"A site member names the endpoints, each in its sites (one outside is 404; without endpoints, 400): " +
+			"a campaign is visible and manageable to a site member only when all its devices are in its sites.",
 	}, a.createCampaign)
 	register(h, auth.ViewFirmware, huma.Operation{OperationID: "list-firmware-campaigns", Method: http.MethodGet, Path: path,
 		Tags: tags, Summary: "Firmware campaigns, newest first"}, a.listCampaigns)
@@ -124,6 +129,9 @@ func (a *API) campaignRoutes(h huma.API) {
 				move := map[string]func(context.Context, int64) (store.FirmwareCampaign, error){
 					"pause": a.opts.Updates.PauseCampaign, "resume": a.opts.Updates.ResumeCampaign, "cancel": a.opts.Updates.CancelCampaign,
 				}[act.name]
+				if err := a.campaignInScope(ctx, in.ID); err != nil {
+					return nil, err
+				}
 				if _, err := move(ctx, in.ID); err != nil {
 					return nil, a.fail(ctx, err)
 				}
@@ -134,6 +142,19 @@ func (a *API) campaignRoutes(h huma.API) {
 
 func (a *API) createCampaign(ctx context.Context, in *createCampaignInput) (*campaignOutput, error) {
 	b := in.Body
+	if sc := userFrom(ctx).scope(); !sc.All {
+		// A site member's campaign is over devices it names, each in its
+		// scope: a filter would reach devices of every site.
+		if len(b.Endpoints) == 0 {
+			return nil, problem.New(http.StatusBadRequest, "endpoints_required",
+				"name the endpoints of the campaign: only global administrators may choose them by a filter")
+		}
+		for _, name := range b.Endpoints {
+			if _, err := a.endpoint(ctx, name); err != nil {
+				return nil, err
+			}
+		}
+	}
 	r := fwupdate.CampaignRequest{Name: b.Name, Version: b.Version, Endpoints: b.Endpoints,
 		Filter: fwupdate.CampaignFilter{FirmwareVersion: b.FirmwareVersion}, Method: b.Method, Protocol: b.Protocol,
 		Concurrency: b.Concurrency, RatePerMinute: b.RatePerMinute, RetryDelay: time.Duration(b.RetryDelaySeconds * float64(time.Second)),
@@ -162,7 +183,7 @@ func (a *API) createCampaign(ctx context.Context, in *createCampaignInput) (*cam
 }
 
 func (a *API) listCampaigns(ctx context.Context, in *listCampaignsInput) (*listCampaignsOutput, error) {
-	cs, err := a.opts.Store.ListFirmwareCampaigns(ctx, in.State, in.Limit, in.Offset)
+	cs, err := a.opts.Store.ListFirmwareCampaignsWithin(ctx, userFrom(ctx).scope(), in.State, in.Limit, in.Offset)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
@@ -182,7 +203,31 @@ func (a *API) getCampaign(ctx context.Context, in *campaignIDInput) (*campaignBo
 	return a.campaignBody(ctx, in.ID)
 }
 
+// campaignInScope answers 404, as for an unknown campaign, unless every
+// device of campaign id is in the caller's scope (store.CampaignWithin):
+// a campaign is seen and managed whole or not at all.
+func (a *API) campaignInScope(ctx context.Context, id int64) error {
+	sc := userFrom(ctx).scope()
+	if sc.All {
+		return nil
+	}
+	ok, err := a.opts.Store.CampaignWithin(ctx, id, sc)
+	if err == nil && !ok {
+		err = store.ErrNotFound
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return problem.New(http.StatusNotFound, "not_found", fmt.Sprintf("no firmware campaign %d", id))
+	}
+	if err != nil {
+		return a.fail(ctx, err)
+	}
+	return nil
+}
+
 func (a *API) campaignBody(ctx context.Context, id int64) (*campaignBody, error) {
+	if err := a.campaignInScope(ctx, id); err != nil {
+		return nil, err
+	}
 	c, sum, err := a.opts.Updates.GetCampaign(ctx, id)
 	if err != nil {
 		return nil, a.fail(ctx, err)
@@ -191,6 +236,9 @@ func (a *API) campaignBody(ctx context.Context, id int64) (*campaignBody, error)
 }
 
 func (a *API) campaignDevices(ctx context.Context, in *campaignDevicesInput) (*campaignDevicesOutput, error) {
+	if err := a.campaignInScope(ctx, in.ID); err != nil {
+		return nil, err
+	}
 	if _, _, err := a.opts.Updates.GetCampaign(ctx, in.ID); err != nil {
 		return nil, a.fail(ctx, err)
 	}

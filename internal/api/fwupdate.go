@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/fwupdate"
+	"github.com/flownexus/flownexus/internal/problem"
 	"github.com/flownexus/flownexus/internal/render"
 	"github.com/flownexus/flownexus/internal/store"
 )
@@ -101,6 +103,9 @@ func (a *API) startUpdate(ctx context.Context, in *startUpdateInput) (*updateOut
 	if b.Protocol == "auto" {
 		b.Protocol = fwupdate.ProtocolAuto
 	}
+	if _, err := a.endpoint(ctx, b.Endpoint); err != nil {
+		return nil, err
+	}
 	user := userFrom(ctx).User
 	up, err := a.opts.Updates.Start(ctx, b.Endpoint, b.Version, fwupdate.Options{Method: b.Method, Protocol: b.Protocol, By: user.ID})
 	if err != nil {
@@ -112,7 +117,9 @@ func (a *API) startUpdate(ctx context.Context, in *startUpdateInput) (*updateOut
 }
 
 func (a *API) listUpdates(ctx context.Context, in *listUpdatesInput) (*listUpdatesOutput, error) {
-	f := store.FirmwareUpdateFilter{Version: in.Version, Limit: in.Limit, Offset: in.Offset, ActiveOnly: in.Active == "true", FinishedOnly: in.Active == "false"}
+	sc := userFrom(ctx).scope()
+	f := store.FirmwareUpdateFilter{Version: in.Version, Limit: in.Limit, Offset: in.Offset, ActiveOnly: in.Active == "true",
+		FinishedOnly: in.Active == "false", Scope: &sc}
 	names := map[int64]string{}
 	if in.Endpoint != "" {
 		e, err := a.endpoint(ctx, in.Endpoint)
@@ -135,14 +142,37 @@ func (a *API) listUpdates(ctx context.Context, in *listUpdatesInput) (*listUpdat
 }
 
 func (a *API) getUpdate(ctx context.Context, in *updateIDInput) (*updateBody, error) {
-	up, err := a.opts.Updates.Get(ctx, in.ID)
+	up, err := a.update(ctx, in.ID)
 	if err != nil {
-		return nil, a.fail(ctx, err)
+		return nil, err
 	}
 	return &updateBody{a.toUpdate(ctx, up, map[int64]string{}, map[int64]string{})}, nil
 }
 
+// update returns the update id when its device is in the caller's scope,
+// and 404 as for an unknown update when it is not.
+func (a *API) update(ctx context.Context, id int64) (store.FirmwareUpdate, error) {
+	up, err := a.opts.Updates.Get(ctx, id)
+	if err != nil {
+		return up, a.fail(ctx, err)
+	}
+	e, err := a.opts.Store.GetEndpointByID(ctx, up.EndpointID)
+	if err == nil && !userFrom(ctx).scope().Contains(e.SiteID) {
+		err = store.ErrNotFound
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return up, problem.New(http.StatusNotFound, "not_found", fmt.Sprintf("no firmware update %d", id))
+	}
+	if err != nil {
+		return up, a.fail(ctx, err)
+	}
+	return up, nil
+}
+
 func (a *API) cancelUpdate(ctx context.Context, in *updateIDInput) (*updateBody, error) {
+	if _, err := a.update(ctx, in.ID); err != nil {
+		return nil, err
+	}
 	up, err := a.opts.Updates.Cancel(ctx, in.ID, userFrom(ctx).User.ID)
 	if err != nil {
 		return nil, a.fail(ctx, err)

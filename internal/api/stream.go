@@ -232,6 +232,7 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, filter events.F
 	keepAlive := time.NewTicker(a.opts.KeepAlive)
 	defer keepAlive.Stop()
 	var msgs []*events.Message
+	scope := userFrom(ctx).Subject.Scope(auth.ViewData)
 	for {
 		select {
 		case <-ctx.Done():
@@ -239,9 +240,11 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, filter events.F
 		case <-a.closing:
 			return
 		case <-keepAlive.C:
-			if !a.stillAuthorized(ctx) {
+			s, ok := a.stillAuthorized(ctx)
+			if !ok {
 				return
 			}
+			scope = s.Scope(auth.ViewData)
 			deadline()
 			noteDropped()
 			write(keepAliveComment)
@@ -249,7 +252,9 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, filter events.F
 			deadline()
 			msgs = rd.Take(msgs[:0])
 			for _, m := range msgs {
-				message(m.Bytes)
+				if a.inScope(ctx, scope, m.Endpoint) {
+					message(m.Bytes)
+				}
 			}
 			clear(msgs) // the messages are the feed's to free
 			noteDropped()
@@ -258,6 +263,24 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, filter events.F
 			return
 		}
 	}
+}
+
+// inScope reports whether a stream whose user reaches sc may carry an
+// event of the endpoint: always for an event of no endpoint; for a
+// device's, when its site (remembered by the SiteResolver) is in sc. An
+// unknown endpoint (removed meanwhile) or a failed lookup is out.
+func (a *API) inScope(ctx context.Context, sc auth.Scope, endpoint string) bool {
+	if sc.All || endpoint == "" {
+		return true
+	}
+	site, known, err := a.sites.Site(ctx, endpoint)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.opts.Logger.Warn("event stream: site of an endpoint unknown; its event is left out", "endpoint", endpoint, "err", err)
+		}
+		return false
+	}
+	return known && sc.Contains(site)
 }
 
 // CloseStreams ends every open event stream, each with a complete

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,12 +16,25 @@ import (
 
 	"github.com/flownexus/flownexus/internal/api"
 	"github.com/flownexus/flownexus/internal/auth"
+	"github.com/flownexus/flownexus/internal/simulator"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
-// userToken creates a user (an administrator with admin) and returns an
-// API token of it.
+// userToken creates a user and returns an API token of it: a global
+// administrator with admin, else a Site User with every flag in the site
+// "home" (made on first use).
 func (s *server) userToken(t *testing.T, name string, admin bool) (store.User, string) {
+	t.Helper()
+	if admin {
+		return s.memberToken(t, name, true, "", auth.SiteUser, 0)
+	}
+	return s.memberToken(t, name, false, "home", auth.SiteUser, auth.AllFlags)
+}
+
+// memberToken creates a user (a global administrator with admin), gives
+// it role with flags in site (made on first use; "" for none), and
+// returns an API token of it.
+func (s *server) memberToken(t *testing.T, name string, admin bool, site string, role auth.SiteRole, flags auth.Flags) (store.User, string) {
 	t.Helper()
 	ctx := context.Background()
 	hash, _ := auth.HashPassword("a-password", auth.Params{Memory: 1024, Time: 1, Threads: 1})
@@ -28,11 +42,43 @@ func (s *server) userToken(t *testing.T, name string, admin bool) (store.User, s
 	if err != nil {
 		t.Fatal(err)
 	}
+	if site != "" {
+		if err := s.Store.SetMembership(ctx, u.ID, s.site(t, site).ID, role, flags); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tok, th, prefix := auth.NewToken()
 	if _, err := s.Store.CreateAPIToken(ctx, u.ID, "test", th, prefix, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	return u, tok
+}
+
+// site returns the site of the name, made on first use.
+func (s *server) site(t *testing.T, name string) store.Site {
+	t.Helper()
+	ctx := context.Background()
+	st, err := s.Store.GetSiteByName(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		st, err = s.Store.CreateSite(ctx, name)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// assign moves the endpoint to the site.
+func (s *server) assign(t *testing.T, endpoint string, site store.Site) {
+	t.Helper()
+	ctx := context.Background()
+	e, err := s.Store.GetEndpoint(ctx, endpoint)
+	if err == nil {
+		err = s.Store.SetEndpointSite(ctx, e.ID, site.ID)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // response is an API answer as the tests check it.
@@ -142,42 +188,61 @@ func TestNonAdminCannotTakeOverADevice(t *testing.T) {
 // routeCase is how TestEveryRouteIsAuthorized calls one route and what it
 // expects.
 type routeCase struct {
-	// perm is the permission the route must declare; the non-admin user is
-	// expected to be refused exactly when it is administrators' only.
+	// perm is the permission the route must declare.
 	perm auth.Permission
 	// query is appended to the path.
 	query string
-	// body returns the request body for the admin or the user (nil: none);
-	// st holds values earlier cases saved.
-	body func(admin bool, st map[string]string) any
-	// want are the statuses accepted when the caller may use the route.
+	// body returns the request body for a caller (nil: none); st holds
+	// values earlier calls saved. "{ep}" anywhere in the body is replaced
+	// by the device the call is about.
+	body func(who string, st map[string]string) any
+	// want are the statuses accepted when the caller may use the route on
+	// a device in its scope.
 	want []int
 	// save is called with an accepted answer.
-	save func(admin bool, r response, st map[string]string)
+	save func(who string, r response, st map[string]string)
 	// stream: the answer is an event stream; only its headers are read.
 	stream bool
+	// device: the route acts on the device named by {ep} in the path or
+	// the body, so a device outside the caller's scope is 404.
+	device bool
 }
 
-func body(v any) func(bool, map[string]string) any {
-	return func(bool, map[string]string) any { return v }
+func body(v any) func(string, map[string]string) any {
+	return func(string, map[string]string) any { return v }
 }
 
 // TestEveryRouteIsAuthorized walks every route the API serves (its route
-// table, checked against the OpenAPI document) with a non-admin token and
-// an admin token. A route added without a case here fails the test.
+// table, checked against the OpenAPI document) as: a global administrator
+// on a device of site A; a Site User of A with every flag on that device
+// (allowed for site permissions, 403 for global ones) and on a device of
+// site B (404 for per-device routes, absent from the endpoint list); for
+// each site permission a Site User of A with every flag but that one
+// (403); and no token (401). A route added without a case here fails the
+// test. Every 403 is audited, up to the limit; a 404 is not.
 func TestEveryRouteIsAuthorized(t *testing.T) {
 	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
-	f := startFleet(t, s, 1, nil)
-	ep := f.Device(0).Endpoint()
-	eventually(t, 5*time.Second, "the device online", func() bool {
-		var e struct{ Online bool }
-		return s.call(t, "GET", "/api/v1/endpoints/"+ep, nil, &e) == 200 && e.Online
-	})
-	user, userTok := s.userToken(t, "walker", false)
+	f := startFleet(t, s, 2, nil)
+	epA, epB := f.Device(0).Endpoint(), f.Device(1).Endpoint()
+	for _, ep := range []string{epA, epB} {
+		eventually(t, 5*time.Second, "the device online", func() bool {
+			var e struct{ Online bool }
+			return s.call(t, "GET", "/api/v1/endpoints/"+ep, nil, &e) == 200 && e.Online
+		})
+	}
+	s.assign(t, epA, s.site(t, "a"))
+	s.assign(t, epB, s.site(t, "b"))
+	walker, walkerTok := s.memberToken(t, "walker", false, "a", auth.SiteUser, auth.AllFlags)
+	// lacking[p] is a Site User of A with every flag but p's.
+	lacking := map[auth.Permission]string{}
+	lackingUser := map[auth.Permission]store.User{}
+	for _, p := range auth.SitePermissions() {
+		lackingUser[p], lacking[p] = s.memberToken(t, "no-"+string(p), false, "a", auth.SiteUser, auth.AllFlags&^auth.FlagOf(p))
+	}
 	const credEP = "urn:imei:000000000000042"
 
-	saveID := func(key string) func(bool, response, map[string]string) {
-		return func(admin bool, r response, st map[string]string) {
+	saveID := func(key string) func(string, response, map[string]string) {
+		return func(who string, r response, st map[string]string) {
 			var v struct {
 				ID       int64  `json:"id"`
 				Location string `json:"location"`
@@ -187,17 +252,17 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 			if v.ID != 0 {
 				val = strconv.FormatInt(v.ID, 10)
 			}
-			st[key+strconv.FormatBool(admin)] = val
+			st[key+who] = val
 		}
 	}
-	pick := func(key string) func(bool, map[string]string) any {
-		return func(admin bool, st map[string]string) any {
-			return map[string]any{"path": st[key+strconv.FormatBool(admin)]}
+	pick := func(key string) func(string, map[string]string) any {
+		return func(who string, st map[string]string) any {
+			return map[string]any{"path": st[key+who]}
 		}
 	}
-	byCaller := func(user, admin any) func(bool, map[string]string) any {
-		return func(a bool, _ map[string]string) any {
-			if a {
+	byCaller := func(user, admin any) func(string, map[string]string) any {
+		return func(who string, _ map[string]string) any {
+			if who == "admin" {
 				return admin
 			}
 			return user
@@ -205,11 +270,13 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 	}
 	ok := []int{http.StatusOK}
 	// Keyed by operation id, or method and path for the document routes.
-	// Ordered: cases run in this order, the user's call before the admin's.
+	// Ordered: cases run in this order, the site user's call before the
+	// admin's.
 	type keyed struct {
 		key string
 		routeCase
 	}
+	dev := func(c routeCase) routeCase { c.device = true; return c }
 	cases := []keyed{
 		{"GET /api/v1/openapi.json", routeCase{perm: auth.Public, want: ok}},
 		{"GET /api/v1/openapi-3.0.json", routeCase{perm: auth.Public, want: ok}},
@@ -217,31 +284,31 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		{"GET /api/v1/openapi-3.0.yaml", routeCase{perm: auth.Public, want: ok}},
 		{"GET /api/v1/schemas/{schema}", routeCase{perm: auth.Public, want: ok}},
 		{"list-endpoints", routeCase{perm: auth.ViewOverview, want: ok}},
-		{"get-endpoint", routeCase{perm: auth.ViewData, want: ok}},
-		{"get-history", routeCase{perm: auth.ViewData, query: "?path=/3303/0/5700", want: ok}},
-		{"list-events", routeCase{perm: auth.ViewData, want: ok}},
-		{"read", routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/3/0"}), want: ok}},
-		{"discover", routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/3303/0"}), want: ok}},
-		{"write", routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/1/0/1", "value": 300}), want: ok}},
-		{"execute", routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/3303/0/5605"}), want: ok}},
-		{"write-attributes", routeCase{perm: auth.PerformOperations,
-			body: body(map[string]any{"path": "/3303/0/5700", "attributes": map[string]any{"pmin": 5}}), want: ok}},
-		{"create", routeCase{perm: auth.PerformOperations,
+		{"get-endpoint", dev(routeCase{perm: auth.ViewData, want: ok})},
+		{"get-history", dev(routeCase{perm: auth.ViewData, query: "?path=/3303/0/5700", want: ok})},
+		{"list-events", dev(routeCase{perm: auth.ViewData, want: ok})},
+		{"read", dev(routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/3/0"}), want: ok})},
+		{"discover", dev(routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/3303/0"}), want: ok})},
+		{"write", dev(routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/1/0/1", "value": 300}), want: ok})},
+		{"execute", dev(routeCase{perm: auth.PerformOperations, body: body(map[string]any{"path": "/3303/0/5605"}), want: ok})},
+		{"write-attributes", dev(routeCase{perm: auth.PerformOperations,
+			body: body(map[string]any{"path": "/3303/0/5700", "attributes": map[string]any{"pmin": 5}}), want: ok})},
+		{"create", dev(routeCase{perm: auth.PerformOperations,
 			body: byCaller(map[string]any{"path": "/3303", "instance": 10, "values": map[string]any{"5700": 21.5}},
 				map[string]any{"path": "/3303", "instance": 11, "values": map[string]any{"5700": 22.5}}), want: ok,
-			save: saveID("instance")}},
-		{"delete", routeCase{perm: auth.PerformOperations, body: pick("instance"), want: ok}},
-		{"observe", routeCase{perm: auth.PerformOperations,
-			body: byCaller(map[string]any{"path": "/3303/0/5700"}, map[string]any{"path": "/3304/0/5700"}), want: ok}},
-		{"list-observations", routeCase{perm: auth.ViewData, want: ok}},
-		{"cancel-observe", routeCase{perm: auth.PerformOperations,
-			body: byCaller(map[string]any{"path": "/3303/0/5700"}, map[string]any{"path": "/3304/0/5700"}), want: ok}},
-		{"queue-operation", routeCase{perm: auth.PerformOperations,
-			body: body(map[string]any{"kind": "read", "path": "/3/0/0"}), want: []int{http.StatusAccepted}, save: saveID("op")}},
-		{"list-operations", routeCase{perm: auth.ViewData, want: ok}},
-		{"get-operation", routeCase{perm: auth.ViewData, want: ok}},
+			save: saveID("instance")})},
+		{"delete", dev(routeCase{perm: auth.PerformOperations, body: pick("instance"), want: ok})},
+		{"observe", dev(routeCase{perm: auth.PerformOperations,
+			body: byCaller(map[string]any{"path": "/3303/0/5700"}, map[string]any{"path": "/3304/0/5700"}), want: ok})},
+		{"list-observations", dev(routeCase{perm: auth.ViewData, want: ok})},
+		{"cancel-observe", dev(routeCase{perm: auth.PerformOperations,
+			body: byCaller(map[string]any{"path": "/3303/0/5700"}, map[string]any{"path": "/3304/0/5700"}), want: ok})},
+		{"queue-operation", dev(routeCase{perm: auth.PerformOperations,
+			body: body(map[string]any{"kind": "read", "path": "/3/0/0"}), want: []int{http.StatusAccepted}, save: saveID("op")})},
+		{"list-operations", dev(routeCase{perm: auth.ViewData, want: ok})},
+		{"get-operation", dev(routeCase{perm: auth.ViewData, want: ok})},
 		// The device is online: the operation may be delivered already (409).
-		{"cancel-operation", routeCase{perm: auth.PerformOperations, want: []int{http.StatusOK, http.StatusConflict}}},
+		{"cancel-operation", dev(routeCase{perm: auth.PerformOperations, want: []int{http.StatusOK, http.StatusConflict}})},
 		{"list-credentials", routeCase{perm: auth.ManageCredentials, want: ok}},
 		{"create-credential", routeCase{perm: auth.ManageCredentials, want: []int{http.StatusCreated},
 			body: body(map[string]any{"endpoint": credEP, "psk_identity": "walker", "psk_key": "000102030405060708090a0b0c0d0e0f"})}},
@@ -249,13 +316,13 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		{"stream-events", routeCase{perm: auth.ViewData, want: ok, stream: true}},
 		// No image is uploaded here: the update cannot start, and there is
 		// no update to get or cancel.
-		{"start-firmware-update", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound},
-			body: body(map[string]any{"endpoint": ep, "version": "9.9.9"})}},
+		{"start-firmware-update", dev(routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound},
+			body: body(map[string]any{"endpoint": "{ep}", "version": "9.9.9"})})},
 		{"list-firmware-updates", routeCase{perm: auth.ViewFirmware, want: ok}},
 		{"get-firmware-update", routeCase{perm: auth.ViewFirmware, want: []int{http.StatusNotFound}}},
 		{"cancel-firmware-update", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound}}},
-		{"create-firmware-campaign", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound},
-			body: body(map[string]any{"version": "9.9.9"})}},
+		{"create-firmware-campaign", dev(routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound},
+			body: body(map[string]any{"version": "9.9.9", "endpoints": []string{"{ep}"}})})},
 		{"list-firmware-campaigns", routeCase{perm: auth.ViewFirmware, want: ok}},
 		{"get-firmware-campaign", routeCase{perm: auth.ViewFirmware, want: []int{http.StatusNotFound}}},
 		{"list-firmware-campaign-devices", routeCase{perm: auth.ViewFirmware, want: []int{http.StatusNotFound}}},
@@ -296,10 +363,31 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 	checkOpenAPI(t, s, routes)
 
 	st := map[string]string{}
-	fill := func(path string, admin bool) string {
+	fill := func(path, who, ep string) string {
+		id := st["op"+who]
+		if id == "" {
+			id = "1"
+		}
 		return strings.NewReplacer("{ep}", ep, "{endpoint}", credEP, "{schema}", "Credential.json",
-			"{id}", st["op"+strconv.FormatBool(admin)], "{version}", "9.9").Replace(path)
+			"{id}", id, "{version}", "9.9").Replace(path)
 	}
+	// bodyFor returns c's body for who about the device ep.
+	bodyFor := func(c routeCase, who, ep string) any {
+		if c.body == nil {
+			return nil
+		}
+		b, _ := json.Marshal(c.body(who, st))
+		return json.RawMessage(strings.ReplaceAll(string(b), "{ep}", ep))
+	}
+	call := func(c routeCase, r api.Route, who, tok, ep string) (response, string) {
+		path := fill(r.Path, who, ep) + c.query
+		what := fmt.Sprintf("%s %s as %s", r.Method, path, who)
+		if c.stream {
+			return s.streamHeaders(t, tok, path), what
+		}
+		return s.do(t, tok, r.Method, path, bodyFor(c, who, ep)), what
+	}
+	refusals := map[int64]int{} // by user: the refusals the walk caused
 	for _, c := range cases {
 		r, ok := routes[c.key]
 		if !ok {
@@ -308,28 +396,43 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		if r.Permission != c.perm {
 			t.Errorf("%s: permission %s, want %s", c.key, r.Permission, c.perm)
 		}
-		userMay := c.perm == auth.Public || c.perm == auth.ViewOverview || c.perm == auth.ViewData || c.perm == auth.PerformOperations
-		for _, admin := range []bool{false, true} {
-			who, tok := "user", userTok
-			if admin {
-				who, tok = "admin", s.token
+		// No token.
+		if c.perm == auth.Public {
+			if got := s.do(t, "", r.Method, fill(r.Path, "admin", epA), nil); got.code != http.StatusOK {
+				t.Errorf("%s without a token: %d, want 200", c.key, got.code)
 			}
-			var b any
-			if c.body != nil {
-				b = c.body(admin, st)
+		} else if got := s.do(t, "", r.Method, fill(r.Path, "admin", epA)+c.query, nil); got.code != http.StatusUnauthorized {
+			t.Errorf("%s without a token: %d, want 401", c.key, got.code)
+		}
+		site := auth.FlagOf(c.perm) != 0
+		// A site user lacking the route's flag: refused before the body
+		// is even looked at.
+		if site {
+			got, what := call(c.routeCase, r, "lacking", lacking[c.perm], epA)
+			forbidden(t, c.key+" "+what, got)
+			forbidden(t, c.key+" "+what+" with a bad body", s.do(t, lacking[c.perm], r.Method, fill(r.Path, "lacking", epA), "not an object"))
+			refusals[lackingUser[c.perm].ID] += 2
+		}
+		// The site user with every flag, on the device of the other site:
+		// absent.
+		if site && c.device {
+			got, what := call(c.routeCase, r, "walker", walkerTok, epB)
+			if got.code != http.StatusNotFound || got.problem(t).Code != "not_found" {
+				t.Errorf("%s %s, device of another site: %d %s, want 404", c.key, what, got.code, got.body)
 			}
-			path := fill(r.Path, admin) + c.query
-			var got response
-			if c.stream {
-				got = s.streamHeaders(t, tok, path)
-			} else {
-				got = s.do(t, tok, r.Method, path, b)
+		}
+		// The site user on the device of its site, then the admin.
+		for _, who := range []string{"walker", "admin"} {
+			tok := walkerTok
+			if who == "admin" {
+				tok = s.token
 			}
-			what := fmt.Sprintf("%s %s %s as %s", c.key, r.Method, path, who)
-			if !admin && !userMay {
+			got, what := call(c.routeCase, r, who, tok, epA)
+			what = c.key + " " + what
+			if who == "walker" && c.perm != auth.Public && !site {
 				forbidden(t, what, got)
-				// Refused before the body is even looked at.
-				forbidden(t, what+" with a bad body", s.do(t, tok, r.Method, path, "not an object"))
+				forbidden(t, what+" with a bad body", s.do(t, tok, r.Method, fill(r.Path, who, epA), "not an object"))
+				refusals[walker.ID] += 2
 				continue
 			}
 			if !slices.Contains(c.want, got.code) {
@@ -337,30 +440,114 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 				continue
 			}
 			if c.save != nil {
-				c.save(admin, got, st)
+				c.save(who, got, st)
 			}
 		}
-		if c.perm == auth.Public {
-			if got := s.do(t, "", r.Method, fill(r.Path, false), nil); got.code != http.StatusOK {
-				t.Errorf("%s without a token: %d, want 200", c.key, got.code)
+	}
+	// Lists hold only the devices in the caller's scope.
+	var list struct{ Items []struct{ Name string } }
+	if r := s.do(t, walkerTok, "GET", "/api/v1/endpoints", nil); r.code != 200 || json.Unmarshal(r.body, &list) != nil ||
+		len(list.Items) != 1 || list.Items[0].Name != epA {
+		t.Errorf("endpoints the site user lists: %d %s, want only %s", r.code, r.body, epA)
+	}
+	if r := s.do(t, s.token, "GET", "/api/v1/endpoints", nil); r.code != 200 || json.Unmarshal(r.body, &list) != nil || len(list.Items) != 2 {
+		t.Errorf("endpoints the admin lists: %d %s, want both", r.code, r.body)
+	}
+	// Every refusal of the walk is in the audit log, up to the limit per
+	// user; the 404s are not refusals.
+	for id, n := range refusals {
+		entries, err := s.Store.ListAudit(context.Background(), store.AuditFilter{UserID: id, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := min(n, api.DenialBurst); len(entries) != want {
+			t.Errorf("audit entries of user %d: %d, want %d (each refused route twice, up to the limit)", id, len(entries), want)
+		}
+		for _, e := range entries {
+			if e.Action != api.ActionDenied {
+				t.Errorf("audit entry of user %d: %+v, want %s", id, e, api.ActionDenied)
 			}
-		} else if got := s.do(t, "", r.Method, fill(r.Path, true)+c.query, nil); got.code != http.StatusUnauthorized {
-			t.Errorf("%s without a token: %d, want 401", c.key, got.code)
 		}
 	}
-	// Every refusal of the walk is in the audit log, up to the limit.
-	entries, err := s.Store.ListAudit(context.Background(), store.AuditFilter{UserID: user.ID})
-	if err != nil {
-		t.Fatal(err)
+	needed := map[auth.Permission]bool{}
+	for _, r := range routes {
+		needed[r.Permission] = true
 	}
-	refused := 0
-	for _, c := range cases {
-		if c.perm != auth.Public && c.perm != auth.ViewOverview && c.perm != auth.ViewData && c.perm != auth.PerformOperations {
-			refused += 2
+	for p, u := range lackingUser {
+		if needed[p] && refusals[u.ID] == 0 {
+			t.Errorf("no refusal of the user lacking %s", p)
 		}
 	}
-	if want := min(refused, api.DenialBurst); len(entries) != want {
-		t.Errorf("audit entries of the user: %d, want %d (each refused route twice, up to the limit)", len(entries), want)
+	if refusals[walker.ID] == 0 {
+		t.Error("no refusal of the site user")
+	}
+}
+
+// TestStreamScope checks that an event stream of a site user carries the
+// events of its sites' devices only, and the admin's carries all.
+func TestStreamScope(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
+	f := startFleet(t, s, 2, nil)
+	epA, epB := f.Device(0).Endpoint(), f.Device(1).Endpoint()
+	s.assign(t, epA, s.site(t, "a"))
+	s.assign(t, epB, s.site(t, "b"))
+	_, tok := s.memberToken(t, "viewer", false, "a", auth.SiteUser, auth.FlagOf(auth.ViewData))
+	got := map[string]chan string{}
+	for who, token := range map[string]string{"viewer": tok, "admin": s.token} {
+		ch := make(chan string, 1024)
+		got[who] = ch
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		req, _ := http.NewRequestWithContext(ctx, "GET", s.base+"/api/v1/events/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("stream of %s: %v %v", who, resp, err)
+		}
+		go func() {
+			defer resp.Body.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := resp.Body.Read(buf)
+				if n > 0 {
+					ch <- string(buf[:n])
+				}
+				if err != nil {
+					close(ch)
+					return
+				}
+			}
+		}()
+	}
+	// Both devices report: read each one's device object.
+	for _, ep := range []string{epA, epB} {
+		if code := s.call(t, "POST", "/api/v1/endpoints/"+ep+"/read", map[string]any{"path": "/3/0"}, nil); code != 200 {
+			t.Fatalf("read %s: %d", ep, code)
+		}
+	}
+	seen := func(who string) (a, b bool) {
+		var all strings.Builder
+		deadline := time.After(3 * time.Second)
+		for {
+			select {
+			case s, ok := <-got[who]:
+				if !ok {
+					return
+				}
+				all.WriteString(s)
+				if who == "admin" && strings.Contains(all.String(), epA) && strings.Contains(all.String(), epB) {
+					return true, true
+				}
+			case <-deadline:
+				return strings.Contains(all.String(), epA), strings.Contains(all.String(), epB)
+			}
+		}
+	}
+	if a, b := seen("admin"); !a || !b {
+		t.Fatalf("admin's stream: device A %v, device B %v; want both", a, b)
+	}
+	if a, b := seen("viewer"); !a || b {
+		t.Errorf("site user's stream: device A %v, device B %v; want A only", a, b)
 	}
 }
 
@@ -655,5 +842,86 @@ func TestTokenLastUse(t *testing.T) {
 	s.do(t, tok, "GET", "/api/v1/endpoints", nil)
 	if again := lastUse(); !again.Equal(first) {
 		t.Fatalf("use recorded again within a minute: %v, then %v", first, again)
+	}
+}
+
+// TestFirmwareScope: firmware updates and campaigns follow their devices.
+// A Site User of site A sees and cancels the updates of A's device only
+// (B's is 404), creates campaigns over devices it names in A (a filter
+// is 400, a device of B 404), and sees only the campaigns whose
+// devices are all in A.
+func TestFirmwareScope(t *testing.T) {
+	is := startImageServer(t)
+	s := startServer(t, testConfig(t, t.TempDir()), fwTuning(is))
+	f := startFleet(t, s, 2, func(c *simulator.Config) { c.FirmwareDelay = time.Hour })
+	epA, epB := f.Device(0).Endpoint(), f.Device(1).Endpoint()
+	for _, ep := range []string{epA, epB} {
+		eventually(t, 5*time.Second, "the device online", func() bool {
+			var e struct{ Online bool }
+			return s.call(t, "GET", "/api/v1/endpoints/"+ep, nil, &e) == 200 && e.Online
+		})
+	}
+	s.assign(t, epA, s.site(t, "a"))
+	s.assign(t, epB, s.site(t, "b"))
+	_, tok := s.memberToken(t, "fwuser", false, "a", auth.SiteUser, auth.AllFlags)
+	addImage(t, s, is, "8.0.0", fwImage("8.0.0", 2000))
+	upA := s.startUpdate(t, map[string]any{"endpoint": epA, "version": "8.0.0"})
+	upB := s.startUpdate(t, map[string]any{"endpoint": epB, "version": "8.0.0"})
+
+	var list struct{ Items []updateJSON }
+	if r := s.do(t, tok, "GET", "/api/v1/firmware/updates", nil); r.code != 200 || json.Unmarshal(r.body, &list) != nil ||
+		len(list.Items) != 1 || list.Items[0].ID != upA.ID {
+		t.Errorf("the site user's updates: %d %s, want only %d", r.code, r.body, upA.ID)
+	}
+	if r := s.do(t, tok, "GET", fmt.Sprintf("/api/v1/firmware/updates/%d", upA.ID), nil); r.code != 200 {
+		t.Errorf("update of A: %d", r.code)
+	}
+	for _, m := range []string{"GET", "DELETE"} {
+		if r := s.do(t, tok, m, fmt.Sprintf("/api/v1/firmware/updates/%d", upB.ID), nil); r.code != 404 {
+			t.Errorf("%s update of B: %d %s, want 404", m, r.code, r.body)
+		}
+	}
+	if r := s.do(t, tok, "GET", "/api/v1/firmware/updates?endpoint="+epB, nil); r.code != 404 {
+		t.Errorf("updates of B by endpoint: %d, want 404", r.code)
+	}
+	if u, err := s.Updates.Get(context.Background(), upB.ID); err != nil || !u.Active {
+		t.Errorf("B's update after the refused cancel: %+v %v", u, err)
+	}
+
+	create := func(tok string, body map[string]any) (response, campaignJSON) {
+		var c campaignJSON
+		r := s.do(t, tok, "POST", "/api/v1/firmware/campaigns", body)
+		json.Unmarshal(r.body, &c)
+		return r, c
+	}
+	if r, _ := create(tok, map[string]any{"version": "8.0.0"}); r.code != http.StatusBadRequest || !strings.Contains(string(r.body), "endpoints_required") {
+		t.Errorf("a site user's campaign by filter: %d %s, want 400 endpoints_required", r.code, r.body)
+	}
+	if r, _ := create(tok, map[string]any{"version": "8.0.0", "endpoints": []string{epA, epB}}); r.code != 404 {
+		t.Errorf("a site user's campaign over B: %d %s, want 404", r.code, r.body)
+	}
+	r, own := create(tok, map[string]any{"version": "8.0.0", "endpoints": []string{epA}})
+	if r.code != http.StatusCreated || own.Devices != 1 {
+		t.Fatalf("a site user's campaign over A: %d %s", r.code, r.body)
+	}
+	r, both := create(s.token, map[string]any{"version": "8.0.0", "endpoints": []string{epA, epB}})
+	if r.code != http.StatusCreated {
+		t.Fatalf("the admin's campaign: %d %s", r.code, r.body)
+	}
+	var cs struct{ Items []campaignJSON }
+	if r := s.do(t, tok, "GET", "/api/v1/firmware/campaigns", nil); r.code != 200 || json.Unmarshal(r.body, &cs) != nil ||
+		len(cs.Items) != 1 || cs.Items[0].ID != own.ID {
+		t.Errorf("the site user's campaigns: %s, want only %d", r.body, own.ID)
+	}
+	for _, p := range []string{"", "/devices"} {
+		if r := s.do(t, tok, "GET", fmt.Sprintf("/api/v1/firmware/campaigns/%d%s", both.ID, p), nil); r.code != 404 {
+			t.Errorf("GET the admin's campaign%s: %d, want 404", p, r.code)
+		}
+	}
+	if r := s.do(t, tok, "POST", fmt.Sprintf("/api/v1/firmware/campaigns/%d/cancel", both.ID), nil); r.code != 404 {
+		t.Errorf("cancel the admin's campaign: %d, want 404", r.code)
+	}
+	if r := s.do(t, s.token, "GET", "/api/v1/firmware/campaigns", nil); r.code != 200 || json.Unmarshal(r.body, &cs) != nil || len(cs.Items) != 2 {
+		t.Errorf("the admin's campaigns: %s, want both", r.body)
 	}
 }

@@ -15,13 +15,21 @@
 //	view_firmware       everywhere    flag, in its sites   firmware images, updates and campaigns
 //	manage_firmware     everywhere    flag, in its sites   upload and remove images, start and cancel updates, campaigns
 //	perform_operations  everywhere    flag, in its sites   device operations, queued operations
-//	manage_devices      everywhere    flag, in its sites   add, remove and re-assign endpoints
+//	manage_devices      everywhere    flag, in its sites   assign endpoints to sites (into and out of its own)
 //	manage_credentials  yes           no                   device credentials
 //	manage_users        yes           no                   users, sites, memberships, tokens, audit log
 //
 // A device in no site is seen by global administrators only. A device
 // outside a user's scope is treated as absent (404), never as forbidden,
-// so that its name leaks nothing.
+// so that its name leaks nothing; lists, counts and event streams leave
+// it out. An API token acts as its user. Things reached through devices
+// follow them: a queued operation or a firmware update is in scope when
+// its device is; a firmware campaign when every one of its devices is
+// (so a site member sees and manages the campaigns over its own sites'
+// devices only), and a site member creates a campaign by naming devices
+// in its scope (choosing them by a filter, which reaches every site, is
+// for global administrators). Firmware images are not per site: anyone
+// with view_firmware sees them.
 // A disabled user may do nothing but public things. The policy holds no
 // state; DenialLimiter keeps the little state needed to record refusals
 // without letting a loop flood the audit log. The store keeps only the

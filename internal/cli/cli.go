@@ -50,6 +50,8 @@ Commands:
   migrate    apply database migrations and exit
   user       manage operators: user create NAME [--admin] [--password-stdin] | user passwd NAME | user list
              | user disable NAME | user enable NAME | user delete NAME
+             | user grant NAME SITE --role admin|user [--flags view_overview,view_data,...] | user revoke NAME SITE
+  site       manage sites (groups of devices users are members of): site add NAME | site list | site remove NAME
   token      manage API tokens: token create --user NAME [--name LABEL] [--expires 720h]
              | token list [--user NAME] | token revoke ID
   credential manage device DTLS credentials: credential add ENDPOINT --psk-identity ID --psk-key HEX
@@ -58,6 +60,7 @@ Commands:
              | credential remove ENDPOINT
   endpoint   provision endpoints before their devices register (see --register-policy known):
              endpoint add NAME... | endpoint import FILE|- (one name a line) | endpoint remove NAME (and its data)
+             | endpoint assign SITE|- NAME... | endpoint assign SITE|- --prefix P (- for no site)
   fw         firmware images, updates and campaigns: fw upload FILE|- --version V (prints the download path last)
              | fw list | fw remove VERSION (refused while an unfinished update uses it)
              | fw update ENDPOINT --version V | fw updates | fw cancel ID|ENDPOINT
@@ -99,6 +102,8 @@ func Main(ctx context.Context, iox IO, args []string) int {
 		err = runCredential(ctx, iox, rest)
 	case "endpoint":
 		err = runEndpoint(ctx, iox, rest)
+	case "site":
+		err = runSite(ctx, iox, rest)
 	case "fw":
 		err = runFw(ctx, iox, rest)
 	case "secret":

@@ -97,6 +97,11 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 		a.Stop(ctx)
 		return err
 	}
+	operatorPassword, err := demoSites(ctx, a, naming, ff.devices)
+	if err != nil {
+		a.Stop(ctx)
+		return err
+	}
 	dtlsCfg.PSK = func(i int) simulator.PSK { return psks[i] }
 	if err := a.Start(ctx); err != nil {
 		return err
@@ -144,6 +149,8 @@ func runDemo(ctx context.Context, iox IO, args []string) error {
 	base := "http://localhost:" + portOf(a.HTTPAddr())
 	// The dashboard and its login come first: what an operator opens.
 	fmt.Fprintf(iox.Stdout, "Dashboard  %s/   log in as admin / %s\n", base, password)
+	fmt.Fprintf(iox.Stdout, "           or as %s / %s (a Site User of %q: its devices only)\n",
+		demoOperator, operatorPassword, demoSiteNames[0])
 	fmt.Fprintf(iox.Stdout, "\nflownexus demo: %d simulated LwM2M devices register with the server", ff.devices)
 	switch {
 	case dtlsDevices == 0:
@@ -260,6 +267,70 @@ func demoPSKs(ctx context.Context, a *app.App, cfg simulator.Config, devices, fr
 		psks = append(psks, k)
 	}
 	return psks, nil
+}
+
+// The demo's sites (the first half of the fleet is in the first, the rest
+// in the second) and its site user, a Site User of the first site who may
+// see and operate its devices.
+var demoSiteNames = [2]string{"north", "south"}
+
+const demoOperator = "north-operator"
+
+// demoSites makes the demo's sites, provisions the devices' names into
+// them before the fleet starts (so each device is in its site when it
+// registers), and makes the site user with a random password, returned.
+func demoSites(ctx context.Context, a *app.App, cfg simulator.Config, devices int) (string, error) {
+	by := store.AuditEntry{Actor: "demo"}
+	var sites [2]store.Site
+	for i, name := range demoSiteNames {
+		st, err := a.Store.GetSiteByName(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			st, err = a.Store.CreateSite(ctx, name)
+		}
+		if err != nil {
+			return "", fmt.Errorf("demo sites: %w", err)
+		}
+		sites[i] = st
+	}
+	names := make([]string, devices)
+	for i := range devices {
+		ep, err := cfg.EndpointName(i)
+		if err != nil {
+			return "", err
+		}
+		names[i] = ep
+	}
+	if _, err := a.Store.ProvisionEndpoints(ctx, names, by); err != nil {
+		return "", fmt.Errorf("demo sites: %w", err)
+	}
+	half := (devices + 1) / 2
+	for i, part := range [2][]string{names[:half], names[half:]} {
+		if len(part) == 0 {
+			continue
+		}
+		if _, err := a.Store.AssignEndpoints(ctx, store.Assignment{Names: part}, sites[i].ID, auth.Everything); err != nil {
+			return "", fmt.Errorf("demo sites: %w", err)
+		}
+	}
+	password := auth.NewSecretKey()[:16]
+	hash, err := auth.HashPassword(password, auth.DefaultParams)
+	if err != nil {
+		return "", err
+	}
+	u, err := a.Store.GetUserByName(ctx, demoOperator)
+	if errors.Is(err, store.ErrNotFound) {
+		u, err = a.Store.CreateUser(ctx, demoOperator, hash, false)
+	} else if err == nil {
+		err = a.Store.SetPassword(ctx, u.ID, hash)
+	}
+	if err != nil {
+		return "", fmt.Errorf("demo site user: %w", err)
+	}
+	flags, _ := auth.FlagsOf(auth.ViewOverview, auth.ViewData, auth.ViewFirmware, auth.PerformOperations)
+	if err := a.Store.SetMembership(ctx, u.ID, sites[0].ID, auth.SiteUser, flags); err != nil {
+		return "", fmt.Errorf("demo site user: %w", err)
+	}
+	return password, nil
 }
 
 // demoAdmin creates the demo's admin user with a random password and an

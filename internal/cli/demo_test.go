@@ -99,6 +99,21 @@ func TestDemoMixedFleet(t *testing.T) {
 	if !slices.Equal(gotDTLS, wantDTLS) {
 		t.Fatalf("endpoints over DTLS %v, want %v", gotDTLS, wantDTLS)
 	}
+	// The site user, printed second, sees north's half of the fleet only.
+	op := regexp.MustCompile(`\n           or as north-operator / (\S+) \(a Site User of "north"`).FindStringSubmatch(out.String())
+	if op == nil {
+		t.Fatalf("no site user's login printed:\n%s", out.String())
+	}
+	resp, err := demoLogin(t, base, "north-operator", op[1]).Get(base + "/devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if n := strings.Count(string(page), `<a href="/devices/urn`); n != 4 || !strings.Contains(string(page), "urn:imei:350000000000006") ||
+		strings.Contains(string(page), wantDTLS[0]) {
+		t.Fatalf("the site user's devices (%d): %s", n, page)
+	}
 	// The demo made their credentials: PSKs with their names as identities.
 	var creds struct {
 		Items []struct {
@@ -207,6 +222,12 @@ func TestDemoDTLSDevices(t *testing.T) {
 // password, through the login form, and sees the overview.
 func demoDashboardLogin(t *testing.T, base, password string) {
 	t.Helper()
+	demoLogin(t, base, "admin", password)
+}
+
+// demoLogin logs user in on the dashboard and returns the browser.
+func demoLogin(t *testing.T, base, user, password string) *http.Client {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
 	resp, err := c.Get(base + "/login")
@@ -219,7 +240,7 @@ func demoDashboardLogin(t *testing.T, base, password string) {
 	if m == nil {
 		t.Fatalf("login form without a CSRF token: %s", page)
 	}
-	form := url.Values{"username": {"admin"}, "password": {password}, "csrf_token": {string(m[1])}}
+	form := url.Values{"username": {user}, "password": {password}, "csrf_token": {string(m[1])}}
 	req, _ := http.NewRequest("POST", base+"/login", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", base)
@@ -229,7 +250,8 @@ func demoDashboardLogin(t *testing.T, base, password string) {
 	}
 	page, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Request.URL.Path != "/" || !strings.Contains(string(page), `class="user">admin<`) {
-		t.Fatalf("dashboard login with the printed password: %d at %s: %s", resp.StatusCode, resp.Request.URL, page)
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/" || !strings.Contains(string(page), `class="user">`+user+`<`) {
+		t.Fatalf("dashboard login of %s with the printed password: %d at %s: %s", user, resp.StatusCode, resp.Request.URL, page)
 	}
+	return c
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +14,8 @@ import (
 	"github.com/flownexus/flownexus/internal/store"
 )
 
-const endpointUsage = "endpoint add NAME... | endpoint import FILE|- (one name a line) | endpoint remove NAME"
+const endpointUsage = "endpoint add NAME... | endpoint import FILE|- (one name a line) | endpoint remove NAME" +
+	" | endpoint assign SITE|- NAME... | endpoint assign SITE|- --prefix P"
 
 // runEndpoint provisions endpoints before their devices register (with
 // --register-policy known only these and endpoints with credentials may
@@ -22,11 +24,27 @@ func runEndpoint(ctx context.Context, iox IO, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: %s", errUsage, endpointUsage)
 	}
-	cfg, pos, err := loadConfig(iox, "endpoint "+args[0], args[1:], nil)
+	var prefix string
+	extra := func(fs *flag.FlagSet) {
+		if args[0] == "assign" {
+			fs.StringVar(&prefix, "prefix", "", "move the endpoints whose name starts with this")
+		}
+	}
+	cfg, pos, err := loadConfig(iox, "endpoint "+args[0], args[1:], extra)
 	if err != nil {
 		return err
 	}
 	switch args[0] {
+	case "assign":
+		if len(pos) == 0 || (len(pos) == 1) == (prefix == "") {
+			return fmt.Errorf("%w: endpoint assign SITE|- NAME... or endpoint assign SITE|- --prefix P", errUsage)
+		}
+		st, err := openStore(ctx, cfg, newLogger(cfg, iox.Stderr), true)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return endpointAssign(ctx, iox, st, pos[0], prefix, pos[1:])
 	case "add", "remove":
 		if len(pos) == 0 || (args[0] == "remove" && len(pos) != 1) {
 			return fmt.Errorf("%w: %s", errUsage, endpointUsage)
@@ -36,7 +54,7 @@ func runEndpoint(ctx context.Context, iox IO, args []string) error {
 			return fmt.Errorf("%w: %s", errUsage, endpointUsage)
 		}
 	default:
-		return fmt.Errorf("%w: unknown endpoint command %q (add, import, remove)", errUsage, args[0])
+		return fmt.Errorf("%w: unknown endpoint command %q (add, import, remove, assign)", errUsage, args[0])
 	}
 	names := pos
 	if args[0] == "import" {

@@ -14,14 +14,20 @@ import (
 )
 
 const userUsage = "user create NAME [--admin] [--password-stdin] | user passwd NAME [--password-stdin] | user list" +
-	" | user disable NAME | user enable NAME | user delete NAME"
+	" | user disable NAME | user enable NAME | user delete NAME" +
+	" | user grant NAME SITE --role admin|user [--flags view_overview,view_data,...] | user revoke NAME SITE"
 
 func runUser(ctx context.Context, iox IO, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: %s", errUsage, userUsage)
 	}
 	var admin, fromStdin bool
+	var role, flags string
 	extra := func(fs *flag.FlagSet) {
+		if args[0] == "grant" {
+			fs.StringVar(&role, "role", "", "the role in the site: admin (Site Admin) or user (Site User)")
+			fs.StringVar(&flags, "flags", "", "a Site User's permissions, comma-separated: "+fmt.Sprint(auth.SitePermissions()))
+		}
 		if args[0] == "create" {
 			fs.BoolVar(&admin, "admin", false, "make the user an administrator")
 		}
@@ -33,7 +39,8 @@ func runUser(ctx context.Context, iox IO, args []string) error {
 	if err != nil {
 		return err
 	}
-	wantArgs := map[string]int{"create": 1, "passwd": 1, "list": 0, "disable": 1, "enable": 1, "delete": 1}
+	wantArgs := map[string]int{"create": 1, "passwd": 1, "list": 0, "disable": 1, "enable": 1, "delete": 1,
+		"grant": 2, "revoke": 2}
 	n, known := wantArgs[args[0]]
 	if !known {
 		return fmt.Errorf("%w: unknown user command %q: %s", errUsage, args[0], userUsage)
@@ -103,6 +110,10 @@ func runUser(ctx context.Context, iox IO, args []string) error {
 		fmt.Fprintf(iox.Stdout, "password of %q changed\n", u.Username)
 	case "disable", "enable", "delete":
 		return changeUser(ctx, iox, st, args[0], pos[0])
+	case "grant":
+		return userGrant(ctx, iox, st, pos[0], pos[1], role, flags)
+	case "revoke":
+		return userRevoke(ctx, iox, st, pos[0], pos[1])
 	}
 	return nil
 }

@@ -71,6 +71,12 @@ func TestUserDisableEnableDelete(t *testing.T) {
 			t.Fatalf("create %v: %+v", c, r)
 		}
 	}
+	// bob may see the devices of site home.
+	for _, args := range [][]string{{"site", "add", "home"}, {"user", "grant", "bob", "home", "--role", "user", "--flags", "view_overview"}} {
+		if r := runCLI(t, env, "", args...); r.code != 0 {
+			t.Fatalf("%v: %+v", args, r)
+		}
+	}
 	r := runCLI(t, env, "", "token", "create", "--user", "bob")
 	if r.code != 0 {
 		t.Fatalf("token: %+v", r)
@@ -142,7 +148,8 @@ func TestUserDisableEnableDelete(t *testing.T) {
 	want := []string{
 		"user.delete bob by cli", "user.enable bob by cli", "user.disable bob by cli",
 		"access.denied GET /api/v1/credentials by bob",
-		"token.create bob by cli", "user.create root by cli", "user.create bob by cli",
+		"token.create bob by cli", "membership.set bob@home by cli", "site.create home by cli",
+		"user.create root by cli", "user.create bob by cli",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -79,7 +79,7 @@ func NewFeed(bus *Bus, opts FeedConfig) *Feed {
 type Message struct {
 	Seq      uint64 // the event's Seq
 	Topic    string
-	Endpoint string // the event's Endpoint, for readers that filter further (by site)
+	Endpoint string // the event's endpoint, "" for none
 	Bytes    []byte // the event encoded by FeedConfig.Encode
 }
 

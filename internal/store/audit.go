@@ -69,8 +69,9 @@ func (s *Store) appendAudit(ctx context.Context, q querier, a AuditEntry) (Audit
 // AuditFilter selects entries for ListAudit; zero fields do not restrict.
 type AuditFilter struct {
 	UserID   int64
-	BeforeID int64 // entries older than this one: the next page
-	Limit    int   // <= 0: 100
+	Action   string // only entries of this action
+	BeforeID int64  // entries older than this one: the next page
+	Limit    int    // <= 0: 100
 }
 
 // ListAudit returns audit entries matching f, newest first.
@@ -83,6 +84,9 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, err
 	}
 	if f.UserID != 0 {
 		where = append(where, "user_id = "+arg(f.UserID))
+	}
+	if f.Action != "" {
+		where = append(where, "action = "+arg(f.Action))
 	}
 	if f.BeforeID != 0 {
 		where = append(where, "id < "+arg(f.BeforeID))

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/flownexus/flownexus/internal/auth"
 )
 
 // Endpoint is one LwM2M client, known by its endpoint name.
@@ -252,7 +254,10 @@ type EndpointFilter struct {
 	// SiteIDs, when non-nil, restricts the result to endpoints of these
 	// sites (an empty non-nil slice selects nothing): the sites a user may
 	// see.
-	SiteIDs  []int64
+	SiteIDs []int64
+	// Scope, when non-nil, restricts the result to the endpoints in it
+	// (see auth.Scope; the zero Scope selects nothing).
+	Scope    *auth.Scope
 	NameLike string // substring of the name, case-insensitive for ASCII
 	Limit    int    // <= 0: 100
 	Offset   int
@@ -286,6 +291,11 @@ func (s *Store) ListEndpoints(ctx context.Context, f EndpointFilter) ([]Endpoint
 			ph[i] = arg(id)
 		}
 		where = append(where, "site_id IN ("+strings.Join(ph, ", ")+")")
+	}
+	if f.Scope != nil {
+		if c := scopeCond(*f.Scope, "site_id", arg); c != "" {
+			where = append(where, c)
+		}
 	}
 	if f.NameLike != "" {
 		where = append(where, `LOWER(name) LIKE `+arg(likeContains(strings.ToLower(f.NameLike)))+` ESCAPE '\'`)

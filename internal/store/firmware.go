@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/flownexus/flownexus/internal/auth"
 )
 
 // Firmware is an uploaded firmware image; the file itself lives in the
@@ -247,8 +249,11 @@ type FirmwareUpdateFilter struct {
 	ActiveOnly bool
 	// FinishedOnly selects the updates that are not active.
 	FinishedOnly bool
-	Limit        int // <= 0: 100
-	Offset       int
+	// Scope, when non-nil, selects the updates of endpoints in it (the
+	// zero Scope selects none).
+	Scope  *auth.Scope
+	Limit  int // <= 0: 100
+	Offset int
 }
 
 // ListFirmwareUpdates returns the updates matching f, newest first.
@@ -273,6 +278,11 @@ func (s *Store) ListFirmwareUpdates(ctx context.Context, f FirmwareUpdateFilter)
 	}
 	if f.FinishedOnly {
 		where = append(where, "NOT active")
+	}
+	if f.Scope != nil {
+		if c := scopeCond(*f.Scope, "e.site_id", arg); c != "" {
+			where = append(where, "endpoint_id IN (SELECT e.id FROM endpoint e WHERE "+c+")")
+		}
 	}
 	q := "SELECT " + firmwareUpdateCols + " FROM firmware_update"
 	if len(where) > 0 {

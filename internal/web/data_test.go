@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/events"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
@@ -396,4 +397,33 @@ func TestParseRange(t *testing.T) {
 			t.Errorf("%q: %+v %v", c.q, tr, err)
 		}
 	}
+}
+
+func init() {
+	for k, sc := range map[string]routeScenario{
+		"GET /live": {perm: auth.ViewData, path: "/live?endpoint={dev}", device: true, stream: true},
+		"POST /devices/{endpoint}/operations": {perm: auth.PerformOperations, path: "/devices/{dev}/operations", device: true,
+			form: url.Values{"kind": {"read"}, "path": {"/3/0/0"}}},
+		"POST /devices/{endpoint}/operations/{id}/cancel": {perm: auth.PerformOperations, path: "/devices/{dev}/operations/1/cancel", device: true},
+		"GET /devices/{endpoint}/history":                 {perm: auth.ViewData, path: "/devices/{dev}/history?path=/3303/0/5700", device: true},
+		"GET /data":                                       {perm: auth.ViewData, path: "/data?path=3303/*/5700"},
+		"GET /data/export":                                {perm: auth.ViewData, path: "/data/export?format=csv&path=3303/*/5700"},
+	} {
+		routeScenarios[k] = sc
+	}
+}
+
+// streamStatus GETs path and returns the status once the headers came,
+// without reading the body.
+func (b *browser) streamStatus(path string) int {
+	b.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.e.srv.URL+path, nil)
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

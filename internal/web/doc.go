@@ -9,6 +9,13 @@
 // limiting, the security headers of every dashboard response, and the
 // static assets, served at checksum URLs with immutable caching.
 //
+// A page shows the devices of the user's scope (auth.Subject.Scope),
+// narrowed by the site switcher in the header (a cookie); a device
+// outside it is 404. The administration under /admin/ (users, sites,
+// memberships, device assignment, API tokens, the audit log, device
+// credentials) and the profile page are this package's too; every
+// change made there is audited.
+//
 // Errors are mapped to a status and a message by package problem, as the
 // API's are, and rendered as an HTML page.
 //

@@ -7,7 +7,10 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
+
+	"github.com/flownexus/flownexus/internal/auth"
 )
 
 // page is one parsed page: the layout with the page's own template.
@@ -57,7 +60,7 @@ func (w *Web) parsePages() (map[string]*page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: templates: %w", err)
 	}
-	for _, name := range pageNames {
+	for _, name := range slices.Concat(pageNames, accessPages) {
 		t, err := template.New("layout").Funcs(w.funcs()).Parse(string(layout))
 		if err != nil {
 			return nil, fmt.Errorf("web: template layout: %w", err)
@@ -77,6 +80,12 @@ type view struct {
 	CSRF string
 	Path string
 	Data any
+	// Admin: the user is a global administrator (the Admin link).
+	Admin bool
+	// Sites is the site switcher; nil shows none.
+	Sites *switcher
+	// Assign: a site member who may assign devices (the link to it).
+	Assign bool
 }
 
 // render writes the page name with status. It renders into a buffer
@@ -85,6 +94,8 @@ func (w *Web) render(rw http.ResponseWriter, r *http.Request, status int, name s
 	v := view{Path: r.URL.Path, Data: data}
 	if s != nil {
 		v.User, v.CSRF = s.user.Username, s.CSRFToken
+		v.Admin, v.Sites = s.subj.Admin, w.switcherOf(r.Context(), s, r.URL.RequestURI())
+		v.Assign = !s.subj.Admin && auth.Authorize(s.subj, auth.ManageDevices) == nil
 	}
 	var buf bytes.Buffer
 	p := w.pages[name]

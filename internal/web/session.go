@@ -89,7 +89,7 @@ func (w *Web) session(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &session{Session: ss, user: u, subj: subj}, nil
+	return &session{Session: ss, user: u, subj: subj, view: viewOf(r, subj)}, nil
 }
 
 // secure reports whether cookies set on r's response are Secure: over

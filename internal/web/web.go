@@ -30,7 +30,8 @@ const StaticPrefix = "/static/"
 
 // Patterns are the URL patterns the dashboard must be mounted at on the
 // HTTP server's mux (each to Handler): together they are all its routes.
-var Patterns = []string{"/{$}", "/login", "/logout", StaticPrefix, "/devices", "/devices/{endpoint}"}
+var Patterns = []string{"/{$}", "/login", "/logout", StaticPrefix, "/devices", "/devices/{endpoint}",
+	"/admin/", "/profile", "/profile/", "/site"}
 
 // The defaults of Config's zero fields.
 const (
@@ -73,8 +74,8 @@ type Config struct {
 	Updates  *fwupdate.Updater
 	// OpTimeout bounds one device operation run from a page; 0 means 30 s.
 	OpTimeout time.Duration
-	Logger  *slog.Logger     // nil: discard
-	Now     func() time.Time // nil: time.Now
+	Logger    *slog.Logger     // nil: discard
+	Now       func() time.Time // nil: time.Now
 	// Debug is development mode: session cookies are Secure only on
 	// requests that came over HTTPS. Without it they always are.
 	Debug bool
@@ -160,6 +161,7 @@ func New(cfg Config) (*Web, error) {
 	w.route("GET /{$}", auth.ViewOverview, w.overview)
 	w.route("GET /devices", auth.ViewOverview, w.devices)
 	w.route("GET /devices/{endpoint}", auth.ViewData, w.device)
+	w.accessRoutes()
 	w.dataRoutes()
 	return w, nil
 }
