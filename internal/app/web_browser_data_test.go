@@ -194,7 +194,28 @@ func TestDataPagesInBrowser(t *testing.T) {
 		return !!c && c.textContent === "CONFIRMED"; })()`, 20*time.Second, `document.getElementById("operation-list").outerHTML`)
 	b.check("device, write")
 
+	// A value that is not of the resource's type: the page again (400)
+	// with the message, nothing queued.
+	b.eval("open every object", `document.querySelectorAll("details.object").forEach(d => { d.open = true; }); "ok"`)
+	b.step("write a bad lifetime",
+		chromedp.SetValue(chromedp.CSS(row+` input[name=value]`), "99999999999999999999"),
+		chromedp.Click(chromedp.CSS(row+` button[value=write]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#flash.flash-error`)))
+	if msg := b.get("flash", chromedp.Text(chromedp.ID("flash"))); !strings.Contains(msg, "want integer") {
+		t.Errorf("bad write flash: %q", msg)
+	}
+	for _, issue := range b.watch.take() { // the 400 answer itself, reported twice
+		if !strings.Contains(issue, "Bad Request") || !strings.HasSuffix(issue, "/operations") {
+			t.Errorf("bad write: %s", issue)
+		}
+	}
+	b.until("the live stream open", `document.documentElement.hasAttribute("data-live-open")`, 10*time.Second)
+	if n := b.eval("operations", `String(document.querySelectorAll("#operation-list tr[data-op-id]").length)`); n != "1" {
+		t.Errorf("%s operations listed after a bad write, want 1", n)
+	}
+
 	// Execute now: the registration update trigger.
+	b.step("reopen the device", chromedp.Navigate(s.base+"/devices/"+url.PathEscape(ep)), chromedp.WaitVisible(chromedp.ID("objects")))
 	b.eval("open every object", `document.querySelectorAll("details.object").forEach(d => { d.open = true; }); "ok"`)
 	b.step("execute", chromedp.Click(chromedp.CSS(`tr[data-path="/1/0/8"] button[value=execute]`)), chromedp.WaitVisible(chromedp.ID("flash")))
 	if msg := b.get("flash", chromedp.Text(chromedp.ID("flash"))); !strings.Contains(msg, "execute /1/0/8: done") {

@@ -30,8 +30,11 @@
 //   [data-fw-id=N]           a firmware update's row: [data-field=state]
 //                            and [data-field=result] follow firmware events
 //   [data-live-refresh][id]  replaced by the element of the same id in a
-//                            fresh copy of the page each time the stream
-//                            opens, so that what changed between the
+//                            fresh copy of the page (GET of the
+//                            data-live-page attribute's URL if an element
+//                            has one, else of the location: a page that
+//                            answers a POST names itself) each time the
+//                            stream opens, so that what changed between the
 //                            page's rendering and the subscription (or
 //                            while disconnected) is not missed
 //   tbody[data-live-list]    a list of devices: a device that registers and
@@ -64,7 +67,9 @@
   function refresh() {
     var els = document.querySelectorAll("[data-live-refresh][id]");
     if (!els.length) { return Promise.resolve(); }
-    return fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    var page = document.querySelector("[data-live-page]");
+    var href = page ? page.getAttribute("data-live-page") : location.href;
+    return fetch(href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
         if (!html) { return; }
