@@ -222,6 +222,13 @@ func TestDataPagesInBrowser(t *testing.T) {
 		t.Errorf("execute flash: %q", msg)
 	}
 	b.until("a temperature shown", `(() => { const c = document.querySelector('[data-value-path="/3303/0/5700"]'); return !!c && c.textContent !== ""; })()`, 10*time.Second)
+	// Values follow the device's notifications without a reload.
+	b.eval("mark the page", `window.flownexusMark = 2; window.flownexusTemp = document.querySelector('[data-value-path="/3303/0/5700"]').textContent; "ok"`)
+	b.until("the temperature updated live", `document.querySelector('[data-value-path="/3303/0/5700"]').textContent !== window.flownexusTemp`, 15*time.Second)
+	if b.eval("same page", `String(window.flownexusMark)`) != "2" {
+		t.Error("the device page was reloaded")
+	}
+
 	// Again as it opens (objects with values unfolded), for its picture.
 	b.step("reopen the device", chromedp.Navigate(s.base+"/devices/"+url.PathEscape(ep)), chromedp.WaitVisible(chromedp.ID("objects")))
 	b.shot("data-device")
