@@ -18,6 +18,8 @@ import (
 var dataPatterns = []string{"/live", "/devices/{endpoint}/operations", "/devices/{endpoint}/operations/{id}/cancel",
 	"/devices/{endpoint}/history", "/data", "/data/export"}
 
+// init adds the data pages to the package's tables (Patterns, and the
+// templates parsed), so that web.go's lists need no line of theirs.
 func init() {
 	Patterns = append(Patterns, dataPatterns...)
 	pageNames = append(pageNames, "history", "data")
@@ -26,7 +28,7 @@ func init() {
 // dataRoutes registers the live stream, the device page's actions and
 // history chart, and the data explorer with its export.
 func (w *Web) dataRoutes() {
-	w.live = newLiveHub(w.cfg.Events, w.cfg.Store)
+	w.live = newLiveHub(w.cfg.Events, w.cfg.Store, w.log)
 	w.route("GET /live", auth.ViewData, w.liveStream)
 	w.route("POST /devices/{endpoint}/operations", auth.PerformOperations, w.deviceOperation)
 	w.route("POST /devices/{endpoint}/operations/{id}/cancel", auth.PerformOperations, w.cancelOperation)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -52,10 +53,16 @@ type liveHub struct {
 	closeOnce sync.Once
 }
 
-func newLiveHub(bus *events.Bus, st *store.Store) *liveHub {
+func newLiveHub(bus *events.Bus, st *store.Store, log *slog.Logger) *liveHub {
 	h := &liveHub{sites: st.SiteResolver(10 * time.Second), closing: make(chan struct{})}
 	if bus != nil {
-		h.feed = events.NewFeed(bus, events.FeedConfig{Encode: encodeLive, Interval: liveInterval})
+		h.feed = events.NewFeed(bus, events.FeedConfig{Interval: liveInterval, Encode: func(ev events.Event) []byte {
+			b, err := encodeLive(ev)
+			if err != nil {
+				log.Error("event not encodable", "topic", ev.Topic, "endpoint", ev.Endpoint, "err", err)
+			}
+			return b
+		}})
 	}
 	return h
 }
@@ -69,17 +76,17 @@ type liveMessage struct {
 
 // encodeLive is the feed's encoder: the event: and data: lines and the
 // blank line ending the message (each stream writes its own id: first).
-func encodeLive(ev events.Event) []byte {
+func encodeLive(ev events.Event) ([]byte, error) {
 	data, err := json.Marshal(liveMessage{Endpoint: ev.Endpoint, Time: ev.Time, Data: ev.Data})
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	b := make([]byte, 0, len("event: \ndata: \n\n")+len(ev.Topic)+len(data))
 	b = append(b, "event: "...)
 	b = append(b, ev.Topic...)
 	b = append(b, "\ndata: "...)
 	b = append(b, data...)
-	return append(b, "\n\n"...)
+	return append(b, "\n\n"...), nil
 }
 
 // CloseStreams ends every open live stream, each with a complete
