@@ -49,6 +49,7 @@ import (
 	"github.com/flownexus/flownexus/internal/lwm2m/objects"
 	"github.com/flownexus/flownexus/internal/problem"
 	"github.com/flownexus/flownexus/internal/store"
+	"github.com/flownexus/flownexus/internal/webhook"
 )
 
 // Prefix is where the API is mounted.
@@ -86,6 +87,9 @@ type Config struct {
 	// Firmware is the image store behind /firmware; nil leaves those
 	// routes out.
 	Firmware *firmware.Images
+	// Webhooks manages webhooks behind /webhooks; nil leaves those
+	// routes out.
+	Webhooks *webhook.Service
 }
 
 // API serves the REST API.
@@ -172,6 +176,9 @@ func New(o Config) *API {
 	}
 	if o.Firmware != nil {
 		a.firmwareRoutes(hapi)
+	}
+	if o.Webhooks != nil {
+		a.webhookRoutes(hapi)
 	}
 	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); len(allow) > 0 {

@@ -47,6 +47,7 @@ import (
 	"github.com/flownexus/flownexus/internal/store"
 	"github.com/flownexus/flownexus/internal/version"
 	"github.com/flownexus/flownexus/internal/web"
+	"github.com/flownexus/flownexus/internal/webhook"
 )
 
 // Tuning tunes an App beyond its Config: timings, mostly for tests.
@@ -78,6 +79,8 @@ type Tuning struct {
 	HealthInterval time.Duration
 	// Firmware tunes the firmware updater.
 	Firmware FirmwareTuning
+	// Webhooks tunes the webhook deliveries.
+	Webhooks WebhookTuning
 	// Now is the dashboard's clock (session timeouts, login limits); nil
 	// means time.Now.
 	Now func() time.Time
@@ -117,6 +120,9 @@ type App struct {
 	Credentials *credential.Service
 	// Firmware is the firmware image store (API, CLI, CoAP downloads).
 	Firmware *firmware.Images
+	// Webhooks logs Events durably and delivers them to webhooks (its
+	// deliveries are jobs of Engine).
+	Webhooks *webhook.Service
 	API      *api.API
 	// Dashboard is the operator's web dashboard, on the HTTP listener
 	// beside the API.
@@ -248,9 +254,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 		return nil, err
 	}
 
+	if a.Webhooks, err = newWebhooks(a, cfg, opts.Webhooks); err != nil {
+		st.Close()
+		return nil, err
+	}
+
 	a.health = newStorageHealth(st, a.Ingest, log)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), metrics)
+	reg.MustRegister(webhookMetrics(a.Webhooks)...)
 	a.web = httpd.New(httpd.Config{
 		AllowedHosts:    cfg.AllowedHosts,
 		Version:         version.Version,
@@ -265,6 +277,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 		Store: st, Devices: a.Devices, Objects: a.Objects, Logger: log,
 		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: a.Jobs, Credentials: a.Credentials,
 		Events: a.Events, KeepAlive: opts.StreamKeepAlive, Firmware: a.Firmware, Updates: a.Updates,
+		Webhooks: a.Webhooks,
 	})
 	a.web.Handle(api.Prefix+"/", a.API.Handler())
 	a.Dashboard, err = web.New(web.Config{
@@ -357,6 +370,10 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	if err := a.Updates.Watch(ctx); err != nil {
+		a.Stop(ctx)
+		return err
+	}
+	if err := a.Webhooks.Start(ctx); err != nil {
 		a.Stop(ctx)
 		return err
 	}
@@ -486,6 +503,9 @@ func (a *App) Stop(ctx context.Context) {
 			a.stopBg()
 		}
 		a.bg.Wait()
+		if err := a.Webhooks.Stop(ctx); err != nil {
+			a.log.Warn("event log stopped before it recorded every event", "err", err)
+		}
 		a.Ingest.Close()
 		a.Store.Close()
 		a.log.Info("database closed")

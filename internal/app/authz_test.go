@@ -335,6 +335,16 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		{"list-firmware", routeCase{perm: auth.ViewFirmware, want: ok}},
 		{"get-firmware", routeCase{perm: auth.ViewFirmware, want: []int{http.StatusNotFound}}},
 		{"delete-firmware", routeCase{perm: auth.ManageFirmware, want: []int{http.StatusNotFound}}},
+		// An invalid URL: refused after the permission passed, so no
+		// webhook exists and {id} (an operation's id) names none.
+		{"create-webhook", routeCase{perm: auth.ViewData, want: []int{http.StatusBadRequest},
+			body: body(map[string]any{"url": "ftp://example.com/"})}},
+		{"list-webhooks", routeCase{perm: auth.ViewData, want: ok}},
+		{"get-webhook", routeCase{perm: auth.ViewData, want: []int{http.StatusNotFound}}},
+		{"update-webhook", routeCase{perm: auth.ViewData, want: []int{http.StatusNotFound}, body: body(map[string]any{"enabled": false})}},
+		{"delete-webhook", routeCase{perm: auth.ViewData, want: []int{http.StatusNotFound}}},
+		{"list-webhook-deliveries", routeCase{perm: auth.ViewData, want: []int{http.StatusNotFound}}},
+		{"ping-webhook", routeCase{perm: auth.ViewData, want: []int{http.StatusNotFound}}},
 	}
 
 	routes := map[string]api.Route{}

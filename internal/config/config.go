@@ -100,6 +100,13 @@ type Config struct {
 	// beyond its registration history, is kept after it went offline; 0
 	// keeps every endpoint.
 	OfflineRetention time.Duration
+	// EventRetention is how long the durable event log keeps events (for
+	// webhooks); it must be positive.
+	EventRetention time.Duration
+	// WebhookAllowPrivate lets webhooks reach loopback, private and
+	// link-local addresses (refused by default: server-side request
+	// forgery).
+	WebhookAllowPrivate bool
 
 	secretFromDefault bool
 	secretFile        string      // FLOWNEXUS_SECRET_KEY_FILE, "" when the key came otherwise
@@ -125,6 +132,7 @@ func Default() Config {
 		RegisterRate:     50,
 		MaxLifetime:      30 * 24 * time.Hour,
 		OfflineRetention: 7 * 24 * time.Hour,
+		EventRetention:   24 * time.Hour,
 		AutoObserve:      DefaultAutoObserve,
 		AutoObserveAttrs: DefaultAutoObserveAttrs,
 	}
@@ -294,6 +302,14 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 	}
 	dur(&c.MaxLifetime, "FLOWNEXUS_MAX_LIFETIME")
 	dur(&c.OfflineRetention, "FLOWNEXUS_OFFLINE_RETENTION")
+	dur(&c.EventRetention, "FLOWNEXUS_EVENT_RETENTION")
+	if v := get("FLOWNEXUS_WEBHOOK_ALLOW_PRIVATE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLOWNEXUS_WEBHOOK_ALLOW_PRIVATE=%q: want true or false", v))
+		}
+		c.WebhookAllowPrivate = b
+	}
 	list(&c.AllowedHosts, "FLOWNEXUS_ALLOWED_HOSTS")
 	list(&c.CSRFOrigins, "FLOWNEXUS_CSRF_ORIGINS")
 
@@ -344,6 +360,8 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 	fs.IntVar(&c.RegisterRate, "register-rate", c.RegisterRate, "Registers a second one host (IPv4 address or IPv6 /64) may make, in bursts of twice as many; beyond that 5.03 with Max-Age; 0 sets no limit (FLOWNEXUS_REGISTER_RATE)")
 	fs.DurationVar(&c.MaxLifetime, "max-lifetime", c.MaxLifetime, "longest registration lifetime a device gets; a larger lt= is capped (FLOWNEXUS_MAX_LIFETIME)")
 	fs.DurationVar(&c.OfflineRetention, "offline-retention", c.OfflineRetention, "remove endpoints offline this long that no operator created, have no credential and stored nothing but their registrations; 0 keeps all (FLOWNEXUS_OFFLINE_RETENTION)")
+	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long the event log keeps events for webhooks (FLOWNEXUS_EVENT_RETENTION)")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let webhooks reach loopback, private and link-local addresses (FLOWNEXUS_WEBHOOK_ALLOW_PRIVATE)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (FLOWNEXUS_LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error (FLOWNEXUS_LOG_LEVEL)")
 	c.autoObserveSettings(fs, env)
@@ -458,6 +476,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxLifetime < time.Minute || c.MaxLifetime > math.MaxUint32*time.Second {
 		bad("maximum lifetime (--max-lifetime, FLOWNEXUS_MAX_LIFETIME) %v: want 1m to %v", c.MaxLifetime, math.MaxUint32*time.Second)
+	}
+	if c.EventRetention <= 0 {
+		bad("event retention (--event-retention, FLOWNEXUS_EVENT_RETENTION) %v: want more than 0", c.EventRetention)
 	}
 	if c.OfflineRetention < 0 {
 		bad("offline retention (--offline-retention, FLOWNEXUS_OFFLINE_RETENTION) %v: want 0 (keep) or more", c.OfflineRetention)
