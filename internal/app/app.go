@@ -294,6 +294,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 	}
 	// Open event streams end when HTTP shutdown begins, not at its deadline.
 	a.web.OnShutdown(a.API.CloseStreams)
+	a.web.OnShutdown(a.Dashboard.CloseStreams)
 
 	// Who is told of what, now that every part exists (nothing runs
 	// before Start). A device's messages: a Register is followed by the

@@ -35,6 +35,10 @@ type routeScenario struct {
 	// anonForm: the route takes its form from a browser without a
 	// session (the login form).
 	anonForm bool
+	// stream: the route answers a stream that does not end by itself (the
+	// live events): a user who may use it gets 200 and the stream is then
+	// dropped.
+	stream bool
 }
 
 // routeScenarios holds a scenario for every route of the dashboard, keyed
@@ -256,7 +260,11 @@ func TestRouteScenarios(t *testing.T) {
 			}
 			if !post {
 				// The user who may use it gets the page.
-				if sc.perm != auth.Public {
+				if sc.perm != auth.Public && sc.stream {
+					if status := who.streamStatus(path); status != http.StatusOK {
+						t.Errorf("GET %s by a user who may: %d", path, status)
+					}
+				} else if sc.perm != auth.Public {
 					if got := who.get(path); got.status != http.StatusOK {
 						t.Errorf("GET %s by a user who may: %d", path, got.status)
 					}

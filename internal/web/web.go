@@ -115,6 +115,7 @@ type Web struct {
 	// attempts per client address (the others are only logged).
 	refusedAudits *loginLimiter
 	denials       *auth.DenialLimiter
+	live          *liveHub // the live streams (live.go)
 }
 
 // handlerFunc is a dashboard handler; the error it returns is rendered by
@@ -162,6 +163,7 @@ func New(cfg Config) (*Web, error) {
 	w.route("GET /devices/{endpoint}", auth.ViewData, w.device)
 	w.accessRoutes()
 	w.fleetRoutes()
+	w.dataRoutes()
 	return w, nil
 }
 

@@ -666,13 +666,19 @@ func itoa(i int) string {
 // same route()).
 func TestEveryRouteIsAuthorized(t *testing.T) {
 	want := map[string]auth.Permission{
-		"GET /static/":            auth.Public,
-		"GET /login":              auth.Public,
-		"POST /login":             auth.Public,
-		"POST /logout":            auth.Public,
-		"GET /{$}":                auth.ViewOverview,
-		"GET /devices":            auth.ViewOverview,
-		"GET /devices/{endpoint}": auth.ViewData,
+		"GET /static/":                        auth.Public,
+		"GET /login":                          auth.Public,
+		"POST /login":                         auth.Public,
+		"POST /logout":                        auth.Public,
+		"GET /{$}":                            auth.ViewOverview,
+		"GET /devices":                        auth.ViewOverview,
+		"GET /devices/{endpoint}":             auth.ViewData,
+		"GET /live":                           auth.ViewData,
+		"POST /devices/{endpoint}/operations": auth.PerformOperations,
+		"POST /devices/{endpoint}/operations/{id}/cancel": auth.PerformOperations,
+		"GET /devices/{endpoint}/history":                 auth.ViewData,
+		"GET /data":                                       auth.ViewData,
+		"GET /data/export":                                auth.ViewData,
 	}
 	e := newEnv(t, nil)
 	got := map[string]auth.Permission{}
