@@ -35,9 +35,11 @@ type fleetEnv struct {
 	north, southDev, northBare store.Endpoint
 }
 
-func newFleetEnv(t *testing.T) *fleetEnv {
-	t.Helper()
-	e := newEnv(t, func(c *Config) {
+// withFleet gives the dashboard the firmware images (at most 4 KiB each),
+// the updater and the operation queue, over a registry whose devices are
+// never reached and a job engine that is not started.
+func withFleet(t *testing.T) func(*Config) {
+	return func(c *Config) {
 		st := c.Store
 		reg := registry.New(st, registry.Config{})
 		dm := devmgmt.New(devmgmt.Config{Registry: reg, Dial: func(context.Context, registry.Registration) (*udpclient.Conn, error) {
@@ -57,7 +59,12 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 			FirmwareDir: t.TempDir()}); err != nil {
 			t.Fatal(err)
 		}
-	})
+	}
+}
+
+func newFleetEnv(t *testing.T) *fleetEnv {
+	t.Helper()
+	e := newEnv(t, withFleet(t))
 	ctx := context.Background()
 	fe := &fleetEnv{env: e}
 	var err error

@@ -9,9 +9,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/store"
 )
+
+func init() {
+	for k, sc := range map[string]routeScenario{
+		"GET /firmware":                          {perm: auth.ViewFirmware, path: "/firmware"},
+		"POST /firmware":                         {perm: auth.ManageFirmware, path: "/firmware"},
+		"POST /firmware/images/{version}/delete": {perm: auth.ManageFirmware, path: "/firmware/images/9.0/delete"},
+		"GET /firmware/updates":                  {perm: auth.ViewFirmware, path: "/firmware/updates"},
+		"POST /firmware/updates/{id}/cancel":     {perm: auth.ManageFirmware, path: "/firmware/updates/{update}/cancel", device: true},
+		"GET /firmware/campaigns":                {perm: auth.ViewFirmware, path: "/firmware/campaigns"},
+		"GET /firmware/campaigns/{id}":           {perm: auth.ViewFirmware, path: "/firmware/campaigns/{campaign}", device: true},
+		"POST /firmware/campaigns/{id}/{action}": {perm: auth.ManageFirmware, path: "/firmware/campaigns/{campaign}/pause", device: true},
+		"GET /operations":                        {perm: auth.ViewData, path: "/operations"},
+		"POST /operations/{id}/cancel":           {perm: auth.PerformOperations, path: "/operations/{operation}/cancel", device: true},
+		"POST /firmware/updates": {perm: auth.ManageFirmware, path: "/firmware/updates", device: true,
+			form: url.Values{"endpoint": {"{dev}"}, "version": {"9.0"}},
+			bad:  url.Values{"endpoint": {"{dev}"}, "version": {""}}, badMsg: "version"},
+		"POST /firmware/campaigns": {perm: auth.ManageFirmware, path: "/firmware/campaigns",
+			bad: url.Values{"name": {"x"}, "version": {""}, "target": {"all"}}, badMsg: "a version is required"},
+	} {
+		routeScenarios[k] = sc
+	}
+}
 
 func TestOperationsPage(t *testing.T) {
 	e := newFleetEnv(t)

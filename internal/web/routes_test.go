@@ -10,6 +10,8 @@ import (
 
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/credential"
+	"github.com/flownexus/flownexus/internal/fwupdate"
+	"github.com/flownexus/flownexus/internal/lwm2m"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -17,7 +19,9 @@ import (
 // form values may hold placeholders, replaced before each request:
 // {dev} a device (of site north, or of site south for the other-site
 // check), {user} the id of a user meant to be acted on, {site} the id of
-// site south, {token} the id of an API token of that user.
+// site south, {token} the id of an API token of that user; {update},
+// {campaign} and {operation} a firmware update, a campaign and a queued
+// operation of the {dev} device's site.
 type routeScenario struct {
 	// perm is the permission the route must be registered with.
 	perm auth.Permission
@@ -110,6 +114,9 @@ type routeFixture struct {
 	user         store.User
 	southSite    store.Site
 	token        int64
+	// Of each site's device (by its name): a firmware update, a campaign
+	// (over another device of the site) and a queued operation.
+	update, campaign, operation map[string]int64
 }
 
 func newRouteFixture(t *testing.T, e *env) routeFixture {
@@ -120,17 +127,47 @@ func newRouteFixture(t *testing.T, e *env) routeFixture {
 	if f.southSite, err = e.st.CreateSite(ctx, "south"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.st.ProvisionEndpoints(ctx, []string{f.north, f.south}, store.AuditEntry{Actor: "test"}); err != nil {
-		t.Fatal(err)
+	f.update, f.campaign, f.operation = map[string]int64{}, map[string]int64{}, map[string]int64{}
+	fleet := e.w.cfg.Updates != nil
+	if fleet {
+		if _, err := e.w.cfg.Firmware.Upload(ctx, store.Actor{Name: "t"}, "9.0", strings.NewReader("image")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for name, site := range map[string]int64{f.north: e.site.ID, f.south: f.southSite.ID} {
-		ep, err := e.st.GetEndpoint(ctx, name)
-		if err == nil {
-			err = e.st.SetEndpointSite(ctx, ep.ID, site)
+		var eps []store.Endpoint
+		names := []string{name}
+		if fleet {
+			names = append(names, name+"-c") // a campaign's
 		}
+		for _, n := range names {
+			ep, err := e.st.UpsertEndpointRegistration(ctx, store.EndpointRegistration{Name: n, RegistrationID: "r-" + n,
+				Address: "192.0.2.1:5683", Lifetime: 300e9, Binding: "U", LwM2MVersion: "1.1", ObjectLinks: "</1/0>,</3/0>,</5/0>"})
+			if err == nil {
+				err = e.st.SetEndpointSite(ctx, ep.ID, site)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			eps = append(eps, ep)
+		}
+		if !fleet {
+			continue
+		}
+		up, err := e.w.cfg.Updates.Start(ctx, name, "9.0", fwupdate.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		c, err := e.w.cfg.Updates.CreateCampaign(ctx, fwupdate.CampaignRequest{Name: name, Version: "9.0", Endpoints: []string{name + "-c"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		op, err := e.st.CreateOperation(ctx, store.Operation{EndpointID: eps[0].ID, Kind: "read",
+			Paths: []lwm2m.Path{lwm2m.NewPath(3, 0, 0)}, QueuedBy: e.users["admin"].ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.update[name], f.campaign[name], f.operation[name] = up.ID, c.ID, op.ID
 	}
 	hash, _ := auth.HashPassword(password, auth.Params{Memory: 1024, Time: 1, Threads: 1})
 	if f.user, err = e.st.CreateUser(ctx, "victor", hash, false); err != nil {
@@ -168,7 +205,7 @@ func (e *env) member(t *testing.T, name string, site int64, role auth.SiteRole, 
 // bad form input answers the form again (400 or 422) with the message;
 // a GET by a user who may use the route is 200.
 func TestRouteScenarios(t *testing.T) {
-	e := newEnv(t, withCredentials(t))
+	e := newEnv(t, func(c *Config) { withCredentials(t)(c); withFleet(t)(c) })
 	f := newRouteFixture(t, e)
 	admin := e.loggedIn(t, "admin")
 	// norma may do everything in north; lacking[p] everything there but p.
@@ -178,15 +215,22 @@ func TestRouteScenarios(t *testing.T) {
 		lacking[p] = e.member(t, "no-"+string(p), e.site.ID, auth.SiteUser, auth.AllFlags&^auth.FlagOf(p))
 	}
 	olive := e.loggedIn(t, "olive")
+	id := func(n int64) string { return strconv.FormatInt(n, 10) }
 	fill := func(s, dev string) string {
-		return strings.NewReplacer("{dev}", url.PathEscape(dev), "{user}", strconv.FormatInt(f.user.ID, 10),
-			"{site}", strconv.FormatInt(f.southSite.ID, 10), "{token}", strconv.FormatInt(f.token, 10)).Replace(s)
+		return strings.NewReplacer("{dev}", url.PathEscape(dev), "{user}", id(f.user.ID),
+			"{site}", id(f.southSite.ID), "{token}", id(f.token), "{update}", id(f.update[dev]),
+			"{campaign}", id(f.campaign[dev]), "{operation}", id(f.operation[dev])).Replace(s)
 	}
-	fillForm := func(v url.Values, tok string) url.Values {
+	// fillForm fills v for the device dev (f.north when "").
+	fillForm := func(v url.Values, tok string, dev ...string) url.Values {
+		d := f.north
+		if len(dev) > 0 {
+			d = dev[0]
+		}
 		out := url.Values{}
 		for k, vs := range v {
 			for _, x := range vs {
-				out.Add(fill(k, f.north), fill(x, f.north))
+				out.Add(fill(k, d), fill(x, d))
 			}
 		}
 		if tok != "" {
@@ -250,7 +294,7 @@ func TestRouteScenarios(t *testing.T) {
 				other := fill(sc.path, f.south)
 				var got response
 				if post {
-					got = who.do(http.MethodPost, other, fillForm(sc.form, who.csrf("/profile")), nil)
+					got = who.do(http.MethodPost, other, fillForm(sc.form, who.csrf("/profile"), f.south), nil)
 				} else {
 					got = who.get(other)
 				}
