@@ -342,7 +342,7 @@ func TestFirmwareUpdateFailures(t *testing.T) {
 		status int
 		detail string
 	}{
-		"unknown endpoint": {map[string]any{"endpoint": "urn:nobody", "version": "4.0.0"}, 404, `unknown endpoint "urn:nobody"`},
+		"unknown endpoint": {map[string]any{"endpoint": "urn:nobody", "version": "4.0.0"}, 404, `no endpoint "urn:nobody"`},
 		"unknown image":    {map[string]any{"endpoint": ep, "version": "9.9"}, 404, `unknown firmware image version "9.9"`},
 		"bad method":       {map[string]any{"endpoint": ep, "version": "4.0.0", "method": "carrier-pigeon"}, 400, "pull, push"},
 		"push with proto":  {map[string]any{"endpoint": ep, "version": "4.0.0", "method": "push", "protocol": "coap"}, 400, "push"},

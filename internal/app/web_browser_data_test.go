@@ -131,6 +131,8 @@ func (b *dataBrowser) check(page string) {
 	}
 }
 
+func atoi(s string) int { n, _ := strconv.Atoi(strings.TrimSpace(s)); return n }
+
 // TestDataPagesInBrowser drives the live updates, the device page's
 // actions, a history chart and the data explorer's export in headless
 // Chromium against a running App and a simulated fleet.
@@ -169,6 +171,27 @@ func TestDataPagesInBrowser(t *testing.T) {
 	}
 	b.shot("data-devices-live")
 	b.check("devices, live")
+
+	// The overview's counts follow registrations, without a reload.
+	b.step("open the overview", chromedp.Navigate(s.base+"/"), chromedp.WaitVisible(chromedp.ID("count-total")))
+	b.until("the live stream open", `document.documentElement.hasAttribute("data-live-open")`, 10*time.Second)
+	before := b.get("total", chromedp.Text(chromedp.ID("count-total")))
+	b.eval("mark the page", `window.flownexusMark = 2; "ok"`)
+	later := newFleet(t, s, 1, func(c *simulator.Config) {
+		c.Endpoint = func(i int) string { return "urn:dev:later-" + strconv.Itoa(i) }
+	})
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	if err := later.Start(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	cancel()
+	b.until("the overview counting the new device", `document.getElementById("count-total").textContent === "`+
+		strconv.Itoa(atoi(before)+1)+`"`, 20*time.Second)
+	if b.eval("same page", `String(window.flownexusMark)`) != "2" {
+		t.Error("the overview was reloaded")
+	}
+	b.check("overview, live")
 
 	// The device page: write the lifetime through the queue and watch it
 	// reach CONFIRMED.

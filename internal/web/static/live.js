@@ -37,6 +37,10 @@
 //                            stream opens, so that what changed between the
 //                            page's rendering and the subscription (or
 //                            while disconnected) is not missed
+//   [data-live-refresh-on="topic,topic"]  an element that also has
+//                            data-live-refresh: an event of one of these
+//                            topics refreshes the marked parts as above,
+//                            at most once every 5 s
 //   tbody[data-live-list]    a list of devices: a device that registers and
 //                            has no row yet gets one at the top, its cells
 //                            made from data-live-columns (comma-separated:
@@ -87,12 +91,26 @@
     refresh().then(function () { document.documentElement.setAttribute("data-live-open", "1"); });
   };
   es.onerror = function () { status.hidden = false; document.documentElement.removeAttribute("data-live-open"); };
+  var refreshOn = {}, refreshTimer = null, lastRefresh = 0;
+  document.querySelectorAll("[data-live-refresh-on]").forEach(function (el) {
+    el.getAttribute("data-live-refresh-on").split(",").forEach(function (t) { refreshOn[t.trim()] = true; });
+  });
+  function refreshSoon() {
+    if (refreshTimer) { return; }
+    var wait = Math.max(0, lastRefresh + 5000 - Date.now());
+    refreshTimer = setTimeout(function () {
+      refreshTimer = null;
+      lastRefresh = Date.now();
+      refresh();
+    }, wait);
+  }
   topics.forEach(function (topic) {
     es.addEventListener(topic, function (m) {
       var msg;
       try { msg = JSON.parse(m.data); } catch (e) { return; }
       var detail = { endpoint: msg.endpoint, time: msg.time, data: msg.data };
       document.dispatchEvent(new CustomEvent("flownexus:" + topic, { detail: detail }));
+      if (refreshOn[topic]) { refreshSoon(); }
     });
   });
   window.addEventListener("pagehide", function () { es.close(); });
