@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/flownexus/flownexus/internal/version.Version=$(VERSION)
            -X github.com/flownexus/flownexus/internal/version.Commit=$(COMMIT)
 FUZZTIME ?= 10s
 
-.PHONY: build run test lint bench bench-load fuzz ci
+.PHONY: build run test lint bench bench-load fuzz screenshots ci
 build:
 	go build -ldflags "$(LDFLAGS)" -o flownexus ./cmd/flownexus
 
@@ -35,6 +35,16 @@ bench-load:
 # Run every fuzz target for FUZZTIME each (make fuzz FUZZTIME=5m for a long run).
 fuzz:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz-all
+
+# Refresh the README's dashboard screenshots from the browser tests
+# (needs Debian's chromium).
+SHOTS := $(shell mktemp -d -u /tmp/flownexus-shots.XXXXXX)
+screenshots:
+	FLOWNEXUS_SCREENSHOTS=$(SHOTS) go test -count=1 -run 'TestDataPagesInBrowser|TestFirmwareDashboardInBrowser' ./internal/app/
+	cp $(SHOTS)/overview-charts.png docs/screenshots/overview.png
+	cp $(SHOTS)/data-device.png docs/screenshots/device.png
+	cp $(SHOTS)/data-history.png docs/screenshots/history.png
+	cp $(SHOTS)/firmware.png docs/screenshots/firmware.png
 
 ci:
 	bash .ci/run
