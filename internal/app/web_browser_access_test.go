@@ -108,6 +108,7 @@ func TestAdminPagesInBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("password"), "admin-password"),
 		chromedp.Submit(chromedp.ID("password")),
 		chromedp.WaitVisible(chromedp.ID("count-total")))
+	b.until("the live stream open", `document.documentElement.hasAttribute("data-live-open")`, 10*time.Second)
 	b.step("open Admin", chromedp.Click(chromedp.CSS(`nav a[href="/admin/users"]`)), chromedp.WaitVisible(chromedp.ID("users")))
 	b.shot("admin-users")
 	b.check("admin users")

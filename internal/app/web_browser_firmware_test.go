@@ -167,6 +167,8 @@ func TestFirmwareDashboardInBrowser(t *testing.T) {
 	}
 
 	step("open the overview", chromedp.Navigate(s.base+"/"), chromedp.WaitVisible(chromedp.CSS(`#values-5m svg`)))
+	// The live stream refreshes the page's parts once it opens: read them after.
+	b.until("the live stream open", `document.documentElement.hasAttribute("data-live-open")`, 10*time.Second)
 	if v := get("versions", chromedp.Text(chromedp.ID("firmware-versions"))); !strings.Contains(v, "4.2.0") {
 		t.Errorf("overview firmware versions: %q", v)
 	}
