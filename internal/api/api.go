@@ -167,6 +167,7 @@ func New(o Config) *API {
 	hapi := huma.NewAPI(cfg, a.table)
 	hapi.UseMiddleware(a.guard(hapi))
 	a.routes(hapi)
+	a.adminRoutes(hapi)
 	if o.Jobs != nil {
 		a.queueRoutes(hapi)
 	}
