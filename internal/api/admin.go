@@ -63,4 +63,8 @@ func (a *API) adminRoutes(h huma.API) {
 	a.userRoutes(h)
 	a.siteRoutes(h)
 	a.auditRoutes(h)
+	a.objectRoutes(h)
+	if a.opts.Jobs != nil {
+		a.allOperationsRoutes(h)
+	}
 }
