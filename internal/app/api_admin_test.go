@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -415,5 +416,125 @@ func TestAPIRateLimit(t *testing.T) {
 	}
 	if r := s.do(t, other, "GET", "/api/v1/objects", nil); r.code != http.StatusOK {
 		t.Errorf("another token: %d", r.code)
+	}
+}
+
+// TestAPIEndpointFilters checks the endpoint list's filters and cursor,
+// and the downsampled history, on SQLite and, when
+// FLOWNEXUS_TEST_POSTGRES_URL is set, PostgreSQL.
+func TestAPIEndpointFilters(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { runAPIEndpointFilters(t, "") })
+	t.Run("postgres", func(t *testing.T) { runAPIEndpointFilters(t, storetest.PostgresURL(t)) })
+}
+
+func runAPIEndpointFilters(t *testing.T, dbURL string) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.DatabaseURL = dbURL
+	s := startServer(t, cfg, Tuning{})
+	f := startFleet(t, s, 3, nil)
+	eps := []string{f.Device(0).Endpoint(), f.Device(1).Endpoint(), f.Device(2).Endpoint()}
+	var first struct {
+		FirmwareVersion string `json:"firmware_version"`
+		Transport       string
+	}
+	eventually(t, 5*time.Second, "the devices online", func() bool {
+		var l struct{ Total int }
+		return s.call(t, "GET", "/api/v1/endpoints?online=true", nil, &l) == 200 && l.Total == 3
+	})
+	wantStatus(t, "device 0", s.do(t, s.token, "GET", "/api/v1/endpoints/"+eps[0], nil), 200, &first)
+	s.assign(t, eps[1], s.site(t, "east"))
+	if _, err := s.Store.ProvisionEndpoints(context.Background(), []string{"zz-offline"}, store.AuditEntry{Actor: "test", Action: "endpoint.create"}); err != nil {
+		t.Fatal(err)
+	}
+	type page struct {
+		Items []struct{ Name string }
+		Total int
+		Next  string
+		After string `json:"next_after"`
+	}
+	names := func(q string) []string {
+		t.Helper()
+		var p page
+		wantStatus(t, q, s.do(t, s.token, "GET", "/api/v1/endpoints"+q, nil), 200, &p)
+		var out []string
+		for _, it := range p.Items {
+			out = append(out, it.Name)
+		}
+		return out
+	}
+	for q, want := range map[string]int{
+		"":                       4,
+		"?object=3303":           3,
+		"?object=3":              3,
+		"?object=33":             0,
+		"?transport=udp":         4, // provisioned: udp until it talks
+		"?transport=dtls":        0,
+		"?site=east":             1,
+		"?prefix=zz-":            1,
+		"?online=false":          1,
+		"?firmware_version=none": 0,
+	} {
+		if got := names(q); len(got) != want {
+			t.Errorf("endpoints%s: %v, want %d", q, got, want)
+		}
+	}
+	if first.FirmwareVersion != "" {
+		if got := names("?firmware_version=" + url.QueryEscape(first.FirmwareVersion)); len(got) != 3 {
+			t.Errorf("endpoints of firmware %s: %v", first.FirmwareVersion, got)
+		}
+	}
+	if got := names("?site=east"); len(got) != 1 || got[0] != eps[1] {
+		t.Errorf("east's endpoints: %v", got)
+	}
+	wantField(t, "unknown site", s.do(t, s.token, "GET", "/api/v1/endpoints?site=west", nil), "query.site")
+	wantField(t, "bad object", s.do(t, s.token, "GET", "/api/v1/endpoints?object=70000", nil), "query.object")
+
+	// The cursor walks every endpoint once, in name order; offset paging
+	// still works.
+	var walked []string
+	next := "/api/v1/endpoints?limit=1"
+	for next != "" {
+		var p page
+		wantStatus(t, next, s.do(t, s.token, "GET", next, nil), 200, &p)
+		if p.Total != 4 || len(p.Items) != 1 {
+			t.Fatalf("%s: %+v", next, p)
+		}
+		walked = append(walked, p.Items[0].Name)
+		next = p.Next
+		if len(walked) > 4 {
+			t.Fatalf("cursor walk does not end: %v", walked)
+		}
+	}
+	all := names("")
+	if strings.Join(walked, " ") != strings.Join(all, " ") {
+		t.Errorf("cursor walk %v, want %v", walked, all)
+	}
+	if got := names("?limit=2&offset=2"); strings.Join(got, " ") != strings.Join(all[2:], " ") {
+		t.Errorf("offset page %v, want %v", got, all[2:])
+	}
+
+	// A downsampled history: at most N points, oldest first.
+	path := "/api/v1/endpoints/" + eps[0] + "/history?path=/3303/0/5700"
+	eventually(t, 10*time.Second, "12 temperatures", func() bool {
+		var h struct{ Values []any }
+		return s.call(t, "GET", path, nil, &h) == 200 && len(h.Values) >= 12
+	})
+	for _, n := range []int{1, 2, 5} {
+		var h struct {
+			Values []any
+			Points []struct {
+				Time  time.Time
+				Value float64
+			}
+		}
+		wantStatus(t, "history points", s.do(t, s.token, "GET", path+"&points="+strconv.Itoa(n), nil), 200, &h)
+		if len(h.Points) != n || len(h.Values) != 0 {
+			t.Errorf("points=%d: %d points, %d values", n, len(h.Points), len(h.Values))
+		}
+		for i := 1; i < len(h.Points); i++ {
+			if h.Points[i].Time.Before(h.Points[i-1].Time) {
+				t.Errorf("points=%d: not oldest first: %+v", n, h.Points)
+			}
+		}
 	}
 }
