@@ -51,7 +51,7 @@ func register[I, O any](h huma.API, perm auth.Permission, op huma.Operation, han
 	}
 	if perm != auth.Public {
 		op.Description = strings.TrimSpace(op.Description + "\n\nNeeds permission `" + string(perm) + "` (" + who + ").")
-		op.Errors = append(op.Errors, http.StatusUnauthorized, http.StatusForbidden)
+		op.Errors = append(op.Errors, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests)
 	}
 	huma.Register(h, op, handler)
 }
