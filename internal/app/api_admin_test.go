@@ -189,6 +189,9 @@ func runAPIAdministration(t *testing.T, dbURL string) {
 
 	// The read token reads, and may not write: 403 token_scope, audited.
 	wantStatus(t, "read token reads", s.do(t, readTok.Token, "GET", "/api/v1/tokens", nil), 200, nil)
+	if r := s.streamHeaders(t, readTok.Token, "/api/v1/events/stream"); r.code != http.StatusOK {
+		t.Errorf("read token's event stream: %d %s", r.code, r.body)
+	}
 	for _, r := range []struct{ method, path string }{{"POST", "/api/v1/tokens"}, {"DELETE", fmt.Sprintf("/api/v1/tokens/%d", readTok.ID)}} {
 		var p adminProblem
 		wantStatus(t, "read token "+r.method, s.do(t, readTok.Token, r.method, r.path, map[string]any{"name": "x"}), 403, &p)
