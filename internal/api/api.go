@@ -90,6 +90,10 @@ type Config struct {
 	// Webhooks manages webhooks behind /webhooks; nil leaves those
 	// routes out.
 	Webhooks *webhook.Service
+	// Rate is how many requests a second one API token may make, in
+	// bursts of Burst (see RateLimiter); 0 sets no limit.
+	Rate  float64
+	Burst int
 }
 
 // API serves the REST API.
@@ -98,6 +102,7 @@ type API struct {
 	handler http.Handler
 	table   *routeTable
 	denials *auth.DenialLimiter
+	limiter *RateLimiter // nil: no limit
 
 	closing   chan struct{} // closed by CloseStreams
 	closeOnce sync.Once
@@ -139,7 +144,8 @@ func New(o Config) *API {
 		o.KeepAlive = 15 * time.Second
 	}
 	a := &API{opts: o, closing: make(chan struct{}), denials: auth.NewDenialLimiter(DenialBurst, DenialWindow, o.Now),
-		sites: o.Store.SiteResolver(0)}
+		sites: o.Store.SiteResolver(0), limiter: NewRateLimiter(o.Rate, o.Burst, o.Now)}
+
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("flownexus API", o.Version)
 	cfg.Info.Description = "Manage LwM2M devices: endpoints, values, history and device operations."
@@ -161,6 +167,7 @@ func New(o Config) *API {
 	hapi := huma.NewAPI(cfg, a.table)
 	hapi.UseMiddleware(a.guard(hapi))
 	a.routes(hapi)
+	a.adminRoutes(hapi)
 	if o.Jobs != nil {
 		a.queueRoutes(hapi)
 	}
