@@ -45,6 +45,11 @@ const (
 // maxBatch bounds the events logged in one transaction.
 const maxBatch = 1000
 
+// recordLinger is how long the recorder waits after an event for more to
+// log with it: the latency it adds to the log (and to webhooks) against
+// one write transaction per event.
+const recordLinger = 20 * time.Millisecond
+
 // Backoff is the default wait before the attempt after the attempt-th
 // failed one: 30 s, doubling, capped at an hour, ±10 % jitter; with
 // DefaultMaxAttempts the attempts of one delivery span about an hour.
@@ -375,6 +380,10 @@ func (s *Service) record(sub *events.Subscription, done chan struct{}) {
 	batch := make([]events.Event, 0, maxBatch)
 	for ev := range sub.C {
 		batch = append(batch[:0], ev)
+		// Wait a little for more: under a steady trickle of events a batch
+		// per event would be a write transaction per event, competing with
+		// ingest for the database.
+		linger := time.NewTimer(recordLinger)
 	fill:
 		for len(batch) < maxBatch {
 			select {
@@ -383,10 +392,11 @@ func (s *Service) record(sub *events.Subscription, done chan struct{}) {
 					break fill
 				}
 				batch = append(batch, ev)
-			default:
+			case <-linger.C:
 				break fill
 			}
 		}
+		linger.Stop()
 		s.logBatch(batch)
 	}
 }
