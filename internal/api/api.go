@@ -74,6 +74,9 @@ type Config struct {
 	// nil leaves those routes out.
 	Credentials *credential.Service
 	// Events is the bus behind /events/stream; nil leaves that route out.
+	// It is the bus of logged events (webhook.Config.Logged), whose events
+	// carry their id in the durable event log: the stream's message ids,
+	// after which a client resumes from the log (Store.EventsAfter).
 	// The stream's filter accepts, and its OpenAPI description lists, the
 	// topics of events.Topics; events of other topics are streamed to
 	// clients that do not filter by topic.
