@@ -58,15 +58,15 @@ func Backoff(attempt int) time.Duration {
 
 // Config wires a Service.
 type Config struct {
-	Store     *store.Store // required
-	Engine    *jobs.Engine // required; New registers KindDelivery and KindPrune with it
-	Bus       *events.Bus  // the events logged; nil logs none
+	Store  *store.Store // required
+	Engine *jobs.Engine // required; New registers KindDelivery and KindPrune with it
+	Bus    *events.Bus  // the events logged; nil logs none
 	// Logged, when not nil, gets every event again once its batch is
 	// committed to the log, in the order of their IDs: with ID set, Time
 	// as logged (milliseconds) and Data the logged JSON
 	// (json.RawMessage). A reader of Logged sees exactly what a reader of
 	// the log (store.EventsAfter) sees, so it can join the two by ID.
-	Logged *events.Bus
+	Logged    *events.Bus
 	SecretKey string       // required: seals the webhooks' secrets
 	Logger    *slog.Logger // nil: slog.Default()
 	// AllowHTTP accepts http:// webhook URLs (debug mode).
