@@ -99,6 +99,7 @@ type Config struct {
 type API struct {
 	opts    Config
 	handler http.Handler
+	doc     *huma.OpenAPI // the OpenAPI document of its routes
 	table   *routeTable
 	denials *auth.DenialLimiter
 
@@ -131,7 +132,23 @@ func userFrom(ctx context.Context) principal {
 }
 
 // New builds the API. Its Handler serves every path under Prefix.
-func New(o Config) *API {
+func New(o Config) *API { return build(o, false) }
+
+// Document returns the OpenAPI document of an API with every part
+// configured, as a server of this version serves it at
+// Prefix/openapi.json, without building one: for `flownexus openapi` and
+// the docs site. Its operations are never served.
+func Document(version string) *huma.OpenAPI {
+	// The parts a route reads when it is registered, empty.
+	return build(Config{Version: version, Firmware: &firmware.Images{}}, true).doc
+}
+
+// OpenAPI returns the API's OpenAPI document, the one it serves.
+func (a *API) OpenAPI() *huma.OpenAPI { return a.doc }
+
+// build builds the API of o; everything registers every route whatever
+// parts o lacks, for the document alone.
+func build(o Config, everything bool) *API {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -141,8 +158,10 @@ func New(o Config) *API {
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = 15 * time.Second
 	}
-	a := &API{opts: o, closing: make(chan struct{}), denials: auth.NewDenialLimiter(DenialBurst, DenialWindow, o.Now),
-		sites: o.Store.SiteResolver(0)}
+	a := &API{opts: o, closing: make(chan struct{}), denials: auth.NewDenialLimiter(DenialBurst, DenialWindow, o.Now)}
+	if o.Store != nil {
+		a.sites = o.Store.SiteResolver(0)
+	}
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("flownexus API", o.Version)
 	cfg.Info.Description = "Manage LwM2M devices: endpoints, values, history and device operations."
@@ -162,25 +181,26 @@ func New(o Config) *API {
 		cfg.SchemasPath + "/{schema}": true,
 	}}
 	hapi := huma.NewAPI(cfg, a.table)
+	a.doc = hapi.OpenAPI()
 	hapi.UseMiddleware(a.guard(hapi))
 	a.routes(hapi)
-	if o.Jobs != nil {
+	if o.Jobs != nil || everything {
 		a.queueRoutes(hapi)
 	}
-	if o.Credentials != nil {
+	if o.Credentials != nil || everything {
 		a.credentialRoutes(hapi)
 	}
-	if o.Updates != nil {
+	if o.Updates != nil || everything {
 		a.updateRoutes(hapi)
 		a.campaignRoutes(hapi)
 	}
-	if o.Events != nil {
+	if o.Events != nil || everything {
 		a.streamRoutes(hapi)
 	}
-	if o.Firmware != nil {
+	if o.Firmware != nil || everything {
 		a.firmwareRoutes(hapi)
 	}
-	if o.Webhooks != nil {
+	if o.Webhooks != nil || everything {
 		a.webhookRoutes(hapi)
 	}
 	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
