@@ -24,8 +24,9 @@
 // including 404 for an unknown path and 405, with an Allow header, for a
 // known path asked with another method. Every response carries a
 // Content-Security-Policy that allows nothing (APICSP): API answers are
-// data, never pages. The OpenAPI 3.1 document is served at
-// /api/v1/openapi.json.
+// data, never pages (the reference page has its own, DocsCSP). The
+// OpenAPI 3.1 document is served at /api/v1/openapi.json (Document builds
+// it without a server), and rendered as a reference page at DocsPath.
 package api
 
 import (
@@ -184,6 +185,7 @@ func build(o Config, everything bool) *API {
 	a.doc = hapi.OpenAPI()
 	hapi.UseMiddleware(a.guard(hapi))
 	a.routes(hapi)
+	a.docsRoutes(hapi)
 	if o.Jobs != nil || everything {
 		a.queueRoutes(hapi)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -97,5 +98,65 @@ func TestOpenAPIDocumentValid(t *testing.T) {
 	ctx := openapi3.WithValidationOptions(context.Background(), openapi3.EnableMultiError())
 	if err := doc.Validate(ctx); err != nil {
 		t.Errorf("the OpenAPI document is not valid:\n%v", err)
+	}
+}
+
+// TestDocsPage: the reference page is served without a token, with its
+// own CSP, no script and no inline style, and names every operation with
+// its permission; its stylesheet is at its checksum URL.
+func TestDocsPage(t *testing.T) {
+	a := build(Config{Version: "test", Firmware: &firmware.Images{}}, true)
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec
+	}
+	rec := get(DocsPath)
+	body := rec.Body.String()
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/html; charset=utf-8" || rec.Header().Get("Content-Security-Policy") != DocsCSP {
+		t.Fatalf("docs: %d %v", rec.Code, rec.Header())
+	}
+	for _, bad := range []string{"<script", "style=", "<style", "src=", `href="http`, `href="//`} {
+		if strings.Contains(body, bad) {
+			t.Errorf("the page contains %q", bad)
+		}
+	}
+	for _, r := range a.Routes() {
+		if r.OperationID == "" {
+			continue
+		}
+		if !strings.Contains(body, `id="`+r.OperationID+`"`) {
+			t.Errorf("the page lacks operation %s", r.OperationID)
+		}
+	}
+	for _, want := range []string{`<span class="path">/api/v1/events/stream</span>`, `Permission <code>view_data</code>`,
+		`<td class="name">Last-Event-ID</td><td>header</td>`, `href="` + docsCSSPath + `"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+	css := get(docsCSSPath)
+	if css.Code != 200 || css.Header().Get("Content-Type") != "text/css; charset=utf-8" || !strings.Contains(css.Header().Get("Cache-Control"), "immutable") ||
+		css.Body.String() != string(docsCSS) {
+		t.Errorf("stylesheet: %d %v", css.Code, css.Header())
+	}
+	if rec := get(DocsPath + "/docs.0000.css"); rec.Code != 404 {
+		t.Errorf("another stylesheet name: %d", rec.Code)
+	}
+	// The standalone page carries its stylesheet.
+	page, err := RenderDocs(a.OpenAPI(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), "<style>") || strings.Contains(string(page), docsCSSPath) {
+		t.Error("the standalone page does not embed its stylesheet")
+	}
+}
+
+func TestDocsText(t *testing.T) {
+	got := string(docsText("One `<a>` line\nwraps.\n\nTopics:\n- `x`: first\n- y <b>\n\nEnd `open"))
+	want := "<p>One <code>&lt;a&gt;</code> line wraps.</p><p>Topics:</p><ul><li><code>x</code>: first</li><li>y &lt;b&gt;</li></ul><p>End `open</p>"
+	if got != want {
+		t.Errorf("docsText:\n%s\nwant\n%s", got, want)
 	}
 }
