@@ -24,12 +24,13 @@ import (
 // schema of its Data is shown in the OpenAPI document.
 
 // TopicDropped is the SSE event name of the stream's own notice that
-// events were lost; its data's Data is a Dropped. It is always sent, not
+// events were lost: the feed dropped them for a client that read too
+// slowly, and the event log, from which the stream fills such gaps, could
+// not be read. Its data's Data is a Dropped. It is always sent, not
 // filtered by topic, and never published on the bus.
 const TopicDropped = "dropped"
 
-// Dropped reports events a stream lost because its client read them
-// slower than they came.
+// Dropped reports events a stream lost (see TopicDropped).
 type Dropped struct {
 	Count uint64 `json:"count" doc:"Events lost since the previous dropped notice"`
 	Total uint64 `json:"total" doc:"Events lost since the stream opened"`
@@ -50,8 +51,9 @@ const streamWriteTimeout = 10 * time.Second
 
 // The event streams' share of the events.Feed: each stream holds at most
 // streamBuffer messages and streamMaxBytes bytes of them (shared with the
-// other streams) before it drops, and is woken at most every
-// streamInterval, so that it writes a burst of events with one flush.
+// other streams) before the feed drops for it (the stream then reads the
+// event log instead), and is woken at most every streamInterval, so that
+// it writes a burst of events with one flush.
 const (
 	streamBuffer   = events.DefaultBuffer
 	streamMaxBytes = events.DefaultMaxBytes
@@ -73,7 +75,7 @@ type Reset struct {
 }
 
 // replayPage is how many logged events a resuming stream reads at a time.
-const replayPage = 500
+const replayPage = 200
 
 type streamInput struct {
 	Endpoint    string   `query:"endpoint" doc:"Only events of this endpoint" example:"urn:imei:356938035643809"`
@@ -125,8 +127,9 @@ func (a *API) streamRoutes(h huma.API) {
 			"with no gap and no duplicate. Events are logged for the server's event retention: when " +
 			"some after the given id are gone, a `reset` message says so first. A comment line keeps " +
 			"the connection alive every " + a.opts.KeepAlive.String() + ". A client that reads slower " +
-			"than events come loses events, never delays the server: a `dropped` message then says how " +
-			"many, and reconnecting with the last id received fetches them from the log. The stream ends " +
+			"than events come never delays the server: its stream falls behind the live events and " +
+			"catches up from the event log, in order; only when the log cannot be read does a `dropped` " +
+			"message say how many events were lost (reconnecting with the last id received fetches them). The stream ends " +
 			"when the server stops, and at a keep-alive after its token is revoked or its user disabled. Topics:" +
 			lines.String() +
 			"\n- `dropped`: events this stream lost (always sent, no id)." +
@@ -221,15 +224,13 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, filter events.F
 	rd := a.feed.Open(filter) // live first: what is logged from now on comes through rd
 	defer rd.Close()
 	// Everything logged before rd was open is in the log up to newest:
-	// the recorder publishes an event only after its batch committed.
-	var oldest, newest int64
-	if resume >= 0 {
-		var err error
-		if oldest, newest, err = a.opts.Store.EventLogBounds(ctx); err != nil {
-			a.opts.Logger.Error("event stream: event log unreadable", "err", err)
-			problem.Write(w, problem.Internal(""))
-			return
-		}
+	// the recorder publishes an event only after its batch committed. The
+	// stream starts after newest, or after resume.
+	oldest, newest, err := a.opts.Store.EventLogBounds(ctx)
+	if err != nil {
+		a.opts.Logger.Error("event stream: event log unreadable", "err", err)
+		problem.Write(w, problem.Internal(""))
+		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -259,7 +260,7 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, filter events.F
 		return
 	}
 	var reported uint64
-	var last int64 // the id of the last logged event dealt with
+	last := newest // the id of the last logged event dealt with
 	var line [32]byte
 	message := func(id int64, b []byte) {
 		if id > 0 {
@@ -267,13 +268,12 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, filter events.F
 		}
 		write(b)
 	}
-	noteDropped := func() {
-		if d := rd.Dropped(); d > reported {
-			if b := a.encodeEvent(events.Event{Topic: TopicDropped, Time: a.opts.Now(),
-				Data: Dropped{Count: d - reported, Total: d}}); b != nil {
-				message(0, b)
-			}
-			reported = d
+	var lost uint64 // events the stream could not fill in from the log
+	noteLost := func(n uint64) {
+		lost += n
+		if b := a.encodeEvent(events.Event{Topic: TopicDropped, Time: a.opts.Now(),
+			Data: Dropped{Count: n, Total: lost}}); b != nil {
+			message(0, b)
 		}
 	}
 	keepAlive := time.NewTicker(a.opts.KeepAlive)
@@ -290,8 +290,11 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, filter events.F
 			}
 		}
 		var ok bool
-		if last, ok = a.replay(ctx, filter, scope, resume, newest, message, deadline, flush); !ok {
-			return
+		if last, ok, err = a.replay(ctx, filter, scope, resume, newest, message, deadline, flush); !ok || err != nil {
+			if err != nil {
+				a.opts.Logger.Error("event stream: replay from the event log failed", "err", err)
+			}
+			return // the client resumes after the last id it got
 		}
 	}
 	for {
@@ -307,20 +310,41 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, filter events.F
 			}
 			scope = s.Scope(auth.ViewData)
 			deadline()
-			noteDropped()
 			write(keepAliveComment)
 		case <-rd.Ready:
 			deadline()
 			msgs = rd.Take(msgs[:0])
+			// The feed dropped some events for this stream (it read too
+			// slowly): the log has them and those taken, in order.
+			if d := rd.Dropped(); d > reported {
+				n := d - reported
+				reported = d
+				clear(msgs)
+				msgs = msgs[:0]
+				_, through, err := a.opts.Store.EventLogBounds(ctx)
+				if err == nil {
+					var ok bool
+					if last, ok, err = a.replay(ctx, filter, scope, last, through, message, deadline, flush); !ok {
+						return
+					}
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					a.opts.Logger.Warn("event stream: events dropped for a slow client could not be read from the event log", "err", err)
+					noteLost(n)
+				}
+			}
 			for _, m := range msgs {
-				// Skip what the replay dealt with: the live events
+				// Skip what a replay dealt with: the live events
 				// logged before it ended.
-				if (last == 0 || m.ID > last) && a.inScope(ctx, scope, m.Endpoint) {
+				if m.ID > last && a.inScope(ctx, scope, m.Endpoint) {
 					message(m.ID, m.Bytes)
+					last = m.ID
 				}
 			}
 			clear(msgs) // the messages are the feed's to free
-			noteDropped()
 		}
 		if !flush() {
 			return
@@ -330,19 +354,17 @@ func (a *API) stream(ctx context.Context, w http.ResponseWriter, filter events.F
 
 // replay writes the logged events after `after` up to `through` that
 // filter and scope select, a page at a time, each page flushed, and
-// returns through: the live events up to it were dealt with. It returns
-// false when the stream must end (a write failed, the log is unreadable,
-// the streams are closing).
+// returns through: the live events up to it were dealt with. When the
+// log cannot be read it returns the last id it dealt with and the error.
+// ok is false when the stream must end (a write failed, the streams are
+// closing, the client went away).
 func (a *API) replay(ctx context.Context, filter events.Filter, scope auth.Scope, after, through int64,
-	message func(int64, []byte), deadline func(), flush func() bool) (int64, bool) {
+	message func(int64, []byte), deadline func(), flush func() bool) (last int64, ok bool, err error) {
 	for after < through {
 		page, err := a.opts.Store.EventsAfter(ctx, store.EventFilter{After: after, Through: through, Limit: replayPage,
 			Scope: auth.Everything, Topics: filter.Topics, Endpoint: filter.Endpoint})
 		if err != nil {
-			if ctx.Err() == nil {
-				a.opts.Logger.Error("event stream: replay from the event log failed", "after", after, "err", err)
-			}
-			return after, false
+			return after, ctx.Err() == nil, err
 		}
 		if len(page) == 0 {
 			break
@@ -361,17 +383,17 @@ func (a *API) replay(ctx context.Context, filter events.Filter, scope auth.Scope
 			}
 		}
 		if !flush() {
-			return after, false
+			return after, false, nil
 		}
 		select {
 		case <-a.closing:
-			return after, false
+			return after, false, nil
 		case <-ctx.Done():
-			return after, false
+			return after, false, nil
 		default:
 		}
 	}
-	return through, true
+	return through, true, nil
 }
 
 // inScope reports whether a stream whose user reaches sc may carry an
