@@ -41,8 +41,9 @@ var (
 
 	docsTemplate = template.Must(template.New("docs").Parse(docsTemplateText))
 	docsCSSSum   = func() string { s := sha256.Sum256(docsCSS); return hex.EncodeToString(s[:8]) }()
-	// docsCSSPath is the stylesheet's URL, named by its checksum.
-	docsCSSPath = DocsPath + "/docs." + docsCSSSum + ".css"
+	// DocsStylesheetPath is the URL path of the reference page's
+	// stylesheet, named by its checksum.
+	DocsStylesheetPath = DocsPath + "/docs." + docsCSSSum + ".css"
 )
 
 type docsPage struct {
@@ -89,7 +90,7 @@ type docsField struct {
 // RenderDocs renders doc as the API reference page. standalone embeds
 // the stylesheet, for a file read without the server.
 func RenderDocs(doc *huma.OpenAPI, standalone bool) ([]byte, error) {
-	p := docsPage{OpenAPI: doc.OpenAPI, Prefix: Prefix, Standalone: standalone, CSSURL: docsCSSPath}
+	p := docsPage{OpenAPI: doc.OpenAPI, Prefix: Prefix, Standalone: standalone, CSSURL: DocsStylesheetPath}
 	if doc.Info != nil {
 		p.Title, p.Version, p.Description = doc.Info.Title, doc.Info.Version, doc.Info.Description
 	}
@@ -367,7 +368,7 @@ func (a *API) docsRoutes(h huma.API) {
 			Content: map[string]*huma.MediaType{"text/css": {Schema: &huma.Schema{Type: huma.TypeString}}}}},
 		Errors: []int{http.StatusNotFound},
 	}, func(_ context.Context, in *docsAssetInput) (*docsOutput, error) {
-		if DocsPath+"/"+in.Asset != docsCSSPath {
+		if DocsPath+"/"+in.Asset != DocsStylesheetPath {
 			return nil, problem.New(http.StatusNotFound, "not_found", "no such asset: "+in.Asset)
 		}
 		return &docsOutput{ContentType: "text/css; charset=utf-8", CSP: APICSP,

@@ -130,12 +130,12 @@ func TestDocsPage(t *testing.T) {
 		}
 	}
 	for _, want := range []string{`<span class="path">/api/v1/events/stream</span>`, `Permission <code>view_data</code>`,
-		`<td class="name">Last-Event-ID</td><td>header</td>`, `href="` + docsCSSPath + `"`} {
+		`<td class="name">Last-Event-ID</td><td>header</td>`, `href="` + DocsStylesheetPath + `"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the page lacks %s", want)
 		}
 	}
-	css := get(docsCSSPath)
+	css := get(DocsStylesheetPath)
 	if css.Code != 200 || css.Header().Get("Content-Type") != "text/css; charset=utf-8" || !strings.Contains(css.Header().Get("Cache-Control"), "immutable") ||
 		css.Body.String() != string(docsCSS) {
 		t.Errorf("stylesheet: %d %v", css.Code, css.Header())
@@ -148,7 +148,7 @@ func TestDocsPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(page), "<style>") || strings.Contains(string(page), docsCSSPath) {
+	if !strings.Contains(string(page), "<style>") || strings.Contains(string(page), DocsStylesheetPath) {
 		t.Error("the standalone page does not embed its stylesheet")
 	}
 }
