@@ -94,6 +94,10 @@ type Config struct {
 	// Webhooks manages webhooks behind /webhooks; nil leaves those
 	// routes out.
 	Webhooks *webhook.Service
+	// Rate is how many requests a second one API token may make, in
+	// bursts of Burst (see RateLimiter); 0 sets no limit.
+	Rate  float64
+	Burst int
 }
 
 // API serves the REST API.
@@ -103,6 +107,7 @@ type API struct {
 	doc     *huma.OpenAPI // the OpenAPI document of its routes
 	table   *routeTable
 	denials *auth.DenialLimiter
+	limiter *RateLimiter // nil: no limit
 
 	closing   chan struct{} // closed by CloseStreams
 	closeOnce sync.Once
@@ -159,7 +164,8 @@ func build(o Config, everything bool) *API {
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = 15 * time.Second
 	}
-	a := &API{opts: o, closing: make(chan struct{}), denials: auth.NewDenialLimiter(DenialBurst, DenialWindow, o.Now)}
+	a := &API{opts: o, closing: make(chan struct{}), denials: auth.NewDenialLimiter(DenialBurst, DenialWindow, o.Now),
+		limiter: NewRateLimiter(o.Rate, o.Burst, o.Now)}
 	if o.Store != nil {
 		a.sites = o.Store.SiteResolver(0)
 	}
@@ -185,6 +191,7 @@ func build(o Config, everything bool) *API {
 	a.doc = hapi.OpenAPI()
 	hapi.UseMiddleware(a.guard(hapi))
 	a.routes(hapi)
+	a.adminRoutes(hapi)
 	a.docsRoutes(hapi)
 	if o.Jobs != nil || everything {
 		a.queueRoutes(hapi)

@@ -13,6 +13,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/flownexus/flownexus/internal/auth"
+	"github.com/flownexus/flownexus/internal/problem"
 	"github.com/flownexus/flownexus/internal/store"
 )
 
@@ -31,10 +32,14 @@ type Route struct {
 const permissionKey = "flownexus.permission"
 
 // register adds an operation that needs perm. Every API operation is
-// registered through it: the route table refuses any other.
+// registered through it: the route table refuses any other. A request
+// body larger than op.MaxBodyBytes (0: DefaultMaxBody) is refused, 413.
 func register[I, O any](h huma.API, perm auth.Permission, op huma.Operation, handler func(context.Context, *I) (*O, error)) {
 	if !auth.Known(perm) {
 		panic(fmt.Sprintf("api: operation %s: unknown permission %q", op.OperationID, perm))
+	}
+	if op.MaxBodyBytes == 0 {
+		op.MaxBodyBytes = DefaultMaxBody // larger bodies: 413
 	}
 	op.Metadata = maps(op.Metadata)
 	op.Metadata[permissionKey] = perm
@@ -46,7 +51,7 @@ func register[I, O any](h huma.API, perm auth.Permission, op huma.Operation, han
 	}
 	if perm != auth.Public {
 		op.Description = strings.TrimSpace(op.Description + "\n\nNeeds permission `" + string(perm) + "` (" + who + ").")
-		op.Errors = append(op.Errors, http.StatusUnauthorized, http.StatusForbidden)
+		op.Errors = append(op.Errors, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests)
 	}
 	huma.Register(h, op, handler)
 }
@@ -102,7 +107,9 @@ const (
 // guard authenticates and authorizes every API operation, in this order:
 // a route needing auth.Public passes; a missing, unknown or expired token,
 // or one of a disabled user, gets 401 with a WWW-Authenticate challenge; a
-// user without the route's permission gets 403, and the refusal is logged
+// token over its request rate gets 429 with Retry-After; a user without
+// the route's permission gets 403, and so does a read-only token asking
+// anything but GET or HEAD (code token_scope); either refusal is logged
 // and audited (rate limited per user).
 func (a *API) guard(hapi huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
@@ -153,6 +160,10 @@ func (a *API) guard(hapi huma.API) func(huma.Context, func(huma.Context)) {
 				a.opts.Logger.Warn("recording API token use failed", "err", err)
 			}
 		}
+		if ok, wait := a.limiter.Allow(tok.ID); !ok {
+			tooManyRequests(ctx, wait)
+			return
+		}
 		subject, err := a.opts.Store.Subject(ctx.Context(), user)
 		if err != nil {
 			a.opts.Logger.Error("loading a user's memberships failed", "user", user.Username, "err", err)
@@ -165,9 +176,18 @@ func (a *API) guard(hapi huma.API) func(huma.Context, func(huma.Context)) {
 				fmt.Sprintf("user %q may not do this: it needs permission %s", user.Username, perm))
 			return
 		}
+		if tok.ReadOnly() && !readMethod(ctx.Method()) {
+			a.refused(ctx, subject, perm)
+			writeProblem(ctx, problem.New(http.StatusForbidden, "token_scope", "this token is read-only"))
+			return
+		}
 		next(huma.WithValue(ctx, ctxKey{}, principal{User: user, Token: tok, RemoteAddr: ctx.RemoteAddr(), Permission: perm, Subject: subject}))
 	}
 }
+
+// readMethod reports whether a read-only token may make a request of the
+// method.
+func readMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead }
 
 // stillAuthorized reports whether the caller of a long-lived request (an
 // event stream) may still make it: its token still stored and unexpired,

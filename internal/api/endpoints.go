@@ -60,6 +60,13 @@ type listEndpointsInput struct {
 	Q      string `query:"q" doc:"Only endpoints whose name contains this text"`
 	Limit  int    `query:"limit" default:"50" minimum:"1" maximum:"1000"`
 	Offset int    `query:"offset" default:"0" minimum:"0"`
+	// The filters and the cursor besides the name search and offset.
+	Site            string `query:"site" maxLength:"64" doc:"Only endpoints of this site (name)"`
+	Transport       string `query:"transport" enum:"udp,dtls," doc:"Only endpoints that last talked over this transport"`
+	FirmwareVersion string `query:"firmware_version" maxLength:"255" doc:"Only endpoints reporting this firmware version"`
+	Object          string `query:"object" maxLength:"5" doc:"Only endpoints whose registration announced this object id, e.g. 3303"`
+	Prefix          string `query:"prefix" maxLength:"256" doc:"Only endpoints whose name starts with this"`
+	After           string `query:"after" maxLength:"1024" doc:"Cursor: the endpoints after this name (next_after of the previous page); use instead of offset"`
 }
 
 type listEndpointsOutput struct {
@@ -68,6 +75,9 @@ type listEndpointsOutput struct {
 		Total  int        `json:"total" doc:"Endpoints matching the filter, over all pages"`
 		Limit  int        `json:"limit"`
 		Offset int        `json:"offset"`
+		// The cursor to the next page.
+		NextAfter string `json:"next_after,omitempty" doc:"Pass as after for the next page; absent on the last"`
+		Next      string `json:"next,omitempty" doc:"The next page's URL (path and query); absent on the last"`
 	}
 }
 
@@ -89,6 +99,7 @@ type historyInput struct {
 	From     time.Time `query:"from" doc:"Start of the range (RFC 3339), default 24 hours before to"`
 	To       time.Time `query:"to" doc:"End of the range (RFC 3339), default now"`
 	Limit    int       `query:"limit" default:"1000" minimum:"1" maximum:"100000"`
+	Points   int       `query:"points" minimum:"0" maximum:"10000" doc:"For charts: at most this many numeric points over the whole range, chosen by LTTB, in points (oldest first) instead of values; 0: the values"`
 }
 
 type historyOutput struct {
@@ -97,6 +108,7 @@ type historyOutput struct {
 		From   time.Time      `json:"from"`
 		To     time.Time      `json:"to"`
 		Values []render.Value `json:"values" doc:"Newest first"`
+		Points []HistoryPoint `json:"points,omitempty" doc:"With points=N: at most N points, oldest first (values is then empty)"`
 	}
 }
 
@@ -162,16 +174,23 @@ func (a *API) endpoint(ctx context.Context, name string) (store.Endpoint, error)
 
 func (a *API) listEndpoints(ctx context.Context, in *listEndpointsInput) (*listEndpointsOutput, error) {
 	sc := userFrom(ctx).scope()
-	f := store.EndpointFilter{NameLike: in.Q, Limit: in.Limit, Offset: in.Offset, Scope: &sc}
+	f := store.EndpointFilter{NameLike: in.Q, Limit: in.Limit + 1, Offset: in.Offset, Scope: &sc}
 	if in.Online != "" {
 		on := in.Online == "true"
 		f.Online = &on
+	}
+	if err := a.filterEndpoints(ctx, &f, in); err != nil {
+		return nil, err
 	}
 	eps, total, err := a.opts.Store.ListEndpoints(ctx, f)
 	if err != nil {
 		return nil, a.fail(ctx, err)
 	}
 	out := &listEndpointsOutput{}
+	if len(eps) > in.Limit {
+		eps = eps[:in.Limit]
+		nextEndpoints(out, in, eps[len(eps)-1].Name)
+	}
 	out.Body.Items = make([]Endpoint, 0, len(eps))
 	for _, e := range eps {
 		out.Body.Items = append(out.Body.Items, toEndpoint(e))
@@ -231,6 +250,9 @@ func (a *API) history(ctx context.Context, in *historyInput) (*historyOutput, er
 	e, err := a.endpoint(ctx, in.Endpoint)
 	if err != nil {
 		return nil, err
+	}
+	if in.Points > 0 {
+		return a.historyPoints(ctx, e, p, from, to, in.Points)
 	}
 	vals, err := a.opts.Store.ResourceHistory(ctx, e.ID, p, from, to, in.Limit)
 	if err != nil {

@@ -281,7 +281,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 		Store: st, Devices: a.Devices, Objects: a.Objects, Logger: log,
 		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: a.Jobs, Credentials: a.Credentials,
 		Events: a.Logged, KeepAlive: opts.StreamKeepAlive, Firmware: a.Firmware, Updates: a.Updates,
-		Webhooks: a.Webhooks,
+		Webhooks: a.Webhooks, Rate: float64(cfg.APIRate), Burst: 2 * cfg.APIRate,
 	})
 	a.web.Handle(api.Prefix+"/", a.API.Handler())
 	a.Dashboard, err = web.New(web.Config{

@@ -206,6 +206,9 @@ type routeCase struct {
 	// device: the route acts on the device named by {ep} in the path or
 	// the body, so a device outside the caller's scope is 404.
 	device bool
+	// idKey names the saved value {id} stands for ("" means "op", the
+	// operation queued by the caller).
+	idKey string
 }
 
 func body(v any) func(string, map[string]string) any {
@@ -347,6 +350,40 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		{"delete-webhook", routeCase{perm: auth.ViewData, want: []int{http.StatusNotFound}}},
 		{"list-webhook-deliveries", routeCase{perm: auth.ViewData, want: []int{http.StatusNotFound}}},
 		{"ping-webhook", routeCase{perm: auth.ViewData, want: []int{http.StatusNotFound}}},
+		// The operation queue across devices: {id} is the caller's queued
+		// operation, on the device of its site.
+		{"list-all-operations", routeCase{perm: auth.ViewData, want: ok}},
+		{"cancel-operation-by-id", routeCase{perm: auth.PerformOperations, want: []int{http.StatusOK, http.StatusConflict}}},
+		{"list-objects", routeCase{perm: auth.ViewData, want: ok}},
+		{"get-object", routeCase{perm: auth.ViewData, want: ok, idKey: "object"}},
+		// Each caller makes a token, then revokes it.
+		{"list-tokens", routeCase{perm: auth.OwnTokens, want: ok}},
+		{"create-token", routeCase{perm: auth.OwnTokens, want: []int{http.StatusCreated},
+			body: body(map[string]any{"name": "walked", "scope": "read"}), save: saveID("token")}},
+		{"delete-token", routeCase{perm: auth.OwnTokens, want: []int{http.StatusNoContent}, idKey: "token"}},
+		// The admin makes a user, changes it, gives it and takes away a
+		// membership, and deletes it.
+		{"list-users", routeCase{perm: auth.ManageUsers, want: ok}},
+		{"create-user", routeCase{perm: auth.ManageUsers, want: []int{http.StatusCreated},
+			body: body(map[string]any{"username": "walked", "password": "a-password"}), save: saveID("user")}},
+		{"get-user", routeCase{perm: auth.ManageUsers, want: ok, idKey: "user"}},
+		{"update-user", routeCase{perm: auth.ManageUsers, want: ok, idKey: "user", body: body(map[string]any{"disabled": true})}},
+		{"list-memberships", routeCase{perm: auth.ManageUsers, want: ok, idKey: "user"}},
+		{"set-membership", routeCase{perm: auth.ManageUsers, want: ok, idKey: "user",
+			body: body(map[string]any{"role": "user", "flags": []string{"view_data"}})}},
+		{"delete-membership", routeCase{perm: auth.ManageUsers, want: []int{http.StatusNoContent}, idKey: "user"}},
+		{"delete-user", routeCase{perm: auth.ManageUsers, want: []int{http.StatusNoContent}, idKey: "user"}},
+		// The admin makes a site, renames and deletes it; {site} is site A,
+		// where the walker moves its own device.
+		{"list-sites", routeCase{perm: auth.ManageUsers, want: ok}},
+		{"create-site", routeCase{perm: auth.ManageUsers, want: []int{http.StatusCreated},
+			body: body(map[string]any{"name": "walked"}), save: saveID("newsite")}},
+		{"get-site", routeCase{perm: auth.ManageUsers, want: ok, idKey: "newsite"}},
+		{"update-site", routeCase{perm: auth.ManageUsers, want: ok, idKey: "newsite", body: body(map[string]any{"name": "walked-2"})}},
+		{"delete-site", routeCase{perm: auth.ManageUsers, want: []int{http.StatusNoContent}, idKey: "newsite"}},
+		{"assign-endpoints", routeCase{perm: auth.ManageDevices, want: ok, idKey: "site",
+			body: body(map[string]any{"endpoints": []string{"{ep}"}})}},
+		{"list-audit", routeCase{perm: auth.ManageUsers, want: ok}},
 	}
 
 	routes := map[string]api.Route{}
@@ -375,13 +412,22 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 	checkOpenAPI(t, s, routes)
 
 	st := map[string]string{}
-	fill := func(path, who, ep string) string {
-		id := st["op"+who]
+	// {site} is site A, where the walker and the users lacking a flag
+	// are members.
+	for _, who := range []string{"walker", "admin", "lacking"} {
+		st["site"+who] = strconv.FormatInt(s.site(t, "a").ID, 10)
+		st["object"+who] = "3303"
+	}
+	fill := func(path, who, ep, idKey string) string {
+		if idKey == "" {
+			idKey = "op"
+		}
+		id := st[idKey+who]
 		if id == "" {
 			id = "1"
 		}
 		return strings.NewReplacer("{ep}", ep, "{endpoint}", credEP, "{schema}", "Credential.json",
-			"{id}", id, "{version}", "9.9",
+			"{id}", id, "{version}", "9.9", "{site}", st["site"+who],
 			"{asset}", strings.TrimPrefix(api.DocsStylesheetPath, api.DocsPath+"/")).Replace(path)
 	}
 	// bodyFor returns c's body for who about the device ep.
@@ -393,7 +439,7 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		return json.RawMessage(strings.ReplaceAll(string(b), "{ep}", ep))
 	}
 	call := func(c routeCase, r api.Route, who, tok, ep string) (response, string) {
-		path := fill(r.Path, who, ep) + c.query
+		path := fill(r.Path, who, ep, c.idKey) + c.query
 		what := fmt.Sprintf("%s %s as %s", r.Method, path, who)
 		if c.stream {
 			return s.streamHeaders(t, tok, path), what
@@ -411,10 +457,10 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		}
 		// No token.
 		if c.perm == auth.Public {
-			if got := s.do(t, "", r.Method, fill(r.Path, "admin", epA), nil); got.code != http.StatusOK {
+			if got := s.do(t, "", r.Method, fill(r.Path, "admin", epA, c.idKey), nil); got.code != http.StatusOK {
 				t.Errorf("%s without a token: %d, want 200", c.key, got.code)
 			}
-		} else if got := s.do(t, "", r.Method, fill(r.Path, "admin", epA)+c.query, nil); got.code != http.StatusUnauthorized {
+		} else if got := s.do(t, "", r.Method, fill(r.Path, "admin", epA, c.idKey)+c.query, nil); got.code != http.StatusUnauthorized {
 			t.Errorf("%s without a token: %d, want 401", c.key, got.code)
 		}
 		site := auth.FlagOf(c.perm) != 0
@@ -423,7 +469,7 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		if site {
 			got, what := call(c.routeCase, r, "lacking", lacking[c.perm], epA)
 			forbidden(t, c.key+" "+what, got)
-			forbidden(t, c.key+" "+what+" with a bad body", s.do(t, lacking[c.perm], r.Method, fill(r.Path, "lacking", epA), "not an object"))
+			forbidden(t, c.key+" "+what+" with a bad body", s.do(t, lacking[c.perm], r.Method, fill(r.Path, "lacking", epA, c.idKey), "not an object"))
 			refusals[lackingUser[c.perm].ID] += 2
 		}
 		// The site user with every flag, on the device of the other site:
@@ -442,9 +488,11 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 			}
 			got, what := call(c.routeCase, r, who, tok, epA)
 			what = c.key + " " + what
-			if who == "walker" && c.perm != auth.Public && !site {
+			// Global permissions are the administrators', but for one's
+			// own tokens (any site member's).
+			if who == "walker" && c.perm != auth.Public && c.perm != auth.OwnTokens && !site {
 				forbidden(t, what, got)
-				forbidden(t, what+" with a bad body", s.do(t, tok, r.Method, fill(r.Path, who, epA), "not an object"))
+				forbidden(t, what+" with a bad body", s.do(t, tok, r.Method, fill(r.Path, who, epA, c.idKey), "not an object"))
 				refusals[walker.ID] += 2
 				continue
 			}
@@ -469,7 +517,8 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 	// Every refusal of the walk is in the audit log, up to the limit per
 	// user; the 404s are not refusals.
 	for id, n := range refusals {
-		entries, err := s.Store.ListAudit(context.Background(), store.AuditFilter{UserID: id, Limit: 1000})
+		// The walk's changes (tokens, assignments) are audited too.
+		entries, err := s.Store.ListAudit(context.Background(), store.AuditFilter{UserID: id, Action: api.ActionDenied, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,96 +12,6 @@ import (
 
 	"github.com/flownexus/flownexus/internal/auth"
 )
-
-// accessBrowser is a headless Chromium on a running App's dashboard with
-// the steps the access tests take; every page is watched (pageWatch).
-type accessBrowser struct {
-	t     *testing.T
-	s     *server
-	ctx   context.Context
-	watch *pageWatch
-	shots string
-}
-
-func newAccessBrowser(t *testing.T, s *server) *accessBrowser {
-	t.Helper()
-	chromium := chromiumPath()
-	if chromium == "" {
-		t.Skip("no Chromium binary (/usr/bin/chromium): install Debian's chromium to run the browser test")
-	}
-	shots := os.Getenv("FLOWNEXUS_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	t.Cleanup(cancel)
-	ctx, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(cancel)
-	b := &accessBrowser{t: t, s: s, ctx: ctx, watch: &pageWatch{origin: s.base}, shots: shots}
-	if err := chromedp.Listen(ctx, b.watch.listen); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	return b
-}
-
-func (b *accessBrowser) step(what string, actions ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	sctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(sctx, actions...); err != nil {
-		b.t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func (b *accessBrowser) get(what string, a chromedp.Action[string]) string {
-	b.t.Helper()
-	sctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(sctx, a)
-	if err != nil {
-		b.t.Fatalf("%s: %v", what, err)
-	}
-	return v
-}
-
-func (b *accessBrowser) shot(name string) {
-	b.t.Helper()
-	sctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-}
-
-// check fails for every issue the pages had, except those containing one
-// of expected.
-func (b *accessBrowser) check(page string, expected ...string) {
-	b.t.Helper()
-	for _, issue := range b.watch.take() {
-		ok := false
-		for _, e := range expected {
-			ok = ok || strings.Contains(issue, e)
-		}
-		if !ok {
-			b.t.Errorf("%s: %s", page, issue)
-		}
-	}
-}
 
 // TestSiteUserInBrowser: a Site User of north and east logs in, sees the
 // devices of its sites and not south's; south's device page is 404; the
@@ -135,7 +43,7 @@ func TestSiteUserInBrowser(t *testing.T) {
 		}
 	}
 
-	b := newAccessBrowser(t, s)
+	b := startBrowser(t, s)
 	b.step("open /devices", chromedp.Navigate(s.base+"/devices"), chromedp.WaitVisible(chromedp.ID("username")))
 	b.step("log in",
 		chromedp.SendKeys(chromedp.ID("username"), "nora"),
@@ -194,12 +102,13 @@ func TestSiteUserInBrowser(t *testing.T) {
 // a site.
 func TestAdminPagesInBrowser(t *testing.T) {
 	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
-	b := newAccessBrowser(t, s)
+	b := startBrowser(t, s)
 	b.step("log in", chromedp.Navigate(s.base+"/login"), chromedp.WaitVisible(chromedp.ID("username")),
 		chromedp.SendKeys(chromedp.ID("username"), "admin"),
 		chromedp.SendKeys(chromedp.ID("password"), "admin-password"),
 		chromedp.Submit(chromedp.ID("password")),
 		chromedp.WaitVisible(chromedp.ID("count-total")))
+	b.until("the live stream open", `document.documentElement.hasAttribute("data-live-open")`, 10*time.Second)
 	b.step("open Admin", chromedp.Click(chromedp.CSS(`nav a[href="/admin/users"]`)), chromedp.WaitVisible(chromedp.ID("users")))
 	b.shot("admin-users")
 	b.check("admin users")

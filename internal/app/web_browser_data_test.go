@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/csv"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,121 +13,6 @@ import (
 
 	"github.com/flownexus/flownexus/internal/simulator"
 )
-
-// dataBrowser is a headless Chromium on a server's dashboard, for the
-// data pages' browser tests: each method fails the test on error.
-type dataBrowser struct {
-	t     *testing.T
-	ctx   context.Context
-	watch *pageWatch
-	shots string
-}
-
-func dataStartBrowser(t *testing.T, s *server) *dataBrowser {
-	t.Helper()
-	chromium := chromiumPath()
-	if chromium == "" {
-		t.Skip("no Chromium binary (/usr/bin/chromium): install Debian's chromium to run the browser test")
-	}
-	shots := os.Getenv("FLOWNEXUS_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(alloc)
-	t.Cleanup(cancel2)
-	b := &dataBrowser{t: t, ctx: ctx, watch: &pageWatch{origin: s.base}, shots: shots}
-	if err := chromedp.Listen(ctx, b.watch.listen); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	return b
-}
-
-func (b *dataBrowser) step(what string, actions ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		b.t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func (b *dataBrowser) get(what string, a chromedp.Action[string]) string {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		b.t.Fatalf("%s: %v", what, err)
-	}
-	return v
-}
-
-// eval runs a JavaScript expression (a promise is awaited) and returns
-// its string result.
-func (b *dataBrowser) eval(what, js string) string {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
-	defer cancel()
-	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
-	if err != nil {
-		b.t.Fatalf("%s: %v", what, err)
-	}
-	return out
-}
-
-// until evaluates the JavaScript condition every 100 ms until it is true.
-func (b *dataBrowser) until(what, js string, d time.Duration, show ...string) {
-	b.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			for _, s := range show {
-				b.t.Logf("%s: %s", s, b.eval("show", s))
-			}
-			b.t.Fatalf("timed out after %v waiting for %s (%v)", d, what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (b *dataBrowser) shot(name string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(b.shots, name+".png"), png, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-}
-
-func (b *dataBrowser) check(page string) {
-	b.t.Helper()
-	for _, issue := range b.watch.take() {
-		b.t.Errorf("%s: %s", page, issue)
-	}
-}
 
 func atoi(s string) int { n, _ := strconv.Atoi(strings.TrimSpace(s)); return n }
 
@@ -144,7 +27,7 @@ func TestDataPagesInBrowser(t *testing.T) {
 		var e struct{ Online bool }
 		return s.call(t, "GET", "/api/v1/endpoints/"+url.PathEscape(ep), nil, &e) == 200 && e.Online
 	})
-	b := dataStartBrowser(t, s)
+	b := startBrowser(t, s)
 
 	b.step("log in", chromedp.Navigate(s.base+"/login?next=%2Fdevices"), chromedp.WaitVisible(chromedp.ID("username")),
 		chromedp.SendKeys(chromedp.ID("username"), "admin"),

@@ -31,16 +31,6 @@ import (
 // /, /firmware, the updates, a campaign and /operations go to
 // $FLOWNEXUS_SCREENSHOTS.
 func TestFirmwareDashboardInBrowser(t *testing.T) {
-	chromium := chromiumPath()
-	if chromium == "" {
-		t.Skip("no Chromium binary (/usr/bin/chromium): install Debian's chromium to run the browser test")
-	}
-	shots := os.Getenv("FLOWNEXUS_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	} else if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	s := startServer(t, testConfig(t, t.TempDir()), otaTuning())
 	f := startFleet(t, s, 2, func(c *simulator.Config) { c.FirmwareDelay = 100 * time.Millisecond })
 	eps := []string{f.Device(0).Endpoint(), f.Device(1).Endpoint()}
@@ -70,67 +60,9 @@ func TestFirmwareDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	alloc, cancel := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	watch := &pageWatch{origin: s.base}
-	if err := chromedp.Listen(ctx, watch.listen); err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	get := func(what string, a chromedp.Action[string]) string {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(sctx, a)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		return v
-	}
-	shot := func(name string) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eval := func(what, js string) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if _, err := chromedp.Run(sctx, chromedp.Evaluate[bool](js)); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	check := func(page string) {
-		t.Helper()
-		for _, issue := range watch.take() {
-			t.Errorf("%s: %s", page, issue)
-		}
-	}
+	b := startBrowser(t, s)
+	step, get, shot, check := b.step, b.get, b.shot, b.check
+	eval := func(what, js string) { b.eval(what, "String("+js+")") }
 
 	step("log in", chromedp.Navigate(s.base+"/login?next=%2Ffirmware"), chromedp.WaitVisible(chromedp.ID("username")),
 		chromedp.SendKeys(chromedp.ID("username"), "admin"),
@@ -160,11 +92,7 @@ func TestFirmwareDashboardInBrowser(t *testing.T) {
 		t.Errorf("refused upload says %q", msg)
 	}
 	// The refusal's 422 is the one failed request expected here.
-	for _, issue := range watch.take() {
-		if !strings.Contains(issue, "/firmware") || !strings.Contains(issue, "Unprocessable") {
-			t.Errorf("firmware upload: %s", issue)
-		}
-	}
+	check("firmware upload", "Unprocessable")
 	shot("firmware")
 
 	// Start an update of device 0 by push; reload until it succeeded.
@@ -190,7 +118,7 @@ func TestFirmwareDashboardInBrowser(t *testing.T) {
 		t.Errorf("device 0 runs %v", v)
 	}
 	// The live listener: a synthetic firmware event changes the row.
-	sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
+	sctx, scancel := context.WithTimeout(b.ctx, 20*time.Second)
 	attr, err := chromedp.Run(sctx, chromedp.AttributeValue(chromedp.CSS(`#updates tbody tr`), "data-update-id"))
 	scancel()
 	if err != nil || !attr.Exists {
@@ -239,12 +167,14 @@ func TestFirmwareDashboardInBrowser(t *testing.T) {
 	}
 
 	step("open the overview", chromedp.Navigate(s.base+"/"), chromedp.WaitVisible(chromedp.CSS(`#values-5m svg`)))
+	// The live stream refreshes the page's parts once it opens: read them after.
+	b.until("the live stream open", `document.documentElement.hasAttribute("data-live-open")`, 10*time.Second)
 	if v := get("versions", chromedp.Text(chromedp.ID("firmware-versions"))); !strings.Contains(v, "4.2.0") {
 		t.Errorf("overview firmware versions: %q", v)
 	}
 	shot("overview-charts")
 	check("overview")
-	t.Logf("screenshots in %s", shots)
+	t.Logf("screenshots in %s", b.shots)
 }
 
 func fwItoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -16,6 +16,7 @@
 //	manage_firmware     everywhere    flag, in its sites   upload and remove images, start and cancel updates, campaigns
 //	perform_operations  everywhere    flag, in its sites   device operations, queued operations
 //	manage_devices      everywhere    flag, in its sites   assign endpoints to sites (into and out of its own)
+//	own_tokens          yes           any site permission  the caller's own API tokens (no device)
 //	manage_credentials  yes           no                   device credentials
 //	manage_users        yes           no                   users, sites, memberships, tokens, audit log
 //
@@ -28,7 +29,9 @@
 // (so a site member sees and manages the campaigns over its own sites'
 // devices only), and a site member creates a campaign by naming devices
 // in its scope (choosing them by a filter, which reaches every site, is
-// for global administrators). Firmware images are not per site: anyone
+// for global administrators). An API token is read or read-write: a read
+// token may make GET and HEAD requests only (the event stream included),
+// whatever its user may do. Firmware images are not per site: anyone
 // with view_firmware sees them.
 // A disabled user may do nothing but public things. The policy holds no
 // state; DenialLimiter keeps the little state needed to record refusals

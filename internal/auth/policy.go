@@ -37,6 +37,11 @@ const (
 	// ManageDevices: add, remove and re-assign endpoints.
 	ManageDevices Permission = "manage_devices"
 
+	// OwnTokens: list, create and revoke one's own API tokens. A global
+	// administrator has it, and so does every user granted some site
+	// permission in some site; it reaches no device (its Scope is empty).
+	OwnTokens Permission = "own_tokens"
+
 	// ManageCredentials: list, add and remove device DTLS credentials.
 	// Whoever holds it can impersonate any device.
 	ManageCredentials Permission = "manage_credentials"
@@ -47,7 +52,7 @@ const (
 // Permissions lists every permission, Public first.
 func Permissions() []Permission {
 	return []Permission{Public, ViewOverview, ViewData, ViewFirmware, ManageFirmware, PerformOperations,
-		ManageDevices, ManageCredentials, ManageUsers}
+		ManageDevices, OwnTokens, ManageCredentials, ManageUsers}
 }
 
 // Known reports whether p is one of Permissions.
@@ -150,7 +155,8 @@ var ErrForbidden = errors.New("auth: forbidden")
 // decision. The rule: Public is allowed to everyone; a disabled user may
 // do nothing else; a global administrator may do everything; a site
 // permission is allowed to a user with a grant allowing it in at least
-// one site (which devices it reaches is Scope's decision); the global
+// one site (which devices it reaches is Scope's decision); OwnTokens to
+// a user with a grant allowing any site permission; the global
 // permissions (credentials, users) belong to global administrators only.
 // A refusal matches ErrForbidden and names the user and the permission;
 // an unknown permission is always refused.
@@ -164,6 +170,13 @@ func Authorize(s Subject, p Permission) error {
 		return fmt.Errorf("%w: user %q is disabled", ErrForbidden, s.Name)
 	case s.Admin:
 		return nil
+	case p == OwnTokens:
+		for _, g := range s.Grants {
+			if g.Role == SiteAdmin || g.Flags&AllFlags != 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: user %q lacks permission %s: it has no site permission anywhere", ErrForbidden, s.Name, p)
 	case FlagOf(p) == 0:
 		return fmt.Errorf("%w: user %q lacks permission %s (global administrators only)", ErrForbidden, s.Name, p)
 	}
@@ -194,7 +207,7 @@ func (s Subject) Scope(p Permission) Scope {
 	switch {
 	case p == Public:
 		return Everything
-	case s.Disabled || !Known(p):
+	case s.Disabled || !Known(p) || p == OwnTokens:
 		return Scope{}
 	case s.Admin:
 		return Everything

@@ -16,7 +16,7 @@ func TestAuthorize(t *testing.T) {
 	siteAdmin := Subject{UserID: 4, Name: "sue", Grants: []Grant{{SiteID: 8, Role: SiteAdmin}}}
 	nobody := Subject{UserID: 5, Name: "new"}
 	disabledAdmin := Subject{UserID: 3, Name: "gone", Admin: true, Disabled: true}
-	userMay := map[Permission]bool{Public: true, ViewOverview: true, ViewData: true}
+	userMay := map[Permission]bool{Public: true, ViewOverview: true, ViewData: true, OwnTokens: true}
 	for _, p := range Permissions() {
 		if err := Authorize(admin, p); err != nil {
 			t.Errorf("admin %s: %v", p, err)
@@ -29,7 +29,7 @@ func TestAuthorize(t *testing.T) {
 			!strings.Contains(err.Error(), `"bob"`)) {
 			t.Errorf("user %s: refusal %q should match ErrForbidden and name user and permission", p, err)
 		}
-		if err := Authorize(siteAdmin, p); (p == Public || FlagOf(p) != 0) != (err == nil) {
+		if err := Authorize(siteAdmin, p); (p == Public || p == OwnTokens || FlagOf(p) != 0) != (err == nil) {
 			t.Errorf("site admin %s: %v", p, err)
 		}
 		if err := Authorize(nobody, p); (p == Public) != (err == nil) {

@@ -13,7 +13,7 @@ import (
 	"github.com/flownexus/flownexus/internal/store"
 )
 
-const tokenUsage = "token create --user NAME [--name LABEL] [--expires DURATION] | token list [--user NAME] | token revoke ID"
+const tokenUsage = "token create --user NAME [--name LABEL] [--scope read|read-write] [--expires DURATION] | token list [--user NAME] | token revoke ID"
 
 func runToken(ctx context.Context, iox IO, args []string) error {
 	if len(args) == 0 {
@@ -54,18 +54,19 @@ func (l *lifetime) Set(s string) error {
 }
 
 func tokenCreate(ctx context.Context, iox IO, args []string) error {
-	var user, label string
+	var user, label, scope string
 	var expires lifetime
 	cfg, pos, err := loadConfig(iox, "token create", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&user, "user", "", "user the token acts as (required)")
 		fs.StringVar(&label, "name", "cli", "label shown in token lists")
 		fs.Var(&expires, "expires", "lifetime, e.g. 720h; without it the token never expires")
+		fs.StringVar(&scope, "scope", store.TokenReadWrite, "read (GET and HEAD requests only) or read-write (whatever the user may do)")
 	})
 	if err != nil {
 		return err
 	}
-	if user == "" || len(pos) > 0 {
-		return fmt.Errorf("%w: token create --user NAME [--name LABEL] [--expires DURATION]", errUsage)
+	if user == "" || len(pos) > 0 || scope != store.TokenRead && scope != store.TokenReadWrite {
+		return fmt.Errorf("%w: token create --user NAME [--name LABEL] [--scope read|read-write] [--expires DURATION]", errUsage)
 	}
 	st, err := openStore(ctx, cfg, newLogger(cfg, iox.Stderr), true)
 	if err != nil {
@@ -81,18 +82,18 @@ func tokenCreate(ctx context.Context, iox IO, args []string) error {
 	if expires > 0 {
 		exp = time.Now().Add(time.Duration(expires))
 	}
-	tok, err := st.CreateAPIToken(ctx, u.ID, label, hash, prefix, exp)
+	tok, err := st.CreateScopedAPIToken(ctx, u.ID, label, hash, prefix, scope, exp)
 	if err != nil {
 		return err
 	}
-	detail := map[string]any{"token_id": tok.ID, "name": tok.Name}
+	detail := map[string]any{"token_id": tok.ID, "name": tok.Name, "scope": tok.Scope}
 	if !exp.IsZero() {
 		detail["expires_at"] = tok.ExpiresAt.UTC()
 	}
 	if err := audit(ctx, st, "token.create", u.Username, detail); err != nil {
 		return err
 	}
-	fmt.Fprintf(iox.Stderr, "API token %q for %s (shown once; keep it secret):\n", label, u.Username)
+	fmt.Fprintf(iox.Stderr, "API token %q (%s) for %s (shown once; keep it secret):\n", label, tok.Scope, u.Username)
 	fmt.Fprintln(iox.Stdout, token)
 	return nil
 }
@@ -142,13 +143,13 @@ func tokenList(ctx context.Context, iox IO, args []string) error {
 		return t.UTC().Format(time.RFC3339)
 	}
 	tw := tabwriter.NewWriter(iox.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tUSER\tNAME\tPREFIX\tCREATED\tEXPIRES\tLAST USED")
+	fmt.Fprintln(tw, "ID\tUSER\tNAME\tPREFIX\tSCOPE\tCREATED\tEXPIRES\tLAST USED")
 	for _, t := range toks {
 		exp := stamp(t.ExpiresAt)
 		if t.Expired(now) {
 			exp += " (expired)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, names[t.UserID], t.Name, t.Prefix+"…",
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, names[t.UserID], t.Name, t.Prefix+"…", t.Scope,
 			stamp(t.CreatedAt), exp, stamp(t.LastUsedAt))
 	}
 	return tw.Flush()

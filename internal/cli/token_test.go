@@ -79,8 +79,8 @@ func TestTokenListAndRevoke(t *testing.T) {
 		}
 	}
 	var tokens []string
-	for _, c := range [][]string{{"alice", "ci"}, {"bob", "laptop"}, {"alice", "old"}} {
-		r := runCLI(t, env, "", "token", "create", "--user", c[0], "--name", c[1], "--expires", "720h")
+	for _, c := range [][]string{{"alice", "ci", "read-write"}, {"bob", "laptop", "read"}, {"alice", "old", "read-write"}} {
+		r := runCLI(t, env, "", "token", "create", "--user", c[0], "--name", c[1], "--expires", "720h", "--scope", c[2])
 		if r.code != 0 {
 			t.Fatalf("token %v: %+v", c, r)
 		}
@@ -96,8 +96,8 @@ func TestTokenListAndRevoke(t *testing.T) {
 			t.Fatalf("list shows a token or its hash:\n%s", r.stdout)
 		}
 	}
-	header := regexp.MustCompile(`^ID\s+USER\s+NAME\s+PREFIX\s+CREATED\s+EXPIRES\s+LAST USED\n`)
-	rows := regexp.MustCompile(`(?m)^(\d+)\s+(\S+)\s+(\S+)\s+fnx_\S+\s+\d{4}-\S+Z\s+\d{4}-\S+Z\s+never$`).FindAllStringSubmatch(r.stdout, -1)
+	header := regexp.MustCompile(`^ID\s+USER\s+NAME\s+PREFIX\s+SCOPE\s+CREATED\s+EXPIRES\s+LAST USED\n`)
+	rows := regexp.MustCompile(`(?m)^(\d+)\s+(\S+)\s+(\S+)\s+fnx_\S+\s+(read|read-write)\s+\d{4}-\S+Z\s+\d{4}-\S+Z\s+never$`).FindAllStringSubmatch(r.stdout, -1)
 	if !header.MatchString(r.stdout) || len(rows) != 3 {
 		t.Fatalf("list:\n%s", r.stdout)
 	}
@@ -105,7 +105,10 @@ func TestTokenListAndRevoke(t *testing.T) {
 	for _, row := range rows {
 		got = append(got, row[2]+"/"+row[3])
 	}
-	if strings.Join(got, " ") != "alice/old bob/laptop alice/ci" {
+	if r := runCLI(t, env, "", "token", "create", "--user", "alice", "--scope", "write"); r.code == 0 {
+		t.Errorf("--scope write: %+v, want a usage error", r)
+	}
+	if strings.Join(got, " ") != "alice/old bob/laptop alice/ci" || rows[1][4] != "read" || rows[0][4] != "read-write" {
 		t.Errorf("list rows %v, want newest first", got)
 	}
 	r = runCLI(t, env, "", "token", "list", "--user", "alice")

@@ -92,6 +92,10 @@ type Config struct {
 	// address or IPv6 /64) may make, in bursts of twice as many; 0 sets
 	// no limit.
 	RegisterRate int
+	// APIRate is how many requests a second one API token may make, in
+	// bursts of twice as many; beyond that 429 with Retry-After; 0 sets
+	// no limit.
+	APIRate int
 	// MaxLifetime caps the lifetime a device registers with (lt=); a
 	// larger one is taken as MaxLifetime.
 	MaxLifetime time.Duration
@@ -130,6 +134,7 @@ func Default() Config {
 
 		RegisterPolicy:   RegisterOpen,
 		RegisterRate:     50,
+		APIRate:          50,
 		MaxLifetime:      30 * 24 * time.Hour,
 		OfflineRetention: 7 * 24 * time.Hour,
 		EventRetention:   24 * time.Hour,
@@ -300,6 +305,13 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 		}
 		c.RegisterRate = n
 	}
+	if v := get("FLOWNEXUS_API_RATE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("FLOWNEXUS_API_RATE=%q: want a number of requests a second", v))
+		}
+		c.APIRate = n
+	}
 	dur(&c.MaxLifetime, "FLOWNEXUS_MAX_LIFETIME")
 	dur(&c.OfflineRetention, "FLOWNEXUS_OFFLINE_RETENTION")
 	dur(&c.EventRetention, "FLOWNEXUS_EVENT_RETENTION")
@@ -357,6 +369,7 @@ func Load(fs *flag.FlagSet, args []string, env Env) (Config, error) {
 		return nil
 	})
 	fs.StringVar(&c.RegisterPolicy, "register-policy", c.RegisterPolicy, "which endpoints may register: open (any) or known (with a credential or created by an operator) (FLOWNEXUS_REGISTER_POLICY)")
+	fs.IntVar(&c.APIRate, "api-rate", c.APIRate, "API requests a second one API token may make, in bursts of twice as many; beyond that 429 with Retry-After; 0 sets no limit (FLOWNEXUS_API_RATE)")
 	fs.IntVar(&c.RegisterRate, "register-rate", c.RegisterRate, "Registers a second one host (IPv4 address or IPv6 /64) may make, in bursts of twice as many; beyond that 5.03 with Max-Age; 0 sets no limit (FLOWNEXUS_REGISTER_RATE)")
 	fs.DurationVar(&c.MaxLifetime, "max-lifetime", c.MaxLifetime, "longest registration lifetime a device gets; a larger lt= is capped (FLOWNEXUS_MAX_LIFETIME)")
 	fs.DurationVar(&c.OfflineRetention, "offline-retention", c.OfflineRetention, "remove endpoints offline this long that no operator created, have no credential and stored nothing but their registrations; 0 keeps all (FLOWNEXUS_OFFLINE_RETENTION)")
@@ -470,6 +483,9 @@ func (c Config) Validate() error {
 	}
 	if c.RegisterPolicy != RegisterOpen && c.RegisterPolicy != RegisterKnown {
 		bad("register policy (--register-policy, FLOWNEXUS_REGISTER_POLICY) %q: want open or known", c.RegisterPolicy)
+	}
+	if c.APIRate < 0 {
+		bad("API rate (--api-rate, FLOWNEXUS_API_RATE) %d: want 0 (no limit) or more", c.APIRate)
 	}
 	if c.RegisterRate < 0 {
 		bad("register rate (--register-rate, FLOWNEXUS_REGISTER_RATE) %d: want 0 (no limit) or more", c.RegisterRate)

@@ -135,6 +135,8 @@ func TestValidateMessages(t *testing.T) {
 		{"no hosts", map[string]string{"FLOWNEXUS_ALLOWED_HOSTS": " , "}, nil, "allowed hosts (--allowed-hosts, FLOWNEXUS_ALLOWED_HOSTS) must not be empty"},
 		{"host with scheme", nil, []string{"--allowed-hosts", "https://x"}, `allowed host "https://x": want a host name`},
 		{"bad csrf", nil, []string{"--csrf-origins", "example.com"}, `CSRF origin "example.com"`},
+		{"negative api rate", nil, []string{"--api-rate", "-1"}, "API rate (--api-rate, FLOWNEXUS_API_RATE) -1"},
+		{"bad api rate", map[string]string{"FLOWNEXUS_API_RATE": "fast"}, nil, `FLOWNEXUS_API_RATE="fast"`},
 		{"bad log format", nil, []string{"--log-format", "xml"}, `log format (--log-format, FLOWNEXUS_LOG_FORMAT) "xml": want text or json`},
 		{"bad log level", nil, []string{"--log-level", "loud"}, `log level (--log-level, FLOWNEXUS_LOG_LEVEL) "loud"`},
 		{"secret missing", map[string]string{"FLOWNEXUS_DEBUG": "false"}, nil, "secret key is missing"},

@@ -41,7 +41,7 @@ type FieldError struct {
 type Problem struct {
 	Title     string        `json:"title" doc:"Short summary, the HTTP status text"`
 	Status    int           `json:"status" doc:"HTTP status code"`
-	Code      string        `json:"code" doc:"Stable reason: bad_request, unauthorized, forbidden, not_found, method_not_allowed, offline, lwm2m_version, timeout, device_error, bad_response, conflict, in_use, too_large, unsupported_media_type, unavailable, internal"`
+	Code      string        `json:"code" doc:"Stable reason: bad_request, unauthorized, forbidden, not_found, method_not_allowed, offline, lwm2m_version, timeout, device_error, bad_response, conflict, in_use, too_large, unsupported_media_type, unavailable, internal, token_scope (a read-only API token writing), rate_limited"`
 	Detail    string        `json:"detail,omitempty" doc:"What went wrong, for a person"`
 	CoAPCode  string        `json:"coap_code,omitempty" doc:"CoAP response code from the device, e.g. 4.04"`
 	RequestID string        `json:"request_id,omitempty" doc:"The request's id in the server's log, for an internal error"`
@@ -61,6 +61,7 @@ func (p *Problem) ContentType(string) string { return "application/problem+json"
 var statusCodes = map[int]string{
 	400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
 	406: "not_acceptable", 409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "bad_request",
+	429: "rate_limited",
 	502: "device_error", 503: "unavailable", 504: "timeout",
 }
 

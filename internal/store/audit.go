@@ -69,9 +69,11 @@ func (s *Store) appendAudit(ctx context.Context, q querier, a AuditEntry) (Audit
 // AuditFilter selects entries for ListAudit; zero fields do not restrict.
 type AuditFilter struct {
 	UserID   int64
-	Action   string // only entries of this action
-	BeforeID int64  // entries older than this one: the next page
-	Limit    int    // <= 0: 100
+	Action   string    // only entries of this action
+	BeforeID int64     // entries older than this one: the next page
+	Since    time.Time // entries at or after it (zero: any)
+	Until    time.Time // entries before it (zero: any)
+	Limit    int       // <= 0: 100
 }
 
 // ListAudit returns audit entries matching f, newest first.
@@ -90,6 +92,12 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, err
 	}
 	if f.BeforeID != 0 {
 		where = append(where, "id < "+arg(f.BeforeID))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= "+arg(millis(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < "+arg(millis(f.Until)))
 	}
 	q := "SELECT " + auditCols + " FROM audit_log"
 	if len(where) > 0 {

@@ -261,6 +261,17 @@ type EndpointFilter struct {
 	NameLike string // substring of the name, case-insensitive for ASCII
 	Limit    int    // <= 0: 100
 	Offset   int
+	// Prefix, Transport and FirmwareVersion, when set, select the
+	// endpoints whose name starts with Prefix, that last talked over
+	// Transport, that report FirmwareVersion. Object, when set, selects
+	// those whose registration announced that object.
+	Prefix          string
+	Transport       string
+	FirmwareVersion string
+	Object          *uint16
+	// After, when set, starts the page after the endpoint of that name
+	// (keyset paging; the count ignores it).
+	After string
 }
 
 // ListEndpoints returns one page of the endpoints matching f, ordered by
@@ -300,6 +311,7 @@ func (s *Store) ListEndpoints(ctx context.Context, f EndpointFilter) ([]Endpoint
 	if f.NameLike != "" {
 		where = append(where, `LOWER(name) LIKE `+arg(likeContains(strings.ToLower(f.NameLike)))+` ESCAPE '\'`)
 	}
+	where = append(where, f.moreWhere(arg)...)
 	cond := ""
 	if len(where) > 0 {
 		cond = " WHERE " + strings.Join(where, " AND ")
@@ -307,6 +319,9 @@ func (s *Store) ListEndpoints(ctx context.Context, f EndpointFilter) ([]Endpoint
 	var total int
 	if err := s.rdb.QueryRowContext(ctx, "SELECT count(*) FROM endpoint"+cond, args...).Scan(&total); err != nil {
 		return nil, 0, wrap("list endpoints", err)
+	}
+	if f.After != "" {
+		cond = " WHERE " + strings.Join(append(where, "name > "+arg(f.After)), " AND ")
 	}
 	q := "SELECT " + endpointCols + " FROM endpoint" + cond + " ORDER BY name LIMIT " + arg(limitOr(f.Limit, 100)) +
 		" OFFSET " + arg(max(f.Offset, 0))

@@ -93,19 +93,7 @@ func (s *Store) PageEndpoints(ctx context.Context, p EndpointPage) ([]Endpoint, 
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY " + order + " LIMIT " + arg(limit+1)
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, false, wrap("page endpoints", err)
-	}
-	out, err := collect(rows, scanEndpoint)
-	if err != nil {
-		return nil, false, wrap("page endpoints", err)
-	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, nil
+	return queryPage(ctx, s, "page endpoints", q, args, limit, scanEndpoint)
 }
 
 // FleetCounts counts the endpoints: all, online, and online in queue mode

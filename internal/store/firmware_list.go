@@ -56,24 +56,12 @@ func (s *Store) PageFirmwareUpdates(ctx context.Context, p FirmwareUpdatePage) (
 	q := "SELECT " + prefixCols("fu.", firmwareUpdateCols) + ", e.name, COALESCE(u.username, '')" +
 		" FROM firmware_update fu JOIN endpoint e ON e.id = fu.endpoint_id LEFT JOIN users u ON u.id = fu.created_by" +
 		whereAll(where...) + " ORDER BY fu.id DESC LIMIT " + arg(limit+1)
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, false, wrap("page firmware updates", err)
-	}
-	out, err := collect(rows, func(r rowScanner) (ListedUpdate, error) {
+	return queryPage(ctx, s, "page firmware updates", q, args, limit, func(r rowScanner) (ListedUpdate, error) {
 		var l ListedUpdate
 		var err error
 		l.FirmwareUpdate, err = scanFirmwareUpdate(withExtra(r, &l.Endpoint, &l.CreatedByName))
 		return l, err
 	})
-	if err != nil {
-		return nil, false, wrap("page firmware updates", err)
-	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, nil
 }
 
 // CampaignsIn returns the campaigns with at least one device in sc,
@@ -138,19 +126,7 @@ func (s *Store) CampaignDevicesIn(ctx context.Context, id int64, sc auth.Scope, 
 	q := "SELECT " + campaignDeviceCols + " FROM firmware_campaign_device d JOIN endpoint e ON e.id = d.endpoint_id" +
 		whereAll("d.campaign_id = "+arg(id), "d.endpoint_id > "+arg(after), scopeCond(sc, "e.site_id", arg)) +
 		" ORDER BY d.endpoint_id LIMIT " + arg(limit+1)
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, false, wrap(op, err)
-	}
-	out, err := collect(rows, scanCampaignDevice)
-	if err != nil {
-		return nil, false, wrap(op, err)
-	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, nil
+	return queryPage(ctx, s, op, q, args, limit, scanCampaignDevice)
 }
 
 // ImageFacts is what the firmware page shows of an image besides its

@@ -124,24 +124,13 @@ func (s *Store) ListSeries(ctx context.Context, q ValueQuery, limit int) ([]Seri
 	limit = limitOr(limit, 1000)
 	var args []any
 	arg := argList(&args)
-	rows, err := s.rdb.QueryContext(ctx, `SELECT l.endpoint_id, e.name, l.path, l.value_type
+	sq := `SELECT l.endpoint_id, e.name, l.path, l.value_type
 		FROM resource_latest l JOIN endpoint e ON e.id = l.endpoint_id
-		WHERE `+q.seriesWhere(arg)+` ORDER BY l.endpoint_id, l.path LIMIT `+arg(limit+1), args...)
-	if err != nil {
-		return nil, false, wrap("list series", err)
-	}
-	out, err := collect(rows, func(r rowScanner) (SeriesKey, error) {
+		WHERE ` + q.seriesWhere(arg) + ` ORDER BY l.endpoint_id, l.path LIMIT ` + arg(limit+1)
+	return queryPage(ctx, s, "list series", sq, args, limit, func(r rowScanner) (SeriesKey, error) {
 		var k SeriesKey
 		return k, r.Scan(&k.EndpointID, &k.Endpoint, &k.Path, &k.Type)
 	})
-	if err != nil {
-		return nil, false, wrap("list series", err)
-	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, nil
 }
 
 // CountValues returns how many values q selects.

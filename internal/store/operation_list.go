@@ -58,24 +58,12 @@ func (s *Store) PageOperations(ctx context.Context, p OperationPage) ([]ListedOp
 	q := "SELECT " + prefixCols("o.", operationCols) + ", e.name, COALESCE(u.username, '')" +
 		" FROM endpoint_operation o JOIN endpoint e ON e.id = o.endpoint_id LEFT JOIN users u ON u.id = o.queued_by" +
 		whereAll(where...) + " ORDER BY o.id DESC LIMIT " + arg(limit+1)
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, false, wrap("page operations", err)
-	}
-	out, err := collect(rows, func(r rowScanner) (ListedOperation, error) {
+	return queryPage(ctx, s, "page operations", q, args, limit, func(r rowScanner) (ListedOperation, error) {
 		var l ListedOperation
 		var err error
 		l.Operation, err = scanOperation(withExtra(r, &l.Endpoint, &l.QueuedByName))
 		return l, err
 	})
-	if err != nil {
-		return nil, false, wrap("page operations", err)
-	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
-	}
-	return out, more, nil
 }
 
 // withExtra returns a rowScanner that scans the columns a scan function

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -64,4 +65,23 @@ func argList(args *[]any) func(any) string {
 // constants) with the table alias prefix ("e.").
 func prefixCols(prefix, cols string) string {
 	return prefix + strings.ReplaceAll(cols, ", ", ", "+prefix)
+}
+
+// queryPage runs q, which must end in "LIMIT <limit+1>", and returns its
+// first limit rows scanned by scan and whether there were more: one page
+// of a keyset-paged list. op names the query in errors.
+func queryPage[T any](ctx context.Context, s *Store, op, q string, args []any, limit int,
+	scan func(rowScanner) (T, error)) ([]T, bool, error) {
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, false, wrap(op, err)
+	}
+	out, err := collect(rows, scan)
+	if err != nil {
+		return nil, false, wrap(op, err)
+	}
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
 }

@@ -201,7 +201,7 @@ func TestAPITokenRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := APIToken{ID: tok.ID, UserID: u.ID, Name: "ci", TokenHash: hash, Prefix: "fnx_9f86", CreatedAt: t0, ExpiresAt: exp}
+		want := APIToken{ID: tok.ID, UserID: u.ID, Name: "ci", TokenHash: hash, Prefix: "fnx_9f86", CreatedAt: t0, ExpiresAt: exp, Scope: TokenReadWrite}
 		if !reflect.DeepEqual(tok, want) {
 			t.Fatalf("created %+v", tok)
 		}
@@ -226,6 +226,16 @@ func TestAPITokenRoundTrip(t *testing.T) {
 		list, err := s.ListAPITokens(ctx, u.ID)
 		if err != nil || len(list) != 2 || list[0].ID != forever.ID || list[1].LastUsedAt != used {
 			t.Errorf("ListAPITokens = %+v, %v", list, err)
+		}
+		read, err := s.CreateScopedAPIToken(ctx, u.ID, "reader", "cc"+hash[2:], "fnx_cc86", TokenRead, time.Time{})
+		if err != nil || !read.ReadOnly() || tok.ReadOnly() {
+			t.Errorf("read token %+v, %v", read, err)
+		}
+		if got, _, err := s.GetAPITokenByHash(ctx, read.TokenHash); err != nil || got.Scope != TokenRead {
+			t.Errorf("read token by hash: %+v, %v", got, err)
+		}
+		if _, err := s.CreateScopedAPIToken(ctx, u.ID, "writer", "dd"+hash[2:], "x", "write", time.Time{}); err == nil {
+			t.Error("unknown scope accepted")
 		}
 		if _, err := s.CreateAPIToken(ctx, u.ID, "dup", hash, "x", time.Time{}); !errors.Is(err, ErrConflict) {
 			t.Errorf("duplicate hash: %v", err)

@@ -76,21 +76,6 @@ func pathID(r *http.Request, what string) (int64, error) {
 	return id, nil
 }
 
-// checkName refuses an empty, too long or oddly written user or site
-// name: letters, digits and _ - . @ only, at most 64.
-func checkName(what, name string) string {
-	if name == "" || len(name) > 64 {
-		return fmt.Sprintf("The %s name must be 1 to 64 characters.", what)
-	}
-	for _, r := range name {
-		ok := r == '_' || r == '-' || r == '.' || r == '@' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
-		if !ok {
-			return fmt.Sprintf("The %s name %q: use letters, digits and _ - . @ only.", what, name)
-		}
-	}
-	return ""
-}
-
 type adminUserRow struct {
 	User  store.User
 	Sites []membershipRow
@@ -131,7 +116,7 @@ func (w *Web) adminUsersPage(rw http.ResponseWriter, r *http.Request, s *session
 func (w *Web) adminCreateUser(rw http.ResponseWriter, r *http.Request, s *session) error {
 	d := adminUsersData{Username: strings.TrimSpace(r.PostFormValue("username")), Admin: r.PostFormValue("admin") == "on"}
 	pw := r.PostFormValue("password")
-	if msg := checkName("user", d.Username); msg != "" {
+	if msg := auth.CheckName("user", d.Username); msg != "" {
 		d.Error = msg
 	} else if len(pw) < auth.MinPasswordLen {
 		d.Error = fmt.Sprintf("The password must be at least %d characters.", auth.MinPasswordLen)
@@ -441,7 +426,7 @@ func (w *Web) adminSitesPage(rw http.ResponseWriter, r *http.Request, s *session
 
 func (w *Web) adminCreateSite(rw http.ResponseWriter, r *http.Request, s *session) error {
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	if msg := checkName("site", name); msg != "" {
+	if msg := auth.CheckName("site", name); msg != "" {
 		return w.adminSitesPage(rw, r, s, http.StatusUnprocessableEntity, adminSitesData{Error: msg, Name: name})
 	}
 	st, err := w.cfg.Store.CreateSite(r.Context(), name)
@@ -476,7 +461,7 @@ func (w *Web) adminRenameSite(rw http.ResponseWriter, r *http.Request, s *sessio
 		return err
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	if msg := checkName("site", name); msg != "" {
+	if msg := auth.CheckName("site", name); msg != "" {
 		return w.adminSitesPage(rw, r, s, http.StatusUnprocessableEntity, adminSitesData{Error: msg})
 	}
 	if _, err := w.cfg.Store.RenameSite(r.Context(), st.ID, name); errors.Is(err, store.ErrConflict) {

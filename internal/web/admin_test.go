@@ -128,7 +128,11 @@ func TestAdminAssign(t *testing.T) {
 func TestAdminTokens(t *testing.T) {
 	e := newEnv(t, nil)
 	admin := e.loggedIn(t, "admin")
-	r := admin.post("/admin/tokens", url.Values{"user": {"olive"}, "name": {"script"}, "days": {"30"}})
+	if r := admin.post("/admin/tokens", url.Values{"user": {"olive"}, "name": {"x"}, "scope": {"all"}}); r.status != http.StatusUnprocessableEntity ||
+		!strings.Contains(r.body, "The scope is read or read-write.") {
+		t.Errorf("a bad scope: %d", r.status)
+	}
+	r := admin.post("/admin/tokens", url.Values{"user": {"olive"}, "name": {"script"}, "days": {"30"}, "scope": {"read"}})
 	if r.status != http.StatusCreated || r.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("create token: %d %q", r.status, r.header.Get("Cache-Control"))
 	}
@@ -138,7 +142,7 @@ func TestAdminTokens(t *testing.T) {
 	}
 	tok := r.body[i : i+len(auth.TokenPrefix)+43]
 	got, u, err := e.st.GetAPITokenByHash(context.Background(), auth.HashToken(tok))
-	if err != nil || u.Username != "olive" || got.ExpiresAt.IsZero() {
+	if err != nil || u.Username != "olive" || got.ExpiresAt.IsZero() || !got.ReadOnly() {
 		t.Fatalf("token: %+v %+v %v", got, u, err)
 	}
 	if r := admin.get("/admin/tokens"); strings.Contains(r.body, tok) || !strings.Contains(r.body, got.Prefix) {

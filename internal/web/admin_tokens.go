@@ -27,6 +27,7 @@ type adminTokensData struct {
 	User     string
 	Name     string
 	Days     string
+	Scope    string // read or read-write
 	Expiries []int
 }
 
@@ -59,10 +60,12 @@ func (w *Web) adminTokensPage(rw http.ResponseWriter, r *http.Request, s *sessio
 }
 
 // adminCreateToken is POST /admin/tokens: a token for a user (field user,
-// its name), named name, expiring after days (0: never). The answer shows
+// its name), named name, of scope read or read-write (the default),
+// expiring after days (0: never). The answer shows
 // the token once.
 func (w *Web) adminCreateToken(rw http.ResponseWriter, r *http.Request, s *session) error {
-	d := adminTokensData{User: r.PostFormValue("user"), Name: strings.TrimSpace(r.PostFormValue("name")), Days: r.PostFormValue("days")}
+	d := adminTokensData{User: r.PostFormValue("user"), Name: strings.TrimSpace(r.PostFormValue("name")), Days: r.PostFormValue("days"),
+		Scope: cmpOrString(r.PostFormValue("scope"), store.TokenReadWrite)}
 	again := func(msg string) error {
 		d.Error = msg
 		return w.adminTokensPage(rw, r, s, http.StatusUnprocessableEntity, d)
@@ -81,16 +84,19 @@ func (w *Web) adminCreateToken(rw http.ResponseWriter, r *http.Request, s *sessi
 	if d.Name == "" || len(d.Name) > 64 {
 		return again("Name the token (1 to 64 characters), e.g. what uses it.")
 	}
+	if d.Scope != store.TokenRead && d.Scope != store.TokenReadWrite {
+		return again("The scope is read or read-write.")
+	}
 	var expires time.Time
 	if days > 0 {
 		expires = w.cfg.Now().Add(time.Duration(days) * 24 * time.Hour)
 	}
 	tok, hash, prefix := auth.NewToken()
-	t, err := w.cfg.Store.CreateAPIToken(r.Context(), u.ID, d.Name, hash, prefix, expires)
+	t, err := w.cfg.Store.CreateScopedAPIToken(r.Context(), u.ID, d.Name, hash, prefix, d.Scope, expires)
 	if err != nil {
 		return err
 	}
-	w.auditAs(r, s, "token.create", u.Username, map[string]any{"token": t.ID, "prefix": prefix, "name": d.Name, "days": days})
+	w.auditAs(r, s, "token.create", u.Username, map[string]any{"token": t.ID, "prefix": prefix, "name": d.Name, "days": days, "scope": d.Scope})
 	return w.adminTokensPage(rw, r, s, http.StatusCreated, adminTokensData{New: tok, NewUser: u.Username})
 }
 

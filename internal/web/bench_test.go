@@ -51,6 +51,7 @@ func BenchmarkDevicesPage(b *testing.B) {
 		{"deep", "/devices?after=urn:imei:000000000900000"},
 		{"prefix", "/devices?q=urn:imei:00000000050"},
 		{"online", "/devices?state=online&after=urn:imei:000000000500000"},
+		{"seen", "/devices?sort=seen"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			var times []time.Duration
