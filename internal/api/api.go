@@ -24,8 +24,9 @@
 // including 404 for an unknown path and 405, with an Allow header, for a
 // known path asked with another method. Every response carries a
 // Content-Security-Policy that allows nothing (APICSP): API answers are
-// data, never pages. The OpenAPI 3.1 document is served at
-// /api/v1/openapi.json.
+// data, never pages (the reference page has its own, DocsCSP). The
+// OpenAPI 3.1 document is served at /api/v1/openapi.json (Document builds
+// it without a server), and rendered as a reference page at DocsPath.
 package api
 
 import (
@@ -74,6 +75,9 @@ type Config struct {
 	// nil leaves those routes out.
 	Credentials *credential.Service
 	// Events is the bus behind /events/stream; nil leaves that route out.
+	// It is the bus of logged events (webhook.Config.Logged), whose events
+	// carry their id in the durable event log: the stream's message ids,
+	// after which a client resumes from the log (Store.EventsAfter).
 	// The stream's filter accepts, and its OpenAPI description lists, the
 	// topics of events.Topics; events of other topics are streamed to
 	// clients that do not filter by topic.
@@ -100,6 +104,7 @@ type Config struct {
 type API struct {
 	opts    Config
 	handler http.Handler
+	doc     *huma.OpenAPI // the OpenAPI document of its routes
 	table   *routeTable
 	denials *auth.DenialLimiter
 	limiter *RateLimiter // nil: no limit
@@ -133,7 +138,23 @@ func userFrom(ctx context.Context) principal {
 }
 
 // New builds the API. Its Handler serves every path under Prefix.
-func New(o Config) *API {
+func New(o Config) *API { return build(o, false) }
+
+// Document returns the OpenAPI document of an API with every part
+// configured, as a server of this version serves it at
+// Prefix/openapi.json, without building one: for `flownexus openapi` and
+// the docs site. Its operations are never served.
+func Document(version string) *huma.OpenAPI {
+	// The parts a route reads when it is registered, empty.
+	return build(Config{Version: version, Firmware: &firmware.Images{}}, true).doc
+}
+
+// OpenAPI returns the API's OpenAPI document, the one it serves.
+func (a *API) OpenAPI() *huma.OpenAPI { return a.doc }
+
+// build builds the API of o; everything registers every route whatever
+// parts o lacks, for the document alone.
+func build(o Config, everything bool) *API {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -144,8 +165,10 @@ func New(o Config) *API {
 		o.KeepAlive = 15 * time.Second
 	}
 	a := &API{opts: o, closing: make(chan struct{}), denials: auth.NewDenialLimiter(DenialBurst, DenialWindow, o.Now),
-		sites: o.Store.SiteResolver(0), limiter: NewRateLimiter(o.Rate, o.Burst, o.Now)}
-
+		limiter: NewRateLimiter(o.Rate, o.Burst, o.Now)}
+	if o.Store != nil {
+		a.sites = o.Store.SiteResolver(0)
+	}
 	mux := http.NewServeMux()
 	cfg := huma.DefaultConfig("flownexus API", o.Version)
 	cfg.Info.Description = "Manage LwM2M devices: endpoints, values, history and device operations."
@@ -165,26 +188,28 @@ func New(o Config) *API {
 		cfg.SchemasPath + "/{schema}": true,
 	}}
 	hapi := huma.NewAPI(cfg, a.table)
+	a.doc = hapi.OpenAPI()
 	hapi.UseMiddleware(a.guard(hapi))
 	a.routes(hapi)
 	a.adminRoutes(hapi)
-	if o.Jobs != nil {
+	a.docsRoutes(hapi)
+	if o.Jobs != nil || everything {
 		a.queueRoutes(hapi)
 	}
-	if o.Credentials != nil {
+	if o.Credentials != nil || everything {
 		a.credentialRoutes(hapi)
 	}
-	if o.Updates != nil {
+	if o.Updates != nil || everything {
 		a.updateRoutes(hapi)
 		a.campaignRoutes(hapi)
 	}
-	if o.Events != nil {
+	if o.Events != nil || everything {
 		a.streamRoutes(hapi)
 	}
-	if o.Firmware != nil {
+	if o.Firmware != nil || everything {
 		a.firmwareRoutes(hapi)
 	}
-	if o.Webhooks != nil {
+	if o.Webhooks != nil || everything {
 		a.webhookRoutes(hapi)
 	}
 	mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {

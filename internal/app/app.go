@@ -106,10 +106,13 @@ type App struct {
 	CoAP     *coapd.Server
 	Devices  *devmgmt.Manager
 	// Events carries what happens, live: the topics of package events
-	// (registrations, reported values, queued operations). GET
-	// /api/v1/events/stream serves it. It drops for readers that fall
-	// behind; what must see every stored value hooks into Ingest.
+	// (registrations, reported values, queued operations). It drops for
+	// readers that fall behind; what must see every stored value hooks
+	// into Ingest.
 	Events *events.Bus
+	// Logged carries Events again once Webhooks logged them, each with its
+	// id in the event log. GET /api/v1/events/stream serves it.
+	Logged *events.Bus
 	// Engine runs the jobs of every kind registered with it (Jobs'
 	// deliveries among them) on this node.
 	Engine *jobs.Engine
@@ -232,6 +235,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 		AutoObserve: &policy,
 	})
 	a.Events = &events.Bus{}
+	a.Logged = &events.Bus{}
 	if a.Engine, err = jobs.NewEngine(jobs.EngineConfig{Store: st, Logger: log, PollInterval: opts.JobPollInterval}); err != nil {
 		st.Close()
 		return nil, err
@@ -276,7 +280,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts Tuning) 
 	a.API = api.New(api.Config{
 		Store: st, Devices: a.Devices, Objects: a.Objects, Logger: log,
 		Version: version.Version, OpTimeout: opts.OpTimeout, Jobs: a.Jobs, Credentials: a.Credentials,
-		Events: a.Events, KeepAlive: opts.StreamKeepAlive, Firmware: a.Firmware, Updates: a.Updates,
+		Events: a.Logged, KeepAlive: opts.StreamKeepAlive, Firmware: a.Firmware, Updates: a.Updates,
 		Webhooks: a.Webhooks, Rate: float64(cfg.APIRate), Burst: 2 * cfg.APIRate,
 	})
 	a.web.Handle(api.Prefix+"/", a.API.Handler())

@@ -286,6 +286,8 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		{"GET /api/v1/openapi.yaml", routeCase{perm: auth.Public, want: ok}},
 		{"GET /api/v1/openapi-3.0.yaml", routeCase{perm: auth.Public, want: ok}},
 		{"GET /api/v1/schemas/{schema}", routeCase{perm: auth.Public, want: ok}},
+		{"api-docs", routeCase{perm: auth.Public, want: ok}},
+		{"api-docs-asset", routeCase{perm: auth.Public, want: ok}},
 		{"list-endpoints", routeCase{perm: auth.ViewOverview, want: ok}},
 		{"get-endpoint", dev(routeCase{perm: auth.ViewData, want: ok})},
 		{"get-history", dev(routeCase{perm: auth.ViewData, query: "?path=/3303/0/5700", want: ok})},
@@ -425,7 +427,8 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 			id = "1"
 		}
 		return strings.NewReplacer("{ep}", ep, "{endpoint}", credEP, "{schema}", "Credential.json",
-			"{id}", id, "{version}", "9.9", "{site}", st["site"+who]).Replace(path)
+			"{id}", id, "{version}", "9.9", "{site}", st["site"+who],
+			"{asset}", strings.TrimPrefix(api.DocsStylesheetPath, api.DocsPath+"/")).Replace(path)
 	}
 	// bodyFor returns c's body for who about the device ep.
 	bodyFor := func(c routeCase, who, ep string) any {

@@ -23,7 +23,7 @@ type WebhookTuning struct {
 // store, engine and bus. Webhook URLs may be http:// in debug mode only.
 func newWebhooks(a *App, cfg config.Config, t WebhookTuning) (*webhook.Service, error) {
 	return webhook.New(webhook.Config{
-		Store: a.Store, Engine: a.Engine, Bus: a.Events, SecretKey: cfg.SecretKey, Logger: a.log,
+		Store: a.Store, Engine: a.Engine, Bus: a.Events, Logged: a.Logged, SecretKey: cfg.SecretKey, Logger: a.log,
 		AllowHTTP: cfg.Debug, AllowPrivate: cfg.WebhookAllowPrivate, Retention: cfg.EventRetention,
 		MaxAttempts: t.MaxAttempts, Backoff: t.Backoff, DisableAfter: t.DisableAfter, Timeout: t.Timeout,
 		PruneInterval: t.PruneInterval, Now: a.opts.Now,

@@ -68,6 +68,7 @@ Commands:
   secret     print a new random secret key for FLOWNEXUS_SECRET_KEY
              | secret fingerprint (of the configured key) | secret rotate (re-seal the PSKs from an old key:
              --old-key-file FILE, --old-key-stdin or FLOWNEXUS_OLD_SECRET_KEY) | secret reset [--drop-psks]
+  openapi    print the API's OpenAPI document (JSON, --yaml) or its reference page (--html), no server needed
   version    print version and commit
 
 Every command that opens the database takes the configuration flags; run
@@ -108,6 +109,8 @@ func Main(ctx context.Context, iox IO, args []string) int {
 		err = runFw(ctx, iox, rest)
 	case "secret":
 		err = runSecret(ctx, iox, rest)
+	case "openapi":
+		err = runOpenAPI(ctx, iox, rest)
 	case "version", "--version", "-version":
 		fmt.Fprintf(iox.Stdout, "flownexus %s (commit %s)\n", version.Version, version.Revision())
 	case "help", "-h", "--help":

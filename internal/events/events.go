@@ -13,7 +13,11 @@ type Event struct {
 	// Seq numbers the events of one Bus from 1 in the order they are
 	// delivered: every subscriber gets its events in increasing Seq. Set
 	// by Publish.
-	Seq      uint64    `json:"seq,omitempty"`
+	Seq uint64 `json:"seq,omitempty"`
+	// ID is the event's id in the durable event log (store.LoggedEvent),
+	// set on the events its recorder publishes once they are logged; 0
+	// on an event not (yet) logged. Publish leaves it as it is.
+	ID       int64     `json:"id,omitempty"`
 	Topic    string    `json:"topic"`
 	Time     time.Time `json:"time"`
 	Endpoint string    `json:"endpoint,omitempty"`

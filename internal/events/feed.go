@@ -78,6 +78,7 @@ func NewFeed(bus *Bus, opts FeedConfig) *Feed {
 // reader that gets it: neither it nor its Bytes may be modified.
 type Message struct {
 	Seq      uint64 // the event's Seq
+	ID       int64  // the event's ID
 	Topic    string
 	Endpoint string // the event's endpoint, "" for none
 	Bytes    []byte // the event encoded by FeedConfig.Encode
@@ -296,7 +297,7 @@ func (f *Feed) deliver(sub *Subscription, batch []Event, dirty *[]*Reader, lost 
 				if !encoded {
 					encoded = true
 					if b := f.opts.Encode(*ev); b != nil {
-						m = &Message{Seq: ev.Seq, Topic: ev.Topic, Endpoint: ev.Endpoint, Bytes: b}
+						m = &Message{Seq: ev.Seq, ID: ev.ID, Topic: ev.Topic, Endpoint: ev.Endpoint, Bytes: b}
 					}
 				}
 				if m == nil {

@@ -45,7 +45,9 @@ const appendEventsChunk = 500
 
 // AppendEvents appends evs to the event log in one transaction and sets
 // their IDs, in the order of evs. A zero Time is the store's now; an
-// empty Data is JSON null.
+// empty Data is JSON null. Each event of evs is left as the log holds it
+// (Time in milliseconds, Data never empty), equal to what EventsAfter
+// reads.
 func (s *Store) AppendEvents(ctx context.Context, evs []LoggedEvent) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error { return s.AppendEventsTx(ctx, tx, evs) })
 }
@@ -72,8 +74,9 @@ func (s *Store) AppendEventsTx(ctx context.Context, tx *sql.Tx, evs []LoggedEven
 			t := e.Time
 			if t.IsZero() {
 				t = now
-				chunk[i].Time = fromMillis(millis(now))
 			}
+			// The event as the log holds it, as EventsAfter reads it.
+			chunk[i].Time, chunk[i].Data = fromMillis(millis(t)), json.RawMessage(data)
 			if s.dialect == DialectPostgres {
 				values[i] = "(" + params(len(args)+1, 5) + ")"
 			} else {
@@ -124,6 +127,8 @@ type EventFilter struct {
 	Topics []string
 	// Endpoint, when not empty, keeps the events of this endpoint.
 	Endpoint string
+	// Through, when > 0, keeps the events with an ID up to this.
+	Through int64
 }
 
 // EventsAfter returns the logged events matching f, oldest first. An
@@ -142,6 +147,9 @@ func (s *Store) EventsAfter(ctx context.Context, f EventFilter) ([]LoggedEvent, 
 	}
 	if f.Endpoint != "" {
 		conds = append(conds, "e.endpoint = "+arg(f.Endpoint))
+	}
+	if f.Through > 0 {
+		conds = append(conds, "e.id <= "+arg(f.Through))
 	}
 	q := "SELECT " + prefixCols("e.", eventLogCols) + " FROM event_log e" + whereAll(conds...) +
 		" ORDER BY e.id LIMIT " + arg(limitOr(f.Limit, 100))
@@ -191,4 +199,12 @@ func (s *Store) LastEventID(ctx context.Context) (int64, error) {
 	var id sql.NullInt64
 	err := s.rdb.QueryRowContext(ctx, "SELECT MAX(id) FROM event_log").Scan(&id)
 	return id.Int64, wrap("last event id", err)
+}
+
+// EventLogBounds returns the IDs of the oldest and the newest logged
+// event, both 0 when the log is empty.
+func (s *Store) EventLogBounds(ctx context.Context) (oldest, newest int64, err error) {
+	var lo, hi sql.NullInt64
+	err = s.rdb.QueryRowContext(ctx, "SELECT MIN(id), MAX(id) FROM event_log").Scan(&lo, &hi)
+	return lo.Int64, hi.Int64, wrap("event log bounds", err)
 }

@@ -63,9 +63,15 @@ func Backoff(attempt int) time.Duration {
 
 // Config wires a Service.
 type Config struct {
-	Store     *store.Store // required
-	Engine    *jobs.Engine // required; New registers KindDelivery and KindPrune with it
-	Bus       *events.Bus  // the events logged; nil logs none
+	Store  *store.Store // required
+	Engine *jobs.Engine // required; New registers KindDelivery and KindPrune with it
+	Bus    *events.Bus  // the events logged; nil logs none
+	// Logged, when not nil, gets every event again once its batch is
+	// committed to the log, in the order of their IDs: with ID set, Time
+	// as logged (milliseconds) and Data the logged JSON
+	// (json.RawMessage). A reader of Logged sees exactly what a reader of
+	// the log (store.EventsAfter) sees, so it can join the two by ID.
+	Logged    *events.Bus
 	SecretKey string       // required: seals the webhooks' secrets
 	Logger    *slog.Logger // nil: slog.Default()
 	// AllowHTTP accepts http:// webhook URLs (debug mode).
@@ -431,6 +437,7 @@ func (s *Service) logBatch(batch []events.Event) {
 		err := s.appendWithJobs(ctx, logged)
 		if err == nil {
 			s.logged.Add(uint64(len(logged)))
+			s.publishLogged(logged)
 			return
 		}
 		s.log.Error("logging events failed, retrying", "events", len(logged), "retry_in", wait, "err", err)
@@ -440,6 +447,16 @@ func (s *Service) logBatch(batch []events.Event) {
 			return
 		case <-time.After(wait):
 		}
+	}
+}
+
+// publishLogged publishes the committed events evs on Config.Logged.
+func (s *Service) publishLogged(evs []store.LoggedEvent) {
+	if s.cfg.Logged == nil {
+		return
+	}
+	for _, e := range evs {
+		s.cfg.Logged.Publish(events.Event{ID: e.ID, Topic: e.Topic, Time: e.Time, Endpoint: e.Endpoint, Data: e.Data})
 	}
 }
 
