@@ -18,6 +18,7 @@ import (
 	"github.com/flownexus/flownexus/internal/auth"
 	"github.com/flownexus/flownexus/internal/simulator"
 	"github.com/flownexus/flownexus/internal/store"
+	"github.com/flownexus/flownexus/internal/store/storetest"
 )
 
 // userToken creates a user and returns an API token of it: a global
@@ -224,7 +225,16 @@ func body(v any) func(string, map[string]string) any {
 // (403); and no token (401). A route added without a case here fails the
 // test. Every 403 is audited, up to the limit; a 404 is not.
 func TestEveryRouteIsAuthorized(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()), Tuning{})
+	t.Run("sqlite", func(t *testing.T) { walkRoutes(t, "") })
+	t.Run("postgres", func(t *testing.T) { walkRoutes(t, storetest.PostgresURL(t)) })
+}
+
+// walkRoutes is TestEveryRouteIsAuthorized on the database at dbURL ("":
+// SQLite).
+func walkRoutes(t *testing.T, dbURL string) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.DatabaseURL = dbURL
+	s := startServer(t, cfg, Tuning{})
 	f := startFleet(t, s, 2, nil)
 	epA, epB := f.Device(0).Endpoint(), f.Device(1).Endpoint()
 	for _, ep := range []string{epA, epB} {
@@ -447,6 +457,13 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 		return s.do(t, tok, r.Method, path, bodyFor(c, who, ep)), what
 	}
 	refusals := map[int64]int{} // by user: the refusals the walk caused
+	// reader is a global administrator whose token is read-only: every
+	// route but GET and HEAD refuses it.
+	reader, _ := s.memberToken(t, "reader", true, "", auth.SiteUser, 0)
+	readTok, th, prefix := auth.NewToken()
+	if _, err := s.Store.CreateScopedAPIToken(context.Background(), reader.ID, "read", th, prefix, store.TokenRead, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range cases {
 		r, ok := routes[c.key]
 		if !ok {
@@ -462,6 +479,14 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 			}
 		} else if got := s.do(t, "", r.Method, fill(r.Path, "admin", epA, c.idKey)+c.query, nil); got.code != http.StatusUnauthorized {
 			t.Errorf("%s without a token: %d, want 401", c.key, got.code)
+		}
+		// A read-only token writing.
+		if c.perm != auth.Public && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			got, what := call(c.routeCase, r, "admin", readTok, epA)
+			if p := got.problem(t); got.code != http.StatusForbidden || p.Code != "token_scope" {
+				t.Errorf("%s with a read-only token: %d %s, want 403 token_scope", what, got.code, got.body)
+			}
+			refusals[reader.ID]++
 		}
 		site := auth.FlagOf(c.perm) != 0
 		// A site user lacking the route's flag: refused before the body
@@ -542,6 +567,9 @@ func TestEveryRouteIsAuthorized(t *testing.T) {
 	}
 	if refusals[walker.ID] == 0 {
 		t.Error("no refusal of the site user")
+	}
+	if refusals[reader.ID] == 0 {
+		t.Error("no refusal of the read-only token")
 	}
 }
 
