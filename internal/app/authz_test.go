@@ -222,8 +222,10 @@ func body(v any) func(string, map[string]string) any {
 // (allowed for site permissions, 403 for global ones) and on a device of
 // site B (404 for per-device routes, absent from the endpoint list); for
 // each site permission a Site User of A with every flag but that one
-// (403); and no token (401). A route added without a case here fails the
-// test. Every 403 is audited, up to the limit; a 404 is not.
+// (403); a global administrator's read-only token on every route but GET
+// and HEAD (403 token_scope); and no token (401), on SQLite and on
+// PostgreSQL. A route added without a case here fails the test. Every
+// 403 is audited, up to the limit; a 404 is not.
 func TestEveryRouteIsAuthorized(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) { walkRoutes(t, "") })
 	t.Run("postgres", func(t *testing.T) { walkRoutes(t, storetest.PostgresURL(t)) })
