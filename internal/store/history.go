@@ -67,16 +67,16 @@ func CursorOf(r ValueRow) ValueCursor {
 	return ValueCursor{EndpointID: r.EndpointID, Path: r.Path.String(), ReceivedAt: millis(r.ReceivedAt), ID: r.ID}
 }
 
-// seriesWhere is the condition on l (resource_latest) and e (endpoint)
-// of q, with its arguments added by arg.
-func (q ValueQuery) seriesWhere(arg func(any) string) string {
+// endpointConds are the conditions of q's scope and endpoints on e
+// (endpoint) and idCol, the endpoint id column of the queried table.
+func (q ValueQuery) endpointConds(idCol string, arg func(any) string) []string {
 	var conds []string
 	if c := scopeCond(q.Scope, "e.site_id", arg); c != "" {
 		conds = append(conds, c)
 	}
 	switch {
 	case q.EndpointID != 0:
-		conds = append(conds, "l.endpoint_id = "+arg(q.EndpointID))
+		conds = append(conds, idCol+" = "+arg(q.EndpointID))
 	case len(q.Names) > 0:
 		ph := make([]string, len(q.Names))
 		for i, n := range q.Names {
@@ -86,6 +86,13 @@ func (q ValueQuery) seriesWhere(arg func(any) string) string {
 	case q.Prefix != "":
 		conds = append(conds, "e.name >= "+arg(q.Prefix), "e.name < "+arg(q.Prefix+string(utf8.MaxRune)))
 	}
+	return conds
+}
+
+// seriesWhere is the condition on l (resource_latest) and e (endpoint)
+// of q, with its arguments added by arg.
+func (q ValueQuery) seriesWhere(arg func(any) string) string {
+	conds := q.endpointConds("l.endpoint_id", arg)
 	if q.Path != "" {
 		conds = append(conds, "l.path = "+arg(q.Path))
 	} else {

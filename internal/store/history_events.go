@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"strings"
-	"unicode/utf8"
 )
 
 // EventRow is a stored event with its endpoint's name.
@@ -15,22 +14,7 @@ type EventRow struct {
 // eventWhere is the condition of q on ev (event) and e (endpoint): its
 // endpoints and the range of received_at; the path fields do not apply.
 func (q ValueQuery) eventWhere(arg func(any) string) string {
-	conds := []string{q.timeWhere("ev.received_at", arg)}
-	if c := scopeCond(q.Scope, "e.site_id", arg); c != "" {
-		conds = append(conds, c)
-	}
-	switch {
-	case q.EndpointID != 0:
-		conds = append(conds, "ev.endpoint_id = "+arg(q.EndpointID))
-	case len(q.Names) > 0:
-		ph := make([]string, len(q.Names))
-		for i, n := range q.Names {
-			ph[i] = arg(n)
-		}
-		conds = append(conds, "e.name IN ("+strings.Join(ph, ", ")+")")
-	case q.Prefix != "":
-		conds = append(conds, "e.name >= "+arg(q.Prefix), "e.name < "+arg(q.Prefix+string(utf8.MaxRune)))
-	}
+	conds := append([]string{q.timeWhere("ev.received_at", arg)}, q.endpointConds("ev.endpoint_id", arg)...)
 	return strings.Join(conds, " AND ")
 }
 
