@@ -5,12 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -155,28 +153,6 @@ func BenchmarkDataPages(b *testing.B) {
 		{"data-all-24h", "/data?path=3303/*/5700&range=24h"},
 		{"export-csv-ten-7d", "/data/export?format=csv&prefix=" + ten + "&path=3303/*/5700&range=7d"},
 	} {
-		b.Run(c.name, func(b *testing.B) {
-			var times []time.Duration
-			size := 0
-			for b.Loop() {
-				req := httptest.NewRequest(http.MethodGet, c.path, nil)
-				for _, ck := range cookies {
-					req.AddCookie(ck)
-				}
-				rec := httptest.NewRecorder()
-				start := time.Now()
-				h.ServeHTTP(rec, req)
-				times = append(times, time.Since(start))
-				if rec.Code != 200 {
-					b.Fatalf("%s: %d %s", c.path, rec.Code, rec.Body.String())
-				}
-				body, _ := io.ReadAll(rec.Body)
-				size = len(body)
-			}
-			slices.Sort(times)
-			b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(times[len(times)*95/100].Microseconds())/1000, "p95-ms")
-			b.ReportMetric(float64(size), "page-bytes")
-		})
+		b.Run(c.name, func(b *testing.B) { benchPage(b, h, cookies, c.path, true) })
 	}
 }

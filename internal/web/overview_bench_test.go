@@ -4,9 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"slices"
 	"testing"
 	"time"
 
@@ -93,24 +90,6 @@ func BenchmarkOverview(b *testing.B) {
 	h := e.w.Handler()
 	for _, user := range []string{"admin", "olive"} {
 		cookies := e.loggedIn(b, user).c.Jar.Cookies(mustParse(e.srv.URL))
-		b.Run(user, func(b *testing.B) {
-			var times []time.Duration
-			for b.Loop() {
-				req := httptest.NewRequest(http.MethodGet, "/", nil)
-				for _, ck := range cookies {
-					req.AddCookie(ck)
-				}
-				rec := httptest.NewRecorder()
-				t := time.Now()
-				h.ServeHTTP(rec, req)
-				times = append(times, time.Since(t))
-				if rec.Code != 200 {
-					b.Fatalf("GET /: %d", rec.Code)
-				}
-			}
-			slices.Sort(times)
-			b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(times[len(times)*95/100].Microseconds())/1000, "p95-ms")
-		})
+		b.Run(user, func(b *testing.B) { benchPage(b, h, cookies, "/", false) })
 	}
 }
