@@ -45,11 +45,7 @@ const (
 // (online, name) index when Online is set), or endpoint_seen_name, from
 // After or Prefix.
 func (s *Store) PageEndpoints(ctx context.Context, p EndpointPage) ([]Endpoint, bool, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = 50
-	}
-	limit = min(limit, 500)
+	limit := min(limitOr(p.Limit, 50), 500)
 	var where []string
 	var args []any
 	arg := argList(&args)

@@ -33,11 +33,7 @@ type ListedUpdate struct {
 // PageFirmwareUpdates returns one page of the updates p selects, newest
 // first, and whether more follow.
 func (s *Store) PageFirmwareUpdates(ctx context.Context, p FirmwareUpdatePage) ([]ListedUpdate, bool, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = 50
-	}
-	limit = min(limit, 500)
+	limit := min(limitOr(p.Limit, 50), 500)
 	var args []any
 	arg := argList(&args)
 	var where []string

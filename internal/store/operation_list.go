@@ -35,11 +35,7 @@ type ListedOperation struct {
 // cost grows with the page and with the operations skipped by the scope
 // and prefix filters, not with the queue's length.
 func (s *Store) PageOperations(ctx context.Context, p OperationPage) ([]ListedOperation, bool, error) {
-	limit := p.Limit
-	if limit <= 0 {
-		limit = 50
-	}
-	limit = min(limit, 500)
+	limit := min(limitOr(p.Limit, 50), 500)
 	var args []any
 	arg := argList(&args)
 	var where []string
